@@ -1,0 +1,1 @@
+"""lipjax: landmark-graph lip reading in JAX (shards -> batches -> model -> checkpoints -> evaluation)."""
