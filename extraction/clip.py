@@ -1,0 +1,106 @@
+"""One video (+ speech interval) -> the per-frame arrays of one example.
+
+`extract_clip` is the single definition of what a clip becomes; extraction runs
+it for every clip of a corpus and `lipjax.predict` runs it on a user's video,
+so training and prediction see the same ROI, normalisation, smoothing and features.
+"""
+
+import dataclasses
+
+import numpy as np
+
+from extraction import features
+from extraction import normalize
+from extraction import roi
+from extraction import schema
+from extraction import transcripts
+from extraction import video
+
+
+class ClipError(Exception):
+  """A clip that cannot become an example; the message names the file and why."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+  """Extraction settings; recorded in the data set's metadata."""
+  max_frames: int = 29
+  fps: float = 25.0
+  ema_alpha: float = 0.7
+  min_face_fraction: float = 0.5
+  min_frames: int = 4
+  min_detection_confidence: float = 0.5
+  min_tracking_confidence: float = 0.5
+
+
+@dataclasses.dataclass
+class ClipArrays:
+  """A clip's per-frame arrays before padding (L <= max_frames frames)."""
+  landmarks: np.ndarray    # [L, 88, 3]
+  au: np.ndarray           # [L, 18]
+  geometry: np.ndarray     # [L, 10]
+  face_mask: np.ndarray    # [L] uint8
+  speech_mask: np.ndarray  # [L] uint8
+  source_frames: int       # frames at the data set's fps before cutting
+  cut: bool                # longer than max_frames and cut around the speech
+  resampled: bool          # source fps differed from the data set's fps
+
+  def to_example(self, label: int, speaker: str, video_id: str, max_frames: int) -> dict:
+    """Pads to a schema example."""
+    return schema.pad_example(
+        landmarks=self.landmarks, au=self.au, geometry=self.geometry,
+        face_mask=self.face_mask, speech_mask=self.speech_mask, label=label,
+        speaker=speaker, video_id=video_id, max_frames=max_frames)
+
+
+def cut_window(num_frames: int, intervals, fps: float, max_frames: int) -> int:
+  """First frame of a max_frames window centred on the speech (clamped to the clip)."""
+  if num_frames <= max_frames:
+    return 0
+  if intervals:
+    centre = 0.5 * (min(s for s, _ in intervals) + max(e for _, e in intervals)) * fps
+  else:
+    centre = 0.5 * num_frames
+  start = int(round(centre - 0.5 * max_frames))
+  return min(max(start, 0), num_frames - max_frames)
+
+
+def extract_clip(video_path: str, tracker, settings: Settings,
+                 intervals=None, transcript: transcripts.Transcript | None = None) -> ClipArrays:
+  """Runs FaceMesh on a video and turns it into normalised landmarks, features and masks.
+
+  Speech comes from `intervals` (seconds) or a `transcript`; with neither the
+  speech mask is empty, and the model pools over all frames instead.
+  """
+  try:
+    frames, source_fps = video.read_frames(video_path)
+  except video.VideoError as error:
+    raise ClipError(str(error)) from error
+  index = video.resample_indices(len(frames), source_fps, settings.fps)
+  frames = frames[index]
+  num_frames = len(frames)
+  if transcript is not None:
+    intervals = transcript.speech_intervals(num_frames / settings.fps)
+  intervals = tuple(intervals or ())
+  start = cut_window(num_frames, intervals, settings.fps, settings.max_frames)
+  frames = frames[start:start + settings.max_frames]
+  intervals = tuple((s - start / settings.fps, e - start / settings.fps) for s, e in intervals)
+  if len(frames) < settings.min_frames:
+    raise ClipError(f'{video_path}: {len(frames)} frames at {settings.fps:g} fps; '
+                    f'need at least {settings.min_frames}')
+
+  points, detected = tracker.landmarks(frames)
+  face_fraction = detected.mean()
+  if face_fraction < settings.min_face_fraction:
+    raise ClipError(f'{video_path}: face found in {int(detected.sum())} of {len(frames)} frames '
+                    f'(< {settings.min_face_fraction:.0%}); no usable face')
+  face = normalize.normalize_track(points, detected, settings.ema_alpha)  # [L, 468, 3]
+  au, geometry = features.compute_features(face)
+  return ClipArrays(
+      landmarks=face[:, list(roi.ROI_INDICES)],
+      au=au, geometry=geometry,
+      face_mask=detected.astype(np.uint8),
+      speech_mask=transcripts.speech_mask(intervals, len(frames), settings.fps),
+      source_frames=num_frames,
+      cut=num_frames > settings.max_frames,
+      resampled=not np.array_equal(index, np.arange(len(index))))

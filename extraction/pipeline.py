@@ -1,0 +1,336 @@
+"""A whole extraction run: clips -> worker processes -> per-clip cache -> shards -> metadata.
+
+Resumable: each clip's result (arrays, or the reason it failed) is cached under
+OUT/.cache/ by a key of its inputs and the settings, written atomically by the
+worker that made it. A rerun after a kill skips cached clips and builds the
+shards from the cache in a fixed order, so it yields the same shards.
+
+Partitionable: with num_shards=N, clip k of each split (in sorted order) goes to
+shard k % N. `shard_index=i` processes only shard i (one array job), writes
+that shard of every split and a part record under OUT/.parts/; whichever job
+finds all N parts present writes the tfds metadata and the merged report.
+Without shard_index one process pool does every shard.
+"""
+
+import concurrent.futures
+import dataclasses
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+import time
+
+import numpy as np
+
+from extraction import clip as clip_lib
+from extraction import features
+from extraction import roi
+from extraction import schema
+from extraction import shards
+from extraction import sources
+from extraction import transcripts
+
+REPORT_NAME = 'extraction_report.json'
+_CACHE_DIR = '.cache'
+_PARTS_DIR = '.parts'
+_ARRAY_FIELDS = ('landmarks', 'au', 'geometry', 'face_mask', 'speech_mask')
+
+_tracker = None  # one FaceMesh per worker process
+
+
+def _file_stamp(path: str | None) -> list:
+  if not path or not os.path.exists(path):
+    return [path, None]
+  stat = os.stat(path)
+  return [os.path.abspath(path), stat.st_size, stat.st_mtime_ns]
+
+
+def cache_key(clip: sources.Clip, settings: clip_lib.Settings) -> str:
+  """A stable hash of everything a clip's result depends on."""
+  blob = json.dumps([dataclasses.asdict(clip), _file_stamp(clip.video_path),
+                     _file_stamp(clip.transcript_path), dataclasses.asdict(settings),
+                     schema.SCHEMA_VERSION, roi.ROI_INDICES, features.AU_NAMES,
+                     features.GEOMETRY_NAMES], sort_keys=True, default=str)
+  return hashlib.sha1(blob.encode()).hexdigest()
+
+
+def _cache_paths(out_dir: str, key: str) -> tuple[str, str]:
+  base = os.path.join(out_dir, _CACHE_DIR, key[:2], key)
+  return base + '.npz', base + '.error.json'
+
+
+def _init_worker(settings: clip_lib.Settings) -> None:
+  """Creates this worker's FaceMesh tracker once."""
+  from extraction import facemesh  # pylint: disable=g-import-not-at-top
+  global _tracker
+  logging.getLogger('absl').setLevel(logging.ERROR)
+  _tracker = facemesh.FaceMeshTracker(settings.min_detection_confidence,
+                                      settings.min_tracking_confidence)
+
+
+def _extract_one(clip: sources.Clip, settings: clip_lib.Settings) -> clip_lib.ClipArrays:
+  """Extracts one clip, checking its transcript agrees with its label."""
+  if clip.error:
+    raise clip_lib.ClipError(clip.error)
+  if clip.interval is not None:
+    return clip_lib.extract_clip(clip.video_path, _tracker, settings, intervals=[clip.interval])
+  if not clip.transcript_path or not os.path.isfile(clip.transcript_path):
+    raise clip_lib.ClipError(f'{clip.transcript_path}: no transcript beside the video '
+                             '(or give start/end in a manifest)')
+  try:
+    transcript = transcripts.read(clip.transcript_path)
+  except transcripts.TranscriptError as error:
+    raise clip_lib.ClipError(str(error)) from error
+  if transcript.text and transcript.text != clip.label:
+    raise clip_lib.ClipError(f'{clip.transcript_path}: transcript says {transcript.text!r} '
+                             f'but the clip is labelled {clip.label!r}')
+  return clip_lib.extract_clip(clip.video_path, _tracker, settings, transcript=transcript)
+
+
+def _process(clip: sources.Clip, settings: clip_lib.Settings, out_dir: str, key: str) -> tuple[int, str | None]:
+  """Worker task: extracts a clip into the cache; returns (frames, error or None)."""
+  array_path, error_path = _cache_paths(out_dir, key)
+  os.makedirs(os.path.dirname(array_path), exist_ok=True)
+  try:
+    arrays = _extract_one(clip, settings)
+  except clip_lib.ClipError as error:
+    _atomic_json(error_path, {'video_id': clip.video_id, 'path': clip.video_path,
+                              'split': clip.split, 'reason': str(error)})
+    return 0, str(error)
+  except Exception as error:  # pylint: disable=broad-except
+    # Any other failure (a codec crash, a corrupt container) costs this clip only.
+    reason = f'{clip.video_path}: {type(error).__name__}: {error}'
+    _atomic_json(error_path, {'video_id': clip.video_id, 'path': clip.video_path,
+                              'split': clip.split, 'reason': reason})
+    return 0, reason
+  tmp = array_path + '.incomplete.npz'
+  np.savez(tmp, source_frames=arrays.source_frames, cut=arrays.cut, resampled=arrays.resampled,
+           **{name: getattr(arrays, name) for name in _ARRAY_FIELDS})
+  os.replace(tmp, array_path)
+  return len(arrays.landmarks), None
+
+
+def _atomic_json(path: str, content) -> None:
+  tmp = path + '.incomplete'
+  with open(tmp, 'w') as f:
+    json.dump(content, f, indent=1, sort_keys=True)
+  os.replace(tmp, path)
+
+
+def _load_cached(out_dir: str, key: str):
+  """Returns ('ok', ClipArrays) or ('error', reason) or (None, None) if not cached."""
+  array_path, error_path = _cache_paths(out_dir, key)
+  if os.path.exists(array_path):
+    with np.load(array_path) as data:
+      return 'ok', clip_lib.ClipArrays(
+          source_frames=int(data['source_frames']), cut=bool(data['cut']),
+          resampled=bool(data['resampled']), **{name: data[name] for name in _ARRAY_FIELDS})
+  if os.path.exists(error_path):
+    with open(error_path) as f:
+      return 'error', json.load(f)['reason']
+  return None, None
+
+
+def _shard_of(clips: list[sources.Clip], num_shards: int) -> list[int]:
+  """Shard of each clip: position within its split modulo num_shards."""
+  position, out = {}, []
+  for clip in clips:
+    k = position.get(clip.split, 0)
+    position[clip.split] = k + 1
+    out.append(k % num_shards)
+  return out
+
+
+def _run_workers(todo, settings, out_dir, workers, progress) -> dict:
+  """Extracts uncached clips in a process pool; returns timing figures."""
+  from tqdm import tqdm  # pylint: disable=g-import-not-at-top
+  timing = {'startup_seconds': 0.0, 'process_seconds': 0.0, 'frames_processed': 0}
+  if not todo:
+    return timing
+  bar = tqdm(total=len(todo), desc='extract', unit='clip', disable=not progress)
+  started = time.perf_counter()
+  if workers == 1:
+    _init_worker(settings)
+    timing['startup_seconds'] = time.perf_counter() - started
+    started = time.perf_counter()
+    for clip, key in todo:
+      frames, _ = _process(clip, settings, out_dir, key)
+      timing['frames_processed'] += frames
+      bar.update()
+  else:
+    # spawn: the parent may already hold TensorFlow's threads, which fork would copy broken.
+    context = multiprocessing.get_context('spawn')
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
+                                                initargs=(settings,)) as pool:
+      # Start every worker (imports, FaceMesh graph) before timing the work itself.
+      list(pool.map(time.sleep, [0.2] * workers))
+      timing['startup_seconds'] = time.perf_counter() - started
+      started = time.perf_counter()
+      futures = [pool.submit(_process, clip, settings, out_dir, key) for clip, key in todo]
+      try:
+        for future in concurrent.futures.as_completed(futures):
+          frames, _ = future.result()
+          timing['frames_processed'] += frames
+          bar.update()
+      except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+  timing['process_seconds'] = time.perf_counter() - started
+  bar.close()
+  return timing
+
+
+def _write_part(out_dir, clips, keys, shard_ids, index, num_shards, class_names, settings) -> dict:
+  """Writes shard `index` of every split from the cache; returns the part record."""
+  feature_spec = schema.features(settings.max_frames, class_names)
+  label_index = {name: k for k, name in enumerate(class_names)}
+  part = {'shard_index': index, 'num_shards': num_shards, 'splits': {}}
+  for split in schema.SPLITS:
+    members = [(c, k) for c, k, s in zip(clips, keys, shard_ids) if c.split == split and s == index]
+    if not any(c.split == split for c in clips):
+      continue
+    stats = {'written': 0, 'skipped': [], 'cut': 0, 'resampled': 0, 'frames': 0,
+             'face_frames': 0, 'speech_frames': 0, 'per_class': {}}
+    landmark_sum = np.zeros((schema.NUM_NODES, 3))
+    speakers = set()
+
+    def examples():
+      for clip, key in members:
+        status, result = _load_cached(out_dir, key)
+        if status != 'ok':
+          stats['skipped'].append({'video_id': clip.video_id, 'path': clip.video_path,
+                                   'reason': result or 'not extracted'})
+          continue
+        length = len(result.landmarks)
+        stats['written'] += 1
+        stats['cut'] += int(result.cut)
+        stats['resampled'] += int(result.resampled)
+        stats['frames'] += length
+        stats['face_frames'] += int(result.face_mask.sum())
+        stats['speech_frames'] += int(result.speech_mask.sum())
+        stats['per_class'][clip.label] = stats['per_class'].get(clip.label, 0) + 1
+        landmark_sum[:] += result.landmarks.sum(axis=0)
+        speakers.add(clip.speaker)
+        yield result.to_example(label_index[clip.label], clip.speaker, clip.video_id,
+                                settings.max_frames)
+
+    path = shards.shard_path(out_dir, split, index, num_shards)
+    count, num_bytes = shards.write_shard(path, examples(), feature_spec)
+    stats.update(count=count, bytes=num_bytes, speakers=sorted(speakers),
+                 landmark_sum=landmark_sum.tolist())
+    part['splits'][split] = stats
+  return part
+
+
+def _merge_report(parts: list[dict], class_names, settings, input_path) -> dict:
+  """Merges part records into the extraction report (per split and in total)."""
+  splits = {}
+  for split in schema.SPLITS:
+    records = [p['splits'][split] for p in parts if split in p['splits']]
+    if not records:
+      continue
+    frames = sum(r['frames'] for r in records)
+    per_class = {}
+    for r in records:
+      for label, n in r['per_class'].items():
+        per_class[label] = per_class.get(label, 0) + n
+    splits[split] = {
+        'written': sum(r['written'] for r in records),
+        'skipped': [s for r in records for s in r['skipped']],
+        'cut_to_max_frames': sum(r['cut'] for r in records),
+        'resampled_fps': sum(r['resampled'] for r in records),
+        'frames': frames,
+        'face_detection_rate': sum(r['face_frames'] for r in records) / max(frames, 1),
+        'speech_fraction': sum(r['speech_frames'] for r in records) / max(frames, 1),
+        'speakers': sorted({s for r in records for s in r['speakers']}),
+        'per_class': dict(sorted(per_class.items())),
+    }
+  return {
+      'input': os.path.abspath(input_path),
+      'settings': dataclasses.asdict(settings),
+      'classes': list(class_names),
+      'splits': splits,
+      'written': sum(s['written'] for s in splits.values()),
+      'failed': sum(len(s['skipped']) for s in splits.values()),
+  }
+
+
+def _finalize(out_dir, parts, class_names, settings, input_path) -> dict:
+  """Writes tfds metadata and the merged report once every part is present."""
+  shard_lengths, num_bytes = {}, {}
+  landmark_sum, train_frames = np.zeros((schema.NUM_NODES, 3)), 0
+  for part in sorted(parts, key=lambda p: p['shard_index']):
+    for split, stats in part['splits'].items():
+      shard_lengths.setdefault(split, []).append(stats['count'])
+      num_bytes[split] = num_bytes.get(split, 0) + stats['bytes']
+      if split == 'train':
+        landmark_sum += np.array(stats['landmark_sum'])
+        train_frames += stats['frames']
+  for split, lengths in shard_lengths.items():
+    if sum(lengths) == 0:  # every clip of the split failed: tfds wants no files for it
+      for index in range(len(lengths)):
+        os.remove(shards.shard_path(out_dir, split, index, len(lengths)))
+  report = _merge_report(parts, class_names, settings, input_path)
+  senders, receivers = roi.anatomical_edges()
+  meta = schema.DatasetMeta(
+      class_names=list(class_names), max_frames=settings.max_frames, fps=settings.fps,
+      roi_indices=list(roi.ROI_INDICES), mirror_perm=roi.mirror_perm().tolist(),
+      senders=senders.tolist(), receivers=receivers.tolist(),
+      au_names=list(features.AU_NAMES), geometry_names=list(features.GEOMETRY_NAMES),
+      mean_landmarks=(landmark_sum / max(train_frames, 1)).tolist(),
+      extraction={'settings': dataclasses.asdict(settings), 'input': report['input'],
+                  'num_shards': len(parts)})
+  if report['written']:
+    shards.write_metadata(out_dir, meta, shard_lengths, num_bytes)
+  _atomic_json(os.path.join(out_dir, REPORT_NAME), report)
+  return report
+
+
+def run(input_path: str, out_dir: str, workers: int | None = None,
+        settings: clip_lib.Settings = clip_lib.Settings(), num_shards: int = 1,
+        shard_index: int | None = None, progress: bool = True) -> dict:
+  """Extracts a corpus into TFRecord shards + metadata; returns the report.
+
+  The report's `complete` is False when this was one array job and other
+  shards are still missing (metadata is then written by the last job).
+  """
+  if num_shards < 1:
+    raise ValueError(f'num_shards must be >= 1, got {num_shards}')
+  if shard_index is not None and not 0 <= shard_index < num_shards:
+    raise ValueError(f'shard_index must be in [0, {num_shards}), got {shard_index}')
+  workers = max(1, workers or os.cpu_count() or 1)
+  clips = sources.discover(input_path)
+  class_names = sorted({c.label for c in clips if c.error is None and c.label})
+  if not class_names:
+    raise sources.SourceError(f'{input_path}: no usable clip (every row is malformed)')
+  keys = [cache_key(c, settings) for c in clips]
+  shard_ids = _shard_of(clips, num_shards)
+  mine = range(num_shards) if shard_index is None else [shard_index]
+  todo = [(c, k) for c, k, s in zip(clips, keys, shard_ids)
+          if s in mine and _load_cached(out_dir, k)[0] is None]
+  os.makedirs(out_dir, exist_ok=True)
+  logging.info('%d clips (%d cached), %d classes -> %s', sum(s in mine for s in shard_ids),
+               sum(s in mine for s in shard_ids) - len(todo), len(class_names), out_dir)
+  timing = _run_workers(todo, settings, out_dir, workers, progress)
+
+  parts_dir = os.path.join(out_dir, _PARTS_DIR)
+  os.makedirs(parts_dir, exist_ok=True)
+  for index in mine:
+    part = _write_part(out_dir, clips, keys, shard_ids, index, num_shards, class_names, settings)
+    _atomic_json(os.path.join(parts_dir, f'part-{index:05d}-of-{num_shards:05d}.json'), part)
+  part_paths = [os.path.join(parts_dir, f'part-{i:05d}-of-{num_shards:05d}.json')
+                for i in range(num_shards)]
+  if not all(os.path.exists(p) for p in part_paths):
+    done = sum(os.path.exists(p) for p in part_paths)
+    return {'complete': False, 'parts_done': done, 'num_shards': num_shards, **timing}
+  parts = []
+  for path in part_paths:
+    with open(path) as f:
+      parts.append(json.load(f))
+  report = _finalize(out_dir, parts, class_names, settings, input_path)
+  report.update(complete=True, workers=workers, **timing)
+  if timing['process_seconds']:
+    report['frames_per_second'] = timing['frames_processed'] / timing['process_seconds']
+  _atomic_json(os.path.join(out_dir, REPORT_NAME), report)
+  return report

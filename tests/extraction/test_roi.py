@@ -1,0 +1,71 @@
+"""The ROI, its mirror permutation and its anatomical edges."""
+
+import os
+
+import numpy as np
+import pytest
+import scipy.sparse
+import scipy.sparse.csgraph
+
+from extraction import roi
+
+
+def test_roi_has_88_unique_nodes_including_every_lip_landmark():
+  from mediapipe.python.solutions import face_mesh_connections
+  lips = {i for edge in face_mesh_connections.FACEMESH_LIPS for i in edge}
+  assert roi.NUM_NODES == 88 == len(set(roi.ROI_INDICES))
+  assert len(lips) == 40 and lips <= set(roi.ROI_INDICES)
+  assert list(roi.ROI_INDICES) == sorted(roi.ROI_INDICES)
+
+
+def test_mirror_perm_is_an_involution_that_keeps_midline_nodes():
+  perm = roi.mirror_perm()
+  np.testing.assert_array_equal(perm[perm], np.arange(roi.NUM_NODES))
+  assert perm[roi.node(0)] == roi.node(0)  # upper lip midline
+  assert perm[roi.node(152)] == roi.node(152)  # chin
+  assert perm[roi.node(61)] == roi.node(291)  # mouth corners swap
+
+
+def test_edges_are_connected_undirected_within_roi_and_mirror_symmetric():
+  senders, receivers = roi.anatomical_edges()
+  n = roi.NUM_NODES
+  assert senders.min() >= 0 and max(senders.max(), receivers.max()) < n
+  edges = set(zip(senders.tolist(), receivers.tolist()))
+  assert all((r, s) in edges for s, r in edges), 'both directions stored'
+  assert all(s != r for s, r in edges), 'no self loops'
+  perm = roi.mirror_perm()
+  assert all((perm[s], perm[r]) in edges for s, r in edges)
+  adjacency = scipy.sparse.coo_matrix((np.ones(len(senders)), (senders, receivers)), shape=(n, n))
+  assert scipy.sparse.csgraph.connected_components(adjacency, directed=False)[0] == 1
+
+
+def test_edges_are_not_index_space_neighbours():
+  senders, receivers = roi.anatomical_edges()
+  # The seed linked nodes by index distance; anatomical edges mostly do not.
+  assert np.mean(np.abs(senders - receivers) == 1) < 0.3
+
+
+def test_mirror_pairs_match_facemesh_on_a_flipped_real_face():
+  import cv2
+  import skimage
+  from extraction import facemesh
+  image = cv2.imread(os.path.join(os.path.dirname(skimage.__file__), 'data', 'astronaut.png'))
+  image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+  with facemesh.FaceMeshTracker() as tracker:
+    points, found = tracker.landmarks(image[None])
+    flipped, found_flipped = tracker.landmarks(image[None, :, ::-1].copy())
+  assert found.all() and found_flipped.all()
+  flipped[..., 0] = image.shape[1] - flipped[..., 0]
+  rois = np.array(roi.ROI_INDICES)
+  mirrored = rois[roi.mirror_perm()]
+  # Landmark i of the face sits where landmark mirror(i) of the flipped face sits.
+  error = np.linalg.norm(points[0, rois, :2] - flipped[0, mirrored, :2], axis=-1)
+  face_size = np.ptp(points[0, :, :2], axis=0).max()
+  assert error.max() / face_size < 0.04
+  wrong = np.linalg.norm(points[0, rois, :2] - flipped[0, rois, :2], axis=-1)
+  assert wrong.max() / face_size > 0.2  # without the mirror the match is far off
+
+
+def test_node_rejects_landmark_outside_roi():
+  with pytest.raises(ValueError, match='not in the mouth ROI'):
+    roi.node(33)

@@ -1,0 +1,50 @@
+"""Finding clips in LRW folders and CSV manifests."""
+
+import pytest
+
+from extraction import sources
+
+
+def test_lrw_folder_gives_label_split_and_transcript(tmp_path):
+  for split in ('train', 'val'):
+    (tmp_path / 'ABOUT' / split).mkdir(parents=True)
+    (tmp_path / 'ABOUT' / split / 'ABOUT_00001.mp4').write_bytes(b'x')
+  (tmp_path / 'ABOUT' / 'train' / 'notes.md').write_text('ignored')
+  clips = sources.discover(str(tmp_path))
+  assert [(c.label, c.split, c.video_id) for c in clips] == [
+      ('ABOUT', 'train', 'ABOUT/train/ABOUT_00001'), ('ABOUT', 'val', 'ABOUT/val/ABOUT_00001')]
+  assert clips[0].transcript_path.endswith('ABOUT_00001.txt')
+
+
+def test_lrw_folder_rejects_unknown_split(tmp_path):
+  (tmp_path / 'ABOUT' / 'dev').mkdir(parents=True)
+  with pytest.raises(sources.SourceError, match='split folder must be one of'):
+    sources.discover(str(tmp_path))
+
+
+def test_manifest_rows_with_problems_become_clip_errors(tmp_path):
+  manifest = tmp_path / 'm.csv'
+  manifest.write_text('path,label,split,speaker,start,end\n'
+                      'a.mp4,bat,train,s1,0.2,0.6\n'
+                      'b.mp4,pat,holdout,s2,,\n'
+                      'c.mp4,mat,test,,x,1\n'
+                      'a.mp4,bat,train,s1,0.2,0.6\n')
+  clips = {c.video_id + str(c.error is None): c for c in sources.discover(str(manifest))}
+  good = clips['aTrue']
+  assert (good.label, good.speaker, good.interval, good.transcript_path) == ('BAT', 's1', (0.2, 0.6), None)
+  assert "m.csv:3: split 'holdout'" in clips['bFalse'].error
+  assert 'm.csv:4: start/end must be seconds' in clips['cFalse'].error
+  assert clips['cFalse'].speaker == sources.UNKNOWN_SPEAKER
+  assert 'duplicate path' in clips['aFalse'].error
+
+
+def test_manifest_without_required_columns_is_an_input_error(tmp_path):
+  manifest = tmp_path / 'm.csv'
+  manifest.write_text('file,word\na.mp4,bat\n')
+  with pytest.raises(sources.SourceError, match='m.csv: manifest header must have columns'):
+    sources.discover(str(manifest))
+
+
+def test_missing_input_is_an_input_error(tmp_path):
+  with pytest.raises(sources.SourceError, match='no such folder or manifest'):
+    sources.discover(str(tmp_path / 'nothing'))
