@@ -1,0 +1,60 @@
+"""The demo default: a small GCN + BiLSTM (< 1M parameters) that trains in minutes on CPU."""
+
+import os
+
+import ml_collections
+
+
+def get_config():
+  """Returns the small configuration."""
+  config = ml_collections.ConfigDict()
+  # The demo data set (extraction/demo.py builds it when missing); LIPJAX_DATA_DIR overrides.
+  config.data_dir = os.environ.get('LIPJAX_DATA_DIR', os.path.expanduser('~/.cache/lipjax/demo'))
+  config.seed = 0
+  config.distributed = False  # jax.distributed.initialize() first (multi-host TPU/GPU)
+
+  config.batch_size = 32  # global, over all devices
+  config.eval_batch_size = 64
+  config.num_train_steps = 3000
+  config.eval_every_steps = 200
+  config.checkpoint_every_steps = 200
+  config.log_every_steps = 50
+  config.keep_checkpoints = 2
+  config.patience = 8  # evaluations without a better val accuracy before stopping
+
+  config.learning_rate = 3e-3
+  config.warmup_steps = 200
+  config.weight_decay = 1e-4
+  config.label_smoothing = 0.1
+  config.grad_clip = 1.0
+
+  config.input = ml_collections.ConfigDict()
+  config.input.cache = True  # hold parsed examples in memory (small data sets)
+  config.input.shuffle_buffer = 20_000
+  config.input.prefetch = 4
+
+  config.augment = ml_collections.ConfigDict()
+  config.augment.flip = True  # p=0.5 horizontal flip through the mirror permutation
+  config.augment.rotate_degrees = 8.0
+  config.augment.scale = 0.08
+  config.augment.translate = 0.03
+  config.augment.jitter_std = 0.003
+  config.augment.time_mask_max = 3  # frames held frozen, flagged in face_mask
+  config.augment.speed = 0.15  # resample at a rate in [1 - speed, 1 + speed]
+
+  config.model = ml_collections.ConfigDict()
+  config.model.edges = 'anatomical'  # anatomical | knn_distance | knn_index
+  config.model.knn_k = 4
+  config.model.mask_mode = 'speech'  # speech | frames | none
+  config.model.globals_mode = 'globals'  # globals | broadcast
+  config.model.velocities = True
+  config.model.velocity_scale = 10.0
+  config.model.gcn_features = (64, 64)
+  config.model.gcn_impl = 'dense'  # dense | jraph (same operator)
+  config.model.temporal = 'bilstm'
+  config.model.lstm_hidden = 128
+  config.model.lstm_layers = 1
+  config.model.lstm_unroll = 1
+  config.model.head_hidden = (128,)
+  config.model.dropout_rate = 0.2
+  return config

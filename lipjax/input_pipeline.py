@@ -1,0 +1,199 @@
+"""Shards -> tf.data -> numpy batches shaped [devices, per_device_batch, ...] for pmap.
+
+Training batches: per-epoch shuffle seeded by (config.seed, epoch), full batches
+only, augmentation on whole batches with stateless random numbers seeded by
+(config.seed, step), so a run's data is a function of its seed and resumes at
+any step. Evaluation batches: every example exactly once, the last batch padded
+and flagged by `example_mask`.
+"""
+
+import itertools
+import os
+from typing import Iterator
+
+import numpy as np
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # TF's C++ start-up chatter, not ours
+import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+from extraction import shards  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+# JAX owns the accelerators; tf.data only reads and augments on the host.
+tf.config.set_visible_devices([], 'GPU')
+
+NUMERIC_KEYS = ('landmarks', 'au', 'geometry', 'frame_mask', 'face_mask', 'speech_mask',
+                'length', 'label')
+
+
+def parse_example(example: dict) -> dict:
+  """Keeps the numeric fields as float32 masks / int32 labels and adds `example_mask`."""
+  parsed = {key: tf.cast(example[key], tf.float32)
+            for key in ('landmarks', 'au', 'geometry', 'frame_mask', 'face_mask', 'speech_mask')}
+  parsed['length'] = tf.cast(example['length'], tf.int32)
+  parsed['label'] = tf.cast(example['label'], tf.int32)
+  parsed['example_mask'] = tf.constant(1.0, tf.float32)
+  return parsed
+
+
+def flip_landmarks(landmarks, frame_mask, mirror_perm):
+  """Horizontal flip: node k takes node mirror_perm[k]'s point with x -> 1 - x.  # [..., T, N, 3]
+
+  Padding frames stay zero. Flipping twice is the identity (mirror_perm is an involution).
+  """
+  mirrored = tf.gather(landmarks, mirror_perm, axis=-2)
+  mirrored = tf.concat([1.0 - mirrored[..., :1], mirrored[..., 1:]], axis=-1)
+  return mirrored * frame_mask[..., None, None]
+
+
+def speed_perturb(batch: dict, rate) -> dict:
+  """Resamples each clip at rate [B] (> 1: faster, fewer frames) by linear interpolation."""
+  steps = batch['frame_mask'].shape[1]
+  length = tf.cast(batch['length'], tf.float32)  # [B]
+  new_length = tf.clip_by_value(tf.round(length / rate), 1.0, float(steps))  # [B]
+  position = tf.range(steps, dtype=tf.float32)[None, :] * rate[:, None]  # [B, T]
+  position = tf.minimum(position, length[:, None] - 1.0)
+  lower = tf.cast(tf.floor(position), tf.int32)
+  upper = tf.minimum(lower + 1, tf.cast(length[:, None], tf.int32) - 1)
+  weight = position - tf.cast(lower, tf.float32)  # [B, T]
+  nearest = tf.cast(tf.round(position), tf.int32)
+  frame_mask = tf.cast(tf.range(steps, dtype=tf.float32)[None, :] < new_length[:, None], tf.float32)
+  out = dict(batch)
+  for key in ('landmarks', 'au', 'geometry'):
+    x = batch[key]
+    extra = [1] * (len(x.shape) - 2)
+    w = tf.reshape(weight, weight.shape + extra)
+    lerp = (tf.gather(x, lower, batch_dims=1) * (1.0 - w) + tf.gather(x, upper, batch_dims=1) * w)
+    out[key] = lerp * tf.reshape(frame_mask, frame_mask.shape + extra)
+  for key in ('face_mask', 'speech_mask'):
+    out[key] = tf.gather(batch[key], nearest, batch_dims=1) * frame_mask
+  out['frame_mask'] = frame_mask
+  out['length'] = tf.cast(new_length, tf.int32)
+  return out
+
+
+def time_mask(batch: dict, start, width) -> dict:
+  """Freezes frames [start, start + width) at the frame before and flags them in face_mask.
+
+  That is what extraction does where FaceMesh loses the face, so the model
+  learns to bridge such gaps.
+  """
+  steps = batch['frame_mask'].shape[1]
+  t = tf.range(steps)[None, :]  # [1, T]
+  inside = (t >= start[:, None]) & (t < (start + width)[:, None]) & (t < batch['length'][:, None])
+  source = tf.where(inside, tf.maximum(start[:, None] - 1, 0), t)  # [B, T]
+  out = dict(batch)
+  for key in ('landmarks', 'au', 'geometry'):
+    out[key] = tf.gather(batch[key], source, batch_dims=1)
+  out['face_mask'] = batch['face_mask'] * (1.0 - tf.cast(inside, tf.float32))
+  return out
+
+
+def affine_landmarks(landmarks, frame_mask, angle, scale, shift):
+  """Rotates xy by angle [B] and scales xyz by scale [B] about 0.5, then shifts xy by shift [B, 2]."""
+  cos, sin = tf.cos(angle)[:, None, None], tf.sin(angle)[:, None, None]  # [B, 1, 1]
+  x, y, z = landmarks[..., 0] - 0.5, landmarks[..., 1] - 0.5, landmarks[..., 2] - 0.5  # [B, T, N]
+  s = scale[:, None, None]
+  moved = tf.stack([
+      s * (cos * x - sin * y) + 0.5 + shift[:, 0, None, None],
+      s * (sin * x + cos * y) + 0.5 + shift[:, 1, None, None],
+      s * z + 0.5], axis=-1)  # [B, T, N, 3]
+  return moved * frame_mask[..., None, None]
+
+
+def augment_batch(batch: dict, seed, augment, mirror_perm) -> dict:
+  """Applies the augmentations switched on in config.augment, independently per example."""
+  size = tf.shape(batch['length'])[0]
+  seeds = tf.random.experimental.stateless_split(seed, num=8)
+  uniform = lambda i, shape, lo, hi: tf.random.stateless_uniform(shape, seeds[i], lo, hi)
+  if augment.speed > 0:
+    batch = speed_perturb(batch, uniform(0, [size], 1.0 - augment.speed, 1.0 + augment.speed))
+  if augment.time_mask_max > 0:
+    width = tf.random.stateless_uniform([size], seeds[1], 0, augment.time_mask_max + 1, tf.int32)
+    room = tf.maximum(batch['length'] - width, 0) + 1
+    start = tf.cast(uniform(2, [size], 0.0, 1.0) * tf.cast(room, tf.float32), tf.int32)
+    batch = time_mask(batch, start, width)
+  if augment.flip:
+    flipped = flip_landmarks(batch['landmarks'], batch['frame_mask'], mirror_perm)
+    # AU and geometry features are left-right symmetric measures: they stay as they are.
+    do_flip = uniform(3, [size], 0.0, 1.0) < 0.5
+    batch = dict(batch, landmarks=tf.where(do_flip[:, None, None, None], flipped, batch['landmarks']))
+  if augment.rotate_degrees > 0 or augment.scale > 0 or augment.translate > 0:
+    radians = augment.rotate_degrees * np.pi / 180.0
+    batch = dict(batch, landmarks=affine_landmarks(
+        batch['landmarks'], batch['frame_mask'],
+        angle=uniform(4, [size], -radians, radians + 1e-9),
+        scale=uniform(5, [size], 1.0 - augment.scale, 1.0 + augment.scale + 1e-9),
+        shift=uniform(6, [size, 2], -augment.translate, augment.translate + 1e-9)))
+  if augment.jitter_std > 0:
+    noise = tf.random.stateless_normal(tf.shape(batch['landmarks']), seeds[7],
+                                       stddev=augment.jitter_std)
+    batch = dict(batch, landmarks=batch['landmarks']
+                 + noise * batch['frame_mask'][..., None, None])
+  return batch
+
+
+def shard_for_devices(batch: dict, num_devices: int) -> dict:
+  """Reshapes every [B, ...] tensor to [devices, B / devices, ...] for pmap."""
+  return {key: tf.reshape(x, tf.concat([[num_devices, -1], tf.shape(x)[1:]], 0))
+          for key, x in batch.items()}
+
+
+def pad_batch(batch: dict, batch_size: int) -> dict:
+  """Pads a short last batch with zero examples (example_mask 0) up to batch_size."""
+  missing = batch_size - tf.shape(batch['label'])[0]
+  return {key: tf.pad(x, [[0, missing]] + [[0, 0]] * (len(x.shape) - 1))
+          for key, x in batch.items()}
+
+
+def steps_per_epoch(meta, batch_size: int) -> int:
+  """Full training batches in one pass over the train split."""
+  examples = int(meta.split_sizes.get('train', 0))
+  if examples < batch_size:
+    raise ValueError(f'train split has {examples} examples, fewer than batch_size={batch_size}')
+  return examples // batch_size
+
+
+def load_examples(data_dir: str, split: str, cache: bool):
+  """Parsed examples of a split, optionally held in memory after the first pass."""
+  examples = shards.read_split(data_dir, split).map(parse_example, tf.data.AUTOTUNE)
+  return examples.cache() if cache else examples
+
+
+def epoch_dataset(examples, config, meta, epoch: int, skip_batches: int, num_devices: int):
+  """One epoch of augmented training batches, starting after skip_batches batches."""
+  per_epoch = steps_per_epoch(meta, config.batch_size)
+  ds = examples.shuffle(config.input.shuffle_buffer, seed=config.seed * 1_000_003 + epoch,
+                        reshuffle_each_iteration=False)
+  ds = ds.batch(config.batch_size, drop_remainder=True)
+  ds = ds.enumerate(start=epoch * per_epoch).skip(skip_batches)  # (global step, batch)
+  mirror_perm = tf.constant(meta.mirror_perm, tf.int32)
+  seed = config.seed
+  ds = ds.map(lambda step, batch: augment_batch(
+      batch, tf.stack([tf.constant(seed, tf.int64), step]), config.augment, mirror_perm),
+              tf.data.AUTOTUNE)
+  ds = ds.map(lambda batch: shard_for_devices(batch, num_devices), tf.data.AUTOTUNE)
+  return ds.prefetch(config.input.prefetch)
+
+
+def train_iterator(config, meta, start_step: int, num_devices: int) -> Iterator[dict]:
+  """Endless numpy training batches from global step start_step on (deterministic)."""
+  if config.batch_size % num_devices:
+    raise ValueError(f'batch_size={config.batch_size} is not divisible by {num_devices} devices')
+  examples = load_examples(config.data_dir, 'train', config.input.cache)
+  per_epoch = steps_per_epoch(meta, config.batch_size)
+  first_epoch, skip = divmod(start_step, per_epoch)
+  for epoch in itertools.count(first_epoch):
+    yield from epoch_dataset(examples, config, meta, epoch, skip, num_devices).as_numpy_iterator()
+    skip = 0
+
+
+def eval_dataset(config, split: str, num_devices: int):
+  """Every example of a split once, in file order; the last batch padded (example_mask 0)."""
+  if config.eval_batch_size % num_devices:
+    raise ValueError(
+        f'eval_batch_size={config.eval_batch_size} is not divisible by {num_devices} devices')
+  ds = load_examples(config.data_dir, split, config.input.cache)
+  ds = ds.batch(config.eval_batch_size, drop_remainder=False)
+  ds = ds.map(lambda batch: pad_batch(batch, config.eval_batch_size), tf.data.AUTOTUNE)
+  ds = ds.map(lambda batch: shard_for_devices(batch, num_devices), tf.data.AUTOTUNE)
+  return ds.prefetch(config.input.prefetch)

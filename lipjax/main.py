@@ -1,0 +1,39 @@
+"""Command line of training: `python -m lipjax.train --config configs/small.py [--workdir DIR]`."""
+
+import os
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file('config', None, 'Training configuration file (configs/*.py).',
+                                lock_config=True)
+flags.DEFINE_string('workdir', None, 'Directory for checkpoints, metrics and plots '
+                    '(default: runs/<config name>).')
+
+
+def main(argv):
+  """Runs train_and_evaluate; failures become one line on stderr and exit status 1."""
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  if FLAGS.config is None:
+    raise app.UsageError('--config is required, e.g. --config configs/small.py')
+  from lipjax import train  # pylint: disable=g-import-not-at-top
+  config_path = config_flags.get_config_filename(FLAGS['config'])
+  config_name = os.path.splitext(os.path.basename(config_path))[0]
+  workdir = FLAGS.workdir or os.path.join('runs', config_name)
+  # orbax reports every checkpoint step at INFO; keep the console to lipjax's own lines.
+  logging.get_absl_handler().addFilter(lambda record: '/orbax/' not in record.pathname)
+  try:
+    train.train_and_evaluate(FLAGS.config, workdir)
+  except (FileNotFoundError, ValueError, KeyError, OSError) as e:
+    sys.exit(f'lipjax.train: error: {e}')
+  except KeyboardInterrupt:
+    sys.exit(f'lipjax.train: interrupted; rerun the same command to resume from {workdir}')
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,47 @@
+"""Classification metrics as pure numpy functions of labels, predictions and masks."""
+
+import numpy as np
+
+
+def masked_accuracy(labels, predictions, mask) -> float:
+  """Fraction of examples with mask 1 whose prediction equals the label."""
+  mask = np.asarray(mask, np.float64)
+  hits = (np.asarray(labels) == np.asarray(predictions)) * mask
+  return float(hits.sum() / max(mask.sum(), 1.0))
+
+
+def top_k_predictions(logits, k: int):
+  """The k highest-scoring classes of each example, best first.  # [B, k]"""
+  k = min(k, logits.shape[-1])
+  return np.argsort(-np.asarray(logits), axis=-1, kind='stable')[..., :k]
+
+
+def confusion_matrix(labels, predictions, num_classes: int, mask=None):
+  """Counts [true class, predicted class] over examples with mask 1.  # [C, C]"""
+  labels = np.asarray(labels, np.int64)
+  predictions = np.asarray(predictions, np.int64)
+  keep = np.ones(labels.shape, bool) if mask is None else np.asarray(mask) > 0
+  matrix = np.zeros((num_classes, num_classes), np.int64)
+  np.add.at(matrix, (labels[keep], predictions[keep]), 1)
+  return matrix
+
+
+def per_class_accuracy(confusion):
+  """Recall of each class; NaN for a class with no examples.  # [C]"""
+  confusion = np.asarray(confusion, np.float64)
+  support = confusion.sum(axis=1)
+  with np.errstate(invalid='ignore', divide='ignore'):
+    return np.where(support > 0, np.diag(confusion) / support, np.nan)
+
+
+def macro_f1(confusion) -> float:
+  """Unweighted mean F1 over the classes that occur as a label or a prediction."""
+  confusion = np.asarray(confusion, np.float64)
+  true_positive = np.diag(confusion)
+  support = confusion.sum(axis=1)
+  predicted = confusion.sum(axis=0)
+  present = (support + predicted) > 0
+  if not present.any():
+    return 0.0
+  f1 = 2 * true_positive[present] / (support[present] + predicted[present])
+  return float(f1.mean())

@@ -1,0 +1,219 @@
+"""Networks only: a GCN per frame over the landmark graph, a temporal model, a classifier.
+
+Inputs are the batch dict of input_pipeline.py (`landmarks` [B, T, N, 3], `au`,
+`geometry`, `frame_mask`, `speech_mask`, `length`); outputs are logits [B, C].
+No training logic lives here.
+"""
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+import jraph
+
+from lipjax import graphs as graphs_lib
+from lipjax import lstm as lstm_lib
+
+MASK_MODES = ('speech', 'frames', 'none')
+GLOBALS_MODES = ('globals', 'broadcast')
+
+
+def node_features(landmarks, frame_mask, velocities: bool, velocity_scale: float):
+  """Per-node inputs: centred xyz and, optionally, scaled frame-to-frame velocities.  # [B, T, N, F]"""
+  real = frame_mask[..., None, None]  # [B, T, 1, 1]
+  centred = (landmarks - 0.5) * real  # [B, T, N, 3]
+  if not velocities:
+    return centred
+  # Only a step between two real frames is motion; the first frame and padding get zero.
+  both_real = real[:, 1:] * real[:, :-1]
+  steps = (landmarks[:, 1:] - landmarks[:, :-1]) * both_real * velocity_scale  # [B, T-1, N, 3]
+  velocity = jnp.concatenate([jnp.zeros_like(steps[:, :1]), steps], axis=1)  # [B, T, N, 3]
+  return jnp.concatenate([centred, velocity], axis=-1)  # [B, T, N, 6]
+
+
+def pooling_mask(frame_mask, speech_mask, mode: str):
+  """The frames that temporal pooling averages over.  # [B, T]
+
+  'speech': speech frames, or all real frames where a clip has no speech frame;
+  'frames': real frames; 'none': every step, padding included (the seed's).
+  """
+  if mode == 'none':
+    return jnp.ones_like(frame_mask)
+  if mode == 'frames':
+    return frame_mask
+  if mode == 'speech':
+    speech = speech_mask * frame_mask
+    has_speech = jnp.sum(speech, axis=1, keepdims=True) > 0  # [B, 1]
+    return jnp.where(has_speech, speech, frame_mask)
+  raise ValueError(f'config model.mask_mode={mode!r}; expected one of {MASK_MODES}')
+
+
+def masked_mean(values, mask):
+  """Mean of values [B, T, D] over the steps where mask [B, T] is 1.  # [B, D]"""
+  weights = mask[..., None].astype(values.dtype)
+  return jnp.sum(values * weights, axis=1) / jnp.maximum(jnp.sum(weights, axis=1), 1.0)
+
+
+class GCNLayer(nn.Module):
+  """Graph convolution with symmetric normalisation and self loops on one frame's graph.
+
+  impl='jraph' is jraph.GraphConvolution; impl='dense' is the same operator as a
+  dense normalised-adjacency matmul (88 nodes: one small matmul beats gather/scatter).
+  """
+  features: int
+  impl: str = 'dense'
+
+  @nn.compact
+  def __call__(self, graph: jraph.GraphsTuple) -> jraph.GraphsTuple:
+    if self.impl == 'jraph':
+      return jraph.GraphConvolution(
+          update_node_fn=nn.Dense(self.features), add_self_edges=True,
+          symmetric_normalization=True)(graph)
+    if self.impl != 'dense':
+      raise ValueError(f'config model.gcn_impl={self.impl!r}; expected dense or jraph')
+    nodes = graph.nodes  # [N, F_in]
+    adjacency = graphs_lib.normalized_adjacency(graph.senders, graph.receivers, nodes.shape[0])
+    kernel = nn.Dense(self.features, use_bias=False, name='kernel')
+    bias = self.param('bias', nn.initializers.zeros, (self.features,))
+    # A (X W) == (A X) W: aggregate on whichever side is narrower.
+    if nodes.shape[-1] < self.features:
+      mixed = kernel(adjacency @ nodes)
+    else:
+      mixed = adjacency @ kernel(nodes)
+    # jraph adds the bias before aggregating, so it arrives scaled by A's row sums.
+    mixed = mixed + jnp.sum(adjacency, axis=1, keepdims=True) * bias  # [N, F_out]
+    return graph._replace(nodes=mixed)
+
+
+class FrameEncoder(nn.Module):
+  """GCN stack over one frame's graph, mean+max node pooling (+ globals), dropout.  # [D]"""
+  gcn_features: Sequence[int]
+  gcn_impl: str
+  dropout_rate: float
+  with_globals: bool
+  deterministic: bool
+
+  @nn.compact
+  def __call__(self, graph: jraph.GraphsTuple):
+    for features in self.gcn_features:
+      graph = GCNLayer(features, self.gcn_impl)(graph)
+      graph = graph._replace(nodes=nn.relu(nn.LayerNorm()(graph.nodes)))
+    pooled = [jnp.mean(graph.nodes, axis=0), jnp.max(graph.nodes, axis=0)]  # [F] each
+    if self.with_globals:
+      pooled.append(graph.globals[0])  # [G]
+    # Dropout on the frame embedding, not on every node: per-node masks draw
+    # B*T*N*F random numbers, measured at a third of a CPU training step.
+    return nn.Dropout(self.dropout_rate, deterministic=self.deterministic)(
+        jnp.concatenate(pooled, axis=-1))
+
+
+class SeedFusion(nn.Module):
+  """The seed's over-wide temporal block: LSTM, attention and conv1d branches, gated fusion.  # [B, D]"""
+  lstm_hidden: int
+  attention_dim: int
+  attention_heads: int
+  conv_features: int
+  conv_layers: int
+  conv_kernel: int
+  fusion_dim: int
+  dropout_rate: float
+
+  @nn.compact
+  def __call__(self, frames, lengths, frame_mask, pool_mask, train: bool):
+    lstm_out = lstm_lib.BiLSTM(self.lstm_hidden)(frames, lengths)  # [B, T, 2H]
+    attended = nn.Dense(self.attention_dim)(frames)  # [B, T, A]
+    attention_mask = nn.make_attention_mask(frame_mask > 0, frame_mask > 0)
+    attended = nn.LayerNorm()(attended + nn.MultiHeadDotProductAttention(
+        self.attention_heads, deterministic=not train, dropout_rate=self.dropout_rate)(
+            attended, attended, mask=attention_mask))
+    convolved = frames
+    for _ in range(self.conv_layers):
+      convolved = nn.gelu(nn.Conv(self.conv_features, (self.conv_kernel,))(convolved))  # [B, T, C]
+    branches = [masked_mean(x, pool_mask) for x in (lstm_out, attended, convolved)]
+    projected = [nn.Dense(self.fusion_dim)(x) for x in branches]  # 3 x [B, fusion]
+    gates = nn.softmax(nn.Dense(len(projected))(jnp.concatenate(branches, axis=-1)))  # [B, 3]
+    return sum(gates[:, i:i + 1] * p for i, p in enumerate(projected))  # [B, fusion]
+
+
+class LipReader(nn.Module):
+  """Landmark graphs per frame -> GCN -> BiLSTM (or seed fusion) -> masked pooling -> logits."""
+  num_classes: int
+  senders: Sequence[int]
+  receivers: Sequence[int]
+  gcn_features: Sequence[int] = (64, 64)
+  gcn_impl: str = 'dense'
+  velocities: bool = True
+  velocity_scale: float = 10.0
+  globals_mode: str = 'globals'
+  mask_mode: str = 'speech'
+  temporal: str = 'bilstm'
+  lstm_hidden: int = 128
+  lstm_layers: int = 1
+  lstm_unroll: int = 1
+  head_hidden: Sequence[int] = (128,)
+  dropout_rate: float = 0.1
+  # Only temporal='seed_fusion' reads these.
+  attention_dim: int = 0
+  attention_heads: int = 1
+  conv_features: int = 0
+  conv_layers: int = 0
+  conv_kernel: int = 5
+  fusion_dim: int = 0
+
+  def frame_embeddings(self, batch, train: bool):
+    """Per-frame graph embeddings from the GCN, vmapped over batch and time.  # [B, T, D]"""
+    if self.globals_mode not in GLOBALS_MODES:
+      raise ValueError(f'config model.globals_mode={self.globals_mode!r}; '
+                       f'expected one of {GLOBALS_MODES}')
+    landmarks = batch['landmarks']  # [B, T, N, 3]
+    b, t, n, _ = landmarks.shape
+    nodes = node_features(landmarks, batch['frame_mask'], self.velocities, self.velocity_scale)
+    globals_ = jnp.concatenate([batch['au'], batch['geometry']], axis=-1)  # [B, T, G]
+    if self.globals_mode == 'broadcast':
+      nodes = jnp.concatenate(
+          [nodes, jnp.broadcast_to(globals_[:, :, None], (b, t, n, globals_.shape[-1]))], axis=-1)
+    graph = graphs_lib.frame_graphs(
+        nodes.reshape(b * t, n, nodes.shape[-1]), globals_.reshape(b * t, -1),
+        self.senders, self.receivers)
+    encoder = nn.vmap(
+        FrameEncoder, in_axes=(graphs_lib.FRAME_GRAPH_AXES,), out_axes=0,
+        variable_axes={'params': None}, split_rngs={'params': False, 'dropout': True})
+    frames = encoder(self.gcn_features, self.gcn_impl, self.dropout_rate,
+                     with_globals=self.globals_mode == 'globals', deterministic=not train,
+                     name='frame_encoder')(graph)  # [B*T, D]
+    return frames.reshape(b, t, -1) * batch['frame_mask'][..., None]
+
+  @nn.compact
+  def __call__(self, batch, train: bool = False):
+    frames = self.frame_embeddings(batch, train)  # [B, T, D]
+    lengths = batch['length']  # [B]
+    pool_mask = pooling_mask(batch['frame_mask'], batch['speech_mask'], self.mask_mode)  # [B, T]
+    if self.temporal == 'bilstm':
+      sequence = frames
+      for _ in range(self.lstm_layers):
+        sequence = lstm_lib.BiLSTM(self.lstm_hidden, self.lstm_unroll)(sequence, lengths)
+        sequence = nn.Dropout(self.dropout_rate, deterministic=not train)(sequence)
+      pooled = masked_mean(sequence, pool_mask)  # [B, 2H]
+    elif self.temporal == 'seed_fusion':
+      pooled = SeedFusion(self.lstm_hidden, self.attention_dim, self.attention_heads,
+                          self.conv_features, self.conv_layers, self.conv_kernel,
+                          self.fusion_dim, self.dropout_rate)(
+                              frames, lengths, batch['frame_mask'], pool_mask, train)
+    else:
+      raise ValueError(f'config model.temporal={self.temporal!r}; expected bilstm or seed_fusion')
+    hidden = pooled
+    for features in self.head_hidden:
+      hidden = nn.Dropout(self.dropout_rate, deterministic=not train)(
+          nn.relu(nn.Dense(features)(hidden)))
+    return nn.Dense(self.num_classes, name='classifier')(hidden)  # [B, C]
+
+
+def create_model(model_config, meta) -> LipReader:
+  """Builds the network for a data set: classes and graph edges come from its metadata."""
+  senders, receivers = graphs_lib.edges_for(meta, model_config.edges, model_config.get('knn_k', 4))
+  fields = {k: v for k, v in model_config.items() if k not in ('edges', 'knn_k')}
+  for key, value in fields.items():
+    if isinstance(value, list):
+      fields[key] = tuple(value)
+  return LipReader(num_classes=meta.num_classes, senders=tuple(int(s) for s in senders),
+                   receivers=tuple(int(r) for r in receivers), **fields)
