@@ -62,7 +62,7 @@ def _summary(report: dict) -> str:
 def main(argv=None) -> int:
   args = _parser().parse_args(argv)
   logging.basicConfig(level=logging.INFO, format='%(message)s')
-  logging.getLogger('absl').setLevel(logging.WARNING)
+  logging.getLogger('absl').setLevel(logging.ERROR)
   settings = clip.Settings(max_frames=args.max_frames, fps=args.fps, ema_alpha=args.ema_alpha,
                            min_face_fraction=args.min_face_fraction, min_frames=args.min_frames)
   try:

@@ -60,8 +60,15 @@ def _cache_paths(out_dir: str, key: str) -> tuple[str, str]:
   return base + '.npz', base + '.error.json'
 
 
-def _init_worker(settings: clip_lib.Settings) -> None:
+def _init_worker(settings: clip_lib.Settings, quiet_native_logs: bool = False) -> None:
   """Creates this worker's FaceMesh tracker once."""
+  if quiet_native_logs:
+    # MediaPipe's C++ side prints a dozen warnings per process that no setting silences.
+    # A pool worker reports every result and error through its return value, so its
+    # stderr carries nothing else worth keeping.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
   from extraction import facemesh  # pylint: disable=g-import-not-at-top
   global _tracker
   logging.getLogger('absl').setLevel(logging.ERROR)
@@ -162,7 +169,7 @@ def _run_workers(todo, settings, out_dir, workers, progress) -> dict:
     # spawn: the parent may already hold TensorFlow's threads, which fork would copy broken.
     context = multiprocessing.get_context('spawn')
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                                                initargs=(settings,)) as pool:
+                                                initargs=(settings, True)) as pool:
       # Start every worker (imports, FaceMesh graph) before timing the work itself.
       list(pool.map(time.sleep, [0.2] * workers))
       timing['startup_seconds'] = time.perf_counter() - started
