@@ -15,7 +15,7 @@ import dataclasses
 
 import cv2
 import numpy as np
-from scipy import interpolate, spatial
+from scipy import spatial
 
 # FaceMesh contours (468-landmark indices), corner to corner.
 UPPER_INNER = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308)
@@ -55,6 +55,7 @@ class MouthRig:
   line: np.ndarray      # v of the lip meeting line at each landmark's u
   base_gap: np.ndarray  # inner-lip gap of the photo at each landmark's u
   half_width: float     # mouth corner to midline, interocular units
+  landmarks: np.ndarray  # [468, 2] pixels
 
 
 def _inner_lines(u, v):
@@ -103,7 +104,8 @@ def make_rig(landmarks: np.ndarray) -> MouthRig:
                 * (0.8 + 0.4 * np.clip(v / chin_v, 0.0, 1.0)))
   profile = np.sqrt(np.clip(1.0 - (u / half_width) ** 2, 0.0, 1.0))
   return MouthRig(origin, np.stack([u_axis, v_axis]), scale, u, v, lower, lipness,
-                  dragness, profile, jaw_weight, line, base_gap, float(half_width))
+                  dragness, profile, jaw_weight, line, base_gap, float(half_width),
+                  landmarks)
 
 
 def displacement(rig: MouthRig, articulation: np.ndarray) -> np.ndarray:
@@ -123,7 +125,18 @@ def displacement(rig: MouthRig, articulation: np.ndarray) -> np.ndarray:
   dv -= lip * CORNER_LIFT * max(spread, 0.0) * corner
   width = SPREAD_WIDTH * spread - ROUND_WIDTH * protrusion
   du = rig.dragness * width * rig.u
-  return rig.scale * (du[:, None] * rig.axes[0] + dv[:, None] * rig.axes[1])
+  shift = rig.scale * (du[:, None] * rig.axes[0] + dv[:, None] * rig.axes[1])
+  if close > 0:
+    # Closed lips meet exactly: each inner upper point and the lower point facing it
+    # go to their midpoint, so the photo's own mouth interior gets no pixels.
+    upper_i, lower_i = list(UPPER_INNER[1:-1]), list(LOWER_INNER[1:-1])
+    moved = rig.landmarks + shift
+    # A hair of separation keeps the two lips distinct vertices of the triangulation.
+    hair = 0.3 * rig.axes[1]
+    meet = 0.5 * (moved[upper_i] + moved[lower_i])
+    shift[upper_i] += close * (meet - hair - moved[upper_i])
+    shift[lower_i] += close * (meet + hair - moved[lower_i])
+  return shift
 
 
 def lip_gap(landmarks: np.ndarray) -> np.ndarray:
@@ -168,36 +181,59 @@ class FrameRenderer:
     border = np.array([(x, y) for x in (-size, 0, size / 2, size, 2 * size)
                        for y in (-size, 0, size / 2, size, 2 * size)], np.float64)
     self.anchors = np.concatenate([ring, border])  # zero displacement
-    ys, xs = np.mgrid[0:size, 0:size].astype(np.float64)
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
     self.grid = np.stack([xs, ys, np.ones_like(xs)], axis=-1)  # [S, S, 3] homogeneous
     skin = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)[
         tuple(np.clip(landmarks[[50, 280, 205, 425]].astype(int)[:, ::-1].T, 0, size - 1))]
     self.brightness = float(np.clip(np.mean(skin) / 170.0, 0.35, 1.3))
+    lips = np.round(landmarks[[37, 267, 84, 314, 0, 17]]).astype(int).clip(0, size - 1)
+    self.lip_shadow = 0.5 * image[lips[:, 1], lips[:, 0]].astype(np.float32).mean(axis=0)
 
   def render(self, articulation: np.ndarray, motion: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Returns (frame BGR uint8 [S, S, 3], moved landmarks in frame pixels [468, 2])."""
     shift = displacement(self.rig, articulation)  # [468, 2]
     moved = self.landmarks + shift
+    field = displacement_field(moved, shift, self.anchors, self.image.shape[:2])
     affine = head_affine(self.landmarks.mean(axis=0), motion)
-    inverse = cv2.invertAffineTransform(affine)
-    points = self.grid @ inverse.T  # [S, S, 2]: identity-image point under each frame pixel
-    source = points.copy()
-    active = np.linalg.norm(shift, axis=1) > 0.02
-    if active.any():
-      reach = 0.45 * self.rig.scale
-      lo = np.minimum(moved[active].min(0), self.landmarks[active].min(0)) - reach
-      hi = np.maximum(moved[active].max(0), self.landmarks[active].max(0)) + reach
-      box = np.all((points >= lo) & (points <= hi), axis=-1)
-      nodes = np.concatenate([moved, self.anchors])
-      values = np.concatenate([shift, np.zeros_like(self.anchors)])
-      field = interpolate.LinearNDInterpolator(spatial.Delaunay(nodes), values, fill_value=0.0)
-      source[box] -= field(points[box])
-    frame = cv2.remap(self.image, source[..., 0].astype(np.float32),
-                      source[..., 1].astype(np.float32), cv2.INTER_LINEAR,
+    points = (self.grid @ cv2.invertAffineTransform(affine).T).astype(np.float32)  # [S, S, 2]
+    # Backward map: frame pixel -> unmoved head (inverse motion) -> photo (minus the warp).
+    field_at = cv2.remap(field, points[..., 0], points[..., 1], cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    source = points - field_at
+    frame = cv2.remap(self.image, source[..., 0], source[..., 1], cv2.INTER_LINEAR,
                       borderMode=cv2.BORDER_REPLICATE)
     frame_landmarks = moved @ affine[:, :2].T + affine[:, 2]
-    paint_mouth(frame, frame_landmarks, self.brightness)
+    paint_mouth(frame, frame_landmarks, self.brightness, self.lip_shadow)
     return frame, frame_landmarks
+
+
+def displacement_field(moved: np.ndarray, shift: np.ndarray, anchors: np.ndarray,
+                       shape: tuple[int, int]) -> np.ndarray:
+  """Piecewise-affine displacement at every pixel of the moved face.  # [H, W, 2] float32
+
+  Linear inside each triangle of the Delaunay triangulation of the moved
+  landmarks plus fixed anchors; only triangles with a moving corner are drawn
+  (the others are zero). Pixel p of the frame shows photo pixel p - field[p].
+  """
+  field = np.zeros(shape + (2,), np.float32)
+  nodes = np.concatenate([moved, anchors])
+  values = np.concatenate([shift, np.zeros_like(anchors)])
+  moving = np.linalg.norm(values, axis=1) > 0.02
+  if not moving.any():
+    return field
+  simplices = spatial.Delaunay(nodes).simplices
+  simplices = simplices[moving[simplices].any(axis=1)]  # [F, 3]
+  corners = np.concatenate([nodes[simplices], np.ones(simplices.shape + (1,))], axis=-1)
+  keep = np.abs(np.linalg.det(corners)) > 1e-6
+  simplices, corners = simplices[keep], corners[keep]
+  coefficients = np.linalg.solve(corners, values[simplices])  # [F, 3, 2]: [x y 1] @ c
+  face_id = np.full(shape, -1, np.int32)
+  for index, triangle in enumerate(np.round(nodes[simplices] * 16).astype(np.int32)):
+    cv2.fillConvexPoly(face_id, triangle, index, cv2.LINE_8, shift=4)
+  ys, xs = np.nonzero(face_id >= 0)
+  c = coefficients[face_id[ys, xs]]  # [P, 3, 2]
+  field[ys, xs] = xs[:, None] * c[:, 0] + ys[:, None] * c[:, 1] + c[:, 2]
+  return field
 
 
 def _polygon_alpha(shape, polygon: np.ndarray, soften: float) -> np.ndarray:
@@ -208,17 +244,27 @@ def _polygon_alpha(shape, polygon: np.ndarray, soften: float) -> np.ndarray:
   return cv2.GaussianBlur(alpha, (0, 0), soften) if soften > 0 else alpha
 
 
-def paint_mouth(frame: np.ndarray, landmarks: np.ndarray, brightness: float) -> None:
-  """Paints the mouth cavity inside the inner lips, in place: throat, upper and lower teeth."""
+def paint_mouth(frame: np.ndarray, landmarks: np.ndarray, brightness: float,
+                lip_shadow: np.ndarray) -> None:
+  """Paints the mouth in place: the lips' meeting line, and inside them throat and teeth."""
   upper = landmarks[list(UPPER_INNER)]
   lower = landmarks[list(LOWER_INNER)]
   gap = float(np.linalg.norm(landmarks[_INNER_TOP] - landmarks[_INNER_BOTTOM]))
+  eyes = float(np.linalg.norm(landmarks[_EYE_LEFT] - landmarks[_EYE_RIGHT]))
+  seam_alpha = float(np.clip(1.0 - gap / (0.04 * eyes), 0.0, 1.0))
+  if seam_alpha > 0:
+    # Closed lips show a shadowed line where they meet, not the squeezed photo interior.
+    seam = np.zeros(frame.shape[:2], np.uint8)
+    midline = np.round(8 * 0.5 * (upper + lower)).astype(np.int32)
+    cv2.polylines(seam, [midline], False, 255, max(1, int(round(0.015 * eyes))), cv2.LINE_AA,
+                  shift=3)
+    alpha = (cv2.GaussianBlur(seam, (0, 0), 0.5).astype(np.float32) / 255.0 * seam_alpha)[..., None]
+    frame[:] = np.clip(frame * (1 - alpha) + lip_shadow * alpha + 0.5, 0, 255).astype(np.uint8)
   if gap < 0.5:
     return
   cavity = _polygon_alpha(frame.shape[:2], np.concatenate([upper, lower[::-1]]), 0.6)
   down = landmarks[_INNER_BOTTOM] - landmarks[_INNER_TOP]
   down /= max(np.linalg.norm(down), 1e-6)
-  eyes = float(np.linalg.norm(landmarks[_EYE_LEFT] - landmarks[_EYE_RIGHT]))
   across = np.linspace(-1, 1, len(UPPER_INNER))
   bulge = np.sqrt(np.clip(1 - across ** 2, 0, 1))[:, None]
   upper_teeth_depth = min(0.055 * eyes, 0.45 * gap)
@@ -227,13 +273,17 @@ def paint_mouth(frame: np.ndarray, landmarks: np.ndarray, brightness: float) -> 
       frame.shape[:2], np.concatenate([upper, (upper + upper_teeth_depth * bulge * down)[::-1]]), 0.8)
   lower_teeth = _polygon_alpha(
       frame.shape[:2], np.concatenate([lower, (lower - lower_teeth_depth * bulge * down)[::-1]]), 0.8)
-  throat = np.array([40, 35, 85], np.float32) * brightness  # BGR: dark red-brown
-  teeth = np.array([200, 215, 228], np.float32) * brightness
+  # The throat darkens away from the lips: a blurred copy of the cavity is ~1 deep inside.
+  depth = cv2.GaussianBlur(cavity, (0, 0), max(0.25 * gap, 0.8))[..., None]
+  throat = np.array([48, 42, 105], np.float32) * brightness * (1.0 - 0.6 * depth)  # BGR
+  teeth = np.array([205, 220, 232], np.float32) * brightness
+  teeth_shade = 1.0 - 0.2 * depth  # teeth recede into the mouth's shadow
   out = frame.astype(np.float32)
   out = out * (1 - cavity[..., None]) + throat * cavity[..., None]
-  out = out * (1 - (cavity * upper_teeth)[..., None]) + teeth * (cavity * upper_teeth)[..., None]
-  lower_alpha = (cavity * lower_teeth * 0.7)[..., None]
-  out = out * (1 - lower_alpha) + 0.8 * teeth * lower_alpha
+  upper_alpha = (cavity * upper_teeth * 0.9)[..., None]
+  out = out * (1 - upper_alpha) + teeth * teeth_shade * upper_alpha
+  lower_alpha = (cavity * lower_teeth * 0.6)[..., None]
+  out = out * (1 - lower_alpha) + 0.75 * teeth * teeth_shade * lower_alpha
   frame[:] = np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 

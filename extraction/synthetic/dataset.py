@@ -1,0 +1,292 @@
+"""Synthetic word clips -> LRW-style folders, a CSV manifest and generator.json.
+
+Layout written under OUT:
+  WORD/{train,val,test}/WORD_00001.mp4 + WORD_00001.txt (Text/Start/End)
+  manifest.csv   path,label,split,speaker,start,end (paths relative to OUT)
+  generator.json settings, vocabulary, viseme sequences, speakers per split,
+                 ceiling accuracy; written last, so its presence marks a finished set.
+Every clip draws its randomness from its own seed (run seed, word, speaker,
+clip number), so a clip's bytes do not depend on worker count or order.
+"""
+
+import csv
+import dataclasses
+import json
+import multiprocessing
+import os
+import zlib
+
+import cv2
+import numpy as np
+import tqdm
+
+from extraction.synthetic import faces as faces_lib
+from extraction.synthetic import phonetics
+from extraction.synthetic import render
+
+# Three confusable sets (PP aa DD; FF aa nn) and five distinct words: ceiling 7/10.
+DEFAULT_WORDS = ('BAT', 'PAT', 'MAT', 'FAN', 'VAN', 'CHEESE', 'MOON', 'WATCH', 'YES', 'SHOE')
+SPLITS = ('train', 'val', 'test')
+MANIFEST_COLUMNS = ('path', 'label', 'split', 'speaker', 'start', 'end')
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+  """Everything that decides the generated set (written into generator.json)."""
+  words: tuple[str, ...] = DEFAULT_WORDS
+  seed: int = 0
+  fps: float = 25.0
+  num_frames: int = 29                 # LRW: 1.16 s at 25 fps
+  clips_per_speaker: int = 3           # per word
+  variants_per_face: int = 3           # speakers made from each face photo
+  val_speakers: int = 2
+  test_speakers: int = 2
+  rate_range: tuple[float, float] = (0.8, 1.25)   # speaking-rate factor per clip
+  duration_jitter: float = 0.15        # log-normal std of each viseme's duration
+  lead_range: tuple[float, float] = (0.08, 0.5)   # leading silence, seconds
+  min_trail: float = 0.08              # shortest trailing silence, seconds
+  coarticulation_ms: float = 30.0      # std of the Gaussian smoothing of targets
+  head_degrees: float = 3.0            # head-motion amplitudes
+  head_scale: float = 0.03
+  head_shift: float = 4.0              # pixels
+  brightness_jitter: float = 0.08      # per-clip exposure change
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipJob:
+  """One clip to render: where it goes and what it says."""
+  word: str
+  split: str
+  speaker: str
+  take: int
+  relpath: str  # WORD/split/WORD_00001.mp4
+
+
+def _stable_hash(text: str) -> int:
+  """A process-independent 32-bit hash (Python's hash() is salted per process)."""
+  return zlib.crc32(text.encode('utf-8'))
+
+
+def clip_rng(settings: Settings, word: str, speaker: str, take: int) -> np.random.Generator:
+  """The random generator of one clip, independent of every other clip."""
+  return np.random.default_rng(
+      [settings.seed, _stable_hash(word), _stable_hash(speaker), take])
+
+
+def speech_timing(viseme_seq, settings: Settings, rng: np.random.Generator):
+  """Draws viseme durations and the leading silence; returns (durations [V], start, end)."""
+  rate = rng.uniform(*settings.rate_range)
+  jitter = np.exp(rng.normal(0.0, settings.duration_jitter, size=len(viseme_seq)))
+  durations = phonetics.viseme_durations(viseme_seq, rate, jitter)
+  clip_s = settings.num_frames / settings.fps
+  room = clip_s - settings.lead_range[0] - settings.min_trail
+  if durations.sum() > room:  # a long word in a short clip: speak faster
+    durations *= room / durations.sum()
+  latest = clip_s - settings.min_trail - durations.sum()
+  lead = rng.uniform(settings.lead_range[0], max(settings.lead_range[0],
+                                                 min(settings.lead_range[1], latest)))
+  return durations, float(lead), float(lead + durations.sum())
+
+
+@dataclasses.dataclass
+class Clip:
+  """A rendered clip and its ground truth."""
+  frames: np.ndarray        # [T, S, S, 3] BGR uint8
+  start: float              # speech interval, seconds from the clip start
+  end: float
+  articulation: np.ndarray  # [T, 5] channels (phonetics.CHANNELS)
+  landmarks: np.ndarray     # [T, 468, 2] where the renderer put the landmarks (pixels)
+  lip_gap: np.ndarray       # [T] rendered 13-14 gap over 33-263 distance
+
+
+def render_clip(renderer: render.FrameRenderer, identity: faces_lib.Identity, word: str,
+                settings: Settings, rng: np.random.Generator) -> Clip:
+  """Renders one clip of a speaker saying a word (no I/O)."""
+  viseme_seq = phonetics.visemes(word)
+  durations, start, end = speech_timing(viseme_seq, settings, rng)
+  track = phonetics.articulation_track(viseme_seq, durations, start, settings.num_frames,
+                                       settings.fps, settings.coarticulation_ms / 1000.0)
+  motion = render.sample_head_motion(rng, settings.num_frames, settings.fps,
+                                     settings.head_degrees, settings.head_scale,
+                                     settings.head_shift)
+  exposure = 1.0 + rng.uniform(-1, 1) * settings.brightness_jitter
+  frames, landmarks = [], []
+  for articulation, pose in zip(track, motion):
+    frame, frame_landmarks = renderer.render(articulation, pose)
+    frame = np.clip(frame.astype(np.float32) * exposure + 0.5, 0, 255).astype(np.uint8)
+    frames.append(render.camera(frame, identity.blur_sigma, identity.noise_sigma,
+                                identity.jpeg_quality, rng))
+    landmarks.append(frame_landmarks)
+  landmarks = np.stack(landmarks)
+  return Clip(np.stack(frames), start, end, track, landmarks, render.lip_gap(landmarks))
+
+
+def write_video(path: str, frames: np.ndarray, fps: float) -> None:
+  """Writes BGR frames [T, H, W, 3] as an mp4v .mp4 (OSError naming the file on failure)."""
+  height, width = frames.shape[1:3]
+  writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*'mp4v'), fps, (width, height))
+  if not writer.isOpened():
+    raise OSError(f'{path}: OpenCV could not open an mp4v video writer')
+  for frame in frames:
+    writer.write(frame)
+  writer.release()
+
+
+def transcript_text(word: str, start: float, end: float) -> str:
+  """The transcript file's text: word and speech interval in seconds."""
+  return f'Text: {word}\nStart: {start:.2f}\nEnd: {end:.2f}\n'
+
+
+def assign_splits(speakers, settings: Settings) -> dict[str, str]:
+  """Assigns every speaker to exactly one split (seeded shuffle); speaker -> split."""
+  speakers = sorted(speakers)
+  num_train = len(speakers) - settings.val_speakers - settings.test_speakers
+  if num_train < 1 or settings.val_speakers < 1 or settings.test_speakers < 1:
+    raise ValueError(
+        f'{len(speakers)} speakers cannot fill train, val ({settings.val_speakers}) and '
+        f'test ({settings.test_speakers}) with at least one each; add faces or variants')
+  order = np.random.default_rng([settings.seed, _stable_hash('splits')]).permutation(len(speakers))
+  shuffled = [speakers[i] for i in order]
+  counts = {'train': num_train, 'val': settings.val_speakers, 'test': settings.test_speakers}
+  out, offset = {}, 0
+  for split in SPLITS:
+    for speaker in shuffled[offset:offset + counts[split]]:
+      out[speaker] = split
+    offset += counts[split]
+  return out
+
+
+def plan_clips(settings: Settings, split_of: dict[str, str]) -> list[ClipJob]:
+  """Lists every clip, numbered per word and split in LRW style (WORD_00001 ...)."""
+  jobs = []
+  for word in settings.words:
+    for split in SPLITS:
+      number = 0
+      for speaker in sorted(s for s, sp in split_of.items() if sp == split):
+        for take in range(settings.clips_per_speaker):
+          number += 1
+          relpath = f'{word}/{split}/{word}_{number:05d}.mp4'
+          jobs.append(ClipJob(word, split, speaker, take, relpath))
+  return jobs
+
+
+def build_identities(settings: Settings, faces_dir: str | None
+                     ) -> tuple[list[faces_lib.Identity], list[str], dict]:
+  """Finds faces (FaceMesh once each) and varies them into speakers.
+
+  Returns (identities, skipped-photo messages, speaker -> variation). Variant 0
+  of each face is the photo itself; further variants draw a random variation.
+  """
+  detector = faces_lib.FaceMeshDetector()
+  try:
+    photos = (faces_lib.folder_photos(faces_dir) if faces_dir else faces_lib.builtin_photos())
+    face_list, skipped = faces_lib.load_faces(photos, detector)
+    identities, variations = [], {}
+    for face in face_list:
+      for variant in range(settings.variants_per_face):
+        speaker = f'{face.name}-{variant}'
+        variation = faces_lib.NO_VARIATION if variant == 0 else faces_lib.sample_variation(
+            np.random.default_rng([settings.seed, _stable_hash(speaker)]))
+        try:
+          identities.append(faces_lib.make_identity(face, speaker, variation, detector))
+          variations[speaker] = variation
+        except faces_lib.NoFaceError as error:
+          skipped.append(str(error))
+  finally:
+    detector.close()
+  if not identities:
+    raise ValueError('FaceMesh found no usable face in any photo: ' + '; '.join(skipped))
+  return identities, skipped, variations
+
+
+_WORKER = {}
+
+
+def _init_worker(identities, settings, out_dir):
+  """Pool initializer: one renderer per identity, built once per worker process."""
+  cv2.setNumThreads(1)
+  _WORKER['identities'] = {identity.speaker: identity for identity in identities}
+  _WORKER['renderers'] = {}
+  _WORKER['settings'] = settings
+  _WORKER['out_dir'] = out_dir
+
+
+def _renderer(speaker):
+  """The worker's cached renderer of one speaker."""
+  if speaker not in _WORKER['renderers']:
+    identity = _WORKER['identities'][speaker]
+    _WORKER['renderers'][speaker] = render.FrameRenderer(identity.image, identity.landmarks)
+  return _WORKER['renderers'][speaker]
+
+
+def _make_clip(job: ClipJob) -> dict:
+  """Renders and writes one clip; returns its manifest row."""
+  settings, out_dir = _WORKER['settings'], _WORKER['out_dir']
+  identity = _WORKER['identities'][job.speaker]
+  rng = clip_rng(settings, job.word, job.speaker, job.take)
+  clip = render_clip(_renderer(job.speaker), identity, job.word, settings, rng)
+  video_path = os.path.join(out_dir, job.relpath)
+  os.makedirs(os.path.dirname(video_path), exist_ok=True)
+  write_video(video_path, clip.frames, settings.fps)
+  with open(video_path[:-len('.mp4')] + '.txt', 'w') as f:
+    f.write(transcript_text(job.word, clip.start, clip.end))
+  return {'path': job.relpath, 'label': job.word, 'split': job.split, 'speaker': job.speaker,
+          'start': f'{clip.start:.2f}', 'end': f'{clip.end:.2f}'}
+
+
+def vocabulary_info(words) -> dict:
+  """Phones, visemes, confusable groups and ceiling accuracy of a vocabulary."""
+  return {
+      'words': list(words),
+      'phones': {w: list(phonetics.phones(w)) for w in words},
+      'visemes': {w: list(phonetics.visemes(w)) for w in words},
+      'confusable_groups': [g for g in phonetics.viseme_groups(words) if len(g) > 1],
+      'ceiling_accuracy': phonetics.ceiling_accuracy(words),
+  }
+
+
+def generate(out_dir: str, settings: Settings, faces_dir: str | None = None,
+             workers: int | None = None) -> dict:
+  """Generates the whole data set into out_dir; returns the generator.json contents."""
+  words = tuple(w.upper() for w in settings.words)
+  if len(set(words)) != len(words) or not words:
+    raise ValueError(f'the vocabulary must be non-empty with distinct words, got {words}')
+  settings = dataclasses.replace(settings, words=words)
+  info = vocabulary_info(words)  # fails early on a word missing from CMUdict
+  identities, skipped, variations = build_identities(settings, faces_dir)
+  split_of = assign_splits([i.speaker for i in identities], settings)
+  jobs = plan_clips(settings, split_of)
+  os.makedirs(out_dir, exist_ok=True)
+  marker = os.path.join(out_dir, 'generator.json')
+  if os.path.exists(marker):
+    os.remove(marker)  # an interrupted run must not look finished
+  workers = max(1, min(workers or 1, len(jobs)))
+  desc = f'synthetic clips -> {out_dir}'
+  if workers == 1:
+    _init_worker(identities, settings, out_dir)
+    rows = [_make_clip(job) for job in tqdm.tqdm(jobs, desc=desc, unit='clip')]
+  else:
+    context = multiprocessing.get_context('spawn')
+    with context.Pool(workers, _init_worker, (identities, settings, out_dir)) as pool:
+      rows = list(tqdm.tqdm(pool.imap(_make_clip, jobs, chunksize=4), total=len(jobs),
+                            desc=desc, unit='clip'))
+  with open(os.path.join(out_dir, 'manifest.csv'), 'w', newline='') as f:
+    writer = csv.DictWriter(f, fieldnames=MANIFEST_COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+  report = {
+      'settings': dataclasses.asdict(settings),
+      'faces': 'built-in' if faces_dir is None else os.path.abspath(faces_dir),
+      'skipped_photos': skipped,
+      'viseme_table': 'MPEG-4 visemes (ISO/IEC 14496-2); see extraction/synthetic/phonetics.py',
+      **info,
+      'speakers': {split: sorted(s for s, sp in split_of.items() if sp == split)
+                   for split in SPLITS},
+      'speaker_sources': {i.speaker: i.source for i in identities},
+      'speaker_variations': variations,
+      'clips': {split: sum(r['split'] == split for r in rows) for split in SPLITS},
+      'manifest': 'manifest.csv',
+  }
+  with open(marker, 'w') as f:
+    json.dump(report, f, indent=1)
+  return report
