@@ -41,7 +41,7 @@ class Settings:
   variants_per_face: int = 3           # speakers made from each face photo
   val_speakers: int = 2
   test_speakers: int = 2
-  rate_range: tuple[float, float] = (0.8, 1.25)   # speaking-rate factor per clip
+  rate_range: tuple[float, float] = (0.7, 1.15)   # speaking-rate factor per clip
   duration_jitter: float = 0.15        # log-normal std of each viseme's duration
   lead_range: tuple[float, float] = (0.08, 0.5)   # leading silence, seconds
   min_trail: float = 0.08              # shortest trailing silence, seconds

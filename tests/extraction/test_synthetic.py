@@ -1,0 +1,336 @@
+"""Tests of the synthetic talking-face generator (extraction/synthetic) and the demo set."""
+
+import csv
+import dataclasses
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from extraction.synthetic import __main__ as synthetic_cli
+from extraction.synthetic import dataset
+from extraction.synthetic import faces
+from extraction.synthetic import phonetics
+from extraction.synthetic import render
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# Four built-in faces x 1 variant = 4 speakers: 2 train, 1 val, 1 test.
+SMALL = dataset.Settings(words=('BAT', 'PAT', 'WATCH'), seed=7, clips_per_speaker=1,
+                         variants_per_face=1, val_speakers=1, test_speakers=1)
+
+
+def _read_video(path):
+  """Decodes every frame of a video (BGR uint8 [T, H, W, 3])."""
+  capture = cv2.VideoCapture(path)
+  frames = []
+  while True:
+    ok, frame = capture.read()
+    if not ok:
+      break
+    frames.append(frame)
+  capture.release()
+  return np.stack(frames)
+
+
+def _measured_gaps(frames):
+  """FaceMesh on each frame -> lip gap over eye distance (NaN where no face).  # [T]"""
+  detector = faces.FaceMeshDetector()
+  try:
+    found = [detector.landmarks(frame) for frame in frames]
+  finally:
+    detector.close()
+  return np.array([np.nan if lm is None else render.lip_gap(lm) for lm in found])
+
+
+def _rerender(out_dir, row, settings):
+  """Renders a manifest row's clip again in memory (same seed -> same clip)."""
+  identities, _, _ = dataset.build_identities(settings, None)
+  identity = {i.speaker: i for i in identities}[row['speaker']]
+  take = int(os.path.basename(row['path'])[-9:-4]) - 1  # one clip per speaker here
+  speakers = sorted({r['speaker'] for r in _manifest(out_dir) if r['split'] == row['split']})
+  take -= speakers.index(row['speaker']) * settings.clips_per_speaker
+  rng = dataset.clip_rng(settings, row['label'], row['speaker'], take)
+  return dataset.render_clip(render.FrameRenderer(identity.image, identity.landmarks),
+                             identity, row['label'], settings, rng)
+
+
+def _manifest(out_dir):
+  """The manifest rows of a generated set."""
+  with open(os.path.join(out_dir, 'manifest.csv')) as f:
+    return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope='module')
+def generated(tmp_path_factory):
+  """A small generated set (12 clips)."""
+  out_dir = str(tmp_path_factory.mktemp('synthetic') / 'set')
+  dataset.generate(out_dir, SMALL, workers=1)
+  return out_dir
+
+
+# --- phonetics: pure functions --------------------------------------------------------------
+
+def test_viseme_table_on_known_words():
+  assert phonetics.phones('bat') == ('B', 'AE', 'T')
+  assert phonetics.visemes('BAT') == ('PP', 'aa', 'DD')
+  assert phonetics.visemes('FAN') == ('FF', 'aa', 'nn')
+  assert phonetics.visemes('MOON') == ('PP', 'U', 'nn')
+  assert phonetics.visemes('SHOE') == ('CH', 'U')
+  assert phonetics.visemes('CHEESE') == ('CH', 'I', 'SS')
+  assert phonetics.visemes('BOAT') == ('PP', 'O', 'U', 'DD')  # diphthong ow = O U
+  assert phonetics.visemes('THE') == ('TH', 'aa')
+  # Every ARPAbet phone has a viseme, and every viseme has targets.
+  arpabet = {'AA', 'AE', 'AH', 'AO', 'AW', 'AY', 'B', 'CH', 'D', 'DH', 'EH', 'ER', 'EY', 'F',
+             'G', 'HH', 'IH', 'IY', 'JH', 'K', 'L', 'M', 'N', 'NG', 'OW', 'OY', 'P', 'R', 'S',
+             'SH', 'T', 'TH', 'UH', 'UW', 'V', 'W', 'Y', 'Z', 'ZH'}
+  assert set(phonetics.VISEME_OF_PHONE) == arpabet
+  assert {v for vs in phonetics.VISEME_OF_PHONE.values() for v in vs} | {'sil'} == set(
+      phonetics.VISEME_TARGETS)
+
+
+def test_unknown_word_is_an_error_naming_it():
+  with pytest.raises(ValueError, match='XYZZYQ'):
+    phonetics.visemes('XYZZYQ')
+  assert synthetic_cli.main(['visemes', 'XYZZYQ']) == 1
+
+
+def test_ceiling_accuracy():
+  assert phonetics.ceiling_accuracy(['BAT', 'PAT', 'MOON']) == pytest.approx(2 / 3)
+  assert phonetics.ceiling_accuracy(['BAT', 'FAN', 'MOON']) == 1.0
+  assert phonetics.ceiling_accuracy(dataset.DEFAULT_WORDS) == pytest.approx(0.7)
+  groups = phonetics.viseme_groups(dataset.DEFAULT_WORDS)
+  assert ['BAT', 'PAT', 'MAT'] in groups and ['FAN', 'VAN'] in groups
+
+
+def test_confusable_words_have_identical_tracks():
+  settings = dataset.Settings()
+  tracks = {}
+  for word in ('BAT', 'PAT', 'MAT', 'FAN'):
+    rng = np.random.default_rng(3)  # same draws for every word
+    durations, start, _ = dataset.speech_timing(phonetics.visemes(word), settings, rng)
+    tracks[word] = phonetics.articulation_track(phonetics.visemes(word), durations, start,
+                                                29, 25.0, 0.03)
+  np.testing.assert_array_equal(tracks['BAT'], tracks['PAT'])
+  np.testing.assert_array_equal(tracks['BAT'], tracks['MAT'])
+  assert np.abs(tracks['BAT'] - tracks['FAN']).max() > 0.1  # FF differs from PP
+
+
+def test_articulation_track_is_silent_outside_speech():
+  seq = phonetics.visemes('WATCH')
+  durations = phonetics.viseme_durations(seq, 1.0, np.ones(len(seq)))
+  start, sigma = 0.4, 0.03
+  track = phonetics.articulation_track(seq, durations, start, 29, 25.0, sigma)  # [29, 5]
+  times = np.arange(29) / 25.0
+  quiet = (times < start - 4 * sigma) | (times > start + durations.sum() + 4 * sigma)
+  assert quiet.sum() >= 10
+  np.testing.assert_allclose(track[quiet], 0.0, atol=1e-6)
+  assert track[~quiet, 0].max() > 0.5  # the open 'aa' of WATCH opens the jaw
+
+
+def test_durations_scale_with_rate():
+  seq = ('PP', 'aa', 'DD')
+  slow = phonetics.viseme_durations(seq, 1.0, np.ones(3))
+  np.testing.assert_allclose(slow, [0.085, 0.150, 0.070])
+  np.testing.assert_allclose(phonetics.viseme_durations(seq, 2.0, np.ones(3)), slow / 2)
+
+
+# --- rendering: the rig on a real face ---------------------------------------------------------
+
+@pytest.fixture(scope='module')
+def hopper():
+  """Grace Hopper's face crop (mouth closed in the photo)."""
+  detector = faces.FaceMeshDetector()
+  try:
+    photo = dict(faces.builtin_photos())['hopper']
+    return faces.crop_face('hopper', photo, detector)
+  finally:
+    detector.close()
+
+
+def test_rest_articulation_moves_nothing(hopper):
+  rig = render.make_rig(hopper.landmarks)
+  np.testing.assert_allclose(render.displacement(rig, np.zeros(5)), 0.0)
+  renderer = render.FrameRenderer(hopper.image, hopper.landmarks)
+  frame, landmarks = renderer.render(np.zeros(5), np.array([0.0, 1.0, 0.0, 0.0]))
+  np.testing.assert_allclose(landmarks, hopper.landmarks, atol=1e-9)
+  # Outside the painted mouth the rest frame is the photo itself.
+  mouth = cv2.boundingRect(hopper.landmarks[list(render.UPPER_OUTER + render.LOWER_OUTER)]
+                           .astype(np.float32))
+  x, y, w, h = mouth
+  diff = np.abs(frame.astype(int) - hopper.image.astype(int))
+  diff[y - 3:y + h + 3, x - 3:x + w + 3] = 0
+  assert diff.max() <= 1
+
+
+def test_jaw_opens_and_closure_closes_the_lips(hopper):
+  rig = render.make_rig(hopper.landmarks)
+  rest_gap = render.lip_gap(hopper.landmarks)
+  open_gap = render.lip_gap(hopper.landmarks + render.displacement(rig, [1.0, 0.9, 0.1, 0, 0]))
+  closed_gap = render.lip_gap(hopper.landmarks + render.displacement(rig, [0.5, 0.5, 0, 0, 1.0]))
+  assert open_gap > rest_gap + 0.2
+  assert closed_gap < 0.02
+  width = lambda lm: np.linalg.norm(lm[61] - lm[291])
+  rounded = hopper.landmarks + render.displacement(rig, [0.25, 0.3, -0.9, 1.0, 0])
+  spread = hopper.landmarks + render.displacement(rig, [0.25, 0.3, 0.9, 0, 0])
+  assert width(rounded) < 0.85 * width(hopper.landmarks) < width(spread) * 0.85
+
+
+def test_open_mouth_is_dark_inside(hopper):
+  renderer = render.FrameRenderer(hopper.image, hopper.landmarks)
+  frame, landmarks = renderer.render(np.array([1.0, 0.9, 0.0, 0.0, 0.0]),
+                                     np.array([0.0, 1.0, 0.0, 0.0]))
+  center = np.round(0.5 * (landmarks[13] + landmarks[14]) + 0.3 * (landmarks[14] - landmarks[13]))
+  x, y = center.astype(int)
+  lips = frame[int(landmarks[17][1]), int(landmarks[17][0])].astype(float).mean()
+  assert frame[y, x].astype(float).mean() < 0.6 * lips
+
+
+# --- the generated set ---------------------------------------------------------------------------
+
+def test_speaker_disjoint_splits():
+  speakers = [f's{i}' for i in range(12)]
+  split_of = dataset.assign_splits(speakers, dataset.Settings())
+  assert set(split_of) == set(speakers)
+  assert sorted(split_of.values()).count('val') == 2 and list(split_of.values()).count('test') == 2
+  with pytest.raises(ValueError, match='3 speakers'):
+    dataset.assign_splits(['a', 'b', 'c'], dataclasses.replace(dataset.Settings(), val_speakers=2))
+
+
+def test_generated_layout_manifest_and_transcripts(generated):
+  rows = _manifest(generated)
+  assert len(rows) == 3 * 4  # words x speakers x 1 clip
+  with open(os.path.join(generated, 'generator.json')) as f:
+    info = json.load(f)
+  assert info['ceiling_accuracy'] == pytest.approx(2 / 3)
+  assert info['visemes']['BAT'] == info['visemes']['PAT'] == ['PP', 'aa', 'DD']
+  by_split = {s: set(info['speakers'][s]) for s in dataset.SPLITS}
+  assert all(by_split[a].isdisjoint(by_split[b]) for a in by_split for b in by_split if a != b)
+  for row in rows:
+    assert row['speaker'] in by_split[row['split']]
+    assert row['path'] == f'{row["label"]}/{row["split"]}/{os.path.basename(row["path"])}'
+    assert os.path.getsize(os.path.join(generated, row['path'])) > 1000
+    with open(os.path.join(generated, row['path'][:-4] + '.txt')) as f:
+      fields = dict(line.split(': ') for line in f.read().splitlines())
+    assert fields == {'Text': row['label'], 'Start': row['start'], 'End': row['end']}
+    assert 0.0 < float(row['start']) < float(row['end']) < 29 / 25.0
+  frames = _read_video(os.path.join(generated, rows[0]['path']))
+  assert frames.shape == (29, faces.CROP_SIZE, faces.CROP_SIZE, 3)
+
+
+def test_same_seed_same_bytes_and_landmarks(generated, tmp_path):
+  again = str(tmp_path / 'again')
+  dataset.generate(again, SMALL, workers=2)  # worker count must not matter
+  for row in _manifest(generated):
+    for suffix in ('.mp4', '.txt'):
+      paths = [os.path.join(d, row['path'][:-4] + suffix) for d in (generated, again)]
+      digests = [hashlib.sha256(open(p, 'rb').read()).hexdigest() for p in paths]
+      assert digests[0] == digests[1], paths
+  row = _manifest(generated)[0]
+  gaps = [_measured_gaps(_read_video(os.path.join(d, row['path'])))
+          for d in (generated, again)]
+  np.testing.assert_array_equal(gaps[0], gaps[1])
+  other = dataclasses.replace(SMALL, seed=8, words=(row['label'],))
+  third = str(tmp_path / 'other_seed')
+  dataset.generate(third, other, workers=1)
+  assert open(os.path.join(third, row['path']), 'rb').read() != open(
+      os.path.join(generated, row['path']), 'rb').read()
+
+
+def test_facemesh_follows_the_rendered_mouth(generated):
+  """Real FaceMesh on the written video: face in >= 99% of frames, lip gap r >= 0.8."""
+  rows = [r for r in _manifest(generated) if r['label'] == 'WATCH']
+  for row in rows:
+    measured = _measured_gaps(_read_video(os.path.join(generated, row['path'])))
+    assert np.isfinite(measured).mean() >= 0.99, row
+    clip = _rerender(generated, row, SMALL)
+    assert (clip.start, clip.end) == pytest.approx((float(row['start']), float(row['end'])),
+                                                   abs=0.006)
+    r = np.corrcoef(clip.lip_gap, measured)[0, 1]
+    assert r >= 0.8, (row, r)
+
+
+def test_mouth_moves_only_inside_the_speech_interval(generated):
+  for row in _manifest(generated):
+    clip = _rerender(generated, row, SMALL)
+    times = np.arange(SMALL.num_frames) / SMALL.fps
+    margin = 4 * SMALL.coarticulation_ms / 1000.0
+    quiet = (times < clip.start - margin) | (times > clip.end + margin)
+    speaking = (times >= clip.start) & (times < clip.end)
+    rest = clip.lip_gap[quiet]
+    assert quiet.any() and speaking.any()
+    np.testing.assert_allclose(rest, rest[0], atol=1e-6)  # rendered: exactly at rest
+    assert np.abs(clip.lip_gap[speaking] - rest[0]).max() > 0.03  # and moving in speech
+  # Measured by FaceMesh on the video: the silence stays near rest.
+  row = [r for r in _manifest(generated) if r['label'] == 'WATCH'][0]
+  clip = _rerender(generated, row, SMALL)
+  measured = _measured_gaps(_read_video(os.path.join(generated, row['path'])))
+  times = np.arange(SMALL.num_frames) / SMALL.fps
+  quiet = (times < clip.start - 0.12) | (times > clip.end + 0.12)
+  swing = np.nanmax(measured) - np.nanmin(measured)
+  assert np.nanmax(np.abs(measured[quiet] - np.nanmedian(measured[quiet]))) < 0.15 * swing
+
+
+def test_extraction_pipeline_reads_the_manifest(generated, tmp_path):
+  pipeline = pytest.importorskip('extraction.pipeline')
+  report = pipeline.run(os.path.join(generated, 'manifest.csv'), str(tmp_path / 'data'),
+                        workers=1, progress=False)
+  assert report['written'] == 12 and report['failed'] == 0
+  for split, stats in report['splits'].items():
+    assert stats['face_detection_rate'] >= 0.99, split
+    with open(os.path.join(generated, 'generator.json')) as f:
+      assert sorted(stats['speakers']) == json.load(f)['speakers'][split]
+
+
+def test_photo_without_face_is_reported_and_skipped(tmp_path):
+  faces_dir = tmp_path / 'faces'
+  faces_dir.mkdir()
+  for name, photo in faces.builtin_photos()[:3]:
+    cv2.imwrite(str(faces_dir / f'{name}.png'), photo)
+  gradient = np.tile(np.linspace(0, 255, 200, dtype=np.uint8)[None, :, None], (200, 1, 3))
+  cv2.imwrite(str(faces_dir / 'wall.png'), gradient)
+  out_dir = tmp_path / 'out'
+  result = subprocess.run(
+      [sys.executable, '-m', 'extraction.synthetic', 'generate', '--out', str(out_dir),
+       '--faces', str(faces_dir), '--words', 'BAT', '--variants', '1',
+       '--clips-per-speaker', '1', '--val-speakers', '1', '--test-speakers', '1'],
+      cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert 'skipped: wall: FaceMesh found no face' in result.stderr
+  assert 'wrote 3 clips' in result.stdout
+  speakers = {row['speaker'] for row in _manifest(str(out_dir))}
+  assert speakers == {'astronaut-0', 'hopper-0', 'carphone10-0'}
+  with open(out_dir / 'generator.json') as f:
+    assert json.load(f)['skipped_photos'] == ['wall: FaceMesh found no face']
+
+
+def test_cli_rejects_bad_input(tmp_path):
+  assert synthetic_cli.main(['generate', '--out', str(tmp_path / 'x'), '--faces',
+                             str(tmp_path / 'missing')]) == 1
+  with pytest.raises(SystemExit):
+    synthetic_cli.main(['generate', '--out', str(tmp_path / 'x'), '--rate-range', '2,1'])
+
+
+def test_contact_sheet(tmp_path):
+  path = str(tmp_path / 'sheet.png')
+  assert synthetic_cli.main(['contact-sheet', '--out', path, '--rows', '2', '--words', 'BAT',
+                             '--variants', '1', '--seed', '7']) == 0
+  sheet = cv2.imread(path)
+  assert sheet.shape[0] == 2 * 128 and sheet.shape[1] > 5 * 128
+
+
+@pytest.mark.slow
+def test_demo_dataset_builds_in_five_minutes(tmp_path):
+  from extraction import demo  # pylint: disable=g-import-not-at-top
+  began = time.time()
+  demo.build_demo_dataset(str(tmp_path / 'demo'), workers=2)
+  assert time.time() - began < 300
+  with open(tmp_path / 'demo' / 'extraction_report.json') as f:
+    report = json.load(f)
+  assert report['failed'] == 0 and report['written'] == 360
+  assert all(s['face_detection_rate'] >= 0.99 for s in report['splits'].values())
