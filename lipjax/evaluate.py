@@ -24,9 +24,13 @@ from lipjax import plots
 from lipjax import train
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string('workdir', None, 'Training workdir to evaluate.')
-flags.DEFINE_string('split', 'test', 'Split to evaluate (train, val or test).')
-flags.DEFINE_string('data_dir', None, 'Data set directory (default: the one in config.json).')
+
+
+def define_flags() -> None:
+  """Command-line flags; defined only when run as a program (absl flags are process-global)."""
+  flags.DEFINE_string('workdir', None, 'Training workdir to evaluate.')
+  flags.DEFINE_string('split', 'test', 'Split to evaluate (train, val or test).')
+  flags.DEFINE_string('data_dir', None, 'Data set directory (default: the one in config.json).')
 
 
 def load_workdir(workdir: str) -> tuple[ml_collections.ConfigDict, schema.DatasetMeta]:
@@ -87,8 +91,8 @@ def evaluate_workdir(workdir: str, split: str = 'test', data_dir: str | None = N
     json.dump(report, f, indent=1)
   plots.confusion_matrix(
       result['confusion'], meta.class_names,
-      f'{split}: accuracy {report["accuracy"]:.3f}, macro-F1 {report["macro_f1"]:.3f} '
-      f'({report["examples"]} clips, {which} checkpoint step {step})',
+      f'{split}: accuracy {report["accuracy"]:.3f}, macro-F1 {report["macro_f1"]:.3f}\n'
+      f'{report["examples"]} clips, {which} checkpoint (step {step})',
       os.path.join(workdir, f'confusion_{split}.png'))
   return report
 
@@ -111,4 +115,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  define_flags()
   app.run(main)

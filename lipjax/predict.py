@@ -1,0 +1,133 @@
+"""Reads words from face videos with a trained workdir: `python -m lipjax.predict VIDEO ... --workdir DIR`.
+
+Each video goes through the same code as training data (`extraction.clip.extract_clip`
+with the settings recorded in the data set's metadata: same ROI, normalisation,
+smoothing, features, cut to max_frames), then the workdir's best orbax checkpoint
+scores it. All videos are scored in fixed-size batches by one jitted function, so
+the model compiles once however many videos are given. This is the one lipjax
+entry point that needs mediapipe.
+"""
+
+import dataclasses
+import json
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+import jax
+import numpy as np
+
+from extraction import clip as clip_lib
+from lipjax import evaluate
+from lipjax import input_pipeline
+
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+  """Command-line flags; defined only when run as a program (absl flags are process-global)."""
+  flags.DEFINE_string('workdir', None, 'Training workdir whose best checkpoint predicts.')
+  flags.DEFINE_float('start', None, 'Start of the spoken word in seconds (all videos).')
+  flags.DEFINE_float('end', None, 'End of the spoken word in seconds (all videos).')
+  flags.DEFINE_integer('top_k', 5, 'How many words to print per video.')
+  flags.DEFINE_bool('json', False, 'Print one JSON document instead of text lines.')
+  flags.DEFINE_integer('batch_size', 16, 'Videos scored per jitted call.')
+
+
+class Predictor:
+  """A restored model plus the extraction settings its data set was made with."""
+
+  def __init__(self, workdir: str):
+    self.config, self.meta = evaluate.load_workdir(workdir)
+    state, self.step, self.checkpoint = evaluate.restore_for_evaluation(
+        self.config, self.meta, workdir)
+    self.params = state.params
+    apply_fn = state.apply_fn
+    self._logits = jax.jit(lambda params, batch: apply_fn({'params': params}, batch, train=False))
+    recorded = self.meta.extraction.get('settings', {})
+    known = {f.name for f in dataclasses.fields(clip_lib.Settings)}
+    self.settings = clip_lib.Settings(**{k: v for k, v in recorded.items() if k in known})
+
+  def features(self, video_path: str, tracker, interval=None) -> dict:
+    """Extracts one video into a padded, parsed example (ClipError if unusable)."""
+    arrays = clip_lib.extract_clip(video_path, tracker, self.settings,
+                                   intervals=[interval] if interval else None)
+    example = arrays.to_example(label=0, speaker='', video_id=video_path,
+                                max_frames=self.meta.max_frames)
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    numeric = {key: tf.constant(example[key]) for key in input_pipeline.NUMERIC_KEYS}
+    return {key: value.numpy() for key, value in input_pipeline.parse_example(numeric).items()}
+
+  def probabilities(self, examples: list[dict], batch_size: int) -> np.ndarray:
+    """Class probabilities for parsed examples, in fixed-size jitted batches.  # [V, C]"""
+    out = []
+    for start in range(0, len(examples), batch_size):
+      chunk = examples[start:start + batch_size]
+      # Pad with copies of the first example so every call has the same shape (one compile).
+      padded = chunk + [chunk[0]] * (batch_size - len(chunk))
+      batch = {key: np.stack([e[key] for e in padded]) for key in chunk[0]}
+      logits = np.asarray(self._logits(self.params, batch))[:len(chunk)]
+      out.append(jax.nn.softmax(logits, axis=-1))
+    return np.concatenate(out) if out else np.zeros((0, self.meta.num_classes))
+
+
+def predict_videos(workdir: str, videos: list[str], interval=None, top_k: int = 5,
+                   batch_size: int = 16) -> list[dict]:
+  """Returns, per video, either its top-k words with probabilities or the error."""
+  from extraction import facemesh  # pylint: disable=g-import-not-at-top
+  predictor = Predictor(workdir)
+  results, examples = [], []
+  with facemesh.FaceMeshTracker(predictor.settings.min_detection_confidence,
+                                predictor.settings.min_tracking_confidence) as tracker:
+    for path in videos:
+      try:
+        examples.append(predictor.features(path, tracker, interval))
+        results.append({'video': path})
+      except clip_lib.ClipError as error:
+        results.append({'video': path, 'error': str(error)})
+  probabilities = iter(predictor.probabilities(examples, batch_size))
+  names = predictor.meta.class_names
+  for result in results:
+    if 'error' in result:
+      continue
+    p = next(probabilities)
+    order = np.argsort(-p, kind='stable')[:top_k]
+    result['top_k'] = [{'word': names[k], 'probability': float(p[k])} for k in order]
+    result['checkpoint'] = {'which': predictor.checkpoint, 'step': int(predictor.step)}
+  return results
+
+
+def main(argv):
+  """Prints the top-k words per video; a bad video is one line on stderr and exit status 1."""
+  videos = argv[1:]
+  if not videos:
+    raise app.UsageError('give one or more video files')
+  if not FLAGS.workdir:
+    raise app.UsageError('--workdir is required')
+  if (FLAGS.start is None) != (FLAGS.end is None):
+    raise app.UsageError('--start and --end go together')
+  interval = (FLAGS.start, FLAGS.end) if FLAGS.start is not None else None
+  if interval and not 0 <= interval[0] < interval[1]:
+    raise app.UsageError(f'need 0 <= --start < --end, got {interval}')
+  logging.set_verbosity(logging.WARNING)  # the answer, not JAX's backend probing, is the output
+  try:
+    results = predict_videos(FLAGS.workdir, videos, interval, FLAGS.top_k, FLAGS.batch_size)
+  except (FileNotFoundError, ValueError, OSError) as error:
+    sys.exit(f'lipjax.predict: error: {error}')
+  if FLAGS.json:
+    print(json.dumps(results, indent=1))
+  else:
+    for result in results:
+      if 'error' in result:
+        print(f'{result["video"]}: error: {result["error"]}', file=sys.stderr)
+      else:
+        words = ', '.join(f'{w["word"]} {w["probability"]:.3f}' for w in result['top_k'])
+        print(f'{result["video"]}: {words}')
+  if any('error' in r for r in results):
+    sys.exit(1)
+
+
+if __name__ == '__main__':
+  define_flags()
+  app.run(main)
