@@ -54,7 +54,7 @@ def get_config():
   config.model.temporal = 'bilstm'
   config.model.lstm_hidden = 128
   config.model.lstm_layers = 1
-  config.model.lstm_unroll = 1
+  config.model.lstm_unroll = 2  # measured: ~1.3x steps/s on CPU over 1, compile +1 s
   config.model.head_hidden = (128,)
   config.model.dropout_rate = 0.2
   return config

@@ -7,7 +7,6 @@ any step. Evaluation batches: every example exactly once, the last batch padded
 and flagged by `example_mask`.
 """
 
-import itertools
 import os
 from typing import Iterator
 
@@ -159,32 +158,38 @@ def load_examples(data_dir: str, split: str, cache: bool):
   return examples.cache() if cache else examples
 
 
-def epoch_dataset(examples, config, meta, epoch: int, skip_batches: int, num_devices: int):
-  """One epoch of augmented training batches, starting after skip_batches batches."""
-  per_epoch = steps_per_epoch(meta, config.batch_size)
-  ds = examples.shuffle(config.input.shuffle_buffer, seed=config.seed * 1_000_003 + epoch,
-                        reshuffle_each_iteration=False)
-  ds = ds.batch(config.batch_size, drop_remainder=True)
-  ds = ds.enumerate(start=epoch * per_epoch).skip(skip_batches)  # (global step, batch)
-  mirror_perm = tf.constant(meta.mirror_perm, tf.int32)
-  seed = config.seed
-  ds = ds.map(lambda step, batch: augment_batch(
-      batch, tf.stack([tf.constant(seed, tf.int64), step]), config.augment, mirror_perm),
-              tf.data.AUTOTUNE)
-  ds = ds.map(lambda batch: shard_for_devices(batch, num_devices), tf.data.AUTOTUNE)
-  return ds.prefetch(config.input.prefetch)
+def train_dataset(config, meta, start_step: int, num_devices: int):
+  """Endless augmented training batches from global step start_step on (deterministic).
 
-
-def train_iterator(config, meta, start_step: int, num_devices: int) -> Iterator[dict]:
-  """Endless numpy training batches from global step start_step on (deterministic)."""
+  Epoch e is the train split shuffled with seed (config.seed, e) and cut into
+  full batches; batch i of the stream is global step i, whose augmentation is
+  seeded by (config.seed, i). Resuming at a step skips whole batches of the
+  epoch it falls in, before any augmentation work.
+  """
   if config.batch_size % num_devices:
     raise ValueError(f'batch_size={config.batch_size} is not divisible by {num_devices} devices')
   examples = load_examples(config.data_dir, 'train', config.input.cache)
   per_epoch = steps_per_epoch(meta, config.batch_size)
   first_epoch, skip = divmod(start_step, per_epoch)
-  for epoch in itertools.count(first_epoch):
-    yield from epoch_dataset(examples, config, meta, epoch, skip, num_devices).as_numpy_iterator()
-    skip = 0
+  seed = tf.constant(config.seed, tf.int64)
+
+  def epoch_batches(epoch):
+    shuffled = examples.shuffle(config.input.shuffle_buffer, seed=seed * 1_000_003 + epoch,
+                                reshuffle_each_iteration=False)
+    batches = shuffled.batch(config.batch_size, drop_remainder=True)
+    return batches.enumerate(start=epoch * per_epoch)  # (global step, batch)
+
+  ds = tf.data.Dataset.range(first_epoch, 2**62).flat_map(epoch_batches).skip(skip)
+  mirror_perm = tf.constant(meta.mirror_perm, tf.int32)
+  ds = ds.map(lambda step, batch: augment_batch(batch, tf.stack([seed, step]), config.augment,
+                                                mirror_perm), tf.data.AUTOTUNE)
+  ds = ds.map(lambda batch: shard_for_devices(batch, num_devices), tf.data.AUTOTUNE)
+  return ds.prefetch(config.input.prefetch)
+
+
+def train_iterator(config, meta, start_step: int, num_devices: int) -> Iterator[dict]:
+  """Numpy batches of train_dataset."""
+  return train_dataset(config, meta, start_step, num_devices).as_numpy_iterator()
 
 
 def eval_dataset(config, split: str, num_devices: int):

@@ -39,10 +39,11 @@ def confusion_matrix(confusion, class_names, title: str, png_path: str) -> None:
   confusion = np.asarray(confusion)
   rows = confusion.sum(axis=1, keepdims=True)
   normalised = confusion / np.maximum(rows, 1)
-  size = max(4.0, min(0.3 * len(class_names) + 2, 40.0))
+  size = max(5.0, min(0.3 * len(class_names) + 2, 40.0))
   fig, ax = plt.subplots(figsize=(size, size))
   image = ax.imshow(normalised, cmap='Blues', vmin=0, vmax=1)
-  ax.set(title=title, xlabel='predicted word', ylabel='true word')
+  ax.set_title(title, fontsize=10)
+  ax.set(xlabel='predicted word', ylabel='true word')
   if len(class_names) <= 60:
     ax.set_xticks(range(len(class_names)), class_names, rotation=90)
     ax.set_yticks(range(len(class_names)), class_names)

@@ -276,7 +276,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
             'val_accuracy': val['accuracy'], 'val_macro_f1': val['macro_f1'],
             'val_top5': val['top5'], 'val_examples': val['count'],
             'learning_rate': float(create_learning_rate_fn(config)(step)),
-            'steps_per_sec': examples_per_sec / config.batch_size,
+            'steps_per_sec': examples_per_sec / config.batch_size, 'devices': num_devices,
             'examples_per_sec': examples_per_sec}
         write_eval_record(metrics_path, writer, record)
         bar.write(eval_line(record))

@@ -78,6 +78,18 @@ def write_synthetic_dataset(data_dir: str, seed: int = 0) -> schema.DatasetMeta:
   return schema.DatasetMeta.load(data_dir)
 
 
+@pytest.fixture(scope='session', autouse=True)
+def compilation_cache(tmp_path_factory):
+  """One persistent XLA cache for this session and its subprocesses: each program compiles once."""
+  import jax  # pylint: disable=g-import-not-at-top
+  cache_dir = str(tmp_path_factory.mktemp('xla_cache'))
+  jax.config.update('jax_compilation_cache_dir', cache_dir)
+  jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.0)
+  os.environ['JAX_COMPILATION_CACHE_DIR'] = cache_dir
+  os.environ['JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS'] = '0'
+  return cache_dir
+
+
 @pytest.fixture(scope='session')
 def dataset(tmp_path_factory):
   """(data_dir, meta) of the shared synthetic data set."""

@@ -1,0 +1,119 @@
+"""Input pipeline on real shards: augmentations, determinism, resumption, eval padding."""
+
+import itertools
+
+import ml_collections
+import numpy as np
+import tensorflow as tf
+
+from extraction import roi
+from lipjax import input_pipeline
+
+
+def test_flip_maps_node_k_to_its_mirror_with_x_mirrored():
+  rng = np.random.default_rng(0)
+  landmarks = rng.random((3, 88, 3)).astype(np.float32)  # [T, N, 3]
+  frame_mask = np.array([1, 1, 0], np.float32)
+  perm = roi.mirror_perm()
+  flipped = input_pipeline.flip_landmarks(landmarks, frame_mask, perm).numpy()
+  for k in range(88):
+    np.testing.assert_allclose(flipped[:2, perm[k], 0], 1.0 - landmarks[:2, k, 0], rtol=1e-6)
+    np.testing.assert_allclose(flipped[:2, perm[k], 1:], landmarks[:2, k, 1:], rtol=1e-6)
+  assert np.all(flipped[2] == 0)  # padding stays zero
+
+
+def test_flip_twice_is_identity():
+  rng = np.random.default_rng(1)
+  landmarks = rng.random((4, 88, 3)).astype(np.float32)
+  frame_mask = np.ones(4, np.float32)
+  perm = roi.mirror_perm()
+  twice = input_pipeline.flip_landmarks(
+      input_pipeline.flip_landmarks(landmarks, frame_mask, perm), frame_mask, perm)
+  np.testing.assert_allclose(twice, landmarks, atol=1e-6)
+
+
+def toy_batch():
+  """Two clips, lengths 4 and 6 of T = 6, whose values are their frame index + 1."""
+  t = np.arange(6, dtype=np.float32) + 1
+  frame_mask = np.array([[1, 1, 1, 1, 0, 0], [1] * 6], np.float32)
+  ramp = t[None] * frame_mask  # [2, 6]
+  return {
+      'landmarks': tf.constant(np.broadcast_to(ramp[..., None, None], (2, 6, 88, 3)).copy()),
+      'au': tf.constant(np.broadcast_to(ramp[..., None], (2, 6, 18)).copy()),
+      'geometry': tf.constant(np.broadcast_to(ramp[..., None], (2, 6, 10)).copy()),
+      'frame_mask': tf.constant(frame_mask), 'face_mask': tf.constant(frame_mask),
+      'speech_mask': tf.constant(frame_mask), 'length': tf.constant([4, 6], tf.int32),
+      'label': tf.constant([0, 1], tf.int32)}
+
+
+def test_speed_perturbation_resamples_and_updates_masks():
+  batch = toy_batch()
+  same = input_pipeline.speed_perturb(batch, tf.constant([1.0, 1.0]))
+  np.testing.assert_allclose(same['landmarks'], batch['landmarks'])
+  fast = input_pipeline.speed_perturb(batch, tf.constant([2.0, 2.0]))
+  np.testing.assert_array_equal(fast['length'], [2, 3])
+  np.testing.assert_allclose(fast['au'][1, :, 0], [1, 3, 5, 0, 0, 0])
+  np.testing.assert_array_equal(fast['frame_mask'][0], [1, 1, 0, 0, 0, 0])
+  slow = input_pipeline.speed_perturb(batch, tf.constant([0.5, 0.5]))
+  np.testing.assert_array_equal(slow['length'], [6, 6])
+  np.testing.assert_allclose(slow['au'][0, :, 0], [1, 1.5, 2, 2.5, 3, 3.5])
+
+
+def test_time_mask_holds_the_previous_frame_and_flags_face_mask():
+  masked = input_pipeline.time_mask(toy_batch(), tf.constant([1, 0]), tf.constant([2, 0]))
+  np.testing.assert_allclose(masked['au'][0, :, 0], [1, 1, 1, 4, 0, 0])
+  np.testing.assert_array_equal(masked['face_mask'][0], [1, 0, 0, 1, 0, 0])
+  np.testing.assert_allclose(masked['au'][1], toy_batch()['au'][1])
+
+
+def test_affine_keeps_padding_zero_and_identity_parameters_change_nothing():
+  batch = toy_batch()
+  landmarks = batch['landmarks'] / 10.0
+  same = input_pipeline.affine_landmarks(landmarks, batch['frame_mask'], tf.zeros(2),
+                                         tf.ones(2), tf.zeros((2, 2)))
+  np.testing.assert_allclose(same, landmarks, atol=1e-6)
+  moved = input_pipeline.affine_landmarks(landmarks, batch['frame_mask'], tf.fill([2], 0.1),
+                                          tf.fill([2], 1.1), tf.fill([2, 2], 0.02))
+  assert np.all(moved.numpy()[0, 4:] == 0) and not np.allclose(moved, landmarks)
+
+
+def take(iterator, n):
+  return list(itertools.islice(iterator, n))
+
+
+def test_train_batches_are_deterministic_resumable_and_device_shaped(test_config, dataset):
+  _, meta = dataset
+  test_config.batch_size = 8
+  first = take(input_pipeline.train_iterator(test_config, meta, 0, 2), 9)  # crosses an epoch
+  again = take(input_pipeline.train_iterator(test_config, meta, 0, 2), 9)
+  resumed = take(input_pipeline.train_iterator(test_config, meta, 7, 2), 2)
+  assert first[0]['landmarks'].shape == (2, 4, 12, 88, 3)
+  for a, b in zip(first, again):
+    np.testing.assert_array_equal(a['landmarks'], b['landmarks'])
+  for a, b in zip(first[7:], resumed):
+    np.testing.assert_array_equal(a['landmarks'], b['landmarks'])
+    np.testing.assert_array_equal(a['label'], b['label'])
+  # A new epoch is a new order.
+  assert not np.array_equal(first[0]['label'], first[6]['label']) or not np.array_equal(
+      first[0]['landmarks'], first[6]['landmarks'])
+
+
+def test_augmentation_can_be_switched_off(test_config, dataset):
+  _, meta = dataset
+  test_config.augment = ml_collections.ConfigDict({
+      'flip': False, 'rotate_degrees': 0.0, 'scale': 0.0, 'translate': 0.0,
+      'jitter_std': 0.0, 'time_mask_max': 0, 'speed': 0.0})
+  batch = take(input_pipeline.train_iterator(test_config, meta, 0, 1), 1)[0]
+  clean = [e for e in input_pipeline.load_examples(test_config.data_dir, 'train', False)
+           .as_numpy_iterator()]
+  by_landmarks = {e['landmarks'].tobytes() for e in clean}
+  assert all(x.tobytes() in by_landmarks for x in batch['landmarks'][0])
+
+
+def test_eval_batches_count_every_example_once(test_config, dataset):
+  _, meta = dataset
+  batches = list(input_pipeline.eval_dataset(test_config, 'val', 2).as_numpy_iterator())
+  example_mask = np.concatenate([b['example_mask'].reshape(-1) for b in batches])
+  assert example_mask.sum() == meta.split_sizes['val'] == 13
+  assert len(example_mask) == 16 and batches[-1]['landmarks'].shape[:2] == (2, 4)
+  assert np.all(batches[-1]['landmarks'].reshape(8, -1)[example_mask[8:] == 0] == 0)

@@ -1,0 +1,131 @@
+"""Model parts: masked pooling, speech mask, edges from metadata, LSTM lengths."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lipjax import input_pipeline
+from lipjax import lstm
+from lipjax import models
+from lipjax import train
+
+
+def test_masked_mean_by_hand():
+  values = jnp.array([[[1.0], [3.0], [100.0]]])  # [1, 3, 1]
+  mask = jnp.array([[1.0, 1.0, 0.0]])
+  np.testing.assert_allclose(models.masked_mean(values, mask), [[2.0]])
+
+
+def test_frames_outside_the_mask_do_not_move_pooled_features():
+  rng = np.random.default_rng(0)
+  values = rng.normal(size=(2, 6, 4)).astype(np.float32)
+  mask = np.array([[0, 1, 1, 0, 0, 0], [1, 1, 1, 1, 0, 0]], np.float32)
+  changed = values.copy()
+  changed[mask == 0] += 50.0
+  np.testing.assert_allclose(models.masked_mean(values, mask), models.masked_mean(changed, mask),
+                             rtol=1e-6)
+
+
+def test_pooling_mask_modes():
+  frame_mask = jnp.array([[1, 1, 1, 0], [1, 1, 0, 0]], jnp.float32)
+  speech_mask = jnp.array([[0, 1, 1, 1], [0, 0, 0, 0]], jnp.float32)
+  # Speech inside real frames; the second clip has no speech and falls back to its frames.
+  np.testing.assert_array_equal(models.pooling_mask(frame_mask, speech_mask, 'speech'),
+                                [[0, 1, 1, 0], [1, 1, 0, 0]])
+  np.testing.assert_array_equal(models.pooling_mask(frame_mask, speech_mask, 'frames'), frame_mask)
+  np.testing.assert_array_equal(models.pooling_mask(frame_mask, speech_mask, 'none'), 1)
+
+
+def test_node_features_velocity_is_zero_at_start_and_in_padding():
+  landmarks = jnp.stack([jnp.full((2, 3), v) for v in (0.5, 0.6, 0.8, 0.0)])[None]  # [1, 4, 2, 3]
+  frame_mask = jnp.array([[1.0, 1.0, 1.0, 0.0]])
+  features = models.node_features(landmarks, frame_mask, velocities=True, velocity_scale=10.0)
+  np.testing.assert_allclose(features[0, :, 0, 3], [0.0, 1.0, 2.0, 0.0], atol=1e-5)
+  np.testing.assert_allclose(features[0, :, 0, 0], [0.0, 0.1, 0.3, 0.0], atol=1e-6)
+
+
+def real_batch(config, size=4):
+  """The first eval batch of the synthetic data set, without the device axis."""
+  dataset = input_pipeline.eval_dataset(config, 'val', 1)
+  batch = next(dataset.as_numpy_iterator())
+  return {key: value[0, :size] for key, value in batch.items()}
+
+
+def model_output(config, meta, batch, params=None):
+  """Logits of the test model (deterministic), initialising params if not given."""
+  model = train.create_model(config, meta)
+  if params is None:
+    params = model.init(jax.random.PRNGKey(0), batch)['params']
+  return np.asarray(model.apply({'params': params}, batch)), params
+
+
+def test_speech_mask_changes_the_output_only_when_pooling_reads_it(test_config, dataset):
+  _, meta = dataset
+  batch = real_batch(test_config)
+  narrowed = dict(batch, speech_mask=batch['speech_mask'] * (np.arange(12) < 4))
+  logits, params = model_output(test_config, meta, batch)
+  narrowed_logits, _ = model_output(test_config, meta, narrowed, params)
+  assert np.abs(logits - narrowed_logits).max() > 1e-4
+  test_config.model.mask_mode = 'frames'
+  logits, params = model_output(test_config, meta, batch)
+  narrowed_logits, _ = model_output(test_config, meta, narrowed, params)
+  np.testing.assert_allclose(logits, narrowed_logits, rtol=1e-6)
+
+
+def test_model_reads_the_edges_in_the_metadata(test_config, dataset):
+  _, meta = dataset
+  batch = real_batch(test_config)
+  logits, params = model_output(test_config, meta, batch)
+  model = train.create_model(test_config, meta)
+  assert list(model.senders) == meta.senders and list(model.receivers) == meta.receivers
+  # Another edge list (a different data set's metadata) with the same parameters.
+  permutation = np.random.default_rng(1).permutation(meta.num_nodes)
+  other = dataclasses.replace(meta, senders=permutation[meta.senders].tolist(),
+                              receivers=permutation[meta.receivers].tolist())
+  assert list(train.create_model(test_config, other).senders) == other.senders
+  other_logits, _ = model_output(test_config, other, batch, params)
+  assert np.abs(logits - other_logits).max() > 1e-4
+
+
+def test_edge_ablations_build_different_graphs(test_config, dataset):
+  _, meta = dataset
+  edge_sets = set()
+  for mode in ('anatomical', 'knn_distance', 'knn_index'):
+    test_config.model.edges = mode
+    model = train.create_model(test_config, meta)
+    edge_sets.add(tuple(zip(model.senders, model.receivers)))
+  assert len(edge_sets) == 3
+
+
+def test_globals_modes_and_gcn_impls_run(test_config, dataset):
+  _, meta = dataset
+  batch = real_batch(test_config)
+  test_config.model.globals_mode = 'broadcast'
+  test_config.model.gcn_impl = 'jraph'
+  logits, _ = model_output(test_config, meta, batch)
+  assert logits.shape == (4, meta.num_classes) and np.all(np.isfinite(logits))
+
+
+def test_reverse_within_length_by_hand():
+  x = jnp.array([[1, 2, 3, 0], [1, 2, 3, 4]])[..., None]
+  reversed_ = lstm.reverse_within_length(x, jnp.array([3, 4]))
+  np.testing.assert_array_equal(reversed_[..., 0], [[3, 2, 1, 0], [4, 3, 2, 1]])
+
+
+def test_bilstm_ignores_padding_after_length():
+  rng = np.random.default_rng(0)
+  inputs = rng.normal(size=(2, 7, 5)).astype(np.float32)
+  lengths = jnp.array([4, 7])
+  module = lstm.BiLSTM(hidden=6, unroll=2)
+  params = module.init(jax.random.PRNGKey(0), inputs, lengths)
+  outputs = module.apply(params, inputs, lengths)
+  padded = inputs.copy()
+  padded[0, 4:] = 99.0
+  np.testing.assert_allclose(module.apply(params, padded, lengths), outputs, rtol=1e-5, atol=1e-6)
+  assert np.all(np.asarray(outputs)[0, 4:] == 0)
+  # The backward direction starts at the last real frame: there it has seen one input only,
+  # so it equals the backward output of that frame alone.
+  single = module.apply(params, inputs[:, 3:4], jnp.array([1, 1]))
+  np.testing.assert_allclose(outputs[0, 3, 6:], single[0, 0, 6:], rtol=1e-5, atol=1e-6)
