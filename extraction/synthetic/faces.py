@@ -148,12 +148,17 @@ def load_faces(photos, detector: FaceMeshDetector) -> tuple[list[Face], list[str
   return faces, skipped
 
 
+def _skin_tone_gains(level: float, warmth: float) -> list[float]:
+  """BGR gains of a skin-tone change: overall level, and warmth (red up, blue down)."""
+  return [level * (1.0 - warmth), level * (1.0 - 0.3 * warmth), level * (1.0 + 0.5 * warmth)]
+
+
 def sample_variation(rng: np.random.Generator) -> dict:
   """Draws one speaker's variation parameters."""
   return {
       'face_width': float(rng.uniform(0.90, 1.10)),
       'face_height': float(rng.uniform(0.92, 1.08)),
-      'tone_gains': [float(g) for g in rng.uniform(0.72, 1.12, size=3)],
+      'tone_gains': _skin_tone_gains(rng.uniform(0.72, 1.1), rng.uniform(-0.08, 0.12)),
       'gamma': float(rng.uniform(0.8, 1.25)),
       'mirror': bool(rng.random() < 0.5),
       'light_angle': float(rng.uniform(0, 2 * np.pi)),

@@ -183,9 +183,10 @@ class FrameRenderer:
     self.anchors = np.concatenate([ring, border])  # zero displacement
     ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
     self.grid = np.stack([xs, ys, np.ones_like(xs)], axis=-1)  # [S, S, 3] homogeneous
-    skin = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)[
-        tuple(np.clip(landmarks[[50, 280, 205, 425]].astype(int)[:, ::-1].T, 0, size - 1))]
-    self.brightness = float(np.clip(np.mean(skin) / 170.0, 0.35, 1.3))
+    # Painted teeth and throat take the face's light and colour cast (per BGR channel).
+    cheeks = np.round(landmarks[[50, 280, 205, 425]]).astype(int).clip(0, size - 1)
+    skin = image[cheeks[:, 1], cheeks[:, 0]].astype(np.float32).mean(axis=0)
+    self.tint = np.clip(skin / np.array([120.0, 150.0, 195.0], np.float32), 0.3, 1.4)
     lips = np.round(landmarks[[37, 267, 84, 314, 0, 17]]).astype(int).clip(0, size - 1)
     self.lip_shadow = 0.5 * image[lips[:, 1], lips[:, 0]].astype(np.float32).mean(axis=0)
 
@@ -203,7 +204,7 @@ class FrameRenderer:
     frame = cv2.remap(self.image, source[..., 0], source[..., 1], cv2.INTER_LINEAR,
                       borderMode=cv2.BORDER_REPLICATE)
     frame_landmarks = moved @ affine[:, :2].T + affine[:, 2]
-    paint_mouth(frame, frame_landmarks, self.brightness, self.lip_shadow)
+    paint_mouth(frame, frame_landmarks, self.tint, self.lip_shadow)
     return frame, frame_landmarks
 
 
@@ -244,7 +245,7 @@ def _polygon_alpha(shape, polygon: np.ndarray, soften: float) -> np.ndarray:
   return cv2.GaussianBlur(alpha, (0, 0), soften) if soften > 0 else alpha
 
 
-def paint_mouth(frame: np.ndarray, landmarks: np.ndarray, brightness: float,
+def paint_mouth(frame: np.ndarray, landmarks: np.ndarray, tint: np.ndarray,
                 lip_shadow: np.ndarray) -> None:
   """Paints the mouth in place: the lips' meeting line, and inside them throat and teeth."""
   upper = landmarks[list(UPPER_INNER)]
@@ -275,8 +276,8 @@ def paint_mouth(frame: np.ndarray, landmarks: np.ndarray, brightness: float,
       frame.shape[:2], np.concatenate([lower, (lower - lower_teeth_depth * bulge * down)[::-1]]), 0.8)
   # The throat darkens away from the lips: a blurred copy of the cavity is ~1 deep inside.
   depth = cv2.GaussianBlur(cavity, (0, 0), max(0.25 * gap, 0.8))[..., None]
-  throat = np.array([48, 42, 105], np.float32) * brightness * (1.0 - 0.6 * depth)  # BGR
-  teeth = np.array([205, 220, 232], np.float32) * brightness
+  throat = np.array([48, 42, 105], np.float32) * tint * (1.0 - 0.6 * depth)  # BGR
+  teeth = np.array([200, 215, 230], np.float32) * tint
   teeth_shade = 1.0 - 0.2 * depth  # teeth recede into the mouth's shadow
   out = frame.astype(np.float32)
   out = out * (1 - cavity[..., None]) + throat * cavity[..., None]
