@@ -12,11 +12,11 @@ from typing import Any
 
 from absl import app
 from absl import flags
-from absl import logging
 import ml_collections
 import numpy as np
 
 from extraction import schema
+from lipjax import cli
 from lipjax import input_pipeline
 from lipjax import metrics as metrics_lib
 from lipjax import parallel
@@ -103,7 +103,7 @@ def main(argv):
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   if not FLAGS.workdir:
     raise app.UsageError('--workdir is required')
-  logging.get_absl_handler().addFilter(lambda record: '/orbax/' not in record.pathname)
+  cli.quiet_third_party_logs()
   try:
     report = evaluate_workdir(FLAGS.workdir, FLAGS.split, FLAGS.data_dir)
   except (FileNotFoundError, ValueError, KeyError, OSError) as e:

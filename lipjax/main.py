@@ -5,8 +5,9 @@ import sys
 
 from absl import app
 from absl import flags
-from absl import logging
 from ml_collections import config_flags
+
+from lipjax import cli
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file('config', None, 'Training configuration file (configs/*.py).',
@@ -25,8 +26,7 @@ def main(argv):
   config_path = config_flags.get_config_filename(FLAGS['config'])
   config_name = os.path.splitext(os.path.basename(config_path))[0]
   workdir = FLAGS.workdir or os.path.join('runs', config_name)
-  # orbax reports every checkpoint step at INFO; keep the console to lipjax's own lines.
-  logging.get_absl_handler().addFilter(lambda record: '/orbax/' not in record.pathname)
+  cli.quiet_third_party_logs()
   try:
     train.train_and_evaluate(FLAGS.config, workdir)
   except (FileNotFoundError, ValueError, KeyError, OSError) as e:

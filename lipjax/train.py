@@ -225,6 +225,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     logging.info('Resumed from step %d (epoch %d, batch %d of the epoch)', progress['step'],
                  progress['epoch'], progress['step_in_epoch'])
   start_step = int(progress['step'])
+  for step in best.all_steps():
+    if step > start_step:  # evaluated after the checkpoint we resume from; it will be redone
+      best.delete(step)
   metrics_path = os.path.join(workdir, 'metrics.jsonl')
   truncate_metrics_log(metrics_path, start_step)
   if progress['stopped_early'] or start_step >= config.num_train_steps:

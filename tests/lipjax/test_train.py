@@ -144,3 +144,18 @@ def test_cli_reports_a_missing_data_set_in_one_line(tmp_path):
   assert result.returncode == 1
   assert result.stderr.strip().splitlines()[-1].startswith('lipjax.train: error: data set')
   assert 'Traceback' not in result.stderr
+
+
+def test_early_stopping_on_val_accuracy_and_rerun_does_nothing(test_config, tmp_path):
+  # With a zero learning rate val accuracy cannot improve after the first evaluation.
+  test_config.learning_rate = 0.0
+  test_config.eval_every_steps = 1
+  test_config.patience = 2
+  test_config.num_train_steps = 50
+  workdir = str(tmp_path / 'stopped')
+  train.train_and_evaluate(test_config, workdir)
+  assert [m['step'] for m in read_metrics(workdir)] == [1, 2, 3]
+  _, progress = final_params(test_config, workdir)
+  assert progress['stopped_early'] and progress['step'] == 3
+  train.train_and_evaluate(test_config, workdir)
+  assert [m['step'] for m in read_metrics(workdir)] == [1, 2, 3]

@@ -1,0 +1,146 @@
+"""Training throughput of a config on this machine: train examples/s, input pipeline examples/s, compile time.
+
+Usage: python experiments/bench_train.py [--config configs/small.py] [--batch 32] [--frames 29] [--steps 30]
+
+The data are real TFRecord shards (extraction.shards.write_dataset) of random
+landmark clips with T frames and 88 nodes, written to a temporary directory.
+"train (fed)" is steady-state optimizer steps on batches already on the
+device (compile excluded); "train (end to end)" pulls every batch through the
+augmenting tf.data pipeline as train.py does; "input pipeline" is tf.data
+alone. The machine's load average is printed before and after: other work on
+the same cores lowers every figure.
+"""
+
+import argparse
+import functools
+import importlib.util
+import os
+import sys
+import tempfile
+import time
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
+import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+from extraction import features as features_lib  # pylint: disable=wrong-import-position
+from extraction import roi  # pylint: disable=wrong-import-position
+from extraction import schema  # pylint: disable=wrong-import-position
+from extraction import shards  # pylint: disable=wrong-import-position
+from lipjax import input_pipeline  # pylint: disable=wrong-import-position
+from lipjax import parallel  # pylint: disable=wrong-import-position
+from lipjax import train  # pylint: disable=wrong-import-position
+
+NUM_CLASSES = 50
+
+
+def load_config(path: str):
+  """Imports a configs/*.py file and returns its get_config()."""
+  spec = importlib.util.spec_from_file_location('bench_config', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config()
+
+
+def write_random_dataset(data_dir: str, frames: int, train_size: int) -> schema.DatasetMeta:
+  """Real shards of random clips (lengths 60-100% of T) with a ring-with-chords graph."""
+  rng = np.random.default_rng(0)
+
+  def example(i):
+    length = int(rng.integers(frames * 3 // 5, frames + 1))
+    speech = np.zeros(length)
+    speech[2:length - 2] = 1
+    return schema.pad_example(
+        landmarks=rng.random((length, schema.NUM_NODES, 3), dtype=np.float32),
+        au=rng.random((length, schema.NUM_AU)), geometry=rng.random((length, schema.NUM_GEOMETRY)),
+        face_mask=np.ones(length), speech_mask=speech, label=i % NUM_CLASSES,
+        speaker=f's{i % 7}', video_id=f'clip{i}', max_frames=frames)
+
+  n = schema.NUM_NODES
+  pairs = sorted({(i, (i + d) % n) for i in range(n) for d in (1, 7)}
+                 | {((i + d) % n, i) for i in range(n) for d in (1, 7)})
+  meta = schema.DatasetMeta(
+      class_names=[f'word{i:02d}' for i in range(NUM_CLASSES)], max_frames=frames, fps=25.0,
+      roi_indices=list(roi.ROI_INDICES), mirror_perm=roi.mirror_perm().tolist(),
+      senders=[s for s, _ in pairs], receivers=[r for _, r in pairs],
+      au_names=list(features_lib.AU_NAMES), geometry_names=list(features_lib.GEOMETRY_NAMES),
+      mean_landmarks=[])
+  shards.write_dataset(data_dir, {'train': [example(i) for i in range(train_size)],
+                                  'val': [example(i) for i in range(64)]}, meta, num_shards=4)
+  return schema.DatasetMeta.load(data_dir)
+
+
+def time_pipeline(config, meta, batches: int) -> float:
+  """Input-pipeline examples/s over `batches` batches after a warm-up pass."""
+  iterator = input_pipeline.train_iterator(config, meta, 0, parallel.num_devices())
+  for _ in range(20):  # warm-up: tracing, cache fill, autotune
+    next(iterator)
+  start = time.perf_counter()
+  for _ in range(batches):
+    next(iterator)
+  return batches * config.batch_size / (time.perf_counter() - start)
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--config', default='configs/small.py')
+  parser.add_argument('--batch', type=int, default=32)
+  parser.add_argument('--frames', type=int, default=29)
+  parser.add_argument('--steps', type=int, default=30)
+  args = parser.parse_args()
+  print(f'load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; '
+        f'jax {jax.__version__} on {parallel.num_devices()} x {jax.devices()[0].platform}')
+
+  config = load_config(args.config)
+  config.batch_size = args.batch
+  with tempfile.TemporaryDirectory() as data_dir:
+    config.data_dir = data_dir
+    meta = write_random_dataset(data_dir, args.frames, train_size=2048)
+    pipeline_rate = time_pipeline(config, meta, batches=100)
+
+    model = train.create_model(config, meta)
+    state = train.create_train_state(config, meta, model, jax.random.PRNGKey(0))
+    params = sum(x.size for x in jax.tree.leaves(state.params))
+    p_train_step = parallel.data_parallel(
+        functools.partial(train.train_step, label_smoothing=config.label_smoothing),
+        donate_argnums=(0,))
+    replicated = parallel.replicate(state)
+    dropout_roots = parallel.replicate(jax.random.PRNGKey(1))
+    iterator = input_pipeline.train_iterator(config, meta, 0, parallel.num_devices())
+    batch = next(iterator)
+
+    start = time.perf_counter()
+    compiled = p_train_step.lower(replicated, batch, dropout_roots).compile()
+    compile_seconds = time.perf_counter() - start
+    device_batch = jax.tree.map(lambda x: jax.device_put_sharded(list(x), jax.local_devices()),
+                                batch)
+    for _ in range(3):
+      replicated, metrics = compiled(replicated, device_batch, dropout_roots)
+    jax.block_until_ready(metrics)
+    start = time.perf_counter()
+    for _ in range(args.steps):
+      replicated, metrics = compiled(replicated, device_batch, dropout_roots)
+    jax.block_until_ready(metrics)
+    fed_rate = args.steps * config.batch_size / (time.perf_counter() - start)
+
+    start = time.perf_counter()
+    for _ in range(args.steps):
+      replicated, metrics = compiled(replicated, next(iterator), dropout_roots)
+    jax.block_until_ready(metrics)
+    end_to_end_rate = args.steps * config.batch_size / (time.perf_counter() - start)
+
+  print(f'config {args.config}: {params:,} parameters, batch {args.batch}, T = {args.frames}, '
+        f'{meta.num_nodes} nodes, {len(meta.senders)} directed edges')
+  print(f'compile (train step): {compile_seconds:.1f} s')
+  print(f'train (fed):          {fed_rate:.0f} examples/s ({fed_rate / args.batch:.2f} steps/s)')
+  print(f'train (end to end):   {end_to_end_rate:.0f} examples/s')
+  print(f'input pipeline:       {pipeline_rate:.0f} examples/s '
+        f'({pipeline_rate / fed_rate:.1f}x training)')
+  print(f'load average after: {os.getloadavg()[0]:.2f}')
+  print('command: python ' + ' '.join(sys.argv))
+
+
+if __name__ == '__main__':
+  main()
