@@ -129,3 +129,21 @@ def test_bilstm_ignores_padding_after_length():
   # so it equals the backward output of that frame alone.
   single = module.apply(params, inputs[:, 3:4], jnp.array([1, 1]))
   np.testing.assert_allclose(outputs[0, 3, 6:], single[0, 0, 6:], rtol=1e-5, atol=1e-6)
+
+
+def parameter_count(config, meta):
+  """Parameters of a config's model for a data set, from shapes only (nothing computed)."""
+  model = train.create_model(config, meta)
+  shapes = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), train.dummy_batch(meta)))
+  return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(shapes['params']))
+
+
+def test_config_parameter_budgets(dataset):
+  import importlib  # pylint: disable=g-import-not-at-top
+  _, meta = dataset
+  lrw = dataclasses.replace(meta, class_names=[f'w{i}' for i in range(500)])
+  budgets = {'test': (1_000, 100_000), 'small': (100_000, 1_000_000),
+             'base': (1_000_000, 10_000_000), 'seed': (28_000_000, 38_000_000)}
+  for name, (low, high) in budgets.items():
+    config = importlib.import_module(f'configs.{name}').get_config()
+    assert low < parameter_count(config, lrw) < high, name
