@@ -151,9 +151,9 @@ def verdict_reasons(evidence: dict[str, Any]) -> list[str]:
   else:
     reasons.append(
         f'val loss did not diverge: final {e["final_val_loss"]:.4f} is {e["val_loss_rise"]:+.1%} '
-        f'from its minimum {e["val_loss_min"]:.4f} (step {e["val_loss_min_step"]}, '
-        f'{e["evals_after_val_loss_min"]} evaluations before the end; train loss change since '
-        f'{e["train_loss_change_after_val_loss_min"]:+.4f}; overfitting needs a rise >= '
+        f'from its minimum {e["val_loss_min"]:.4f} (step {e["val_loss_min_step"]}, evaluations '
+        f'after it: {e["evals_after_val_loss_min"]}, train loss change since then '
+        f'{e["train_loss_change_after_val_loss_min"]:+.4f}); overfitting needs a rise >= '
         f'{VAL_LOSS_RISE:.0%} over >= {MIN_EVALS_AFTER_MIN} evaluations with falling train loss)')
   relation = '>=' if e['gap_too_large'] else '<'
   reasons.append(
@@ -188,7 +188,7 @@ def parameter_counts(params, depth: int = 2) -> list[tuple[str, int]]:
   rows = []
 
   def count(tree) -> int:
-    if isinstance(tree, dict) or hasattr(tree, 'items'):
+    if hasattr(tree, 'items'):
       return sum(count(v) for v in tree.values())
     return int(np.prod(np.shape(tree)))
 
