@@ -331,7 +331,7 @@ def render_report(workdir: str, config, evidence, param_rows, checkpoint: dict, 
             'underfitting/not learning if the best val accuracy is below chance + '
             f'{NOT_LEARNING_MARGIN} x (1 - chance) and the gap is small; otherwise healthy. '
             'Train figures are running means over the steps since the previous log, with '
-            'dropout, augmentation and label smoothing on, so they understate the fit.', '']
+            'the config\'s dropout, augmentation and label smoothing, so they can understate the fit.', '']
   lines += _table(['', 'step', 'epoch', 'train loss', 'val loss', 'train acc', 'val acc'], [
       ['val loss minimum', e['val_loss_min_step'], f'{e["val_loss_min_epoch"]:.1f}',
        f'{e["train_loss_at_val_loss_min"]:.4f}', f'{e["val_loss_min"]:.4f}', '', ''],
