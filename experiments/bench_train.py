@@ -8,7 +8,10 @@ landmark clips with T frames and 88 nodes, written to a temporary directory.
 device (compile excluded); "train (end to end)" pulls every batch through the
 augmenting tf.data pipeline as train.py does; "input pipeline" is tf.data
 alone. The machine's load average is printed before and after: other work on
-the same cores lowers every figure.
+the same cores lowers every figure. Devices are set up as the training command
+does (config.cpu_devices; -1 = one per CPU core); `--config.cpu_devices`-style
+overrides are not parsed here, so set XLA_FLAGS=--xla_force_host_platform_device_count=1
+to measure a single CPU device.
 """
 
 import argparse
@@ -29,6 +32,7 @@ from extraction import features as features_lib  # pylint: disable=wrong-import-
 from extraction import roi  # pylint: disable=wrong-import-position
 from extraction import schema  # pylint: disable=wrong-import-position
 from extraction import shards  # pylint: disable=wrong-import-position
+from lipjax import cli  # pylint: disable=wrong-import-position
 from lipjax import input_pipeline  # pylint: disable=wrong-import-position
 from lipjax import parallel  # pylint: disable=wrong-import-position
 from lipjax import train  # pylint: disable=wrong-import-position
@@ -90,11 +94,14 @@ def main():
   parser.add_argument('--frames', type=int, default=29)
   parser.add_argument('--steps', type=int, default=30)
   args = parser.parse_args()
+  config = load_config(args.config)
+  config.batch_size = args.batch
+  # As `python -m lipjax.train` does: CPU cores become pmap devices before JAX's
+  # backends start (at first use, not at import).
+  cli.split_cpu_into_devices(config.cpu_devices, (config.batch_size,))
   print(f'load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; '
         f'jax {jax.__version__} on {parallel.num_devices()} x {jax.devices()[0].platform}')
 
-  config = load_config(args.config)
-  config.batch_size = args.batch
   with tempfile.TemporaryDirectory() as data_dir:
     config.data_dir = data_dir
     meta = write_random_dataset(data_dir, args.frames, train_size=2048)
@@ -119,11 +126,12 @@ def main():
     for _ in range(3):
       replicated, metrics = compiled(replicated, device_batch, dropout_roots)
     jax.block_until_ready(metrics)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     for _ in range(args.steps):
       replicated, metrics = compiled(replicated, device_batch, dropout_roots)
     jax.block_until_ready(metrics)
     fed_rate = args.steps * config.batch_size / (time.perf_counter() - start)
+    cpu_per_step = (time.process_time() - cpu_start) / args.steps
 
     start = time.perf_counter()
     for _ in range(args.steps):
@@ -134,7 +142,8 @@ def main():
   print(f'config {args.config}: {params:,} parameters, batch {args.batch}, T = {args.frames}, '
         f'{meta.num_nodes} nodes, {len(meta.senders)} directed edges')
   print(f'compile (train step): {compile_seconds:.1f} s')
-  print(f'train (fed):          {fed_rate:.0f} examples/s ({fed_rate / args.batch:.2f} steps/s)')
+  print(f'train (fed):          {fed_rate:.0f} examples/s ({fed_rate / args.batch:.2f} steps/s, '
+        f'{cpu_per_step:.3f} CPU-seconds a step over all threads)')
   print(f'train (end to end):   {end_to_end_rate:.0f} examples/s')
   print(f'input pipeline:       {pipeline_rate:.0f} examples/s '
         f'({pipeline_rate / fed_rate:.1f}x training)')

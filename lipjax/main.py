@@ -22,13 +22,15 @@ def main(argv):
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   if FLAGS.config is None:
     raise app.UsageError('--config is required, e.g. --config configs/small.py')
+  config = FLAGS.config
+  cli.split_cpu_into_devices(config.cpu_devices, (config.batch_size, config.eval_batch_size))
   from lipjax import train  # pylint: disable=g-import-not-at-top
   config_path = config_flags.get_config_filename(FLAGS['config'])
   config_name = os.path.splitext(os.path.basename(config_path))[0]
   workdir = FLAGS.workdir or os.path.join('runs', config_name)
   cli.quiet_third_party_logs()
   try:
-    train.train_and_evaluate(FLAGS.config, workdir)
+    train.train_and_evaluate(config, workdir)
   except (FileNotFoundError, ValueError, KeyError, OSError) as e:
     sys.exit(f'lipjax.train: error: {e}')
   except KeyboardInterrupt:
