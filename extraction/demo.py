@@ -30,9 +30,11 @@ def _generated(videos_dir: str, settings: dataset.Settings) -> bool:
   if not os.path.exists(marker):
     return False
   with open(marker) as f:
-    recorded = json.load(f).get('settings')
+    recorded = json.load(f)
   expected = json.loads(json.dumps(dataclasses.asdict(settings)))  # tuples -> lists
-  return recorded == expected and os.path.exists(os.path.join(videos_dir, 'manifest.csv'))
+  return (recorded.get('settings') == expected
+          and recorded.get('generator_version') == dataset.GENERATOR_VERSION
+          and os.path.exists(os.path.join(videos_dir, 'manifest.csv')))
 
 
 def build_demo_dataset(data_dir: str, workers: int | None = None) -> None:

@@ -27,6 +27,8 @@ from extraction.synthetic import render
 # Three confusable sets (PP aa DD; FF aa nn) and five distinct words: ceiling 7/10.
 DEFAULT_WORDS = ('BAT', 'PAT', 'MAT', 'FAN', 'VAN', 'CHEESE', 'MOON', 'WATCH', 'YES', 'SHOE')
 SPLITS = ('train', 'val', 'test')
+# Bumped when the same settings would generate a different set (the demo cache checks it).
+GENERATOR_VERSION = 2
 MANIFEST_COLUMNS = ('path', 'label', 'split', 'speaker', 'start', 'end')
 
 
@@ -137,22 +139,35 @@ def transcript_text(word: str, start: float, end: float) -> str:
   return f'Text: {word}\nStart: {start:.2f}\nEnd: {end:.2f}\n'
 
 
-def assign_splits(speakers, settings: Settings) -> dict[str, str]:
-  """Assigns every speaker to exactly one split (seeded shuffle); speaker -> split."""
-  speakers = sorted(speakers)
-  num_train = len(speakers) - settings.val_speakers - settings.test_speakers
-  if num_train < 1 or settings.val_speakers < 1 or settings.test_speakers < 1:
+def assign_splits(person_of: dict[str, str], settings: Settings) -> dict[str, str]:
+  """Holds whole people out of training; their speakers fill val, then test. speaker -> split.
+
+  A speaker is a variant of a real person's photo, and variants of one person look
+  alike, so no person has speakers on both sides of train | (val, test): test faces
+  are never variants of training faces. People are held out in a seeded order,
+  those with the most speakers first, until they supply val_speakers + test_speakers
+  speakers, so training keeps as many people as possible. Val gets the first
+  val_speakers of the held-out speakers (sorted), test all the others.
+  """
+  if settings.val_speakers < 1 or settings.test_speakers < 1:
+    raise ValueError('val_speakers and test_speakers must each be at least 1')
+  people = sorted(set(person_of.values()))
+  speakers_of = {p: sorted(s for s, q in person_of.items() if q == p) for p in people}
+  order = np.random.default_rng([settings.seed, _stable_hash('splits')]).permutation(len(people))
+  candidates = sorted((people[i] for i in order), key=lambda p: -len(speakers_of[p]))
+  need = settings.val_speakers + settings.test_speakers
+  held_out = []
+  while sum(len(speakers_of[p]) for p in held_out) < need and len(held_out) < len(people):
+    held_out.append(candidates[len(held_out)])
+  if sum(len(speakers_of[p]) for p in held_out) < need or len(held_out) == len(people):
     raise ValueError(
-        f'{len(speakers)} speakers cannot fill train, val ({settings.val_speakers}) and '
-        f'test ({settings.test_speakers}) with at least one each; add faces or variants')
-  order = np.random.default_rng([settings.seed, _stable_hash('splits')]).permutation(len(speakers))
-  shuffled = [speakers[i] for i in order]
-  counts = {'train': num_train, 'val': settings.val_speakers, 'test': settings.test_speakers}
-  out, offset = {}, 0
-  for split in SPLITS:
-    for speaker in shuffled[offset:offset + counts[split]]:
-      out[speaker] = split
-    offset += counts[split]
+        f'{len(person_of)} speakers of {len(people)} people cannot hold out whole people for val '
+        f'({settings.val_speakers}) and test ({settings.test_speakers}) speakers and keep one '
+        'person for training; add faces or variants')
+  held_speakers = sorted(s for p in held_out for s in speakers_of[p])
+  out = {s: 'train' for s in person_of}
+  out.update({s: 'val' for s in held_speakers[:settings.val_speakers]})
+  out.update({s: 'test' for s in held_speakers[settings.val_speakers:]})
   return out
 
 
@@ -254,7 +269,9 @@ def generate(out_dir: str, settings: Settings, faces_dir: str | None = None,
   settings = dataclasses.replace(settings, words=words)
   info = vocabulary_info(words)  # fails early on a word missing from CMUdict
   identities, skipped, variations = build_identities(settings, faces_dir)
-  split_of = assign_splits([i.speaker for i in identities], settings)
+  person_of = {i.speaker: faces_lib.builtin_person(i.source) if faces_dir is None else i.source
+               for i in identities}
+  split_of = assign_splits(person_of, settings)
   jobs = plan_clips(settings, split_of)
   os.makedirs(out_dir, exist_ok=True)
   marker = os.path.join(out_dir, 'generator.json')
@@ -280,8 +297,12 @@ def generate(out_dir: str, settings: Settings, faces_dir: str | None = None,
       'skipped_photos': skipped,
       'viseme_table': 'MPEG-4 visemes (ISO/IEC 14496-2); see extraction/synthetic/phonetics.py',
       **info,
+      'generator_version': GENERATOR_VERSION,
       'speakers': {split: sorted(s for s, sp in split_of.items() if sp == split)
                    for split in SPLITS},
+      'people': {split: sorted({person_of[s] for s, sp in split_of.items() if sp == split})
+                 for split in SPLITS},
+      'split_rule': 'whole people held out of training; their speakers fill val, then test',
       'speaker_sources': {i.speaker: i.source for i in identities},
       'speaker_variations': variations,
       'clips': {split: sum(r['split'] == split for r in rows) for split in SPLITS},

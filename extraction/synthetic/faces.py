@@ -19,6 +19,13 @@ _FACE_SPAN = 2.1  # crop side over the landmark bounding box's larger side
 _PHOTO_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.webp', '.tif', '.tiff')
 # Carphone frames used as faces: the speaker looks at the camera and is not blurred.
 _CARPHONE_FRAMES = (10, 75)
+# Both carphone frames show the same man: one person when splits hold people out.
+_BUILTIN_PERSON = {f'carphone{frame}': 'carphone' for frame in _CARPHONE_FRAMES}
+
+
+def builtin_person(photo_name: str) -> str:
+  """The real person a built-in photo shows (its own name but for the carphone frames)."""
+  return _BUILTIN_PERSON.get(photo_name, photo_name)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -193,13 +193,19 @@ def test_open_mouth_is_dark_inside(hopper):
 
 # --- the generated set ---------------------------------------------------------------------------
 
-def test_speaker_disjoint_splits():
-  speakers = [f's{i}' for i in range(12)]
-  split_of = dataset.assign_splits(speakers, dataset.Settings())
-  assert set(split_of) == set(speakers)
-  assert sorted(split_of.values()).count('val') == 2 and list(split_of.values()).count('test') == 2
-  with pytest.raises(ValueError, match='3 speakers'):
-    dataset.assign_splits(['a', 'b', 'c'], dataclasses.replace(dataset.Settings(), val_speakers=2))
+def test_splits_hold_whole_people_out_of_training():
+  # The built-in faces: three people, the carphone man in two photos, three variants each.
+  person_of = {f'{photo}-{v}': faces.builtin_person(photo)
+               for photo in ('astronaut', 'hopper', 'carphone10', 'carphone75') for v in range(3)}
+  split_of = dataset.assign_splits(person_of, dataset.Settings())
+  assert set(split_of) == set(person_of)
+  people = {split: {person_of[s] for s, sp in split_of.items() if sp == split}
+            for split in dataset.SPLITS}
+  assert people['train'].isdisjoint(people['val'] | people['test'])
+  assert people['train'] == {'astronaut', 'hopper'} and people['test'] == {'carphone'}
+  assert list(split_of.values()).count('val') == 2 and list(split_of.values()).count('test') == 4
+  with pytest.raises(ValueError, match='keep one person for training'):
+    dataset.assign_splits({'a-0': 'a', 'b-0': 'b'}, dataset.Settings())
 
 
 def test_generated_layout_manifest_and_transcripts(generated):
