@@ -113,7 +113,8 @@ def augment_batch(batch: dict, seed, augment, mirror_perm) -> dict:
     batch = time_mask(batch, start, width)
   if augment.flip:
     flipped = flip_landmarks(batch['landmarks'], batch['frame_mask'], mirror_perm)
-    # AU and geometry features are left-right symmetric measures: they stay as they are.
+    # AU and geometry stay as they are: most are left-right symmetric measures, and
+    # the asymmetric ones (symmetry, corner_angle) are kept unflipped by design.
     do_flip = uniform(3, [size], 0.0, 1.0) < 0.5
     batch = dict(batch, landmarks=tf.where(do_flip[:, None, None, None], flipped, batch['landmarks']))
   if augment.rotate_degrees > 0 or augment.scale > 0 or augment.translate > 0:

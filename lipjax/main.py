@@ -16,6 +16,15 @@ flags.DEFINE_string('workdir', None, 'Directory for checkpoints, metrics and plo
                     '(default: runs/<config name>).')
 
 
+def parse_flags(argv):
+  """Parses flags; a bad --config.KEY=VALUE becomes one line on stderr and exit status 1."""
+  try:
+    return FLAGS(argv)
+  except (flags.Error, AttributeError, KeyError, TypeError, ValueError) as e:
+    sys.exit(f'lipjax.train: error: bad command line ({type(e).__name__}: {e}); '
+             'see --helpfull for flags and configs/*.py for config keys')
+
+
 def main(argv):
   """Runs train_and_evaluate; failures become one line on stderr and exit status 1."""
   if len(argv) > 1:
@@ -38,4 +47,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

@@ -207,13 +207,3 @@ class LipReader(nn.Module):
           nn.relu(nn.Dense(features)(hidden)))
     return nn.Dense(self.num_classes, name='classifier')(hidden)  # [B, C]
 
-
-def create_model(model_config, meta) -> LipReader:
-  """Builds the network for a data set: classes and graph edges come from its metadata."""
-  senders, receivers = graphs_lib.edges_for(meta, model_config.edges, model_config.get('knn_k', 4))
-  fields = {k: v for k, v in model_config.items() if k not in ('edges', 'knn_k')}
-  for key, value in fields.items():
-    if isinstance(value, list):
-      fields[key] = tuple(value)
-  return LipReader(num_classes=meta.num_classes, senders=tuple(int(s) for s in senders),
-                   receivers=tuple(int(r) for r in receivers), **fields)

@@ -26,6 +26,7 @@ import orbax.checkpoint as ocp
 import tqdm
 
 from extraction import schema
+from lipjax import graphs
 from lipjax import input_pipeline
 from lipjax import metrics as metrics_lib
 from lipjax import models
@@ -56,7 +57,11 @@ def ensure_data(data_dir: str) -> schema.DatasetMeta:
 
 def create_model(config: ml_collections.ConfigDict, meta: schema.DatasetMeta) -> models.LipReader:
   """Builds the network; classes and graph edges come from the data set's metadata."""
-  return models.create_model(config.model, meta)
+  senders, receivers = graphs.edges_for(meta, config.model.edges, config.model.knn_k)
+  fields = {key: tuple(value) if isinstance(value, list) else value
+            for key, value in config.model.items() if key not in ('edges', 'knn_k')}
+  return models.LipReader(num_classes=meta.num_classes, senders=tuple(map(int, senders)),
+                          receivers=tuple(map(int, receivers)), **fields)
 
 
 def create_learning_rate_fn(config: ml_collections.ConfigDict):
@@ -336,4 +341,4 @@ def eval_line(record: dict) -> str:
 if __name__ == '__main__':
   from absl import app  # pylint: disable=g-import-not-at-top
   from lipjax import main as main_lib  # pylint: disable=g-import-not-at-top
-  app.run(main_lib.main)
+  app.run(main_lib.main, flags_parser=main_lib.parse_flags)
