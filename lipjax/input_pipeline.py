@@ -145,12 +145,14 @@ def pad_batch(batch: dict, batch_size: int) -> dict:
           for key, x in batch.items()}
 
 
-def steps_per_epoch(meta, batch_size: int) -> int:
-  """Full training batches in one pass over the train split."""
+def steps_per_epoch(meta, batch_size: int, host_count: int = 1) -> int:
+  """Full training batches in one pass over the train split (the same count on every host)."""
   examples = int(meta.split_sizes.get('train', 0))
   if examples < batch_size:
     raise ValueError(f'train split has {examples} examples, fewer than batch_size={batch_size}')
-  return examples // batch_size
+  if batch_size % host_count:
+    raise ValueError(f'batch_size={batch_size} is not divisible by {host_count} hosts')
+  return (examples // host_count) // (batch_size // host_count)
 
 
 def load_examples(data_dir: str, split: str, cache: bool):
@@ -159,42 +161,56 @@ def load_examples(data_dir: str, split: str, cache: bool):
   return examples.cache() if cache else examples
 
 
-def train_dataset(config, meta, start_step: int, num_devices: int):
+def train_dataset(config, meta, start_step: int, num_devices: int, host_index: int = 0,
+                  host_count: int = 1):
   """Endless augmented training batches from global step start_step on (deterministic).
 
   Epoch e is the train split shuffled with seed (config.seed, e) and cut into
   full batches; batch i of the stream is global step i, whose augmentation is
   seeded by (config.seed, i). Resuming at a step skips whole batches of the
-  epoch it falls in, before any augmentation work.
+  epoch it falls in, before any augmentation work. With several hosts each
+  reads its own 1/host_count of the examples and yields its share of every
+  global batch, the same number of batches per epoch on every host.
   """
-  if config.batch_size % num_devices:
-    raise ValueError(f'batch_size={config.batch_size} is not divisible by {num_devices} devices')
+  host_batch = config.batch_size // host_count
+  per_epoch = steps_per_epoch(meta, config.batch_size, host_count)
+  if host_batch % num_devices:
+    raise ValueError(f'batch_size={config.batch_size} is not divisible by '
+                     f'{host_count * num_devices} devices')
   examples = load_examples(config.data_dir, 'train', config.input.cache)
-  per_epoch = steps_per_epoch(meta, config.batch_size)
+  if host_count > 1:
+    examples = examples.shard(host_count, host_index)
   first_epoch, skip = divmod(start_step, per_epoch)
   seed = tf.constant(config.seed, tf.int64)
 
   def epoch_batches(epoch):
     shuffled = examples.shuffle(config.input.shuffle_buffer, seed=seed * 1_000_003 + epoch,
                                 reshuffle_each_iteration=False)
-    batches = shuffled.batch(config.batch_size, drop_remainder=True)
+    batches = shuffled.batch(host_batch, drop_remainder=True).take(per_epoch)
     return batches.enumerate(start=epoch * per_epoch)  # (global step, batch)
 
   ds = tf.data.Dataset.range(first_epoch, 2**62).flat_map(epoch_batches).skip(skip)
   mirror_perm = tf.constant(meta.mirror_perm, tf.int32)
-  ds = ds.map(lambda step, batch: augment_batch(batch, tf.stack([seed, step]), config.augment,
-                                                mirror_perm), tf.data.AUTOTUNE)
+  ds = ds.map(lambda step, batch: augment_batch(
+      batch, tf.stack([seed, step * host_count + host_index]), config.augment, mirror_perm),
+              tf.data.AUTOTUNE)
   ds = ds.map(lambda batch: shard_for_devices(batch, num_devices), tf.data.AUTOTUNE)
   return ds.prefetch(config.input.prefetch)
 
 
-def train_iterator(config, meta, start_step: int, num_devices: int) -> Iterator[dict]:
+def train_iterator(config, meta, start_step: int, num_devices: int, host_index: int = 0,
+                   host_count: int = 1) -> Iterator[dict]:
   """Numpy batches of train_dataset."""
-  return train_dataset(config, meta, start_step, num_devices).as_numpy_iterator()
+  return train_dataset(config, meta, start_step, num_devices, host_index,
+                       host_count).as_numpy_iterator()
 
 
 def eval_dataset(config, split: str, num_devices: int):
-  """Every example of a split once, in file order; the last batch padded (example_mask 0)."""
+  """Every example of a split once, in file order; the last batch padded (example_mask 0).
+
+  Each host evaluates the whole split on its own devices (no collectives), so
+  every host computes the same metrics.
+  """
   if config.eval_batch_size % num_devices:
     raise ValueError(
         f'eval_batch_size={config.eval_batch_size} is not divisible by {num_devices} devices')

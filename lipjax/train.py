@@ -215,7 +215,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   meta = ensure_data(config.data_dir)
   write_workdir_files(workdir, config, meta)
   num_devices = parallel.num_devices()
-  per_epoch = input_pipeline.steps_per_epoch(meta, config.batch_size)
+  per_epoch = input_pipeline.steps_per_epoch(meta, config.batch_size, jax.process_count())
 
   model = create_model(config, meta)
   init_rng, dropout_root = jax.random.split(jax.random.PRNGKey(config.seed))
@@ -243,7 +243,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       functools.partial(train_step, label_smoothing=config.label_smoothing), donate_argnums=(0,))
   p_evaluate_step = parallel.data_parallel(evaluate_step)
   train_batches = flax.jax_utils.prefetch_to_device(
-      input_pipeline.train_iterator(config, meta, start_step, num_devices), 2)
+      input_pipeline.train_iterator(config, meta, start_step, num_devices,
+                                    jax.process_index(), jax.process_count()), 2)
   val_dataset = input_pipeline.eval_dataset(config, 'val', num_devices)
   replicated = parallel.replicate(state)
   dropout_roots = parallel.replicate(dropout_root)

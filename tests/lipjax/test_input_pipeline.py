@@ -98,11 +98,14 @@ def test_train_batches_are_deterministic_resumable_and_device_shaped(test_config
       first[0]['landmarks'], first[6]['landmarks'])
 
 
+NO_AUGMENTATION = ml_collections.ConfigDict({
+    'flip': False, 'rotate_degrees': 0.0, 'scale': 0.0, 'translate': 0.0,
+    'jitter_std': 0.0, 'time_mask_max': 0, 'speed': 0.0})
+
+
 def test_augmentation_can_be_switched_off(test_config, dataset):
   _, meta = dataset
-  test_config.augment = ml_collections.ConfigDict({
-      'flip': False, 'rotate_degrees': 0.0, 'scale': 0.0, 'translate': 0.0,
-      'jitter_std': 0.0, 'time_mask_max': 0, 'speed': 0.0})
+  test_config.augment = NO_AUGMENTATION
   batch = take(input_pipeline.train_iterator(test_config, meta, 0, 1), 1)[0]
   clean = [e for e in input_pipeline.load_examples(test_config.data_dir, 'train', False)
            .as_numpy_iterator()]
@@ -117,3 +120,14 @@ def test_eval_batches_count_every_example_once(test_config, dataset):
   assert example_mask.sum() == meta.split_sizes['val'] == 13
   assert len(example_mask) == 16 and batches[-1]['landmarks'].shape[:2] == (2, 4)
   assert np.all(batches[-1]['landmarks'].reshape(8, -1)[example_mask[8:] == 0] == 0)
+
+
+def test_hosts_read_disjoint_halves_with_equal_batch_counts(test_config, dataset):
+  _, meta = dataset
+  test_config.augment = NO_AUGMENTATION  # so that a clip's landmarks identify it
+  per_epoch = input_pipeline.steps_per_epoch(meta, test_config.batch_size, host_count=2)
+  hosts = [take(input_pipeline.train_iterator(test_config, meta, 0, 1, index, 2), per_epoch)
+           for index in (0, 1)]
+  assert per_epoch == 6 and hosts[0][0]['label'].shape == (1, 4)
+  seen = [{clip.tobytes() for batch in host for clip in batch['landmarks'][0]} for host in hosts]
+  assert len(seen[0]) == len(seen[1]) == 24 and not seen[0] & seen[1]
