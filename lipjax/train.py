@@ -213,7 +213,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   """Trains with periodic evaluation, checkpointing and early stopping; returns the last metrics."""
   parallel.initialize(config.distributed)
   meta = ensure_data(config.data_dir)
-  write_workdir_files(workdir, config, meta)
+  # Every host trains and checkpoints (orbax coordinates); only the first writes files.
+  is_primary = jax.process_index() == 0
+  if is_primary:
+    write_workdir_files(workdir, config, meta)
   num_devices = parallel.num_devices()
   per_epoch = input_pipeline.steps_per_epoch(meta, config.batch_size, jax.process_count())
 
@@ -234,10 +237,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     if step > start_step:  # evaluated after the checkpoint we resume from; it will be redone
       best.delete(step)
   metrics_path = os.path.join(workdir, 'metrics.jsonl')
-  truncate_metrics_log(metrics_path, start_step)
+  if is_primary:
+    truncate_metrics_log(metrics_path, start_step)
   if progress['stopped_early'] or start_step >= config.num_train_steps:
     logging.info('Training already finished at step %d', start_step)
-    return progress
+    return last_eval_record(metrics_path)
 
   p_train_step = parallel.data_parallel(
       functools.partial(train_step, label_smoothing=config.label_smoothing), donate_argnums=(0,))
@@ -250,7 +254,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   dropout_roots = parallel.replicate(dropout_root)
 
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  writer = tf.summary.create_file_writer(os.path.join(workdir, 'tensorboard'))
+  writer = (tf.summary.create_file_writer(os.path.join(workdir, 'tensorboard')) if is_primary
+            else tf.summary.create_noop_writer())
   train_history, record = [], {}
   window_start, window_steps = time.perf_counter(), 0
   with tqdm.tqdm(total=config.num_train_steps, initial=start_step, unit='step',
@@ -287,7 +292,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
             'learning_rate': float(create_learning_rate_fn(config)(step)),
             'steps_per_sec': examples_per_sec / config.batch_size, 'devices': num_devices,
             'examples_per_sec': examples_per_sec}
-        write_eval_record(metrics_path, writer, record)
+        if is_primary:
+          write_eval_record(metrics_path, writer, record)
         bar.write(eval_line(record))
         save_checkpoint(best, step, parallel.unreplicate(replicated),
                         dict(progress, **data_position(step, per_epoch), config=config.to_dict()),
@@ -308,10 +314,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   latest.wait_until_finished()
   best.wait_until_finished()
   writer.close()
-  plots.training_curves(metrics_path, os.path.join(workdir, 'training_curves.png'))
+  if is_primary:
+    plots.training_curves(metrics_path, os.path.join(workdir, 'training_curves.png'))
   logging.info('Finished at step %d; best val accuracy %.4f; workdir %s', step,
                progress['best_val_accuracy'], workdir)
   return record
+
+
+def last_eval_record(path: str) -> dict[str, Any]:
+  """The last line of metrics.jsonl ({} if there is none)."""
+  if not os.path.exists(path):
+    return {}
+  with open(path) as f:
+    lines = [line for line in f if line.strip()]
+  return json.loads(lines[-1]) if lines else {}
 
 
 def data_position(step: int, per_epoch: int) -> dict[str, int]:
