@@ -1,12 +1,14 @@
 """LRW scale (500 words, ~500k clips): a wider GCN and a two-layer BiLSTM (< 10M parameters)."""
 
+import os
+
 from configs import small
 
 
 def get_config():
   """Returns the base configuration."""
   config = small.get_config()
-  config.data_dir = '/data/lrw_lipjax'  # override with --config.data_dir=...
+  config.data_dir = os.environ.get('LIPJAX_DATA_DIR', '')  # an LRW data set: --config.data_dir=DIR
   config.batch_size = 128
   config.eval_batch_size = 256
   config.num_train_steps = 120_000
