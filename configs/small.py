@@ -45,6 +45,7 @@ def get_config():
   config.augment.speed = 0.15  # resample at a rate in [1 - speed, 1 + speed]
 
   config.model = ml_collections.ConfigDict()
+  config.model.spatial = 'gcn'  # gcn | none (no graph: flattened landmarks into the LSTM)
   config.model.edges = 'anatomical'  # anatomical | knn_distance | knn_index
   config.model.knn_k = 4
   config.model.mask_mode = 'speech'  # speech | frames | none

@@ -16,6 +16,7 @@ from lipjax import lstm as lstm_lib
 
 MASK_MODES = ('speech', 'frames', 'none')
 GLOBALS_MODES = ('globals', 'broadcast')
+SPATIAL_MODES = ('gcn', 'none')
 
 
 def node_features(landmarks, frame_mask, velocities: bool, velocity_scale: float):
@@ -140,6 +141,7 @@ class LipReader(nn.Module):
   num_classes: int
   senders: Sequence[int]
   receivers: Sequence[int]
+  spatial: str = 'gcn'  # 'none': the no-graph baseline, flattened nodes + globals into the LSTM
   gcn_features: Sequence[int] = (64, 64)
   gcn_impl: str = 'dense'
   velocities: bool = True
@@ -161,7 +163,7 @@ class LipReader(nn.Module):
   fusion_dim: int = 0
 
   def frame_embeddings(self, batch, train: bool):
-    """Per-frame graph embeddings from the GCN, vmapped over batch and time.  # [B, T, D]"""
+    """Per-frame embeddings: the GCN vmapped over batch and time, or flattened nodes.  # [B, T, D]"""
     if self.globals_mode not in GLOBALS_MODES:
       raise ValueError(f'config model.globals_mode={self.globals_mode!r}; '
                        f'expected one of {GLOBALS_MODES}')
@@ -169,6 +171,12 @@ class LipReader(nn.Module):
     b, t, n, _ = landmarks.shape
     nodes = node_features(landmarks, batch['frame_mask'], self.velocities, self.velocity_scale)
     globals_ = jnp.concatenate([batch['au'], batch['geometry']], axis=-1)  # [B, T, G]
+    if self.spatial == 'none':
+      flat = jnp.concatenate([nodes.reshape(b, t, -1), globals_], axis=-1)  # [B, T, N*F + G]
+      frames = nn.Dropout(self.dropout_rate, deterministic=not train)(flat)
+      return frames * batch['frame_mask'][..., None]
+    if self.spatial != 'gcn':
+      raise ValueError(f'config model.spatial={self.spatial!r}; expected one of {SPATIAL_MODES}')
     if self.globals_mode == 'broadcast':
       nodes = jnp.concatenate(
           [nodes, jnp.broadcast_to(globals_[:, :, None], (b, t, n, globals_.shape[-1]))], axis=-1)

@@ -5,6 +5,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from lipjax import input_pipeline
 from lipjax import lstm
@@ -147,3 +148,20 @@ def test_config_parameter_budgets(dataset):
   for name, (low, high) in budgets.items():
     config = importlib.import_module(f'configs.{name}').get_config()
     assert low < parameter_count(config, lrw) < high, name
+
+
+def test_no_graph_baseline_ignores_the_edges_and_has_no_gcn(test_config, dataset):
+  _, meta = dataset
+  batch = real_batch(test_config)
+  test_config.model.spatial = 'none'
+  logits, params = model_output(test_config, meta, batch)
+  assert 'frame_encoder' not in params and logits.shape == (4, meta.num_classes)
+  reversed_edges = dataclasses.replace(meta, senders=meta.receivers[::-1], receivers=meta.senders[::-1])
+  permutation = np.random.default_rng(2).permutation(meta.num_nodes)
+  rewired = dataclasses.replace(meta, senders=permutation[meta.senders].tolist(),
+                                receivers=permutation[meta.receivers].tolist())
+  for other in (reversed_edges, rewired):
+    np.testing.assert_array_equal(model_output(test_config, other, batch, params)[0], logits)
+  test_config.model.spatial = 'graph'
+  with pytest.raises(ValueError, match="model.spatial='graph'"):
+    model_output(test_config, meta, batch)

@@ -1,0 +1,184 @@
+"""How much is each of the seed's fixes worth? Trains every variant on the demo data, 3 seeds each.
+
+Usage:
+  python experiments/ablate.py [--steps 400] [--seeds 0 1 2] [--out experiments/results/ablation]
+
+Each run trains with `lipjax.train.train_and_evaluate`, then evaluates its best
+checkpoint (by val accuracy) in eval mode on the full train, val and test
+splits. The demo data's splits are speaker-disjoint, so test accuracy is
+speaker-independent. Writes one JSON per run (reruns skip finished runs),
+`runs.csv` (every run), `ablation.csv` and `ablation.md` (mean +- std over
+seeds), and prints the table. The train-val gap is train accuracy minus val
+accuracy of the same checkpoint, both in eval mode (no dropout, no augmentation).
+"""
+
+import argparse
+import csv
+import json
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# pylint: disable=wrong-import-position
+from configs import seed as seed_config
+from configs import small as small_config
+from lipjax import evaluate
+from lipjax import train
+
+# name -> (base config module, overrides, what it tests)
+VARIANTS = {
+    'lipjax (small)': (small_config, {}, 'all four fixes'),
+    'no speech mask': (small_config, {'model.mask_mode': 'frames'},
+                       'pool over all real frames instead of the speech frames'),
+    'seed index k-NN edges': (small_config, {'model.edges': 'knn_index'},
+                              "the seed's edges: node i linked to its index neighbours"),
+    'distance k-NN edges': (small_config, {'model.edges': 'knn_distance'},
+                            'k-NN on mean landmark positions instead of the mesh'),
+    'broadcast globals': (small_config, {'model.globals_mode': 'broadcast'},
+                          "the seed's AU/geometry copied onto every node"),
+    'seed-sized model': (seed_config, {}, "configs/seed.py: the seed's width and all its faults"),
+    'no graph (LSTM on landmarks)': (small_config, {'model.spatial': 'none'},
+                                     'flattened landmarks + globals straight into the BiLSTM'),
+}
+
+
+def set_key(config, dotted: str, value) -> None:
+  """Sets config.a.b = value from 'a.b'."""
+  *path, leaf = dotted.split('.')
+  node = config
+  for part in path:
+    node = node[part]
+  node[leaf] = value
+
+
+def variant_config(name: str, seed: int, steps: int, data_dir: str | None):
+  """The resolved config of one variant and seed."""
+  module, overrides, _ = VARIANTS[name]
+  config = module.get_config()
+  for key, value in overrides.items():
+    set_key(config, key, value)
+  config.seed = seed
+  config.num_train_steps = steps
+  config.eval_every_steps = max(1, steps // 8)
+  config.checkpoint_every_steps = config.eval_every_steps
+  config.warmup_steps = min(config.warmup_steps, steps // 10)
+  if data_dir:
+    config.data_dir = data_dir
+  return config
+
+
+def parameter_count(workdir: str) -> int:
+  """Number of trainable parameters of a trained workdir's model."""
+  import jax  # pylint: disable=g-import-not-at-top
+  config, meta = evaluate.load_workdir(workdir)
+  state = train.create_train_state(config, meta, train.create_model(config, meta),
+                                   jax.random.PRNGKey(0))
+  return int(sum(np.prod(x.shape) for x in jax.tree.leaves(state.params)))
+
+
+def run_one(name: str, seed: int, steps: int, out: str, data_dir: str | None) -> dict:
+  """Trains and evaluates one variant/seed, or returns its saved result."""
+  slug = ''.join(c if c.isalnum() else '_' for c in name).strip('_')
+  workdir = os.path.join(out, 'runs', f'{slug}_seed{seed}')
+  result_path = workdir + '.json'
+  if os.path.exists(result_path):
+    with open(result_path) as f:
+      return json.load(f)
+  config = variant_config(name, seed, steps, data_dir)
+  began = time.perf_counter()
+  train.train_and_evaluate(config, workdir)
+  train_seconds = time.perf_counter() - began
+  scores = {split: evaluate.evaluate_workdir(workdir, split) for split in ('train', 'val', 'test')}
+  result = {
+      'variant': name, 'seed': seed, 'steps': steps,
+      'train_accuracy': scores['train']['accuracy'], 'val_accuracy': scores['val']['accuracy'],
+      'test_accuracy': scores['test']['accuracy'], 'test_macro_f1': scores['test']['macro_f1'],
+      'gap': scores['train']['accuracy'] - scores['val']['accuracy'],
+      'best_step': scores['test']['step'], 'parameters': parameter_count(workdir),
+      'train_seconds': train_seconds,
+  }
+  with open(result_path, 'w') as f:
+    json.dump(result, f, indent=1)
+  return result
+
+
+def summarise(results: list[dict]) -> list[dict]:
+  """Mean and std over seeds per variant, in VARIANTS order."""
+  rows = []
+  for name in VARIANTS:
+    runs = [r for r in results if r['variant'] == name]
+    if not runs:
+      continue
+    test = np.array([r['test_accuracy'] for r in runs])
+    gap = np.array([r['gap'] for r in runs])
+    rows.append({
+        'variant': name, 'seeds': len(runs),
+        'test_accuracy_mean': test.mean(), 'test_accuracy_std': test.std(ddof=1) if len(runs) > 1 else 0.0,
+        'train_val_gap_mean': gap.mean(), 'train_val_gap_std': gap.std(ddof=1) if len(runs) > 1 else 0.0,
+        'train_accuracy_mean': np.mean([r['train_accuracy'] for r in runs]),
+        'val_accuracy_mean': np.mean([r['val_accuracy'] for r in runs]),
+        'parameters': runs[0]['parameters'],
+        'minutes_per_run': np.mean([r['train_seconds'] for r in runs]) / 60,
+        'what': VARIANTS[name][2],
+    })
+  return rows
+
+
+def markdown(rows: list[dict], header: str) -> str:
+  """The ablation table as markdown."""
+  lines = [header, '',
+           '| variant | test accuracy | train-val gap | train / val accuracy | parameters | min/run | what changes |',
+           '|---|---|---|---|---|---|---|']
+  for r in rows:
+    lines.append(
+        f"| {r['variant']} | {r['test_accuracy_mean']:.3f} ± {r['test_accuracy_std']:.3f} "
+        f"| {r['train_val_gap_mean']:+.3f} ± {r['train_val_gap_std']:.3f} "
+        f"| {r['train_accuracy_mean']:.3f} / {r['val_accuracy_mean']:.3f} "
+        f"| {r['parameters']:,} | {r['minutes_per_run']:.1f} | {r['what']} |")
+  return '\n'.join(lines) + '\n'
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--steps', type=int, default=400, help='training steps per run')
+  parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+  parser.add_argument('--variants', nargs='+', default=list(VARIANTS), choices=list(VARIANTS))
+  parser.add_argument('--data_dir', default=None, help='default: the demo data set (built if missing)')
+  parser.add_argument('--out', default=os.path.join('experiments', 'results', 'ablation'))
+  args = parser.parse_args()
+  os.makedirs(os.path.join(args.out, 'runs'), exist_ok=True)
+  began = time.perf_counter()
+  results = []
+  for name in args.variants:
+    for seed in args.seeds:
+      result = run_one(name, seed, args.steps, args.out, args.data_dir)
+      results.append(result)
+      print(f"{name}, seed {seed}: test {result['test_accuracy']:.3f}, gap {result['gap']:+.3f}, "
+            f"{result['train_seconds'] / 60:.1f} min", flush=True)
+  with open(os.path.join(args.out, 'runs.csv'), 'w', newline='') as f:
+    writer = csv.DictWriter(f, fieldnames=list(results[0]))
+    writer.writeheader()
+    writer.writerows(results)
+  rows = summarise(results)
+  with open(os.path.join(args.out, 'ablation.csv'), 'w', newline='') as f:
+    writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+  command = (f'python experiments/ablate.py --steps {args.steps} --seeds {" ".join(map(str, args.seeds))}'
+             + (f' --data_dir {args.data_dir}' if args.data_dir else ''))
+  header = (f'Ablation on the demo data set ({time.strftime("%Y-%m-%d")}, {platform.machine()}, '
+            f'{os.cpu_count()} cores), {args.steps} steps per run, seeds {args.seeds}; '
+            f'`{command}`; {(time.perf_counter() - began) / 60:.0f} min for the runs not cached.')
+  table = markdown(rows, header)
+  with open(os.path.join(args.out, 'ablation.md'), 'w') as f:
+    f.write(table)
+  print(table)
+
+
+if __name__ == '__main__':
+  main()
