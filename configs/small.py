@@ -37,6 +37,11 @@ def get_config():
 
   config.augment = ml_collections.ConfigDict()
   config.augment.flip = True  # p=0.5 horizontal flip through the mirror permutation
+  # 3-D head turns (FaceMesh's z): held-out speakers face the camera at other angles.
+  # On the demo (2 training people, a held-out man filmed turned) they lift val accuracy
+  # from 0.35 to 0.42-0.45 at 1200 steps.
+  config.augment.yaw_degrees = 30.0
+  config.augment.pitch_degrees = 15.0
   config.augment.rotate_degrees = 8.0
   config.augment.scale = 0.08
   config.augment.translate = 0.03

@@ -99,10 +99,24 @@ def affine_landmarks(landmarks, frame_mask, angle, scale, shift):
   return moved * frame_mask[..., None, None]
 
 
+def turn_head(landmarks, frame_mask, yaw, pitch):
+  """Turns the 3-D landmarks about the face centre: yaw [B] about the vertical axis, then pitch [B].
+
+  FaceMesh's z makes this a real out-of-plane head turn, which the per-frame face
+  normalisation (it removes roll only) leaves in the data.  # [B, T, N, 3]
+  """
+  x, y, z = landmarks[..., 0] - 0.5, landmarks[..., 1] - 0.5, landmarks[..., 2] - 0.5  # [B, T, N]
+  cos_yaw, sin_yaw = tf.cos(yaw)[:, None, None], tf.sin(yaw)[:, None, None]
+  cos_pitch, sin_pitch = tf.cos(pitch)[:, None, None], tf.sin(pitch)[:, None, None]
+  x, z = cos_yaw * x + sin_yaw * z, -sin_yaw * x + cos_yaw * z
+  y, z = cos_pitch * y - sin_pitch * z, sin_pitch * y + cos_pitch * z
+  return (tf.stack([x, y, z], axis=-1) + 0.5) * frame_mask[..., None, None]
+
+
 def augment_batch(batch: dict, seed, augment, mirror_perm) -> dict:
   """Applies the augmentations switched on in config.augment, independently per example."""
   size = tf.shape(batch['length'])[0]
-  seeds = tf.random.experimental.stateless_split(seed, num=8)
+  seeds = tf.random.experimental.stateless_split(seed, num=10)
   uniform = lambda i, shape, lo, hi: tf.random.stateless_uniform(shape, seeds[i], lo, hi)
   if augment.speed > 0:
     batch = speed_perturb(batch, uniform(0, [size], 1.0 - augment.speed, 1.0 + augment.speed))
@@ -117,6 +131,11 @@ def augment_batch(batch: dict, seed, augment, mirror_perm) -> dict:
     # the asymmetric ones (symmetry, corner_angle) are kept unflipped by design.
     do_flip = uniform(3, [size], 0.0, 1.0) < 0.5
     batch = dict(batch, landmarks=tf.where(do_flip[:, None, None, None], flipped, batch['landmarks']))
+  if augment.yaw_degrees > 0 or augment.pitch_degrees > 0:
+    yaw, pitch = (augment.yaw_degrees * np.pi / 180.0, augment.pitch_degrees * np.pi / 180.0)
+    batch = dict(batch, landmarks=turn_head(
+        batch['landmarks'], batch['frame_mask'], yaw=uniform(8, [size], -yaw, yaw + 1e-9),
+        pitch=uniform(9, [size], -pitch, pitch + 1e-9)))
   if augment.rotate_degrees > 0 or augment.scale > 0 or augment.translate > 0:
     radians = augment.rotate_degrees * np.pi / 180.0
     batch = dict(batch, landmarks=affine_landmarks(

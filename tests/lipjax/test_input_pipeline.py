@@ -99,7 +99,7 @@ def test_train_batches_are_deterministic_resumable_and_device_shaped(test_config
 
 
 NO_AUGMENTATION = ml_collections.ConfigDict({
-    'flip': False, 'rotate_degrees': 0.0, 'scale': 0.0, 'translate': 0.0,
+    'flip': False, 'yaw_degrees': 0.0, 'pitch_degrees': 0.0, 'rotate_degrees': 0.0, 'scale': 0.0, 'translate': 0.0,
     'jitter_std': 0.0, 'time_mask_max': 0, 'speed': 0.0})
 
 
@@ -131,3 +131,24 @@ def test_hosts_read_disjoint_halves_with_equal_batch_counts(test_config, dataset
   assert per_epoch == 6 and hosts[0][0]['label'].shape == (1, 4)
   seen = [{clip.tobytes() for batch in host for clip in batch['landmarks'][0]} for host in hosts]
   assert len(seen[0]) == len(seen[1]) == 24 and not seen[0] & seen[1]
+
+
+def test_turn_head_is_a_rotation_about_the_face_centre():
+  rng = np.random.default_rng(3)
+  landmarks = rng.uniform(0.2, 0.8, (2, 5, 7, 3)).astype(np.float32)
+  mask = np.ones((2, 5), np.float32)
+  yaw, pitch = np.array([0.4, -0.3], np.float32), np.array([0.0, 0.2], np.float32)
+  turned = input_pipeline.turn_head(landmarks, mask, yaw, pitch).numpy()
+  # Distances to the centre and between nodes are kept; the points did move.
+  np.testing.assert_allclose(np.linalg.norm(turned - 0.5, axis=-1),
+                             np.linalg.norm(landmarks - 0.5, axis=-1), rtol=1e-5)
+  np.testing.assert_allclose(np.linalg.norm(turned[..., 0, :] - turned[..., 1, :], axis=-1),
+                             np.linalg.norm(landmarks[..., 0, :] - landmarks[..., 1, :], axis=-1), rtol=1e-5)
+  assert np.abs(turned - landmarks).max() > 0.05
+  # A pure yaw keeps heights; turning back undoes it.
+  np.testing.assert_allclose(turned[0, ..., 1], landmarks[0, ..., 1], atol=1e-6)
+  back = input_pipeline.turn_head(turned, mask, -yaw, np.zeros(2, np.float32)).numpy()
+  np.testing.assert_allclose(back[0], landmarks[0], atol=1e-5)
+  # Padding stays zero.
+  mask[1, 3:] = 0
+  assert not input_pipeline.turn_head(landmarks, mask, yaw, pitch).numpy()[1, 3:].any()
