@@ -31,8 +31,8 @@ from lipjax import evaluate
 from lipjax import train
 
 # The 35M-parameter seed model trains ~60x slower than small on CPU; it gets this many
-# steps (about 7 epochs of the demo's 180 training clips) so the table fits in an hour.
-SEED_MODEL_STEPS = 40
+# steps (about 5 epochs of the demo's 180 training clips) so the table fits in an hour.
+SEED_MODEL_STEPS = 30
 
 # name -> (base config module, overrides, what it tests)
 VARIANTS = {
