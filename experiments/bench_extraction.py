@@ -10,7 +10,7 @@ exactly those decoded, resampled frames (reset between clips) and nothing else.
 skip. An unpinned FaceMesh process keeps more than one core busy (MediaPipe's
 graph and TFLite threads; the CPU-ms/frame line shows how many), so N workers on
 N cores are compared with N x FaceMesh pinned to one core, the rate one core
-can give; pool workers are pinned one per core. Pipeline figures are steady state (worker start-up, about 4 s a process for
+can give. Pipeline figures are steady state (worker start-up, about 4 s a process for
 importing mediapipe, is reported apart) and include decoding, resampling,
 FaceMesh, normalisation, features and the per-clip cache write.
 """

@@ -64,18 +64,10 @@ _ready = None  # a pool's start-up barrier
 
 
 def _init_worker(settings: clip_lib.Settings, quiet_native_logs: bool = False,
-                 next_core=None, ready=None) -> None:
-  """Creates this worker's FaceMesh tracker once (pinned to its own core in a pool)."""
+                 ready=None) -> None:
+  """Creates this worker's FaceMesh tracker once."""
   global _ready
   _ready = ready
-  if next_core is not None and hasattr(os, 'sched_setaffinity'):
-    # FaceMesh and the decoder start threads of their own; unpinned, N workers on N
-    # cores oversubscribe them and scale poorly. One core per worker keeps them apart.
-    with next_core.get_lock():
-      index = next_core.value
-      next_core.value += 1
-    cores = sorted(os.sched_getaffinity(0))
-    os.sched_setaffinity(0, {cores[index % len(cores)]})
   if quiet_native_logs:
     # MediaPipe's C++ side prints a dozen warnings per process that no setting silences.
     # A pool worker reports every result and error through its return value, so its
@@ -83,12 +75,8 @@ def _init_worker(settings: clip_lib.Settings, quiet_native_logs: bool = False,
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)
     os.close(devnull)
-  import cv2  # pylint: disable=g-import-not-at-top
   from extraction import facemesh  # pylint: disable=g-import-not-at-top
   global _tracker
-  # OpenCV's thread pool (colour conversion) spins on every core; with one worker per
-  # core that steals the other workers' time (measured: 2 workers 1.41x -> see README).
-  cv2.setNumThreads(1)
   logging.getLogger('absl').setLevel(logging.ERROR)
   _tracker = facemesh.FaceMeshTracker(settings.min_detection_confidence,
                                       settings.min_tracking_confidence)
@@ -191,11 +179,9 @@ def _run_workers(todo, settings, out_dir, workers, progress) -> dict:
   else:
     # spawn: the parent may already hold TensorFlow's threads, which fork would copy broken.
     context = multiprocessing.get_context('spawn')
-    pin = workers <= len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else False
-    next_core = context.Value('i', 0) if pin else None
     ready = context.Barrier(workers)
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                                                initargs=(settings, True, next_core, ready)) as pool:
+                                                initargs=(settings, True, ready)) as pool:
       # Every worker imports mediapipe and builds its graph (~4 s) before the clock starts:
       # each barrier task blocks its worker until all have arrived, so no worker takes two.
       for barrier_task in [pool.submit(_wait_until_all_started) for _ in range(workers)]:
