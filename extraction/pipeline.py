@@ -136,6 +136,11 @@ def _atomic_json(path: str, content) -> None:
   os.replace(tmp, path)
 
 
+def _is_cached(out_dir: str, key: str) -> bool:
+  """True if a clip's result (arrays or failure) is in the cache; reads nothing."""
+  return any(os.path.exists(path) for path in _cache_paths(out_dir, key))
+
+
 def _load_cached(out_dir: str, key: str):
   """Returns ('ok', ClipArrays) or ('error', reason) or (None, None) if not cached."""
   array_path, error_path = _cache_paths(out_dir, key)
@@ -329,7 +334,7 @@ def run(input_path: str, out_dir: str, workers: int | None = None,
   shard_ids = _shard_of(clips, num_shards)
   mine = range(num_shards) if shard_index is None else [shard_index]
   todo = [(c, k) for c, k, s in zip(clips, keys, shard_ids)
-          if s in mine and _load_cached(out_dir, k)[0] is None]
+          if s in mine and not _is_cached(out_dir, k)]
   os.makedirs(out_dir, exist_ok=True)
   logging.info('%d clips (%d cached), %d classes -> %s', sum(s in mine for s in shard_ids),
                sum(s in mine for s in shard_ids) - len(todo), len(class_names), out_dir)
