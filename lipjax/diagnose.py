@@ -16,10 +16,10 @@ from typing import Any
 
 from absl import app
 from absl import flags
-from absl import logging
 import numpy as np
 
 from extraction import schema
+from lipjax import cli
 from lipjax import diagnose_plots
 
 FLAGS = flags.FLAGS
@@ -481,7 +481,7 @@ def main(argv):
   if len(argv) != 2:
     raise app.UsageError('usage: python -m lipjax.diagnose WORKDIR [--split val] [--data_dir DIR]')
   workdir = argv[1]
-  logging.get_absl_handler().addFilter(lambda record: '/orbax/' not in record.pathname)
+  cli.quiet_third_party_logs()
   try:
     result = diagnose_workdir(workdir, FLAGS.split, FLAGS.data_dir)
   except (FileNotFoundError, ValueError, KeyError, OSError) as e:
