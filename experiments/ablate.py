@@ -53,21 +53,11 @@ VARIANTS = {
 }
 
 
-def set_key(config, dotted: str, value) -> None:
-  """Sets config.a.b = value from 'a.b'."""
-  *path, leaf = dotted.split('.')
-  node = config
-  for part in path:
-    node = node[part]
-  node[leaf] = value
-
-
 def variant_config(name: str, seed: int, steps: int, data_dir: str | None):
   """The resolved config of one variant and seed."""
   module, overrides, _ = VARIANTS[name]
   config = module.get_config()
-  for key, value in overrides.items():
-    set_key(config, key, value)
+  config.update_from_flattened_dict(overrides)
   config.seed = seed
   config.num_train_steps = steps
   config.eval_every_steps = max(1, steps // 8)
