@@ -10,8 +10,10 @@ exactly those decoded, resampled frames (reset between clips) and nothing else.
 skip. An unpinned FaceMesh process keeps more than one core busy (MediaPipe's
 graph and TFLite threads; the CPU-ms/frame line shows how many), so N workers on
 N cores are compared with N x FaceMesh pinned to one core, the rate one core
-can give. Pipeline figures are steady state (worker start-up, about 4 s a process for
-importing mediapipe, is reported apart) and include decoding, resampling,
+can give; the pipeline pins each worker to a core of its own in the same way.
+Pipeline figures are steady state, from the first clip handed out to the last
+result back (worker start-up, ~3 s a process for importing mediapipe, and
+shut-down, ~1 s, are reported apart), and include decoding, resampling,
 FaceMesh, normalisation, features and the per-clip cache write.
 """
 
@@ -105,9 +107,10 @@ def main() -> None:
         report = pipeline.run(corpus, os.path.join(tmp, f'out{workers}_{round_index}'),
                               workers=workers, settings=settings, progress=False)
         runs[workers].append((report['frames_per_second'], report['startup_seconds'],
-                              time.perf_counter() - start, report['frames_processed']))
-  rows = [(workers, median([r[0] for r in rs]), median([r[1] for r in rs]),
-           median([r[2] for r in rs]), rs[0][3]) for workers, rs in runs.items()]
+                              report['shutdown_seconds'], time.perf_counter() - start,
+                              report['frames_processed']))
+  rows = [(workers, *(median([r[k] for r in rs]) for k in range(4)), rs[0][4])
+          for workers, rs in runs.items()]
   print(f'# extraction benchmark, {time.strftime("%Y-%m-%d")}, {platform.machine()}, '
         f'{os.cpu_count()} cores, python {platform.python_version()}')
   print(f'# command: python experiments/bench_extraction.py --clips {args.clips} '
@@ -121,15 +124,15 @@ def main() -> None:
   print(f'raw FaceMesh, pinned to 1 core: {core_rate:6.1f} frames/s')
   print(f'decode + FaceMesh, 1 core:      {floor_rate:6.1f} frames/s (no pipeline can skip decoding)')
   one = None
-  for workers, rate, startup, wall, frames in rows:
+  for workers, rate, startup, shutdown, wall, frames in rows:
     one = rate if workers == 1 else one
     reference = raw if workers == 1 else workers * core_rate
     label = 'raw (1 process)' if workers == 1 else f'{workers} x raw on 1 core'
     speedup = f', {rate / one:.2f}x vs 1 worker' if one and workers > 1 else ''
     print(f'pipeline, {workers} worker(s): {rate:6.1f} frames/s steady state = {rate / reference:.0%} '
-          f'of {label}{speedup}; start-up {startup:.1f} s, {frames} frames in {wall:.1f} s '
-          'wall incl. start-up and shard writing')
-
+          f'of {label}, {rate / (workers * floor_rate):.0%} of {workers} x decode + FaceMesh'
+          f'{speedup}; start-up {startup:.1f} s + shut-down {shutdown:.1f} s, {frames} frames in '
+          f'{wall:.1f} s wall incl. those and shard writing')
 
 if __name__ == '__main__':
   main()

@@ -28,8 +28,9 @@ def _parser() -> argparse.ArgumentParser:
                            'manifest with columns path,label,split,speaker,start,end')
   parser.add_argument('--out', required=True, help='data set folder to write shards, metadata and '
                                                    f'{pipeline.REPORT_NAME} into')
-  parser.add_argument('--workers', type=int, default=os.cpu_count(),
-                      help='worker processes, each running its own FaceMesh')
+  parser.add_argument('--workers', type=int, default=None,
+                      help='worker processes, each running its own FaceMesh on a core of its own '
+                           '(default: every core this job may use)')
   parser.add_argument('--max-frames', type=int, default=defaults.max_frames,
                       help='frames per example (T); longer clips are cut around the speech')
   parser.add_argument('--fps', type=float, default=defaults.fps,

@@ -40,8 +40,10 @@ def carphone_corpus(tmp_path):
 
 def test_carphone_becomes_shards_that_tfds_reads_back_bit_identical(carphone_corpus, tmp_path):
   out = str(tmp_path / 'data')
+  cores = os.sched_getaffinity(0)
   report = pipeline.run(carphone_corpus, out, workers=1, progress=False)
   assert report['complete'] and report['written'] == 3 and report['failed'] == 0
+  assert os.sched_getaffinity(0) == cores  # the one-worker run pins this process only while it runs
 
   examples = _read(out, 'train') + _read(out, 'test')
   assert len(examples) == 3
