@@ -18,6 +18,7 @@ def get_config():
   config.model.globals_mode = 'broadcast'
   config.model.mask_mode = 'none'
   config.model.velocities = False
+  config.model.centre = 'none'
   config.model.gcn_features = (128, 128, 128)
   config.model.temporal = 'seed_fusion'
   config.model.lstm_hidden = 1024

@@ -55,6 +55,8 @@ def get_config():
   config.model.knn_k = 4
   config.model.mask_mode = 'speech'  # speech | frames | none
   config.model.globals_mode = 'globals'  # globals | broadcast
+  # none | rest | rest_scaled: inputs relative to each clip's rest pose (frames outside speech).
+  config.model.centre = 'rest_scaled'
   config.model.velocities = True
   config.model.velocity_scale = 10.0
   config.model.gcn_features = (64, 64)

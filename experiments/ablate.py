@@ -17,6 +17,7 @@ import csv
 import json
 import os
 import platform
+import shutil
 import sys
 import time
 
@@ -50,6 +51,8 @@ VARIANTS = {
                          f'{SEED_MODEL_STEPS} steps only (0.6 steps/s on 2 CPU cores)'),
     'no graph (LSTM on landmarks)': (small_config, {'model.spatial': 'none'},
                                      'flattened landmarks + globals straight into the BiLSTM'),
+    'no rest centring': (small_config, {'model.centre': 'none'},
+                         'raw landmarks and features, not movement away from the rest pose'),
 }
 
 
@@ -78,16 +81,22 @@ def parameter_count(workdir: str) -> int:
 
 
 def run_one(name: str, seed: int, steps: int, out: str, data_dir: str | None) -> dict:
-  """Trains and evaluates one variant/seed, or returns its saved result."""
+  """Trains and evaluates one variant/seed, or returns its saved result if the config is unchanged."""
   slug = ''.join(c if c.isalnum() else '_' for c in name).strip('_')
   workdir = os.path.join(out, 'runs', f'{slug}_seed{seed}')
   result_path = workdir + '.json'
-  if os.path.exists(result_path):
-    with open(result_path) as f:
-      return json.load(f)
   if VARIANTS[name][0] is seed_config:
     steps = min(steps, SEED_MODEL_STEPS)
   config = variant_config(name, seed, steps, data_dir)
+  resolved = json.loads(config.to_json_best_effort())
+  if os.path.exists(result_path):
+    with open(result_path) as f:
+      saved = json.load(f)
+    if saved.get('config') == resolved:
+      return saved
+    # A default changed since (e.g. configs/small.py): the old run and its checkpoints are stale.
+    print(f'{result_path}: made with another config; training {name!r} seed {seed} again')
+    shutil.rmtree(workdir, ignore_errors=True)
   began = time.perf_counter()
   train.train_and_evaluate(config, workdir)
   train_seconds = time.perf_counter() - began
@@ -98,7 +107,7 @@ def run_one(name: str, seed: int, steps: int, out: str, data_dir: str | None) ->
       'test_accuracy': scores['test']['accuracy'], 'test_macro_f1': scores['test']['macro_f1'],
       'gap': scores['train']['accuracy'] - scores['val']['accuracy'],
       'best_step': scores['test']['step'], 'parameters': parameter_count(workdir),
-      'train_seconds': train_seconds,
+      'train_seconds': train_seconds, 'config': resolved,
   }
   with open(result_path, 'w') as f:
     json.dump(result, f, indent=1)

@@ -17,6 +17,46 @@ from lipjax import lstm as lstm_lib
 MASK_MODES = ('speech', 'frames', 'none')
 GLOBALS_MODES = ('globals', 'broadcast')
 SPATIAL_MODES = ('gcn', 'none')
+CENTRE_MODES = ('none', 'rest', 'rest_scaled')
+
+
+def rest_mean(values, frame_mask, speech_mask):
+  """Per-clip mean of values [B, T, ...] over rest frames (real, outside speech).  # [B, 1, ...]
+
+  Falls back to every real frame where a clip has fewer than two rest frames.
+  """
+  rest = frame_mask * (1 - speech_mask)  # [B, T]
+  enough = jnp.sum(rest, axis=1, keepdims=True) >= 2  # [B, 1]
+  weights = jnp.where(enough, rest, frame_mask).astype(values.dtype)
+  weights = weights.reshape(weights.shape + (1,) * (values.ndim - 2))
+  total = jnp.maximum(jnp.sum(weights, axis=1, keepdims=True), 1.0)
+  return jnp.sum(values * weights, axis=1, keepdims=True) / total
+
+
+def centre_on_rest(landmarks, globals_, frame_mask, speech_mask, mode: str):
+  """Speaker normalisation from the speech mask: inputs as movement away from the rest pose.
+
+  'rest' subtracts each clip's mean rest-frame pose (and features), which is the
+  speaker's face shape and head pose rather than what they say; 'rest_scaled'
+  also divides by the clip's RMS movement (one scale for the landmarks, one per
+  feature), so a speaker who articulates less looks like one who articulates more.
+  Returns (landmarks, globals) with the shapes they came in; 'none' returns them unchanged.
+  """
+  if mode == 'none':
+    return landmarks, globals_
+  if mode not in CENTRE_MODES:
+    raise ValueError(f'config model.centre={mode!r}; expected one of {CENTRE_MODES}')
+  real = frame_mask.astype(landmarks.dtype)
+  moved = (landmarks - rest_mean(landmarks, frame_mask, speech_mask)) * real[..., None, None]
+  shifted = (globals_ - rest_mean(globals_, frame_mask, speech_mask)) * real[..., None]
+  if mode == 'rest_scaled':
+    count = jnp.maximum(jnp.sum(real, axis=1), 1.0)  # [B]
+    landmark_rms = jnp.sqrt(jnp.sum(moved ** 2, axis=(1, 2, 3)) / (count * moved.shape[2] * 3))
+    moved = moved / (landmark_rms[:, None, None, None] + 1e-3)
+    feature_rms = jnp.sqrt(jnp.sum(shifted ** 2, axis=1) / count[:, None])  # [B, G]
+    shifted = shifted / (feature_rms[:, None] + 1e-2)
+  # Back near the data's own range: node_features subtracts 0.5 from landmarks.
+  return moved + 0.5 * real[..., None, None], shifted
 
 
 def node_features(landmarks, frame_mask, velocities: bool, velocity_scale: float):
@@ -148,6 +188,7 @@ class LipReader(nn.Module):
   velocity_scale: float = 10.0
   globals_mode: str = 'globals'
   mask_mode: str = 'speech'
+  centre: str = 'none'  # none | rest | rest_scaled (see centre_on_rest)
   temporal: str = 'bilstm'
   lstm_hidden: int = 128
   lstm_layers: int = 1
@@ -167,10 +208,11 @@ class LipReader(nn.Module):
     if self.globals_mode not in GLOBALS_MODES:
       raise ValueError(f'config model.globals_mode={self.globals_mode!r}; '
                        f'expected one of {GLOBALS_MODES}')
-    landmarks = batch['landmarks']  # [B, T, N, 3]
-    b, t, n, _ = landmarks.shape
+    b, t, n, _ = batch['landmarks'].shape
+    landmarks, globals_ = centre_on_rest(
+        batch['landmarks'], jnp.concatenate([batch['au'], batch['geometry']], axis=-1),
+        batch['frame_mask'], batch['speech_mask'], self.centre)  # [B, T, N, 3], [B, T, G]
     nodes = node_features(landmarks, batch['frame_mask'], self.velocities, self.velocity_scale)
-    globals_ = jnp.concatenate([batch['au'], batch['geometry']], axis=-1)  # [B, T, G]
     if self.spatial == 'none':
       flat = jnp.concatenate([nodes.reshape(b, t, -1), globals_], axis=-1)  # [B, T, N*F + G]
       frames = nn.Dropout(self.dropout_rate, deterministic=not train)(flat)

@@ -295,9 +295,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         if is_primary:
           write_eval_record(metrics_path, writer, record)
         bar.write(eval_line(record))
-        save_checkpoint(best, step, parallel.unreplicate(replicated),
-                        dict(progress, **data_position(step, per_epoch), config=config.to_dict()),
-                        metrics={'val_accuracy': val['accuracy']})
+        if improved:  # ties keep the earlier checkpoint, the step early stopping counts from
+          save_checkpoint(best, step, parallel.unreplicate(replicated),
+                          dict(progress, **data_position(step, per_epoch), config=config.to_dict()),
+                          metrics={'val_accuracy': val['accuracy']})
 
       if step % config.checkpoint_every_steps == 0 or is_last or progress['stopped_early']:
         progress.update(data_position(step, per_epoch))

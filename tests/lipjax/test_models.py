@@ -47,6 +47,44 @@ def test_node_features_velocity_is_zero_at_start_and_in_padding():
   np.testing.assert_allclose(features[0, :, 0, 0], [0.0, 0.1, 0.3, 0.0], atol=1e-6)
 
 
+def test_rest_mean_uses_frames_outside_speech_and_falls_back_to_all_real_frames():
+  values = jnp.array([[1.0, 2.0, 10.0, 20.0, 3.0, 99.0], [4.0, 30.0, 40.0, 50.0, 99.0, 99.0]])
+  frame_mask = jnp.array([[1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 0, 0]], jnp.float32)
+  speech_mask = jnp.array([[0, 0, 1, 1, 0, 0], [0, 1, 1, 1, 0, 0]], jnp.float32)
+  # Clip 0 rests on frames 0, 1, 4; clip 1 has one rest frame only, so its real frames count.
+  np.testing.assert_allclose(models.rest_mean(values, frame_mask, speech_mask)[:, 0],
+                             [2.0, 31.0], rtol=1e-6)
+
+
+def test_centring_on_rest_removes_the_speakers_pose_and_articulation_strength():
+  rng = np.random.default_rng(0)
+  landmarks = rng.uniform(0.3, 0.7, size=(1, 8, 5, 3)).astype(np.float32)
+  globals_ = rng.uniform(0.0, 1.0, size=(1, 8, 4)).astype(np.float32)
+  frame_mask = np.array([[1, 1, 1, 1, 1, 1, 0, 0]], np.float32)
+  speech_mask = np.array([[0, 0, 1, 1, 1, 0, 0, 0]], np.float32)
+  # Another "speaker": a different static face shape, twice the movement, other feature scales.
+  shape = rng.normal(0.0, 0.05, size=(1, 1, 5, 3)).astype(np.float32)
+  rest = np.asarray(models.rest_mean(landmarks, frame_mask, speech_mask))
+  other = rest + shape + 2.0 * (landmarks - rest)
+  other_globals = 0.2 + 3.0 * globals_
+  for mode, same_for_other in (('rest', False), ('rest_scaled', True)):
+    moved, shifted = models.centre_on_rest(landmarks, globals_, frame_mask, speech_mask, mode)
+    moved2, shifted2 = models.centre_on_rest(other, other_globals, frame_mask, speech_mask, mode)
+    assert moved.shape == landmarks.shape and shifted.shape == globals_.shape
+    np.testing.assert_array_equal(np.asarray(moved)[0, 6:], 0.0)  # padding stays zero
+    if same_for_other:
+      # Equal up to the small constants that keep the division finite.
+      np.testing.assert_allclose(moved, moved2, rtol=0.02, atol=5e-3)
+      np.testing.assert_allclose(shifted, shifted2, rtol=0.05, atol=1e-3)
+    else:  # the pose is gone, the movement's size is not
+      np.testing.assert_allclose(np.asarray(moved2 - 0.5)[:, :6], 2.0 * np.asarray(moved - 0.5)[:, :6],
+                                 atol=1e-5)
+  unchanged = models.centre_on_rest(landmarks, globals_, frame_mask, speech_mask, 'none')
+  assert unchanged[0] is landmarks and unchanged[1] is globals_
+  with pytest.raises(ValueError, match='model.centre'):
+    models.centre_on_rest(landmarks, globals_, frame_mask, speech_mask, 'mean')
+
+
 def real_batch(config, size=4):
   """The first eval batch of the synthetic data set, without the device axis."""
   dataset = input_pipeline.eval_dataset(config, 'val', 1)
@@ -70,6 +108,7 @@ def test_speech_mask_changes_the_output_only_when_pooling_reads_it(test_config, 
   narrowed_logits, _ = model_output(test_config, meta, narrowed, params)
   assert np.abs(logits - narrowed_logits).max() > 1e-4
   test_config.model.mask_mode = 'frames'
+  test_config.model.centre = 'none'  # rest centring reads the speech mask too (its rest frames)
   logits, params = model_output(test_config, meta, batch)
   narrowed_logits, _ = model_output(test_config, meta, narrowed, params)
   np.testing.assert_allclose(logits, narrowed_logits, rtol=1e-6)
