@@ -27,10 +27,9 @@ def rest_mean(values, frame_mask, speech_mask):
   """
   rest = frame_mask * (1 - speech_mask)  # [B, T]
   enough = jnp.sum(rest, axis=1, keepdims=True) >= 2  # [B, 1]
-  weights = jnp.where(enough, rest, frame_mask).astype(values.dtype)
-  weights = weights.reshape(weights.shape + (1,) * (values.ndim - 2))
-  total = jnp.maximum(jnp.sum(weights, axis=1, keepdims=True), 1.0)
-  return jnp.sum(values * weights, axis=1, keepdims=True) / total
+  b, t = values.shape[:2]
+  mean = masked_mean(values.reshape(b, t, -1), jnp.where(enough, rest, frame_mask))  # [B, D]
+  return mean.reshape((b, 1) + values.shape[2:])
 
 
 def centre_on_rest(landmarks, globals_, frame_mask, speech_mask, mode: str):
