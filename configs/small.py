@@ -48,6 +48,10 @@ def get_config():
   config.augment.jitter_std = 0.003
   config.augment.time_mask_max = 3  # frames held frozen, flagged in face_mask
   config.augment.speed = 0.15  # resample at a rate in [1 - speed, 1 + speed]
+  config.augment.time_shift = 0  # move each clip's frames by up to +-time_shift steps
+  # Mixup (Zhang et al. 2018): each clip mixed with another, weight max(w, 1 - w),
+  # w ~ Beta(alpha, alpha); 0 turns it off.
+  config.augment.mixup_alpha = 0.0
 
   config.model = ml_collections.ConfigDict()
   config.model.spatial = 'gcn'  # gcn | none (no graph: flattened landmarks into the LSTM)

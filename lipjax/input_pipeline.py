@@ -87,6 +87,50 @@ def time_mask(batch: dict, start, width) -> dict:
   return out
 
 
+def time_shift(batch: dict, shift) -> dict:
+  """Moves each clip's frames shift [B] steps later (earlier if negative) within its real frames.
+
+  The first and last real frames are held where the clip moves away from an end,
+  masks move with the frames, and padding stays padding. Where the word sits in
+  the clip then carries no information a model could memorise a clip by.
+  """
+  steps = batch['frame_mask'].shape[1]
+  t = tf.range(steps)[None, :]  # [1, T]
+  last = batch['length'][:, None] - 1  # [B, 1]
+  source = tf.where(t <= last, tf.clip_by_value(t - shift[:, None], 0, tf.maximum(last, 0)), t)
+  out = dict(batch)
+  for key in ('landmarks', 'au', 'geometry', 'face_mask', 'speech_mask'):
+    out[key] = tf.gather(batch[key], source, batch_dims=1)
+  return out
+
+
+def mix_clips(batch: dict, partner, weight) -> dict:
+  """Mixup: clip i becomes weight[i] of itself plus 1 - weight[i] of clip partner[i].
+
+  Landmarks and AU/geometry mix on the frames real in both clips (elsewhere the
+  clip keeps its own); the speech mask is the union of both clips' speech, and
+  `mix_label` / `mix_weight` tell the loss to aim at the same mixture of the two
+  labels. A clip's own `label` stays the majority one (weight >= 0.5).
+  """
+  def partner_of(x):
+    return tf.gather(x, partner)
+
+  both = batch['frame_mask'] * partner_of(batch['frame_mask'])  # [B, T]
+  out = dict(batch)
+  for key in ('landmarks', 'au', 'geometry'):
+    x = batch[key]
+    extra = [1] * (len(x.shape) - 2)
+    share = tf.reshape(both, tf.concat([tf.shape(both), extra], 0)) * tf.reshape(
+        1.0 - weight, [-1, 1] + extra)
+    out[key] = x + share * (partner_of(x) - x)
+  out['speech_mask'] = tf.maximum(
+      batch['speech_mask'], partner_of(batch['speech_mask']) * batch['frame_mask'])
+  out['face_mask'] = batch['face_mask'] * tf.where(both > 0, partner_of(batch['face_mask']), 1.0)
+  out['mix_label'] = partner_of(batch['label'])
+  out['mix_weight'] = weight
+  return out
+
+
 def affine_landmarks(landmarks, frame_mask, angle, scale, shift):
   """Rotates xy by angle [B] and scales xyz by scale [B] about 0.5, then shifts xy by shift [B, 2]."""
   cos, sin = tf.cos(angle)[:, None, None], tf.sin(angle)[:, None, None]  # [B, 1, 1]
@@ -116,8 +160,11 @@ def turn_head(landmarks, frame_mask, yaw, pitch):
 def augment_batch(batch: dict, seed, augment, mirror_perm) -> dict:
   """Applies the augmentations switched on in config.augment, independently per example."""
   size = tf.shape(batch['length'])[0]
-  seeds = tf.random.experimental.stateless_split(seed, num=10)
+  seeds = tf.random.experimental.stateless_split(seed, num=14)
   uniform = lambda i, shape, lo, hi: tf.random.stateless_uniform(shape, seeds[i], lo, hi)
+  if augment.get('time_shift', 0) > 0:
+    batch = time_shift(batch, tf.random.stateless_uniform(
+        [size], seeds[10], -augment.time_shift, augment.time_shift + 1, tf.int32))
   if augment.speed > 0:
     batch = speed_perturb(batch, uniform(0, [size], 1.0 - augment.speed, 1.0 + augment.speed))
   if augment.time_mask_max > 0:
@@ -148,6 +195,16 @@ def augment_batch(batch: dict, seed, augment, mirror_perm) -> dict:
                                        stddev=augment.jitter_std)
     batch = dict(batch, landmarks=batch['landmarks']
                  + noise * batch['frame_mask'][..., None, None])
+  # Last, so that each clip is augmented on its own before two are mixed. Train
+  # batches always carry mix_label / mix_weight (weight 1: no mixing).
+  alpha = augment.get('mixup_alpha', 0.0)
+  if alpha > 0:
+    partner = tf.argsort(uniform(11, [size], 0.0, 1.0))
+    draws = tf.random.stateless_gamma([2, size], seeds[12], alpha=alpha)
+    weight = draws[0] / (draws[0] + draws[1])  # Beta(alpha, alpha)
+    batch = mix_clips(batch, partner, tf.maximum(weight, 1.0 - weight))
+  else:
+    batch = dict(batch, mix_label=batch['label'], mix_weight=tf.ones([size], tf.float32))
   return batch
 
 

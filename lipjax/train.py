@@ -118,6 +118,13 @@ def cross_entropy(logits, labels, label_smoothing: float):
   return optax.softmax_cross_entropy(logits, targets)
 
 
+def mixed_cross_entropy(logits, batch, label_smoothing: float):
+  """Cross-entropy against mix_weight of `label` plus 1 - mix_weight of `mix_label` (mixup).  # [B]"""
+  weight = batch['mix_weight']
+  return (weight * cross_entropy(logits, batch['label'], label_smoothing)
+          + (1.0 - weight) * cross_entropy(logits, batch['mix_label'], label_smoothing))
+
+
 def train_step(state, batch, dropout_root, label_smoothing: float):
   """One optimizer step on a device's slice; gradients are averaged over devices."""
   # Dropout depends only on (seed, step, device), so a resumed run draws the same masks.
@@ -126,7 +133,7 @@ def train_step(state, batch, dropout_root, label_smoothing: float):
 
   def loss_fn(params):
     logits = state.apply_fn({'params': params}, batch, train=True, rngs={'dropout': dropout_rng})
-    return jnp.mean(cross_entropy(logits, batch['label'], label_smoothing)), logits
+    return jnp.mean(mixed_cross_entropy(logits, batch, label_smoothing)), logits
 
   (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   state = state.apply_gradients(grads=parallel.pmean(grads))

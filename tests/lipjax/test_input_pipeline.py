@@ -66,6 +66,32 @@ def test_time_mask_holds_the_previous_frame_and_flags_face_mask():
   np.testing.assert_allclose(masked['au'][1], toy_batch()['au'][1])
 
 
+def test_time_shift_moves_frames_and_masks_holding_the_end_frames():
+  batch = toy_batch()
+  batch['speech_mask'] = tf.constant([[0, 1, 1, 0, 0, 0], [0, 0, 1, 1, 1, 0]], tf.float32)
+  shifted = input_pipeline.time_shift(batch, tf.constant([1, -2]))
+  np.testing.assert_allclose(shifted['au'][0, :, 0], [1, 1, 2, 3, 0, 0])  # padding stays padding
+  np.testing.assert_allclose(shifted['landmarks'][1, :, 0, 0], [3, 4, 5, 6, 6, 6])
+  np.testing.assert_array_equal(shifted['speech_mask'], [[0, 0, 1, 1, 0, 0], [1, 1, 1, 0, 0, 0]])
+  np.testing.assert_array_equal(shifted['frame_mask'], batch['frame_mask'])
+  same = input_pipeline.time_shift(batch, tf.constant([0, 0]))
+  np.testing.assert_allclose(same['geometry'], batch['geometry'])
+
+
+def test_mixup_mixes_real_frames_unions_speech_and_names_both_labels():
+  batch = toy_batch()
+  batch['au'] = batch['au'] * tf.constant([1.0, 10.0])[:, None, None]
+  batch['speech_mask'] = tf.constant([[0, 1, 0, 0, 0, 0], [0, 0, 1, 1, 1, 0]], tf.float32)
+  mixed = input_pipeline.mix_clips(batch, tf.constant([1, 0]), tf.constant([0.75, 1.0]))
+  # Clip 0 is 3/4 itself + 1/4 clip 1 on its 4 real frames; its padding stays zero.
+  np.testing.assert_allclose(mixed['au'][0, :, 0], [3.25, 6.5, 9.75, 13, 0, 0], rtol=1e-6)
+  np.testing.assert_allclose(mixed['au'][1], batch['au'][1])  # weight 1: unchanged
+  np.testing.assert_array_equal(mixed['speech_mask'], [[0, 1, 1, 1, 0, 0], [0, 1, 1, 1, 1, 0]])
+  np.testing.assert_array_equal(mixed['mix_label'], [1, 0])
+  np.testing.assert_array_equal(mixed['label'], batch['label'])
+  np.testing.assert_allclose(mixed['mix_weight'], [0.75, 1.0])
+
+
 def test_affine_keeps_padding_zero_and_identity_parameters_change_nothing():
   batch = toy_batch()
   landmarks = batch['landmarks'] / 10.0
@@ -100,7 +126,7 @@ def test_train_batches_are_deterministic_resumable_and_device_shaped(test_config
 
 NO_AUGMENTATION = ml_collections.ConfigDict({
     'flip': False, 'yaw_degrees': 0.0, 'pitch_degrees': 0.0, 'rotate_degrees': 0.0, 'scale': 0.0, 'translate': 0.0,
-    'jitter_std': 0.0, 'time_mask_max': 0, 'speed': 0.0})
+    'jitter_std': 0.0, 'time_mask_max': 0, 'speed': 0.0, 'time_shift': 0, 'mixup_alpha': 0.0})
 
 
 def test_augmentation_can_be_switched_off(test_config, dataset):
@@ -111,6 +137,8 @@ def test_augmentation_can_be_switched_off(test_config, dataset):
            .as_numpy_iterator()]
   by_landmarks = {e['landmarks'].tobytes() for e in clean}
   assert all(x.tobytes() in by_landmarks for x in batch['landmarks'][0])
+  np.testing.assert_array_equal(batch['mix_label'], batch['label'])  # mixup off: weight 1
+  assert np.all(batch['mix_weight'] == 1.0)
 
 
 def test_eval_batches_count_every_example_once(test_config, dataset):

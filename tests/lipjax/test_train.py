@@ -159,3 +159,13 @@ def test_early_stopping_on_val_accuracy_and_rerun_does_nothing(test_config, tmp_
   assert progress['stopped_early'] and progress['step'] == 3
   train.train_and_evaluate(test_config, workdir)
   assert [m['step'] for m in read_metrics(workdir)] == [1, 2, 3]
+
+
+def test_mixup_loss_interpolates_the_two_labels_losses():
+  logits = np.array([[2.0, 0.5, -1.0], [0.0, 1.0, 3.0]], np.float32)
+  labels, partners = np.array([0, 2]), np.array([1, 0])
+  own = train.cross_entropy(logits, labels, 0.1)
+  other = train.cross_entropy(logits, partners, 0.1)
+  batch = {'label': labels, 'mix_label': partners, 'mix_weight': np.array([0.7, 1.0], np.float32)}
+  np.testing.assert_allclose(train.mixed_cross_entropy(logits, batch, 0.1),
+                             [0.7 * own[0] + 0.3 * other[0], own[1]], rtol=1e-6)
