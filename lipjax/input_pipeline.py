@@ -44,18 +44,18 @@ def flip_landmarks(landmarks, frame_mask, mirror_perm):
   return mirrored * frame_mask[..., None, None]
 
 
-def speed_perturb(batch: dict, rate) -> dict:
-  """Resamples each clip at rate [B] (> 1: faster, fewer frames) by linear interpolation."""
-  steps = batch['frame_mask'].shape[1]
+def resample(batch: dict, position, frame_mask) -> dict:
+  """Reads each clip at source positions [B, T] (fractional frames) for its new frame_mask [B, T].
+
+  Landmarks and AU/geometry are interpolated linearly, masks take the nearest frame;
+  positions past a clip's last real frame read that frame.
+  """
   length = tf.cast(batch['length'], tf.float32)  # [B]
-  new_length = tf.clip_by_value(tf.round(length / rate), 1.0, float(steps))  # [B]
-  position = tf.range(steps, dtype=tf.float32)[None, :] * rate[:, None]  # [B, T]
-  position = tf.minimum(position, length[:, None] - 1.0)
+  position = tf.clip_by_value(position, 0.0, tf.maximum(length[:, None] - 1.0, 0.0))
   lower = tf.cast(tf.floor(position), tf.int32)
-  upper = tf.minimum(lower + 1, tf.cast(length[:, None], tf.int32) - 1)
+  upper = tf.minimum(lower + 1, tf.maximum(tf.cast(length[:, None], tf.int32) - 1, 0))
   weight = position - tf.cast(lower, tf.float32)  # [B, T]
   nearest = tf.cast(tf.round(position), tf.int32)
-  frame_mask = tf.cast(tf.range(steps, dtype=tf.float32)[None, :] < new_length[:, None], tf.float32)
   out = dict(batch)
   for key in ('landmarks', 'au', 'geometry'):
     x = batch[key]
@@ -66,8 +66,39 @@ def speed_perturb(batch: dict, rate) -> dict:
   for key in ('face_mask', 'speech_mask'):
     out[key] = tf.gather(batch[key], nearest, batch_dims=1) * frame_mask
   out['frame_mask'] = frame_mask
-  out['length'] = tf.cast(new_length, tf.int32)
+  out['length'] = tf.cast(tf.reduce_sum(frame_mask, axis=1), tf.int32)
   return out
+
+
+def speed_perturb(batch: dict, rate) -> dict:
+  """Resamples each clip at rate [B] (> 1: faster, fewer frames) by linear interpolation."""
+  steps = batch['frame_mask'].shape[1]
+  length = tf.cast(batch['length'], tf.float32)  # [B]
+  new_length = tf.clip_by_value(tf.round(length / rate), 1.0, float(steps))  # [B]
+  t = tf.range(steps, dtype=tf.float32)[None, :]  # [1, T]
+  frame_mask = tf.cast(t < new_length[:, None], tf.float32)
+  return resample(batch, t * rate[:, None], frame_mask)
+
+
+def time_warp(batch: dict, log_slopes) -> dict:
+  """Stretches and squeezes parts of each clip: a monotone warp of its time, length kept.
+
+  log_slopes [B, K] cut each clip's real frames into K equal parts of the output
+  and give each part's playback rate (relative to the others) as exp(log_slope);
+  the ends stay fixed. A uniform speed change (speed_perturb) keeps the ratios of
+  sound durations within a word, which identify a single clip; this changes them.
+  """
+  steps, parts = batch['frame_mask'].shape[1], log_slopes.shape[1]
+  slopes = tf.exp(tf.cast(log_slopes, tf.float32))  # [B, K]
+  ends = tf.cumsum(slopes, axis=1) / tf.reduce_sum(slopes, axis=1, keepdims=True)  # [B, K]
+  starts = tf.concat([tf.zeros_like(ends[:, :1]), ends[:, :-1]], axis=1)  # [B, K]
+  last = tf.maximum(tf.cast(batch['length'], tf.float32) - 1.0, 1.0)[:, None]  # [B, 1]
+  u = tf.range(steps, dtype=tf.float32)[None, :] / last * parts  # [B, T] in parts
+  part = tf.clip_by_value(tf.cast(tf.floor(u), tf.int32), 0, parts - 1)
+  within = u - tf.cast(part, tf.float32)
+  warped = (tf.gather(starts, part, batch_dims=1)
+            + within * tf.gather(ends - starts, part, batch_dims=1))  # [B, T] in [0, 1]
+  return resample(batch, warped * last, batch['frame_mask'])
 
 
 def time_mask(batch: dict, start, width) -> dict:
@@ -162,9 +193,12 @@ def augment_batch(batch: dict, seed, augment, mirror_perm) -> dict:
   size = tf.shape(batch['length'])[0]
   seeds = tf.random.experimental.stateless_split(seed, num=14)
   uniform = lambda i, shape, lo, hi: tf.random.stateless_uniform(shape, seeds[i], lo, hi)
-  if augment.get('time_shift', 0) > 0:
+  if augment.time_shift > 0:
     batch = time_shift(batch, tf.random.stateless_uniform(
         [size], seeds[10], -augment.time_shift, augment.time_shift + 1, tf.int32))
+  if augment.time_warp > 0:
+    batch = time_warp(batch, tf.random.stateless_normal(
+        [size, augment.time_warp_parts], seeds[13], stddev=augment.time_warp))
   if augment.speed > 0:
     batch = speed_perturb(batch, uniform(0, [size], 1.0 - augment.speed, 1.0 + augment.speed))
   if augment.time_mask_max > 0:
@@ -197,7 +231,7 @@ def augment_batch(batch: dict, seed, augment, mirror_perm) -> dict:
                  + noise * batch['frame_mask'][..., None, None])
   # Last, so that each clip is augmented on its own before two are mixed. Train
   # batches always carry mix_label / mix_weight (weight 1: no mixing).
-  alpha = augment.get('mixup_alpha', 0.0)
+  alpha = augment.mixup_alpha
   if alpha > 0:
     partner = tf.argsort(uniform(11, [size], 0.0, 1.0))
     draws = tf.random.stateless_gamma([2, size], seeds[12], alpha=alpha)

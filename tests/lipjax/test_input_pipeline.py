@@ -59,6 +59,24 @@ def test_speed_perturbation_resamples_and_updates_masks():
   np.testing.assert_allclose(slow['au'][0, :, 0], [1, 1.5, 2, 2.5, 3, 3.5])
 
 
+def test_time_warp_stretches_parts_keeping_ends_length_and_masks():
+  batch = toy_batch()
+  batch['speech_mask'] = tf.constant([[0, 1, 1, 0, 0, 0], [0, 0, 1, 1, 1, 0]], tf.float32)
+  same = input_pipeline.time_warp(batch, tf.zeros([2, 4]))
+  np.testing.assert_allclose(same['landmarks'], batch['landmarks'], atol=1e-6)
+  np.testing.assert_array_equal(same['speech_mask'], batch['speech_mask'])
+  # Two parts; the first plays 3x as fast as the second. Clip 0 (4 frames, 3 steps):
+  # the output's first half (t = 0 .. 1.5) covers 3/4 of the clip, source times
+  # 0, 1.5, 2.5, 3 -> values 1, 2.5, 3.5, 4. Clip 1 gets the mirror image.
+  warped = input_pipeline.time_warp(batch, tf.math.log(tf.constant([[3.0, 1.0], [1.0, 3.0]])))
+  np.testing.assert_allclose(warped['au'][0, :, 0], [1, 2.5, 3.5, 4, 0, 0], rtol=1e-6)
+  np.testing.assert_allclose(warped['au'][1, :, 0], [1, 1.5, 2, 3, 4.5, 6], rtol=1e-6)
+  np.testing.assert_array_equal(warped['length'], [4, 6])
+  np.testing.assert_array_equal(warped['frame_mask'], batch['frame_mask'])
+  # Masks take the nearest source frame: clip 1 reads frames 0, 0/1, 1, 2, 3/4, 5.
+  np.testing.assert_array_equal(warped['speech_mask'][1], [0, 0, 0, 1, 1, 0])
+
+
 def test_time_mask_holds_the_previous_frame_and_flags_face_mask():
   masked = input_pipeline.time_mask(toy_batch(), tf.constant([1, 0]), tf.constant([2, 0]))
   np.testing.assert_allclose(masked['au'][0, :, 0], [1, 1, 1, 4, 0, 0])
@@ -126,7 +144,8 @@ def test_train_batches_are_deterministic_resumable_and_device_shaped(test_config
 
 NO_AUGMENTATION = ml_collections.ConfigDict({
     'flip': False, 'yaw_degrees': 0.0, 'pitch_degrees': 0.0, 'rotate_degrees': 0.0, 'scale': 0.0, 'translate': 0.0,
-    'jitter_std': 0.0, 'time_mask_max': 0, 'speed': 0.0, 'time_shift': 0, 'mixup_alpha': 0.0})
+    'jitter_std': 0.0, 'time_mask_max': 0, 'speed': 0.0, 'time_warp': 0.0, 'time_shift': 0,
+    'mixup_alpha': 0.0})
 
 
 def test_augmentation_can_be_switched_off(test_config, dataset):
