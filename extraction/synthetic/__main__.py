@@ -55,6 +55,8 @@ def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
   parser.add_argument('--min-trail', type=float, default=d.min_trail,
                       help='shortest trailing silence in seconds')
   parser.add_argument('--coarticulation-ms', type=float, default=d.coarticulation_ms)
+  parser.add_argument('--rest-open-range', type=_pair, default=d.rest_open_range,
+                      help='jaw and lip opening at rest LO,HI (0 = closed, 1 = wide), per clip')
   parser.add_argument('--head-degrees', type=float, default=d.head_degrees)
   parser.add_argument('--head-scale', type=float, default=d.head_scale)
   parser.add_argument('--head-shift', type=float, default=d.head_shift, help='pixels')

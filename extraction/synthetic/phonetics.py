@@ -117,16 +117,18 @@ def viseme_durations(viseme_seq, rate: float, jitter: np.ndarray) -> np.ndarray:
 
 
 def articulation_track(viseme_seq, durations, start: float, num_frames: int,
-                       fps: float, coarticulation_s: float) -> np.ndarray:
+                       fps: float, coarticulation_s: float, rest=None) -> np.ndarray:
   """Returns the smoothed articulation channels at each frame time.  # [T, 5]
 
   The visemes play back to back from `start` (seconds); outside them the
-  targets are 'sil'. Smoothing is a Gaussian of std `coarticulation_s`.
+  targets are `rest` (default 'sil': all zero; a speaker may rest with the
+  mouth a little open). Smoothing is a Gaussian of std `coarticulation_s`.
   """
   step = 0.001
   clip_s = num_frames / fps
   times = np.arange(0.0, clip_s, step)  # [M]
-  targets = np.zeros((len(times), len(CHANNELS)))  # [M, 5]
+  silence = VISEME_TARGETS['sil'][0] if rest is None else rest
+  targets = np.tile(np.asarray(silence, np.float64), (len(times), 1))  # [M, 5]
   edges = start + np.concatenate([[0.0], np.cumsum(durations)])
   for viseme, lo, hi in zip(viseme_seq, edges[:-1], edges[1:]):
     targets[(times >= lo) & (times < hi)] = VISEME_TARGETS[viseme][0]

@@ -186,7 +186,7 @@ class FrameRenderer:
     # Painted teeth and throat take the face's light and colour cast (per BGR channel).
     cheeks = np.round(landmarks[[50, 280, 205, 425]]).astype(int).clip(0, size - 1)
     skin = image[cheeks[:, 1], cheeks[:, 0]].astype(np.float32).mean(axis=0)
-    self.tint = np.clip(skin / np.array([120.0, 150.0, 195.0], np.float32), 0.3, 1.4)
+    self.throat, self.teeth = mouth_colours(skin)
     lips = np.round(landmarks[[37, 267, 84, 314, 0, 17]]).astype(int).clip(0, size - 1)
     self.lip_shadow = 0.5 * image[lips[:, 1], lips[:, 0]].astype(np.float32).mean(axis=0)
 
@@ -204,7 +204,7 @@ class FrameRenderer:
     frame = cv2.remap(self.image, source[..., 0], source[..., 1], cv2.INTER_LINEAR,
                       borderMode=cv2.BORDER_REPLICATE)
     frame_landmarks = moved @ affine[:, :2].T + affine[:, 2]
-    paint_mouth(frame, frame_landmarks, self.tint, self.lip_shadow)
+    paint_mouth(frame, frame_landmarks, self.throat, self.teeth, self.lip_shadow)
     return frame, frame_landmarks
 
 
@@ -245,9 +245,51 @@ def _polygon_alpha(shape, polygon: np.ndarray, soften: float) -> np.ndarray:
   return cv2.GaussianBlur(alpha, (0, 0), soften) if soften > 0 else alpha
 
 
-def paint_mouth(frame: np.ndarray, landmarks: np.ndarray, tint: np.ndarray,
-                lip_shadow: np.ndarray) -> None:
-  """Paints the mouth in place: the lips' meeting line, and inside them throat and teeth."""
+# BGR colours of the painted mouth on a face whose cheeks have REFERENCE_SKIN's colour.
+REFERENCE_SKIN = np.array([120.0, 150.0, 195.0], np.float32)
+THROAT = np.array([48.0, 42.0, 105.0], np.float32)
+TEETH = np.array([200.0, 215.0, 230.0], np.float32)
+
+
+def mouth_colours(skin: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """(throat, teeth) BGR colours for a face whose cheeks show the BGR colour `skin`.
+
+  The paint takes the face's light and colour cast, channel by channel, and only
+  as much colour as the skin has: a grey photo gets a grey mouth, not a purple one.
+  """
+  tint = np.clip(skin / REFERENCE_SKIN, 0.3, 1.4)
+  saturation = lambda bgr: np.ptp(bgr) / max(float(np.max(bgr)), 1.0)
+  colourfulness = min(saturation(skin) / saturation(REFERENCE_SKIN), 1.0)
+  def paint(colour):
+    tinted = colour * tint
+    return (tinted.mean() + colourfulness * (tinted - tinted.mean())).astype(np.float32)
+  return paint(THROAT), paint(TEETH)
+
+
+def paint_mouth(frame: np.ndarray, landmarks: np.ndarray, throat: np.ndarray,
+                teeth: np.ndarray, lip_shadow: np.ndarray) -> None:
+  """Paints the mouth in place: the lips' meeting line, and inside them throat and teeth.
+
+  Only a window around the inner lips is touched (the paint plus the reach of its
+  blurs), which is a small part of the frame and of the time a frame takes.
+  """
+  lips = landmarks[list(UPPER_INNER + LOWER_INNER)]
+  gap = float(np.linalg.norm(landmarks[_INNER_TOP] - landmarks[_INNER_BOTTOM]))
+  eyes = float(np.linalg.norm(landmarks[_EYE_LEFT] - landmarks[_EYE_RIGHT]))
+  # The widest blur (the throat's depth) and the seam's width, 4 sigma each.
+  margin = int(np.ceil(4 * max(0.25 * gap, 0.8) + 0.015 * eyes)) + 4
+  height, width = frame.shape[:2]
+  x0, y0 = np.maximum(np.floor(lips.min(axis=0)).astype(int) - margin, 0)
+  x1, y1 = np.ceil(lips.max(axis=0)).astype(int) + margin + 1
+  if x0 >= min(x1, width) or y0 >= min(y1, height):
+    return  # the mouth is outside the frame
+  _paint_mouth_window(frame[y0:y1, x0:x1], landmarks - np.array([x0, y0]), throat, teeth,
+                      lip_shadow)
+
+
+def _paint_mouth_window(frame: np.ndarray, landmarks: np.ndarray, throat_colour: np.ndarray,
+                        teeth: np.ndarray, lip_shadow: np.ndarray) -> None:
+  """paint_mouth on a window of the frame (a view; landmarks in the window's pixels)."""
   upper = landmarks[list(UPPER_INNER)]
   lower = landmarks[list(LOWER_INNER)]
   gap = float(np.linalg.norm(landmarks[_INNER_TOP] - landmarks[_INNER_BOTTOM]))
@@ -276,8 +318,7 @@ def paint_mouth(frame: np.ndarray, landmarks: np.ndarray, tint: np.ndarray,
       frame.shape[:2], np.concatenate([lower, (lower - lower_teeth_depth * bulge * down)[::-1]]), 0.8)
   # The throat darkens away from the lips: a blurred copy of the cavity is ~1 deep inside.
   depth = cv2.GaussianBlur(cavity, (0, 0), max(0.25 * gap, 0.8))[..., None]
-  throat = np.array([48, 42, 105], np.float32) * tint * (1.0 - 0.6 * depth)  # BGR
-  teeth = np.array([200, 215, 230], np.float32) * tint
+  throat = throat_colour * (1.0 - 0.6 * depth)  # [H, W, 3] BGR
   teeth_shade = 1.0 - 0.2 * depth  # teeth recede into the mouth's shadow
   out = frame.astype(np.float32)
   out = out * (1 - cavity[..., None]) + throat * cavity[..., None]
@@ -294,7 +335,12 @@ def camera(frame: np.ndarray, blur_sigma: float, noise_sigma: float, jpeg_qualit
   if blur_sigma > 0.05:
     frame = cv2.GaussianBlur(frame, (0, 0), blur_sigma)
   if noise_sigma > 0:
-    noisy = frame.astype(np.float32) + rng.normal(0.0, noise_sigma, frame.shape).astype(np.float32)
+    # OpenCV draws normal noise 3x faster than numpy; seeded from the clip's rng, it is
+    # as reproducible (for one OpenCV version: constraints.txt pins it).
+    noise = np.empty(frame.shape, np.float32)
+    cv2.setRNGSeed(int(rng.integers(2**31)))
+    cv2.randn(noise, (0.0,) * frame.shape[2], (noise_sigma,) * frame.shape[2])
+    noisy = frame.astype(np.float32) + noise
     frame = np.clip(noisy + 0.5, 0, 255).astype(np.uint8)
   if jpeg_quality < 100:
     ok, encoded = cv2.imencode('.jpg', frame, [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)])

@@ -20,7 +20,7 @@ from extraction.synthetic import phonetics
 from extraction.synthetic import render
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-# Four built-in faces x 1 variant = 4 speakers: 2 train, 1 val, 1 test.
+# Seven built-in faces (six people) x 1 variant = 7 speakers: 5 train, 1 val, 1 test.
 SMALL = dataset.Settings(words=('BAT', 'PAT', 'WATCH'), seed=7, clips_per_speaker=1,
                          variants_per_face=1, val_speakers=1, test_speakers=1)
 
@@ -68,7 +68,7 @@ def _manifest(out_dir):
 
 @pytest.fixture(scope='module')
 def generated(tmp_path_factory):
-  """A small generated set (12 clips)."""
+  """A small generated set (21 clips)."""
   out_dir = str(tmp_path_factory.mktemp('synthetic') / 'set')
   dataset.generate(out_dir, SMALL, workers=1)
   return out_dir
@@ -131,6 +131,12 @@ def test_articulation_track_is_silent_outside_speech():
   assert quiet.sum() >= 10
   np.testing.assert_allclose(track[quiet], 0.0, atol=1e-6)
   assert track[~quiet, 0].max() > 0.5  # the open 'aa' of WATCH opens the jaw
+  # A speaker resting with the mouth a little open: the same track, at rest elsewhere.
+  rest = dataset.rest_articulation(0.3)
+  np.testing.assert_allclose(rest, [0.3, 0.3, 0.0, 0.0, 0.0])  # jaw, lip_open
+  parted = phonetics.articulation_track(seq, durations, start, 29, 25.0, sigma, rest)
+  np.testing.assert_allclose(parted[quiet], np.broadcast_to(rest, parted[quiet].shape), atol=1e-6)
+  np.testing.assert_allclose(parted[~quiet, 2:], track[~quiet, 2:], atol=0.02)
 
 
 def test_durations_scale_with_rate():
@@ -191,18 +197,32 @@ def test_open_mouth_is_dark_inside(hopper):
   assert frame[y, x].astype(float).mean() < 0.6 * lips
 
 
+def test_mouth_paint_takes_the_skin_colour():
+  throat, teeth = render.mouth_colours(render.REFERENCE_SKIN)
+  np.testing.assert_allclose(throat, render.THROAT, rtol=1e-6)
+  np.testing.assert_allclose(teeth, render.TEETH, rtol=1e-6)
+  darker, _ = render.mouth_colours(0.5 * render.REFERENCE_SKIN)
+  np.testing.assert_allclose(darker, 0.5 * render.THROAT, rtol=1e-6)
+  grey_throat, grey_teeth = render.mouth_colours(np.full(3, 150.0, np.float32))
+  assert np.ptp(grey_throat) < 1e-3 and np.ptp(grey_teeth) < 1e-3  # no purple mouth on a grey photo
+  assert grey_throat[0] < 100 < grey_teeth[0]  # still a dark throat and light teeth
+
+
 # --- the generated set ---------------------------------------------------------------------------
 
 def test_splits_hold_whole_people_out_of_training():
-  # The built-in faces: three people, the carphone man in two photos, three variants each.
-  person_of = {f'{photo}-{v}': faces.builtin_person(photo)
-               for photo in ('astronaut', 'hopper', 'carphone10', 'carphone75') for v in range(3)}
+  # The built-in faces: six people, the carphone man in two photos, three variants each.
+  photos = [name for name, _ in faces.builtin_photos()]
+  assert photos == ['astronaut', 'hopper', 'takeo', 'breakingbad-left', 'breakingbad-right',
+                    'carphone10', 'carphone75']
+  person_of = {f'{photo}-{v}': faces.builtin_person(photo) for photo in photos for v in range(3)}
   split_of = dataset.assign_splits(person_of, dataset.Settings())
   assert set(split_of) == set(person_of)
   people = {split: {person_of[s] for s, sp in split_of.items() if sp == split}
             for split in dataset.SPLITS}
   assert people['train'].isdisjoint(people['val'] | people['test'])
-  assert people['train'] == {'astronaut', 'hopper'} and people['test'] == {'carphone'}
+  assert people['train'] == {'astronaut', 'hopper', 'takeo', 'breakingbad-left',
+                             'breakingbad-right'} and people['test'] == {'carphone'}
   assert list(split_of.values()).count('val') == 2 and list(split_of.values()).count('test') == 4
   with pytest.raises(ValueError, match='keep one person for training'):
     dataset.assign_splits({'a-0': 'a', 'b-0': 'b'}, dataset.Settings())
@@ -210,7 +230,7 @@ def test_splits_hold_whole_people_out_of_training():
 
 def test_generated_layout_manifest_and_transcripts(generated):
   rows = _manifest(generated)
-  assert len(rows) == 3 * 4  # words x speakers x 1 clip
+  assert len(rows) == 3 * 7  # words x speakers x 1 clip
   with open(os.path.join(generated, 'generator.json')) as f:
     info = json.load(f)
   assert info['ceiling_accuracy'] == pytest.approx(2 / 3)
@@ -286,7 +306,7 @@ def test_extraction_pipeline_reads_the_manifest(generated, tmp_path):
   pipeline = pytest.importorskip('extraction.pipeline')
   report = pipeline.run(os.path.join(generated, 'manifest.csv'), str(tmp_path / 'data'),
                         workers=1, progress=False)
-  assert report['written'] == 12 and report['failed'] == 0
+  assert report['written'] == 21 and report['failed'] == 0
   for split, stats in report['splits'].items():
     assert stats['face_detection_rate'] >= 0.99, split
     with open(os.path.join(generated, 'generator.json')) as f:
@@ -310,7 +330,7 @@ def test_photo_without_face_is_reported_and_skipped(tmp_path):
   assert 'skipped: wall: FaceMesh found no face' in result.stderr
   assert 'wrote 3 clips' in result.stdout
   speakers = {row['speaker'] for row in _manifest(str(out_dir))}
-  assert speakers == {'astronaut-0', 'hopper-0', 'carphone10-0'}
+  assert speakers == {'astronaut-0', 'hopper-0', 'takeo-0'}
   with open(out_dir / 'generator.json') as f:
     assert json.load(f)['skipped_photos'] == ['wall: FaceMesh found no face']
 
