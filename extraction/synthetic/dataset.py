@@ -9,6 +9,7 @@ Every clip draws its randomness from its own seed (run seed, word, speaker,
 clip number), so a clip's bytes do not depend on worker count or order.
 """
 
+import contextlib
 import csv
 import dataclasses
 import json
@@ -226,6 +227,26 @@ def build_identities(settings: Settings, faces_dir: str | None
 
 
 _WORKER = {}
+_THREAD_COUNT_VARIABLES = ('OPENBLAS_NUM_THREADS', 'OMP_NUM_THREADS', 'MKL_NUM_THREADS')
+
+
+@contextlib.contextmanager
+def _one_blas_thread_per_worker():
+  """Worker processes spawned inside start numpy with one BLAS thread (the parent keeps its own).
+
+  Otherwise every worker's numpy starts a BLAS thread per core, and two workers on two
+  cores render at half speed (measured: 0.25 -> 0.54 s per clip).
+  """
+  saved = {name: os.environ.get(name) for name in _THREAD_COUNT_VARIABLES}
+  os.environ.update({name: '1' for name in _THREAD_COUNT_VARIABLES})
+  try:
+    yield
+  finally:
+    for name, value in saved.items():
+      if value is None:
+        os.environ.pop(name, None)
+      else:
+        os.environ[name] = value
 
 
 def _init_worker(identities, settings, out_dir):
@@ -295,7 +316,8 @@ def generate(out_dir: str, settings: Settings, faces_dir: str | None = None,
     rows = [_make_clip(job) for job in tqdm.tqdm(jobs, desc=desc, unit='clip')]
   else:
     context = multiprocessing.get_context('spawn')
-    with context.Pool(workers, _init_worker, (identities, settings, out_dir)) as pool:
+    with _one_blas_thread_per_worker(), context.Pool(
+        workers, _init_worker, (identities, settings, out_dir)) as pool:
       rows = list(tqdm.tqdm(pool.imap(_make_clip, jobs, chunksize=4), total=len(jobs),
                             desc=desc, unit='clip'))
   with open(os.path.join(out_dir, 'manifest.csv'), 'w', newline='') as f:
