@@ -18,7 +18,8 @@ def learning_curves(curves: dict, evidence: dict, png_path: str) -> None:
   """Train/val loss and accuracy over steps, marking the val-loss minimum, val peak and chance."""
   steps = curves['step']  # [E] one entry per evaluation
   fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(12, 4.8))
-  loss_ax.plot(steps, curves['train_loss'], 'o-', ms=3, label='train loss (with label smoothing)')
+  loss_ax.plot(steps, curves['train_loss'], 'o-', ms=3,
+               label='train loss (augmented batches, label smoothing)')
   loss_ax.plot(steps, curves['val_loss'], 's-', ms=3, label='val loss')
   loss_ax.axvline(evidence['val_loss_min_step'], color='gray', ls=':', lw=1)
   loss_ax.plot([evidence['val_loss_min_step']], [evidence['val_loss_min']], 'v', color='C1',
@@ -30,7 +31,8 @@ def learning_curves(curves: dict, evidence: dict, png_path: str) -> None:
   loss_ax.legend(fontsize=8)
   _epoch_axis(loss_ax, evidence.get('steps_per_epoch'))
 
-  acc_ax.plot(steps, curves['train_accuracy'], 'o-', ms=3, label='train accuracy (dropout on)')
+  acc_ax.plot(steps, curves['train_accuracy'], 'o-', ms=3,
+              label='train accuracy (augmented batches, dropout on)')
   acc_ax.plot(steps, curves['val_accuracy'], 's-', ms=3, label='val accuracy')
   acc_ax.axhline(evidence['chance'], color='k', ls='--', lw=1,
                  label=f'chance 1/{evidence["num_classes"]} = {evidence["chance"]:.3f}')
