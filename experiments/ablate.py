@@ -53,6 +53,12 @@ VARIANTS = {
                                      'flattened landmarks + globals straight into the BiLSTM'),
     'no rest centring': (small_config, {'model.centre': 'none'},
                          'raw landmarks and features, not movement away from the rest pose'),
+    'no time warp': (small_config, {'augment.time_warp': 0.0},
+                     "keeps each clip's relative sound durations"),
+    'no mixup': (small_config, {'augment.mixup_alpha': 0.0}, 'every clip seen on its own'),
+    'no clip-timing regularisers': (
+        small_config, {'augment.time_warp': 0.0, 'augment.time_shift': 0, 'augment.mixup_alpha': 0.0},
+        'no time warp, time shift or mixup'),
 }
 
 
@@ -62,10 +68,11 @@ def variant_config(name: str, seed: int, steps: int, data_dir: str | None):
   config = module.get_config()
   config.update_from_flattened_dict(overrides)
   config.seed = seed
-  config.num_train_steps = steps
-  config.eval_every_steps = max(1, steps // 8)
-  config.checkpoint_every_steps = config.eval_every_steps
-  config.warmup_steps = min(config.warmup_steps, steps // 10)
+  if steps != config.num_train_steps:  # a shortened run: evaluate 8 times, warm up for <= 10%
+    config.num_train_steps = steps
+    config.eval_every_steps = max(1, steps // 8)
+    config.checkpoint_every_steps = config.eval_every_steps
+    config.warmup_steps = min(config.warmup_steps, steps // 10)
   if data_dir:
     config.data_dir = data_dir
   return config
