@@ -17,12 +17,14 @@ def get_config():
 
   config.batch_size = 32  # global, over all devices
   config.eval_batch_size = 64
-  config.num_train_steps = 3000
+  # The demo's val accuracy levels off by step ~1000; steps past that go to memorising
+  # training clips (3000-step runs: train-val gap up to +0.13 at the best checkpoint).
+  config.num_train_steps = 1500
   config.eval_every_steps = 200
   config.checkpoint_every_steps = 200
   config.log_every_steps = 50
   config.keep_checkpoints = 2
-  config.patience = 8  # evaluations without a better val accuracy before stopping
+  config.patience = 4  # evaluations without a better val accuracy before stopping
 
   config.learning_rate = 3e-3
   config.warmup_steps = 200
