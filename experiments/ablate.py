@@ -17,6 +17,7 @@ import csv
 import json
 import os
 import platform
+import shlex
 import shutil
 import sys
 import time
@@ -32,8 +33,8 @@ from lipjax import evaluate
 from lipjax import train
 
 # The 35M-parameter seed model trains ~12x slower than small on CPU (0.6 vs 7 steps/s);
-# it gets this many steps (about 27 epochs of the demo's 180 training clips) so the table
-# fits in an hour.
+# it gets this many steps (6.4 epochs of the demo's 750 training clips at batch 32) so the
+# table fits in an hour.
 SEED_MODEL_STEPS = 150
 
 # name -> (base config module, overrides, what it tests)
@@ -184,8 +185,13 @@ def main() -> None:
     writer = csv.DictWriter(f, fieldnames=list(rows[0]))
     writer.writeheader()
     writer.writerows(rows)
-  command = (f'python experiments/ablate.py --steps {args.steps} --seeds {" ".join(map(str, args.seeds))}'
-             + (f' --data_dir {args.data_dir}' if args.data_dir else ''))
+  command = f'python experiments/ablate.py --steps {args.steps} --seeds {" ".join(map(str, args.seeds))}'
+  if args.variants != list(VARIANTS):
+    command += ' --variants ' + ' '.join(map(shlex.quote, args.variants))
+  if args.data_dir:
+    command += f' --data_dir {args.data_dir}'
+  if args.out != parser.get_default('out'):
+    command += f' --out {args.out}'
   header = (f'Ablation on the demo data set ({time.strftime("%Y-%m-%d")}, {platform.machine()}, '
             f'{os.cpu_count()} cores), {args.steps} steps per run, seeds {args.seeds}; '
             f'`{command}`; {(time.perf_counter() - began) / 60:.0f} min for the runs not cached.')
