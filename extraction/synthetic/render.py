@@ -276,31 +276,39 @@ def paint_mouth(frame: np.ndarray, landmarks: np.ndarray, throat: np.ndarray,
   lips = landmarks[list(UPPER_INNER + LOWER_INNER)]
   gap = float(np.linalg.norm(landmarks[_INNER_TOP] - landmarks[_INNER_BOTTOM]))
   eyes = float(np.linalg.norm(landmarks[_EYE_LEFT] - landmarks[_EYE_RIGHT]))
-  # The widest blur (the throat's depth) and the seam's width, 4 sigma each.
-  margin = int(np.ceil(4 * max(0.25 * gap, 0.8) + 0.015 * eyes)) + 4
+  # The widest blur (the throat's depth, 4 sigma) and the seam's width.
+  margin = int(np.ceil(4 * _throat_sigma(gap) + _seam_width(eyes))) + 4
   height, width = frame.shape[:2]
   x0, y0 = np.maximum(np.floor(lips.min(axis=0)).astype(int) - margin, 0)
   x1, y1 = np.ceil(lips.max(axis=0)).astype(int) + margin + 1
   if x0 >= min(x1, width) or y0 >= min(y1, height):
     return  # the mouth is outside the frame
-  _paint_mouth_window(frame[y0:y1, x0:x1], landmarks - np.array([x0, y0]), throat, teeth,
-                      lip_shadow)
+  _paint_mouth_window(frame[y0:y1, x0:x1], landmarks - np.array([x0, y0]), gap, eyes, throat,
+                      teeth, lip_shadow)
 
 
-def _paint_mouth_window(frame: np.ndarray, landmarks: np.ndarray, throat_colour: np.ndarray,
-                        teeth: np.ndarray, lip_shadow: np.ndarray) -> None:
+def _throat_sigma(gap: float) -> float:
+  """Std (pixels) of the blur that darkens the throat away from lips `gap` pixels apart."""
+  return max(0.25 * gap, 0.8)
+
+
+def _seam_width(eyes: float) -> int:
+  """Width (pixels) of the line where closed lips meet, on a face `eyes` pixels between eye corners."""
+  return max(1, int(round(0.015 * eyes)))
+
+
+def _paint_mouth_window(frame: np.ndarray, landmarks: np.ndarray, gap: float, eyes: float,
+                        throat_colour: np.ndarray, teeth: np.ndarray,
+                        lip_shadow: np.ndarray) -> None:
   """paint_mouth on a window of the frame (a view; landmarks in the window's pixels)."""
   upper = landmarks[list(UPPER_INNER)]
   lower = landmarks[list(LOWER_INNER)]
-  gap = float(np.linalg.norm(landmarks[_INNER_TOP] - landmarks[_INNER_BOTTOM]))
-  eyes = float(np.linalg.norm(landmarks[_EYE_LEFT] - landmarks[_EYE_RIGHT]))
   seam_alpha = float(np.clip(1.0 - gap / (0.04 * eyes), 0.0, 1.0))
   if seam_alpha > 0:
     # Closed lips show a shadowed line where they meet, not the squeezed photo interior.
     seam = np.zeros(frame.shape[:2], np.uint8)
     midline = np.round(8 * 0.5 * (upper + lower)).astype(np.int32)
-    cv2.polylines(seam, [midline], False, 255, max(1, int(round(0.015 * eyes))), cv2.LINE_AA,
-                  shift=3)
+    cv2.polylines(seam, [midline], False, 255, _seam_width(eyes), cv2.LINE_AA, shift=3)
     alpha = (cv2.GaussianBlur(seam, (0, 0), 0.5).astype(np.float32) / 255.0 * seam_alpha)[..., None]
     frame[:] = np.clip(frame * (1 - alpha) + lip_shadow * alpha + 0.5, 0, 255).astype(np.uint8)
   if gap < 0.5:
@@ -317,7 +325,7 @@ def _paint_mouth_window(frame: np.ndarray, landmarks: np.ndarray, throat_colour:
   lower_teeth = _polygon_alpha(
       frame.shape[:2], np.concatenate([lower, (lower - lower_teeth_depth * bulge * down)[::-1]]), 0.8)
   # The throat darkens away from the lips: a blurred copy of the cavity is ~1 deep inside.
-  depth = cv2.GaussianBlur(cavity, (0, 0), max(0.25 * gap, 0.8))[..., None]
+  depth = cv2.GaussianBlur(cavity, (0, 0), _throat_sigma(gap))[..., None]
   throat = throat_colour * (1.0 - 0.6 * depth)  # [H, W, 3] BGR
   teeth_shade = 1.0 - 0.2 * depth  # teeth recede into the mouth's shadow
   out = frame.astype(np.float32)
