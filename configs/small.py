@@ -4,14 +4,21 @@ import os
 
 import ml_collections
 
+from lipjax import cli
+
 
 def get_config():
   """Returns the small configuration."""
   config = ml_collections.ConfigDict()
   # The demo data set (extraction/demo.py builds it when missing); LIPJAX_DATA_DIR overrides.
-  config.data_dir = os.environ.get('LIPJAX_DATA_DIR', os.path.expanduser('~/.cache/lipjax/demo'))
+  config.data_dir = os.environ.get('LIPJAX_DATA_DIR', cli.DEMO_DATA_DIR)
   config.seed = 0
   config.distributed = False  # jax.distributed.initialize() first (multi-host TPU/GPU)
+  # Multi-host without auto-detection (Cloud TPU and SLURM detect these themselves):
+  # HOST:PORT of process 0, the number of processes and this one's index.
+  config.coordinator_address = ml_collections.config_dict.placeholder(str)
+  config.num_processes = ml_collections.config_dict.placeholder(int)
+  config.process_id = ml_collections.config_dict.placeholder(int)
   # CPU only: expose cores as pmap devices (-1: one per core, 0: XLA default of one).
   config.cpu_devices = -1
 

@@ -30,6 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from configs import seed as seed_config
 from configs import small as small_config
 from lipjax import evaluate
+from lipjax import models
 from lipjax import train
 
 # The 35M-parameter seed model trains ~12x slower than small on CPU (0.6 vs 7 steps/s);
@@ -81,11 +82,8 @@ def variant_config(name: str, seed: int, steps: int, data_dir: str | None):
 
 def parameter_count(workdir: str) -> int:
   """Number of trainable parameters of a trained workdir's model."""
-  import jax  # pylint: disable=g-import-not-at-top
-  config, meta = evaluate.load_workdir(workdir)
-  state = train.create_train_state(config, meta, train.create_model(config, meta),
-                                   jax.random.PRNGKey(0))
-  return int(sum(np.prod(x.shape) for x in jax.tree.leaves(state.params)))
+  params = evaluate.restore_model(workdir)[3]
+  return sum(count for _, count in models.parameter_counts(params, depth=1))
 
 
 def run_one(name: str, seed: int, steps: int, out: str, data_dir: str | None) -> dict:

@@ -35,7 +35,7 @@ def measure(config_path: str, batch: int, frames: int, steps: int) -> dict:
   """Times one config in this process; returns its figures."""
   import jax  # pylint: disable=g-import-not-at-top
   import bench_train  # pylint: disable=g-import-not-at-top
-  from lipjax import input_pipeline, parallel, train  # pylint: disable=g-import-not-at-top
+  from lipjax import evaluation, input_pipeline, models, parallel, train  # pylint: disable=g-import-not-at-top
 
   config = bench_train.load_config(config_path)
   config.batch_size = batch
@@ -43,13 +43,13 @@ def measure(config_path: str, batch: int, frames: int, steps: int) -> dict:
     config.data_dir = data_dir
     meta = bench_train.write_random_dataset(data_dir, frames, train_size=max(512, 8 * batch))
     pipeline_rate = bench_train.time_pipeline(config, meta, batches=50)
-    state = train.create_train_state(config, meta, train.create_model(config, meta),
+    state = train.create_train_state(config, meta, models.create_model(config, meta),
                                      jax.random.PRNGKey(0))
-    params = sum(x.size for x in jax.tree.leaves(state.params))
+    params = sum(count for _, count in models.parameter_counts(state.params, depth=1))
     p_train = parallel.data_parallel(
         functools.partial(train.train_step, label_smoothing=config.label_smoothing),
         donate_argnums=(0,))
-    p_eval = parallel.data_parallel(train.evaluate_step)
+    p_eval = evaluation.parallel_evaluate_step(state.apply_fn)
     replicated = parallel.replicate(state)
     roots = parallel.replicate(jax.random.PRNGKey(1))
     batch_host = next(input_pipeline.train_iterator(config, meta, 0, parallel.num_devices()))
@@ -61,7 +61,7 @@ def measure(config_path: str, batch: int, frames: int, steps: int) -> dict:
     jax.block_until_ready(out)
     first_train_call = time.perf_counter() - start
     start = time.perf_counter()
-    evaluated = p_eval(replicated, on_device)
+    evaluated = p_eval(replicated.params, on_device)
     jax.block_until_ready(evaluated)
     first_eval_call = time.perf_counter() - start
 
@@ -80,7 +80,7 @@ def measure(config_path: str, batch: int, frames: int, steps: int) -> dict:
       return metrics
 
     train_rate = rate(train_once)
-    eval_rate = rate(lambda: p_eval(holder['state'], on_device))
+    eval_rate = rate(lambda: p_eval(holder['state'].params, on_device))
   return {
       'config': config_path, 'batch': batch, 'frames': frames, 'parameters': int(params),
       'first_train_call_s': first_train_call, 'first_eval_call_s': first_eval_call,
@@ -96,7 +96,7 @@ def pmap_check(steps: int = 3) -> dict:
   import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   import bench_train  # pylint: disable=g-import-not-at-top
-  from lipjax import input_pipeline, parallel, train  # pylint: disable=g-import-not-at-top
+  from lipjax import input_pipeline, models, parallel, train  # pylint: disable=g-import-not-at-top
 
   config = bench_train.load_config(os.path.join(REPO, 'configs', 'test.py'))
   config.batch_size = 8
@@ -110,7 +110,7 @@ def pmap_check(steps: int = 3) -> dict:
     devices = parallel.num_devices()
     batch = jax.tree.map(lambda x: x.reshape((devices, -1) + x.shape[1:]), global_batch)
     state = parallel.replicate(train.create_train_state(
-        config, meta, train.create_model(config, meta), jax.random.PRNGKey(0)))
+        config, meta, models.create_model(config, meta), jax.random.PRNGKey(0)))
     p_train = parallel.data_parallel(functools.partial(train.train_step, label_smoothing=0.0))
     roots = parallel.replicate(jax.random.PRNGKey(1))
     losses = []

@@ -34,6 +34,7 @@ from extraction import schema  # pylint: disable=wrong-import-position
 from extraction import shards  # pylint: disable=wrong-import-position
 from lipjax import cli  # pylint: disable=wrong-import-position
 from lipjax import input_pipeline  # pylint: disable=wrong-import-position
+from lipjax import models  # pylint: disable=wrong-import-position
 from lipjax import parallel  # pylint: disable=wrong-import-position
 from lipjax import train  # pylint: disable=wrong-import-position
 
@@ -107,9 +108,9 @@ def main():
     meta = write_random_dataset(data_dir, args.frames, train_size=2048)
     pipeline_rate = time_pipeline(config, meta, batches=100)
 
-    model = train.create_model(config, meta)
+    model = models.create_model(config, meta)
     state = train.create_train_state(config, meta, model, jax.random.PRNGKey(0))
-    params = sum(x.size for x in jax.tree.leaves(state.params))
+    params = sum(count for _, count in models.parameter_counts(state.params, depth=1))
     p_train_step = parallel.data_parallel(
         functools.partial(train.train_step, label_smoothing=config.label_smoothing),
         donate_argnums=(0,))

@@ -1,4 +1,4 @@
-"""Diagnoses a training run: `python -m lipjax.diagnose WORKDIR [--split val]`.
+"""Diagnoses a training run: `python -m lipjax.diagnose --workdir DIR [--split val]`.
 
 Reads the workdir (metrics.jsonl, config.json, dataset_meta.json, the orbax
 checkpoint) and, when its data_dir exists, the data set's metadata and
@@ -11,7 +11,6 @@ The analysis functions are pure; `diagnose_workdir` is the I/O shell.
 import collections
 import json
 import os
-import sys
 from typing import Any
 
 from absl import app
@@ -20,11 +19,19 @@ import numpy as np
 
 from extraction import schema
 from lipjax import cli
-from lipjax import diagnose_plots
+from lipjax import metrics_log
+from lipjax import models
+from lipjax import plots
+from lipjax import workdir as workdir_lib
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string('split', 'val', 'Split for the confusion matrix (val or test).')
-flags.DEFINE_string('data_dir', None, 'Data set directory (default: the one in config.json).')
+
+
+def define_flags() -> None:
+  """Command-line flags; defined only when run as a program (absl flags are process-global)."""
+  flags.DEFINE_string('workdir', None, 'Training workdir to diagnose (or give it positionally).')
+  flags.DEFINE_string('split', 'val', 'Split for the confusion matrix (val or test).')
+  flags.DEFINE_string('data_dir', None, 'Data set directory (default: the one in config.json).')
 
 # Verdict thresholds. Accuracy margins are fractions of the way from chance to
 # perfect, so they mean the same for 3 words and for 500.
@@ -42,29 +49,15 @@ VERDICT_NOT_LEARNING = 'underfitting/not learning'
 
 EXPECTED_EDGES = 'anatomical'
 EXPECTED_MASK = 'speech'
-CURVE_KEYS = ('step', 'epoch', 'train_loss', 'train_accuracy', 'val_loss', 'val_accuracy')
 
 
 # ---------------------------------------------------------------- pure analysis
 
-def parse_metrics(lines: list[str], source: str) -> dict[str, np.ndarray]:
-  """Turns metrics.jsonl lines into one array per key, ordered by step.  # each [E]"""
-  records = []
-  for number, line in enumerate(lines, 1):
-    if not line.strip():
-      continue
-    try:
-      record = json.loads(line)
-    except json.JSONDecodeError as e:
-      raise ValueError(f'{source}:{number}: not a JSON line ({e.msg})') from None
-    missing = [k for k in CURVE_KEYS if k not in record]
-    if missing:
-      raise ValueError(f'{source}:{number}: evaluation record lacks {missing}')
-    records.append(record)
+def metric_curves(records: list[dict[str, Any]], source: str) -> dict[str, np.ndarray]:
+  """Evaluation records (metrics_log.read) as one array per curve key.  # each [E]"""
   if not records:
     raise ValueError(f'{source}: no evaluations recorded; train until the first evaluation')
-  records.sort(key=lambda r: r['step'])
-  return {k: np.asarray([r[k] for r in records], np.float64) for k in CURVE_KEYS}
+  return {k: np.asarray([r[k] for r in records], np.float64) for k in metrics_log.REQUIRED_KEYS}
 
 
 def chance_level(num_classes: int) -> float:
@@ -181,29 +174,6 @@ def verdict_summary(evidence: dict[str, Any]) -> str:
           f'{e["val_accuracy_peak_step"]} (chance {e["chance"]:.3f}), final train-val accuracy '
           f'gap {e["final_accuracy_gap"]:+.3f}, val loss {e["val_loss_rise"]:+.1%} from its '
           f'minimum at step {e["val_loss_min_step"]}')
-
-
-def parameter_counts(params, depth: int = 2) -> list[tuple[str, int]]:
-  """Parameter counts per module path down to `depth` levels, parents before children."""
-  rows = []
-
-  def count(tree) -> int:
-    if hasattr(tree, 'items'):
-      return sum(count(v) for v in tree.values())
-    return int(np.prod(np.shape(tree)))
-
-  def walk(tree, prefix: str, level: int) -> None:
-    for name, sub in tree.items():
-      path = f'{prefix}/{name}' if prefix else name
-      if hasattr(sub, 'items'):
-        rows.append((path, count(sub)))
-        if level < depth:
-          walk(sub, path, level + 1)
-      elif level == 1:
-        rows.append((path, count(sub)))
-
-  walk(params, '', 1)
-  return rows
 
 
 def top_confusions(confusion, class_names: list[str], k: int = TOP_CONFUSIONS
@@ -396,13 +366,9 @@ def render_report(workdir: str, config, evidence, param_rows, checkpoint: dict, 
 # ---------------------------------------------------------------- I/O shell
 
 def read_metrics(workdir: str) -> dict[str, np.ndarray]:
-  """Reads the workdir's metrics.jsonl."""
-  path = os.path.join(workdir, 'metrics.jsonl')
-  if not os.path.exists(path):
-    raise FileNotFoundError(f'{path} does not exist; has this workdir been trained to its first '
-                            'evaluation?')
-  with open(path) as f:
-    return parse_metrics(f.readlines(), path)
+  """The workdir's evaluation curves from metrics.jsonl."""
+  return metric_curves(metrics_log.read(workdir),
+                       str(workdir_lib.path(workdir, workdir_lib.METRICS)))
 
 
 def read_extraction_report(data_dir: str) -> dict | None:
@@ -434,12 +400,12 @@ def diagnose_workdir(workdir: str, split: str = 'val', data_dir: str | None = No
   """Writes report.md and PNGs into the workdir; returns the evidence and the report path."""
   from lipjax import evaluate  # pylint: disable=g-import-not-at-top
   from lipjax import graphs  # pylint: disable=g-import-not-at-top
-  config, meta = evaluate.load_workdir(workdir)
+  config, meta = workdir_lib.load(workdir)
   curves = read_metrics(workdir)
   evidence = overfitting_evidence(curves, meta.num_classes)
 
-  state, step, which = evaluate.restore_for_evaluation(config, meta, workdir)
-  param_rows = parameter_counts(state.params)
+  _, _, _, params, step, which = evaluate.restore_model(workdir)
+  param_rows = models.parameter_counts(params)
 
   data_dir = data_dir or config.data_dir
   data_available = bool(data_dir) and os.path.exists(data_dir)
@@ -464,9 +430,9 @@ def diagnose_workdir(workdir: str, split: str = 'val', data_dir: str | None = No
   confusions = (top_confusions(evaluation['confusion_matrix'], evaluation['class_names'])
                 if evaluation else [])
 
-  diagnose_plots.learning_curves(curves, evidence, os.path.join(workdir, 'learning_curves.png'))
-  diagnose_plots.parameter_bars([(p, c) for p, c in param_rows if '/' not in p],
-                                os.path.join(workdir, 'parameters.png'))
+  plots.learning_curves(curves, os.path.join(workdir, 'learning_curves.png'), evidence)
+  plots.parameter_bars([(p, c) for p, c in param_rows if '/' not in p],
+                       os.path.join(workdir, 'parameters.png'))
   text = render_report(workdir, config, evidence, param_rows, {'step': step, 'which': which},
                        facts, facts_source, checks, evaluation, confusions)
   report_path = os.path.join(workdir, 'report.md')
@@ -477,15 +443,16 @@ def diagnose_workdir(workdir: str, split: str = 'val', data_dir: str | None = No
 
 
 def main(argv):
-  """Prints the verdict line; failures become one line on stderr and exit status 1."""
-  if len(argv) != 2:
-    raise app.UsageError('usage: python -m lipjax.diagnose WORKDIR [--split val] [--data_dir DIR]')
-  workdir = argv[1]
+  """Prints the verdict line."""
+  usage = 'usage: python -m lipjax.diagnose --workdir DIR [--split val] [--data_dir DIR]'
+  positional = argv[1:]
+  if len(positional) > 1 or (positional and FLAGS.workdir):
+    raise app.UsageError(usage)
+  workdir = FLAGS.workdir or (positional[0] if positional else None)
+  if not workdir:
+    raise app.UsageError(usage)
   cli.quiet_third_party_logs()
-  try:
-    result = diagnose_workdir(workdir, FLAGS.split, FLAGS.data_dir)
-  except (FileNotFoundError, ValueError, KeyError, OSError) as e:
-    sys.exit(f'lipjax.diagnose: error: {e}')
+  result = diagnose_workdir(workdir, FLAGS.split, FLAGS.data_dir)
   mismatches = [c['check'] for c in result['checks'] if c['ok'] is False]
   print(verdict_summary(result['evidence'])
         + (f'; consistency problems: {", ".join(mismatches)}' if mismatches else '')
@@ -493,4 +460,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main, 'lipjax.diagnose', define_flags)

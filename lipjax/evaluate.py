@@ -7,21 +7,22 @@ per-class accuracy, confusion matrix) and confusion_{split}.png into the workdir
 
 import json
 import os
-import sys
 from typing import Any
 
 from absl import app
 from absl import flags
-import ml_collections
 import numpy as np
 
 from extraction import schema
+from lipjax import checkpoints
 from lipjax import cli
+from lipjax import evaluation
 from lipjax import input_pipeline
 from lipjax import metrics as metrics_lib
+from lipjax import models
 from lipjax import parallel
 from lipjax import plots
-from lipjax import train
+from lipjax import workdir as workdir_lib
 
 FLAGS = flags.FLAGS
 
@@ -33,28 +34,14 @@ def define_flags() -> None:
   flags.DEFINE_string('data_dir', None, 'Data set directory (default: the one in config.json).')
 
 
-def load_workdir(workdir: str) -> tuple[ml_collections.ConfigDict, schema.DatasetMeta]:
-  """Reads the resolved config and data set metadata that training saved in a workdir."""
-  for name in ('config.json', 'dataset_meta.json'):
-    if not os.path.exists(os.path.join(workdir, name)):
-      raise FileNotFoundError(f'{workdir}: no {name}; is this a lipjax training workdir?')
-  with open(os.path.join(workdir, 'config.json')) as f:
-    config = ml_collections.ConfigDict(json.load(f))
-  return config, schema.DatasetMeta.load_json(os.path.join(workdir, 'dataset_meta.json'))
+def restore_model(workdir: str):
+  """The workdir's model and its best checkpoint's parameters (else the latest's).
 
-
-def restore_for_evaluation(config, meta, workdir: str):
-  """Restores the best checkpoint (else the latest); returns (state, step, which)."""
-  model = train.create_model(config, meta)
-  import jax  # pylint: disable=g-import-not-at-top
-  state = train.create_train_state(config, meta, model, jax.random.PRNGKey(0))
-  latest, best = train.checkpoint_managers(workdir, config)
-  for which, manager in (('best', best), ('latest', latest)):
-    step = manager.best_step() if which == 'best' else manager.latest_step()
-    if step is not None:
-      state, _ = train.restore_checkpoint(manager, state, step)
-      return state, step, which
-  raise FileNotFoundError(f'{workdir}/checkpoints: no checkpoint to evaluate')
+  Returns (config, meta, model, params, step, 'best' | 'latest').
+  """
+  config, meta = workdir_lib.load(workdir)
+  params, step, which = checkpoints.restore_params(workdir)
+  return config, meta, models.create_model(config, meta), params, step, which
 
 
 def evaluation_report(result: dict, meta: schema.DatasetMeta, split: str, step: int,
@@ -74,26 +61,22 @@ def evaluation_report(result: dict, meta: schema.DatasetMeta, split: str, step: 
 
 def evaluate_workdir(workdir: str, split: str = 'test', data_dir: str | None = None) -> dict:
   """Evaluates the workdir's best checkpoint on a split and writes JSON + PNG reports."""
-  config, meta = load_workdir(workdir)
+  config, meta, model, params, step, which = restore_model(workdir)
   if data_dir:
     config.data_dir = data_dir
   if not os.path.exists(config.data_dir):
     raise FileNotFoundError(f'data set {config.data_dir} (from {workdir}/config.json) does not '
                             'exist; pass --data_dir')
-  state, step, which = restore_for_evaluation(config, meta, workdir)
-  num_devices = parallel.num_devices()
-  dataset = input_pipeline.eval_dataset(config, split, num_devices)
-  p_evaluate_step = parallel.data_parallel(train.evaluate_step)
-  result = train.evaluate_model(p_evaluate_step, parallel.replicate(state), dataset,
-                                meta.num_classes)
+  dataset = input_pipeline.eval_dataset(config, split, parallel.num_devices())
+  result = evaluation.evaluate_model(evaluation.parallel_evaluate_step(model.apply),
+                                     parallel.replicate(params), dataset, meta.num_classes)
   report = evaluation_report(result, meta, split, step, which)
-  with open(os.path.join(workdir, f'eval_{split}.json'), 'w') as f:
-    json.dump(report, f, indent=1)
+  workdir_lib.path(workdir, f'eval_{split}.json').write_text(json.dumps(report, indent=1))
   plots.confusion_matrix(
       result['confusion'], meta.class_names,
       f'{split}: accuracy {report["accuracy"]:.3f}, macro-F1 {report["macro_f1"]:.3f}\n'
       f'{report["examples"]} clips, {which} checkpoint (step {step})',
-      os.path.join(workdir, f'confusion_{split}.png'))
+      workdir_lib.path(workdir, f'confusion_{split}.png'))
   return report
 
 
@@ -104,10 +87,7 @@ def main(argv):
   if not FLAGS.workdir:
     raise app.UsageError('--workdir is required')
   cli.quiet_third_party_logs()
-  try:
-    report = evaluate_workdir(FLAGS.workdir, FLAGS.split, FLAGS.data_dir)
-  except (FileNotFoundError, ValueError, KeyError, OSError) as e:
-    sys.exit(f'lipjax.evaluate: error: {e}')
+  report = evaluate_workdir(FLAGS.workdir, FLAGS.split, FLAGS.data_dir)
   print(f'{FLAGS.split}: accuracy {report["accuracy"]:.4f}, macro-F1 {report["macro_f1"]:.4f}, '
         f'top-5 {report["top5"]:.4f} on {report["examples"]} clips ({report["checkpoint"]} '
         f'checkpoint, step {report["step"]}); wrote {FLAGS.workdir}/eval_{FLAGS.split}.json '
@@ -115,5 +95,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  define_flags()
-  app.run(main)
+  cli.run(main, 'lipjax.evaluate', define_flags)

@@ -20,16 +20,15 @@ from extraction import shards  # pylint: disable=g-import-not-at-top,wrong-impor
 # JAX owns the accelerators; tf.data only reads and augments on the host.
 tf.config.set_visible_devices([], 'GPU')
 
-NUMERIC_KEYS = ('landmarks', 'au', 'geometry', 'frame_mask', 'face_mask', 'speech_mask',
-                'length', 'label')
+# The numeric fields of a shard's example as the model reads them (the rest are strings).
+MODEL_DTYPES = {'landmarks': np.float32, 'au': np.float32, 'geometry': np.float32,
+                'frame_mask': np.float32, 'face_mask': np.float32, 'speech_mask': np.float32,
+                'length': np.int32, 'label': np.int32}
 
 
 def parse_example(example: dict) -> dict:
   """Keeps the numeric fields as float32 masks / int32 labels and adds `example_mask`."""
-  parsed = {key: tf.cast(example[key], tf.float32)
-            for key in ('landmarks', 'au', 'geometry', 'frame_mask', 'face_mask', 'speech_mask')}
-  parsed['length'] = tf.cast(example['length'], tf.int32)
-  parsed['label'] = tf.cast(example['label'], tf.int32)
+  parsed = {key: tf.cast(example[key], dtype) for key, dtype in MODEL_DTYPES.items()}
   parsed['example_mask'] = tf.constant(1.0, tf.float32)
   return parsed
 
@@ -308,11 +307,36 @@ def train_dataset(config, meta, start_step: int, num_devices: int, host_index: i
   return ds.prefetch(config.input.prefetch)
 
 
+class ShardReadError(ValueError):
+  """A data set whose shards cannot be read as its metadata describes."""
+
+
+def checked_numpy_iterator(dataset, data_dir: str, split: str) -> Iterator[dict]:
+  """Numpy batches of a dataset; a shard read failure becomes one ShardReadError naming the file."""
+  try:
+    yield from dataset.as_numpy_iterator()
+  except tf.errors.OpError as e:
+    bad = shards.find_bad_shard(data_dir, split)
+    raise ShardReadError(bad or f'{data_dir} ({split} split): {e.message.splitlines()[0]}'
+                         ) from None
+
+
+class CheckedDataset:
+  """A tf.data.Dataset of a data set's split whose iteration names a bad shard on failure."""
+
+  def __init__(self, dataset, data_dir: str, split: str):
+    self.dataset, self.data_dir, self.split = dataset, data_dir, split
+
+  def as_numpy_iterator(self) -> Iterator[dict]:
+    return checked_numpy_iterator(self.dataset, self.data_dir, self.split)
+
+
 def train_iterator(config, meta, start_step: int, num_devices: int, host_index: int = 0,
                    host_count: int = 1) -> Iterator[dict]:
   """Numpy batches of train_dataset."""
-  return train_dataset(config, meta, start_step, num_devices, host_index,
-                       host_count).as_numpy_iterator()
+  return checked_numpy_iterator(
+      train_dataset(config, meta, start_step, num_devices, host_index, host_count),
+      config.data_dir, 'train')
 
 
 def eval_dataset(config, split: str, num_devices: int):
@@ -328,4 +352,19 @@ def eval_dataset(config, split: str, num_devices: int):
   ds = ds.batch(config.eval_batch_size, drop_remainder=False)
   ds = ds.map(lambda batch: pad_batch(batch, config.eval_batch_size), tf.data.AUTOTUNE)
   ds = ds.map(lambda batch: shard_for_devices(batch, num_devices), tf.data.AUTOTUNE)
-  return ds.prefetch(config.input.prefetch)
+  return CheckedDataset(ds.prefetch(config.input.prefetch), config.data_dir, split)
+
+
+def dummy_batch(meta, batch_size: int = 1) -> dict[str, np.ndarray]:
+  """A zero batch with the data set's shapes, for initialisation."""
+  t, n = meta.max_frames, meta.num_nodes
+  return {
+      'landmarks': np.zeros((batch_size, t, n, 3), np.float32),
+      'au': np.zeros((batch_size, t, len(meta.au_names)), np.float32),
+      'geometry': np.zeros((batch_size, t, len(meta.geometry_names)), np.float32),
+      'frame_mask': np.ones((batch_size, t), np.float32),
+      'face_mask': np.ones((batch_size, t), np.float32),
+      'speech_mask': np.ones((batch_size, t), np.float32),
+      'length': np.full((batch_size,), t, np.int32),
+      'label': np.zeros((batch_size,), np.int32),
+  }

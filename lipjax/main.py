@@ -1,4 +1,9 @@
-"""Command line of training: `python -m lipjax.train --config configs/small.py [--workdir DIR]`."""
+"""Command line of training: `python -m lipjax.train --config configs/small.py [--workdir DIR]`.
+
+The only place that builds the demo data set (through extraction.demo) when
+the config points at it and it is missing; the training library never reaches
+into the video stack.
+"""
 
 import os
 import sys
@@ -10,23 +15,33 @@ from ml_collections import config_flags
 from lipjax import cli
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file('config', None, 'Training configuration file (configs/*.py).',
-                                lock_config=True)
-flags.DEFINE_string('workdir', None, 'Directory for checkpoints, metrics and plots '
-                    '(default: runs/<config name>).')
+PROGRAM = 'lipjax.train'
 
 
-def parse_flags(argv):
-  """Parses flags; a bad --config.KEY=VALUE becomes one line on stderr and exit status 1."""
+def define_flags() -> None:
+  """Command-line flags; defined only when run as a program (absl flags are process-global)."""
+  config_flags.DEFINE_config_file('config', None, 'Training configuration file (configs/*.py).',
+                                  lock_config=True)
+  flags.DEFINE_string('workdir', None, 'Directory for checkpoints, metrics and plots '
+                      '(default: runs/<config name>).')
+
+
+def ensure_demo_data(data_dir: str) -> None:
+  """Builds the demo data set when the config points at it and it is missing."""
+  if os.path.exists(data_dir) or os.path.abspath(os.path.expanduser(data_dir)) != cli.DEMO_DATA_DIR:
+    return
   try:
-    return FLAGS(argv)
-  except (flags.Error, AttributeError, KeyError, TypeError, ValueError) as e:
-    sys.exit(f'lipjax.train: error: bad command line ({type(e).__name__}: {e}); '
-             'see --helpfull for flags and configs/*.py for config keys')
+    from extraction import demo  # pylint: disable=g-import-not-at-top
+  except ImportError as e:
+    raise FileNotFoundError(
+        f'demo data set {data_dir} is missing and extraction.demo cannot build it ({e}); '
+        'install lipjax[extract]') from e
+  print(f'Building the demo data set in {data_dir}', file=sys.stderr)
+  demo.build_demo_dataset(data_dir)
 
 
 def main(argv):
-  """Runs train_and_evaluate; failures become one line on stderr and exit status 1."""
+  """Runs train_and_evaluate on the --config's data set and --workdir."""
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   if FLAGS.config is None:
@@ -38,13 +53,12 @@ def main(argv):
   config_name = os.path.splitext(os.path.basename(config_path))[0]
   workdir = FLAGS.workdir or os.path.join('runs', config_name)
   cli.quiet_third_party_logs()
+  ensure_demo_data(config.data_dir)
   try:
     train.train_and_evaluate(config, workdir)
-  except (FileNotFoundError, ValueError, KeyError, OSError) as e:
-    sys.exit(f'lipjax.train: error: {e}')
   except KeyboardInterrupt:
-    sys.exit(f'lipjax.train: interrupted; rerun the same command to resume from {workdir}')
+    sys.exit(f'{PROGRAM}: interrupted; rerun the same command to resume from {workdir}')
 
 
 if __name__ == '__main__':
-  app.run(main, flags_parser=parse_flags)
+  cli.run(main, PROGRAM, define_flags)

@@ -10,6 +10,7 @@ from typing import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 import jraph
+import numpy as np
 
 from lipjax import graphs as graphs_lib
 from lipjax import lstm as lstm_lib
@@ -256,3 +257,35 @@ class LipReader(nn.Module):
           nn.relu(nn.Dense(features)(hidden)))
     return nn.Dense(self.num_classes, name='classifier')(hidden)  # [B, C]
 
+
+
+def create_model(config, meta) -> LipReader:
+  """Builds the network from a config; classes and graph edges come from the data set's metadata."""
+  senders, receivers = graphs_lib.edges_for(meta, config.model.edges, config.model.knn_k)
+  fields = {key: tuple(value) if isinstance(value, list) else value
+            for key, value in config.model.items() if key not in ('edges', 'knn_k')}
+  return LipReader(num_classes=meta.num_classes, senders=tuple(map(int, senders)),
+                   receivers=tuple(map(int, receivers)), **fields)
+
+
+def parameter_counts(params, depth: int = 2) -> list[tuple[str, int]]:
+  """Parameter counts per module path down to `depth` levels, parents before children."""
+  rows = []
+
+  def count(tree) -> int:
+    if hasattr(tree, 'items'):
+      return sum(count(v) for v in tree.values())
+    return int(np.prod(np.shape(tree)))
+
+  def walk(tree, prefix: str, level: int) -> None:
+    for name, sub in tree.items():
+      path = f'{prefix}/{name}' if prefix else name
+      if hasattr(sub, 'items'):
+        rows.append((path, count(sub)))
+        if level < depth:
+          walk(sub, path, level + 1)
+      elif level == 1:
+        rows.append((path, count(sub)))
+
+  walk(params, '', 1)
+  return rows

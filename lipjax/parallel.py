@@ -12,10 +12,16 @@ import numpy as np
 AXIS = 'batch'
 
 
-def initialize(distributed: bool) -> None:
-  """Joins a multi-host job (jax.distributed) when configured; single host needs nothing."""
-  if distributed:
-    jax.distributed.initialize()
+def initialize(config) -> None:
+  """Joins a multi-host job (jax.distributed) when config.distributed; single host needs nothing.
+
+  With coordinator_address, num_processes and process_id unset (None), JAX
+  detects them itself on Cloud TPU and under SLURM.
+  """
+  if config.distributed and not jax.distributed.is_initialized():
+    jax.distributed.initialize(coordinator_address=config.get('coordinator_address'),
+                               num_processes=config.get('num_processes'),
+                               process_id=config.get('process_id'))
 
 
 def num_devices() -> int:
@@ -31,11 +37,6 @@ def data_parallel(fn, donate_argnums=()):
 def pmean(tree):
   """Averages over devices (inside data_parallel)."""
   return jax.lax.pmean(tree, AXIS)
-
-
-def psum(tree):
-  """Sums over devices (inside data_parallel)."""
-  return jax.lax.psum(tree, AXIS)
 
 
 def device_index():

@@ -1,7 +1,4 @@
-"""PNG figures for a workdir: training curves and confusion matrices (matplotlib Agg)."""
-
-import json
-import os
+"""PNG figures for a workdir: learning curves, confusion matrices, parameter bars (matplotlib Agg)."""
 
 import matplotlib
 
@@ -10,25 +7,53 @@ import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-imp
 import numpy as np  # pylint: disable=wrong-import-position
 
 
-def training_curves(metrics_path: str, png_path: str) -> None:
-  """Plots train/val loss and val accuracy/F1 over steps from metrics.jsonl."""
-  if not os.path.exists(metrics_path):
+def _epoch_axis(ax, steps_per_epoch: float | None) -> None:
+  """Adds an epoch scale on top of a step axis."""
+  if steps_per_epoch:
+    top = ax.secondary_xaxis('top', functions=(lambda s: s / steps_per_epoch,
+                                               lambda e: e * steps_per_epoch))
+    top.set_xlabel('epoch')
+
+
+def learning_curves(curves, png_path, evidence: dict | None = None) -> None:
+  """Train/val loss and accuracy over steps; with diagnose's evidence, its marks and verdict.
+
+  curves: metrics_log records, or diagnose's arrays per key; evidence marks the
+  val-loss minimum, the val accuracy peak and chance.
+  """
+  if isinstance(curves, list):
+    curves = {k: [r[k] for r in curves] for k in curves[0]} if curves else {}
+  if not curves:
     return
-  with open(metrics_path) as f:
-    records = [json.loads(line) for line in f if line.strip()]
-  if not records:
-    return
-  steps = [r['step'] for r in records]
-  fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 4))
-  loss_ax.plot(steps, [r['train_loss'] for r in records], label='train')
-  loss_ax.plot(steps, [r['val_loss'] for r in records], label='val')
+  steps = curves['step']  # [E] one entry per evaluation
+  fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(12, 4.8))
+  loss_ax.plot(steps, curves['train_loss'], 'o-', ms=3,
+               label='train loss (augmented batches, label smoothing)')
+  loss_ax.plot(steps, curves['val_loss'], 's-', ms=3, label='val loss')
+  acc_ax.plot(steps, curves['train_accuracy'], 'o-', ms=3,
+              label='train accuracy (augmented batches, dropout on)')
+  acc_ax.plot(steps, curves['val_accuracy'], 's-', ms=3, label='val accuracy')
+  if evidence:
+    loss_ax.axvline(evidence['val_loss_min_step'], color='gray', ls=':', lw=1)
+    loss_ax.plot([evidence['val_loss_min_step']], [evidence['val_loss_min']], 'v', color='C1',
+                 ms=9, label=f'val loss minimum {evidence["val_loss_min"]:.3f} '
+                             f'(step {evidence["val_loss_min_step"]})')
+    acc_ax.axhline(evidence['chance'], color='k', ls='--', lw=1,
+                   label=f'chance 1/{evidence["num_classes"]} = {evidence["chance"]:.3f}')
+    acc_ax.plot([evidence['val_accuracy_peak_step']], [evidence['val_accuracy_peak']], '*',
+                color='C1', ms=13, label=f'val peak {evidence["val_accuracy_peak"]:.3f} '
+                                          f'(step {evidence["val_accuracy_peak_step"]})')
+    for ax in (loss_ax, acc_ax):
+      _epoch_axis(ax, evidence.get('steps_per_epoch'))
+    fig.suptitle(f'Verdict: {evidence["verdict"]} - final train-val accuracy gap '
+                 f'{evidence["final_accuracy_gap"]:+.3f}', fontsize=12)
   loss_ax.set(title='Loss', xlabel='step', ylabel='cross-entropy')
-  loss_ax.legend()
-  acc_ax.plot(steps, [r['train_accuracy'] for r in records], label='train accuracy')
-  acc_ax.plot(steps, [r['val_accuracy'] for r in records], label='val accuracy')
-  acc_ax.plot(steps, [r['val_macro_f1'] for r in records], label='val macro-F1')
-  acc_ax.set(title='Accuracy', xlabel='step', ylabel='fraction', ylim=(0, 1))
-  acc_ax.legend()
+  loss_ax.set_ylim(bottom=0)
+  acc_ax.set(title='Accuracy', xlabel='step', ylabel='fraction correct', ylim=(0, 1.02))
+  for ax in (loss_ax, acc_ax):
+    ax.grid(alpha=0.3)
+  loss_ax.legend(fontsize=8)
+  acc_ax.legend(fontsize=8, loc='lower right')
   fig.tight_layout()
   fig.savefig(png_path, dpi=100)
   plt.close(fig)
@@ -48,6 +73,20 @@ def confusion_matrix(confusion, class_names, title: str, png_path: str) -> None:
     ax.set_xticks(range(len(class_names)), class_names, rotation=90)
     ax.set_yticks(range(len(class_names)), class_names)
   fig.colorbar(image, ax=ax, fraction=0.046, label='fraction of true word')
+  fig.tight_layout()
+  fig.savefig(png_path, dpi=100)
+  plt.close(fig)
+
+
+def parameter_bars(rows: list[tuple[str, int]], png_path: str) -> None:
+  """Horizontal bars of parameter counts per module."""
+  names = [name for name, _ in rows][::-1]
+  counts = [count for _, count in rows][::-1]
+  fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.4))
+  bars = ax.barh(names, counts, color='C0')
+  ax.bar_label(bars, labels=[f'{c:,}' for c in counts], fontsize=8, padding=3)
+  ax.set(title=f'Parameters by module (total {sum(counts):,})', xlabel='parameters')
+  ax.set_xlim(0, max(counts) * 1.25 if counts else 1)
   fig.tight_layout()
   fig.savefig(png_path, dpi=100)
   plt.close(fig)

@@ -19,6 +19,7 @@ import jax
 import numpy as np
 
 from extraction import clip as clip_lib
+from lipjax import cli
 from lipjax import evaluate
 from lipjax import input_pipeline
 
@@ -39,12 +40,10 @@ class Predictor:
   """A restored model plus the extraction settings its data set was made with."""
 
   def __init__(self, workdir: str):
-    self.config, self.meta = evaluate.load_workdir(workdir)
-    state, self.step, self.checkpoint = evaluate.restore_for_evaluation(
-        self.config, self.meta, workdir)
-    self.params = state.params
-    apply_fn = state.apply_fn
-    self._logits = jax.jit(lambda params, batch: apply_fn({'params': params}, batch, train=False))
+    self.config, self.meta, model, self.params, self.step, self.checkpoint = (
+        evaluate.restore_model(workdir))
+    self._logits = jax.jit(lambda params, batch: model.apply({'params': params}, batch,
+                                                             train=False))
     recorded = self.meta.extraction.get('settings', {})
     known = {f.name for f in dataclasses.fields(clip_lib.Settings)}
     self.settings = clip_lib.Settings(**{k: v for k, v in recorded.items() if k in known})
@@ -55,9 +54,9 @@ class Predictor:
                                    intervals=[interval] if interval else None)
     example = arrays.to_example(label=0, speaker='', video_id=video_path,
                                 max_frames=self.meta.max_frames)
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    numeric = {key: tf.constant(example[key]) for key in input_pipeline.NUMERIC_KEYS}
-    return {key: value.numpy() for key, value in input_pipeline.parse_example(numeric).items()}
+    parsed = {key: np.asarray(example[key], dtype)
+              for key, dtype in input_pipeline.MODEL_DTYPES.items()}
+    return dict(parsed, example_mask=np.float32(1.0))
 
   def probabilities(self, examples: list[dict], batch_size: int) -> np.ndarray:
     """Class probabilities for parsed examples, in fixed-size jitted batches.  # [V, C]"""
@@ -111,10 +110,7 @@ def main(argv):
   if interval and not 0 <= interval[0] < interval[1]:
     raise app.UsageError(f'need 0 <= --start < --end, got {interval}')
   logging.set_verbosity(logging.WARNING)  # the answer, not JAX's backend probing, is the output
-  try:
-    results = predict_videos(FLAGS.workdir, videos, interval, FLAGS.top_k, FLAGS.batch_size)
-  except (FileNotFoundError, ValueError, OSError) as error:
-    sys.exit(f'lipjax.predict: error: {error}')
+  results = predict_videos(FLAGS.workdir, videos, interval, FLAGS.top_k, FLAGS.batch_size)
   if FLAGS.json:
     print(json.dumps(results, indent=1))
   else:
@@ -129,5 +125,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  define_flags()
-  app.run(main)
+  cli.run(main, 'lipjax.predict', define_flags)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from lipjax import diagnose
+from lipjax import models
 from lipjax import train
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -150,7 +151,7 @@ def test_parameter_counts_by_module():
   params = {'encoder': {'dense': {'kernel': np.zeros((3, 4)), 'bias': np.zeros(4)},
                         'norm': {'scale': np.zeros(4)}},
             'classifier': {'kernel': np.zeros((4, 2)), 'bias': np.zeros(2)}}
-  assert diagnose.parameter_counts(params) == [
+  assert models.parameter_counts(params) == [
       ('encoder', 20), ('encoder/dense', 16), ('encoder/norm', 4), ('classifier', 10)]
 
 

@@ -10,7 +10,6 @@ import pytest
 from lipjax import input_pipeline
 from lipjax import lstm
 from lipjax import models
-from lipjax import train
 
 
 def test_masked_mean_by_hand():
@@ -94,7 +93,7 @@ def real_batch(config, size=4):
 
 def model_output(config, meta, batch, params=None):
   """Logits of the test model (deterministic), initialising params if not given."""
-  model = train.create_model(config, meta)
+  model = models.create_model(config, meta)
   if params is None:
     params = model.init(jax.random.PRNGKey(0), batch)['params']
   return np.asarray(model.apply({'params': params}, batch)), params
@@ -118,13 +117,13 @@ def test_model_reads_the_edges_in_the_metadata(test_config, dataset):
   _, meta = dataset
   batch = real_batch(test_config)
   logits, params = model_output(test_config, meta, batch)
-  model = train.create_model(test_config, meta)
+  model = models.create_model(test_config, meta)
   assert list(model.senders) == meta.senders and list(model.receivers) == meta.receivers
   # Another edge list (a different data set's metadata) with the same parameters.
   permutation = np.random.default_rng(1).permutation(meta.num_nodes)
   other = dataclasses.replace(meta, senders=permutation[meta.senders].tolist(),
                               receivers=permutation[meta.receivers].tolist())
-  assert list(train.create_model(test_config, other).senders) == other.senders
+  assert list(models.create_model(test_config, other).senders) == other.senders
   other_logits, _ = model_output(test_config, other, batch, params)
   assert np.abs(logits - other_logits).max() > 1e-4
 
@@ -134,7 +133,7 @@ def test_edge_ablations_build_different_graphs(test_config, dataset):
   edge_sets = set()
   for mode in ('anatomical', 'knn_distance', 'knn_index'):
     test_config.model.edges = mode
-    model = train.create_model(test_config, meta)
+    model = models.create_model(test_config, meta)
     edge_sets.add(tuple(zip(model.senders, model.receivers)))
   assert len(edge_sets) == 3
 
@@ -173,8 +172,8 @@ def test_bilstm_ignores_padding_after_length():
 
 def parameter_count(config, meta):
   """Parameters of a config's model for a data set, from shapes only (nothing computed)."""
-  model = train.create_model(config, meta)
-  shapes = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), train.dummy_batch(meta)))
+  model = models.create_model(config, meta)
+  shapes = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), input_pipeline.dummy_batch(meta)))
   return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(shapes['params']))
 
 

@@ -10,7 +10,10 @@ import jax
 import numpy as np
 import pytest
 
+from extraction import schema
+from lipjax import checkpoints
 from lipjax import evaluate
+from lipjax import models
 from lipjax import train
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -30,11 +33,11 @@ def read_metrics(workdir):
 
 def final_params(config, workdir):
   """Parameters of the latest checkpoint in a workdir (as numpy leaves)."""
-  meta = train.schema.DatasetMeta.load_json(os.path.join(workdir, 'dataset_meta.json'))
-  state = train.create_train_state(config, meta, train.create_model(config, meta),
+  meta = schema.DatasetMeta.load_json(os.path.join(workdir, 'dataset_meta.json'))
+  state = train.create_train_state(config, meta, models.create_model(config, meta),
                                    jax.random.PRNGKey(0))
-  latest, _ = train.checkpoint_managers(workdir, config)
-  state, progress = train.restore_checkpoint(latest, state)
+  latest, _ = checkpoints.managers(workdir, config.keep_checkpoints)
+  state, progress = checkpoints.restore(latest, state)
   return jax.tree.leaves(state.params), progress
 
 
@@ -63,15 +66,15 @@ def test_one_and_two_devices_give_the_same_loss_trajectory(test_config, tmp_path
 KILL_AFTER_CHECKPOINT = textwrap.dedent('''
     import os, signal, sys
     from configs import test
-    from lipjax import train
-    real_save = train.save_checkpoint
+    from lipjax import checkpoints, train
+    real_save = checkpoints.save
 
     def save_then_die(manager, step, *args, **kwargs):
       real_save(manager, step, *args, **kwargs)
       if step == 4 and str(manager.directory).endswith('latest'):
         os.kill(os.getpid(), signal.SIGKILL)  # a crash right after a checkpoint
 
-    train.save_checkpoint = save_then_die
+    checkpoints.save = save_then_die
     config = test.get_config()
     config.data_dir, config.num_train_steps, config.eval_every_steps = sys.argv[1], 8, 4
     train.train_and_evaluate(config, sys.argv[2])
