@@ -107,3 +107,27 @@ def read_split(data_dir: str, split: str, shuffle_files: bool = False):
   if split not in builder.info.splits:
     raise ValueError(f'{data_dir}: no split {split!r}; has {sorted(builder.info.splits)}')
   return builder.as_dataset(split=split, shuffle_files=shuffle_files)
+
+
+def find_bad_shard(data_dir: str, split: str) -> str | None:
+  """Reads every shard of a split; returns 'FILE: problem' for the first unreadable one, else None.
+
+  A shard is bad when a record is corrupt or the file holds fewer or more
+  records than the data set's metadata says (truncated, or replaced).
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  info = tfds.builder_from_directory(data_dir).info.splits[split]
+  for path, expected in zip(info.filepaths, info.shard_lengths):
+    count = 0
+    try:
+      for _ in tf.data.TFRecordDataset(os.fspath(path)):
+        count += 1
+    except tf.errors.OpError as e:
+      return (f'{path}: unreadable after {count} of {expected} records '
+              f'({e.message.splitlines()[0]}); the shard is corrupt or truncated, '
+              're-run extraction')
+    if count != expected:
+      return (f'{path}: holds {count} records, the metadata says {expected}; the shard is '
+              'truncated or from another extraction, re-run extraction')
+  return None
