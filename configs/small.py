@@ -82,6 +82,9 @@ def get_config():
   config.model.lstm_hidden = 128
   config.model.lstm_layers = 1
   config.model.lstm_unroll = 1  # scan unroll: measured no gain on CPU at T = 29, slower compile
+  # float32 | bfloat16: compute dtype of the GCN, LSTM and head. bfloat16 is for GPUs/TPUs
+  # (CPUs emulate it, slower); parameters, logits and loss stay float32 either way.
+  config.model.dtype = 'float32'
   config.model.head_hidden = (128,)
   config.model.dropout_rate = 0.2
   return config

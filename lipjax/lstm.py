@@ -33,6 +33,7 @@ class BiLSTM(nn.Module):
   """Bidirectional LSTM honouring sequence lengths; outputs are zero after each length."""
   hidden: int
   unroll: int = 1
+  dtype: jnp.dtype = jnp.float32  # of the matmuls and outputs; the cell state stays float32
 
   @nn.compact
   def __call__(self, inputs, lengths):
@@ -45,23 +46,31 @@ class BiLSTM(nn.Module):
                                   (2, hidden, 4 * hidden))
     bias = self.param('bias', _forget_bias_init(hidden), (2, 4 * hidden))
 
-    projected = (inputs @ input_kernel).reshape(batch, steps, 2, 4 * hidden) + bias  # [B, T, 2, 4H]
+    inputs = inputs.astype(self.dtype)
+    recurrent_kernel = recurrent_kernel.astype(self.dtype)
+    # Gates accumulate and pass their nonlinearities in float32 (a no-op at float32).
+    projected = jnp.matmul(inputs, input_kernel.astype(self.dtype),
+                           preferred_element_type=jnp.float32)
+    projected = projected.reshape(batch, steps, 2, 4 * hidden) + bias  # [B, T, 2, 4H]
     forward_in = projected[:, :, 0]  # [B, T, 4H]
     backward_in = reverse_within_length(projected[:, :, 1], lengths)  # [B, T, 4H]
     gate_inputs = jnp.stack([forward_in, backward_in], axis=0).transpose(2, 0, 1, 3)  # [T, 2, B, 4H]
 
     def step(carry, gate_input):
       h, c = carry  # [2, B, H] each
-      gates = gate_input + jnp.einsum('dbh,dhg->dbg', h, recurrent_kernel)  # [2, B, 4H]
+      gates = gate_input + jnp.einsum('dbh,dhg->dbg', h, recurrent_kernel,
+                                      preferred_element_type=jnp.float32)  # [2, B, 4H]
       i, f, g, o = jnp.split(gates, 4, axis=-1)
       c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
-      h = jax.nn.sigmoid(o) * jnp.tanh(c)
+      h = (jax.nn.sigmoid(o) * jnp.tanh(c)).astype(self.dtype)
       return (h, c), h
 
-    zeros = jnp.zeros((2, batch, hidden), inputs.dtype)
-    _, outputs = jax.lax.scan(step, (zeros, zeros), gate_inputs, unroll=self.unroll)  # [T, 2, B, H]
+    h0 = jnp.zeros((2, batch, hidden), self.dtype)
+    c0 = jnp.zeros((2, batch, hidden), jnp.float32)
+    _, outputs = jax.lax.scan(step, (h0, c0), gate_inputs, unroll=self.unroll)  # [T, 2, B, H]
     outputs = outputs.transpose(1, 2, 0, 3)  # [2, B, T, H]
     forward_out = outputs[0]
     backward_out = reverse_within_length(outputs[1], lengths)
     valid = (jnp.arange(steps)[None, :] < lengths[:, None])[..., None]  # [B, T, 1]
+    valid = valid.astype(self.dtype)
     return jnp.concatenate([forward_out, backward_out], axis=-1) * valid  # [B, T, 2H]

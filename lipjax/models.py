@@ -21,6 +21,16 @@ SPATIAL_MODES = ('gcn', 'none')
 CENTRE_MODES = ('none', 'rest', 'rest_scaled')
 
 
+DTYPES = ('float32', 'bfloat16')
+
+
+def compute_dtype(name: str):
+  """The jnp dtype of config model.dtype, with an error naming the accepted values."""
+  if name not in DTYPES:
+    raise ValueError(f'config model.dtype={name!r}; expected one of {DTYPES}')
+  return jnp.dtype(name)
+
+
 def rest_mean(values, frame_mask, speech_mask):
   """Per-clip mean of values [B, T, ...] over rest frames (real, outside speech).  # [B, 1, ...]
 
@@ -103,18 +113,20 @@ class GCNLayer(nn.Module):
   """
   features: int
   impl: str = 'dense'
+  dtype: jnp.dtype = jnp.float32  # computation; parameters stay float32
 
   @nn.compact
   def __call__(self, graph: jraph.GraphsTuple) -> jraph.GraphsTuple:
     if self.impl == 'jraph':
       return jraph.GraphConvolution(
-          update_node_fn=nn.Dense(self.features), add_self_edges=True,
+          update_node_fn=nn.Dense(self.features, dtype=self.dtype), add_self_edges=True,
           symmetric_normalization=True)(graph)
     if self.impl != 'dense':
       raise ValueError(f'config model.gcn_impl={self.impl!r}; expected dense or jraph')
     nodes = graph.nodes  # [N, F_in]
-    adjacency = graphs_lib.normalized_adjacency(graph.senders, graph.receivers, nodes.shape[0])
-    kernel = nn.Dense(self.features, use_bias=False, name='kernel')
+    adjacency = graphs_lib.normalized_adjacency(
+        graph.senders, graph.receivers, nodes.shape[0]).astype(self.dtype)
+    kernel = nn.Dense(self.features, use_bias=False, dtype=self.dtype, name='kernel')
     bias = self.param('bias', nn.initializers.zeros, (self.features,))
     # A (X W) == (A X) W: aggregate on whichever side is narrower.
     if nodes.shape[-1] < self.features:
@@ -122,7 +134,8 @@ class GCNLayer(nn.Module):
     else:
       mixed = adjacency @ kernel(nodes)
     # jraph adds the bias before aggregating, so it arrives scaled by A's row sums.
-    mixed = mixed + jnp.sum(adjacency, axis=1, keepdims=True) * bias  # [N, F_out]
+    row_sums = jnp.sum(adjacency, axis=1, keepdims=True)  # [N, 1]
+    mixed = mixed + row_sums * bias.astype(self.dtype)  # [N, F_out]
     return graph._replace(nodes=mixed)
 
 
@@ -133,12 +146,13 @@ class FrameEncoder(nn.Module):
   dropout_rate: float
   with_globals: bool
   deterministic: bool
+  dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, graph: jraph.GraphsTuple):
     for features in self.gcn_features:
-      graph = GCNLayer(features, self.gcn_impl)(graph)
-      graph = graph._replace(nodes=nn.relu(nn.LayerNorm()(graph.nodes)))
+      graph = GCNLayer(features, self.gcn_impl, self.dtype)(graph)
+      graph = graph._replace(nodes=nn.relu(nn.LayerNorm(dtype=self.dtype)(graph.nodes)))
     pooled = [jnp.mean(graph.nodes, axis=0), jnp.max(graph.nodes, axis=0)]  # [F] each
     if self.with_globals:
       pooled.append(graph.globals[0])  # [G]
@@ -202,6 +216,9 @@ class LipReader(nn.Module):
   conv_layers: int = 0
   conv_kernel: int = 5
   fusion_dim: int = 0
+  # float32 | bfloat16: the dtype of the GCN, LSTM and head's matmuls and activations
+  # (accelerators); parameters, input normalisation, logits and loss stay float32.
+  dtype: str = 'float32'
 
   def frame_embeddings(self, batch, train: bool):
     """Per-frame embeddings: the GCN vmapped over batch and time, or flattened nodes.  # [B, T, D]"""
@@ -213,10 +230,13 @@ class LipReader(nn.Module):
         batch['landmarks'], jnp.concatenate([batch['au'], batch['geometry']], axis=-1),
         batch['frame_mask'], batch['speech_mask'], self.centre)  # [B, T, N, 3], [B, T, G]
     nodes = node_features(landmarks, batch['frame_mask'], self.velocities, self.velocity_scale)
+    dtype = compute_dtype(self.dtype)
+    nodes, globals_ = nodes.astype(dtype), globals_.astype(dtype)
+    frame_mask = batch['frame_mask'].astype(dtype)
     if self.spatial == 'none':
       flat = jnp.concatenate([nodes.reshape(b, t, -1), globals_], axis=-1)  # [B, T, N*F + G]
       frames = nn.Dropout(self.dropout_rate, deterministic=not train)(flat)
-      return frames * batch['frame_mask'][..., None]
+      return frames * frame_mask[..., None]
     if self.spatial != 'gcn':
       raise ValueError(f'config model.spatial={self.spatial!r}; expected one of {SPATIAL_MODES}')
     if self.globals_mode == 'broadcast':
@@ -230,8 +250,8 @@ class LipReader(nn.Module):
         variable_axes={'params': None}, split_rngs={'params': False, 'dropout': True})
     frames = encoder(self.gcn_features, self.gcn_impl, self.dropout_rate,
                      with_globals=self.globals_mode == 'globals', deterministic=not train,
-                     name='frame_encoder')(graph)  # [B*T, D]
-    return frames.reshape(b, t, -1) * batch['frame_mask'][..., None]
+                     dtype=dtype, name='frame_encoder')(graph)  # [B*T, D]
+    return frames.reshape(b, t, -1) * frame_mask[..., None]
 
   @nn.compact
   def __call__(self, batch, train: bool = False):
@@ -241,7 +261,8 @@ class LipReader(nn.Module):
     if self.temporal == 'bilstm':
       sequence = frames
       for _ in range(self.lstm_layers):
-        sequence = lstm_lib.BiLSTM(self.lstm_hidden, self.lstm_unroll)(sequence, lengths)
+        sequence = lstm_lib.BiLSTM(self.lstm_hidden, self.lstm_unroll, sequence.dtype)(
+            sequence, lengths)
         sequence = nn.Dropout(self.dropout_rate, deterministic=not train)(sequence)
       pooled = masked_mean(sequence, pool_mask)  # [B, 2H]
     elif self.temporal == 'seed_fusion':
@@ -254,8 +275,9 @@ class LipReader(nn.Module):
     hidden = pooled
     for features in self.head_hidden:
       hidden = nn.Dropout(self.dropout_rate, deterministic=not train)(
-          nn.relu(nn.Dense(features)(hidden)))
-    return nn.Dense(self.num_classes, name='classifier')(hidden)  # [B, C]
+          nn.relu(nn.Dense(features, dtype=hidden.dtype)(hidden)))
+    # Logits in float32 whatever the compute dtype: softmax and loss need the range.
+    return nn.Dense(self.num_classes, dtype=jnp.float32, name='classifier')(hidden)  # [B, C]
 
 
 

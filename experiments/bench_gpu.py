@@ -1,0 +1,385 @@
+"""Training-step FLOP utilisation on this machine's device: configs x batch sizes x compute dtypes.
+
+Usage: python experiments/bench_gpu.py [--configs small,base] [--batch_sizes 32,256,1024]
+           [--dtypes float32,bfloat16] [--matmul_size 8192] [--min_seconds 2] [--time_budget_s 300]
+
+Needs only jax, flax, optax, numpy, jraph and ml_collections: no TensorFlow and no
+data set. Batches are random numpy clips with the data set's shapes (T frames of
+88 nodes, lengths 60-100% of T, mixup fields as the training pipeline makes them),
+built from a DatasetMeta made here (10 classes for small as in the demo, 500 for
+base as in LRW; a ring-with-chords graph: the dense GCN's cost does not depend on
+the edges). The step is lipjax.train's own train_step, loss and AdamW chain, run
+under jit + shard_map over all local devices (what the pmap of training does,
+without pmap, which newer JAX versions reimplement and deprecate).
+
+Per row: batch per device; compile time of the step; training examples/s over
+all devices (after warm-up, timed with block_until_ready); FLOPs per step and
+device; achieved FLOP/s; utilisation against (a) the measured rate of a square
+matmul of the same dtype on the same device (JAX's default precision, which is
+TF32 for float32 on NVIDIA Ampere and later) and (b) on GPU, the chip's nominal
+dense peak (table below: bfloat16 against the bf16 tensor-core peak, float32
+against the TF32 one); the device's peak memory where it reports one.
+
+FLOPs come from XLA's cost analysis of the float32 step lowered with the LSTM's
+scan fully unrolled: XLA counts a while loop's body once, so the compiled
+(scanned) step's own figure leaves out T - 1 of the LSTM's T steps (printed
+alongside as `xla_scan`). The timed step is the config's real one (scanned).
+"""
+
+import argparse
+import functools
+import importlib.util
+import math
+import os
+import platform
+import sys
+import time
+import traceback
+import types
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, REPO)
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
+import jax.numpy as jnp  # pylint: disable=g-import-not-at-top,wrong-import-position
+from jax.sharding import NamedSharding  # pylint: disable=g-import-not-at-top,wrong-import-position
+from jax.sharding import PartitionSpec as P  # pylint: disable=g-import-not-at-top,wrong-import-position
+import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+from extraction import features as features_lib  # pylint: disable=wrong-import-position
+from extraction import roi  # pylint: disable=wrong-import-position
+from extraction import schema  # pylint: disable=wrong-import-position
+
+NUM_CLASSES = {'small': 10, 'base': 500}  # the demo's words; LRW's
+# Nominal dense tensor-core peaks in TFLOP/s (NVIDIA data sheets, without sparsity):
+# (device_kind substring, bfloat16, TF32). H100 SXM5 and PCIe; H200 is an SXM H100 die.
+NOMINAL_PEAKS = (('H100 PCIe', 756.0, 378.0), ('H100', 989.4, 494.7), ('H200', 989.4, 494.7),
+                 ('A100', 312.0, 156.0))
+
+
+# Modules lipjax.train imports at module level but its model, optimizer and
+# train_step never call: tf.data input, checkpoints, progress bars, plots.
+STANDINS = ('tensorflow', 'tensorflow_datasets', 'orbax', 'orbax.checkpoint', 'tqdm',
+            'matplotlib', 'matplotlib.pyplot')
+
+
+class Placeholder:
+  """Whatever a stand-in module's attribute is asked to be: called, indexed or read, itself."""
+
+  def __call__(self, *args, **kwargs):
+    return self
+
+  def __getattr__(self, name):
+    if name.startswith('__'):
+      raise AttributeError(name)
+    return self
+
+  def __getitem__(self, key):
+    return self
+
+
+def stand_in(name: str) -> types.ModuleType:
+  """An empty package whose every attribute is a Placeholder (annotations and set-up calls)."""
+  module = types.ModuleType(name)
+  module.__path__ = []  # a package: `import orbax.checkpoint` looks for its submodules
+
+  def attribute(key):
+    if key.startswith('__'):
+      raise AttributeError(key)
+    return Placeholder()
+
+  module.__getattr__ = attribute
+  return module
+
+
+def import_train():
+  """lipjax.train, also where TensorFlow (or orbax, tqdm, matplotlib) is not installed.
+
+  train.py imports input_pipeline (tf.data) at module level, but create_model,
+  create_optimizer, create_train_state and train_step do not use it: this
+  benchmark feeds numpy batches, so empty modules may stand in for what is missing.
+  """
+  missing = []
+  while True:
+    try:
+      from lipjax import train  # pylint: disable=g-import-not-at-top
+      if missing:
+        print(f'lipjax.train imported with stand-ins for {missing}', flush=True)
+      return train
+    except ImportError as e:
+      if e.name not in STANDINS or e.name in missing:
+        raise
+      missing.append(e.name)
+    for name in [n for n in sys.modules if n.startswith(('lipjax', 'extraction'))]:
+      del sys.modules[name]  # half-imported by the failed attempt
+    sys.modules['lipjax.input_pipeline'] = stand_in('lipjax.input_pipeline')
+    for name in missing:
+      sys.modules[name] = stand_in(name)
+      parent, _, child = name.rpartition('.')
+      if parent in sys.modules:
+        setattr(sys.modules[parent], child, sys.modules[name])
+
+
+def load_config(name: str):
+  """configs/NAME.py's get_config()."""
+  spec = importlib.util.spec_from_file_location(f'configs.{name}',
+                                                os.path.join(REPO, 'configs', f'{name}.py'))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config()
+
+
+def make_meta(num_classes: int, frames: int) -> schema.DatasetMeta:
+  """Metadata with the real node count, mirror and feature names, and a ring-with-chords graph."""
+  n = schema.NUM_NODES
+  pairs = sorted({(i, (i + d) % n) for i in range(n) for d in (1, 7)}
+                 | {((i + d) % n, i) for i in range(n) for d in (1, 7)})
+  return schema.DatasetMeta(
+      class_names=[f'word{i:03d}' for i in range(num_classes)], max_frames=frames, fps=25.0,
+      roi_indices=list(roi.ROI_INDICES), mirror_perm=roi.mirror_perm().tolist(),
+      senders=[s for s, _ in pairs], receivers=[r for _, r in pairs],
+      au_names=list(features_lib.AU_NAMES), geometry_names=list(features_lib.GEOMETRY_NAMES),
+      mean_landmarks=[], split_sizes={'train': 100_000})
+
+
+def random_batch(meta: schema.DatasetMeta, batch_size: int, seed: int = 0) -> dict:
+  """A training batch of random clips with consistent masks and mixup fields."""
+  rng = np.random.default_rng(seed)
+  t, n = meta.max_frames, meta.num_nodes
+  length = rng.integers(t * 3 // 5, t + 1, batch_size).astype(np.int32)  # [B]
+  frame_mask = (np.arange(t)[None] < length[:, None]).astype(np.float32)  # [B, T]
+  speech_mask = frame_mask.copy()
+  speech_mask[:, :2] = 0
+  label = rng.integers(0, meta.num_classes, batch_size).astype(np.int32)
+  return {
+      'landmarks': rng.random((batch_size, t, n, 3), np.float32) * frame_mask[..., None, None],
+      'au': rng.random((batch_size, t, len(meta.au_names)), np.float32),
+      'geometry': rng.random((batch_size, t, len(meta.geometry_names)), np.float32),
+      'frame_mask': frame_mask, 'face_mask': frame_mask, 'speech_mask': speech_mask,
+      'length': length, 'label': label, 'example_mask': np.ones(batch_size, np.float32),
+      'mix_label': np.roll(label, 1),
+      'mix_weight': rng.uniform(0.5, 1.0, batch_size).astype(np.float32),
+  }
+
+
+def total_flops(cost) -> float:
+  """The 'flops' of a cost analysis: a dict, or (older JAX) a list of per-module dicts."""
+  if isinstance(cost, dict):
+    cost = [cost]
+  return float(sum(c.get('flops', 0.0) for c in cost or []))
+
+
+def sharded_step(train, config, mesh):
+  """jit(shard_map(train.train_step)): state replicated, batch split over the mesh's axis."""
+  step = functools.partial(train.train_step, label_smoothing=config.label_smoothing)
+  # check_vma=False: the LSTM's scan starts from a device-invariant zero carry that
+  # per-device dropout makes device-varying, which the check rejects; the state that
+  # comes out is the same on every device (gradients are averaged), as under pmap.
+  return jax.jit(jax.shard_map(step, mesh=mesh, in_specs=(P(), P('batch'), P()),
+                               out_specs=(P(), P()), check_vma=False), donate_argnums=(0,))
+
+
+def matmul_rate(size: int, dtype, min_seconds: float) -> float:
+  """Measured FLOP/s of a [size, size] @ [size, size] matmul at JAX's default precision."""
+  a = jax.random.normal(jax.random.PRNGKey(0), (size, size), dtype)
+  b = jax.random.normal(jax.random.PRNGKey(1), (size, size), dtype)
+  matmul = jax.jit(lambda x, y: x @ y)
+  matmul(a, b).block_until_ready()
+  repeats, elapsed = 1, 0.0
+  while elapsed < min_seconds:
+    start = time.perf_counter()
+    for _ in range(repeats):
+      out = matmul(a, b)
+    out.block_until_ready()
+    elapsed = time.perf_counter() - start
+    if elapsed < min_seconds:
+      repeats *= 2
+  return 2.0 * size ** 3 * repeats / elapsed
+
+
+def nominal_peak(device, dtype: str):
+  """(TFLOP/s, label) of the device's nominal dense peak for dtype, or (None, '') if unknown."""
+  if device.platform != 'gpu':
+    return None, ''
+  for name, bf16, tf32 in NOMINAL_PEAKS:
+    if name in device.device_kind:
+      return (bf16, f'{name} bf16 dense') if dtype == 'bfloat16' else (tf32, f'{name} TF32 dense')
+  return None, ''
+
+
+def peak_memory_gib(device):
+  """Peak bytes the device's allocator has held, in GiB (None where not reported)."""
+  try:
+    stats = device.memory_stats() or {}
+  except Exception:  # pylint: disable=broad-except
+    return None
+  peak = stats.get('peak_bytes_in_use')
+  return None if peak is None else peak / 2**30
+
+
+def time_steps(compiled, state, batch, root, min_seconds: float, max_steps: int):
+  """(state, seconds per step) over enough steps to fill min_seconds, after two warm-up steps."""
+  for _ in range(2):
+    state, metrics = compiled(state, batch, root)
+  jax.block_until_ready((state, metrics))
+  start = time.perf_counter()
+  state, metrics = compiled(state, batch, root)
+  jax.block_until_ready((state, metrics))
+  first = time.perf_counter() - start
+  steps = int(min(max(math.ceil(min_seconds / max(first, 1e-6)), 3), max_steps))
+  start = time.perf_counter()
+  for _ in range(steps):
+    state, metrics = compiled(state, batch, root)
+  jax.block_until_ready((state, metrics))
+  if not np.isfinite(float(metrics['loss'])):
+    raise FloatingPointError(f'loss is {float(metrics["loss"])}')
+  return state, (time.perf_counter() - start) / steps
+
+
+class Runner:
+  """Measures rows, building each config's initial state and unrolled FLOP count only once."""
+
+  def __init__(self, train, args, mesh, matmul):
+    self.train, self.args, self.mesh, self.matmul = train, args, mesh, matmul
+    self.states = {}  # config name -> host TrainState (parameters do not depend on dtype)
+    self.flops = {}  # (config name, batch per device) -> FLOPs per step and device
+
+  def model(self, name: str, dtype: str, per_device: int, unroll: int = 0):
+    """(config, meta, model) for a config name at a compute dtype and batch size."""
+    config = load_config(name)
+    config.model.dtype = dtype
+    config.batch_size = per_device * self.mesh.size
+    if unroll:
+      config.model.lstm_unroll = unroll
+    meta = make_meta(NUM_CLASSES[name], self.args.frames)
+    return config, meta, self.train.create_model(config, meta)
+
+  def measure(self, name: str, dtype: str, per_device: int) -> dict:
+    """One row: compile time, examples/s, FLOPs and utilisation of a config's train step."""
+    config, meta, model = self.model(name, dtype, per_device)
+    if name not in self.states:
+      self.states[name] = jax.device_get(self.train.create_train_state(
+          config, meta, model, jax.random.PRNGKey(0)))
+    host_state = self.states[name].replace(apply_fn=model.apply)
+    replicated, split = NamedSharding(self.mesh, P()), NamedSharding(self.mesh, P('batch'))
+    batch = jax.device_put(random_batch(meta, config.batch_size), split)
+    root = jax.device_put(jax.random.PRNGKey(1), replicated)
+    state = jax.device_put(host_state, replicated)
+
+    start = time.perf_counter()
+    compiled = sharded_step(self.train, config, self.mesh).lower(state, batch, root).compile()
+    compile_s = time.perf_counter() - start
+    xla_scan = total_flops(compiled.cost_analysis())
+    if (name, per_device) not in self.flops:
+      # The same step with the LSTM's scan unrolled, only lowered: its HLO counts every step.
+      unrolled_config, _, unrolled_model = self.model(name, 'float32', per_device,
+                                                      unroll=self.args.frames)
+      lowered = sharded_step(self.train, unrolled_config, self.mesh).lower(
+          host_state.replace(apply_fn=unrolled_model.apply), batch, root)
+      try:
+        self.flops[name, per_device] = total_flops(lowered.cost_analysis())
+      except Exception:  # pylint: disable=broad-except
+        self.flops[name, per_device] = 0.0
+      if not self.flops[name, per_device]:  # no estimate before compilation on this JAX
+        self.flops[name, per_device] = total_flops(lowered.compile().cost_analysis())
+    flops = self.flops[name, per_device]
+
+    state, seconds = time_steps(compiled, state, batch, root, self.args.min_seconds,
+                                self.args.max_steps)
+    del state
+    device = self.mesh.devices.flat[0]
+    achieved = flops / seconds  # per device: the lowered step is one device's share
+    peak, _ = nominal_peak(device, dtype)
+    return {
+        'config': name, 'dtype': dtype, 'batch': per_device,
+        'params': sum(x.size for x in jax.tree.leaves(host_state.params)),
+        'compile_s': compile_s, 'step_ms': seconds * 1e3,
+        'examples_s': config.batch_size / seconds, 'gflop_step': flops / 1e9,
+        'xla_scan_gflop': xla_scan / 1e9, 'tflop_s': achieved / 1e12,
+        'of_matmul': achieved / self.matmul[dtype],
+        'of_peak': None if peak is None else achieved / (peak * 1e12),
+        'peak_gib': peak_memory_gib(device),
+    }
+
+
+def format_row(row: dict) -> str:
+  """One table line; a failed measurement shows its error instead of figures."""
+  head = f'| {row["config"]} | {row["dtype"]} | {row["batch"]} |'
+  if 'error' in row:
+    return head + f' failed: {row["error"]} |'
+  of_peak = '-' if row['of_peak'] is None else f'{100 * row["of_peak"]:.2f}%'
+  memory = '-' if row['peak_gib'] is None else f'{row["peak_gib"]:.1f}'
+  return (head + f' {row["params"]:,} | {row["compile_s"]:.1f} | {row["step_ms"]:.2f} | '
+          f'{row["examples_s"]:,.0f} | {row["gflop_step"]:.2f} ({row["xla_scan_gflop"]:.2f}) | '
+          f'{row["tflop_s"]:.3f} | {100 * row["of_matmul"]:.2f}% | {of_peak} | {memory} |')
+
+
+TABLE_HEAD = ('| config | dtype | batch/device | params | compile s | step ms | train ex/s | '
+              'GFLOP/step (xla_scan) | achieved TFLOP/s | of matmul | of nominal | peak GiB |\n'
+              '|---|---|---|---|---|---|---|---|---|---|---|---|')
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--configs', default='small,base', help='names under configs/')
+  parser.add_argument('--batch_sizes', default='32,256,1024', help='per device')
+  parser.add_argument('--dtypes', default='float32,bfloat16')
+  parser.add_argument('--frames', type=int, default=29)
+  parser.add_argument('--matmul_size', type=int, default=0,
+                      help='square matmul for the reference rate (0: 8192 on GPU/TPU, 2048 on CPU)')
+  parser.add_argument('--min_seconds', type=float, default=2.0, help='timed time per row')
+  parser.add_argument('--max_steps', type=int, default=200)
+  parser.add_argument('--time_budget_s', type=float, default=0.0,
+                      help='start no new row after this many seconds (0: no limit)')
+  args = parser.parse_args()
+  started = time.perf_counter()
+  train = import_train()
+
+  devices = jax.devices()
+  device = devices[0]
+  # Mesh() rather than jax.make_mesh, whose default axis type differs across JAX versions.
+  mesh = jax.sharding.Mesh(np.asarray(devices), ('batch',))
+  print(f'jax {jax.__version__} on {len(devices)} x {device.platform} ({device.device_kind}); '
+        f'python {platform.python_version()}; {os.cpu_count()} host cores', flush=True)
+  size = args.matmul_size or (2048 if device.platform == 'cpu' else 8192)
+  matmul = {}
+  for dtype in args.dtypes.split(','):
+    matmul[dtype] = matmul_rate(size, jnp.dtype(dtype), args.min_seconds)
+    peak, label = nominal_peak(device, dtype)
+    nominal = f'; nominal {peak:.1f} TFLOP/s ({label})' if peak else ''
+    print(f'matmul {size}^2 {dtype}: {matmul[dtype] / 1e12:.3f} TFLOP/s measured{nominal}',
+          flush=True)
+
+  print(TABLE_HEAD, flush=True)
+  runner = Runner(train, args, mesh, matmul)
+  rows = []
+  # In the order given, batch sizes before dtypes: a time budget then drops whole batch sizes.
+  for name in args.configs.split(','):
+    for per_device in map(int, args.batch_sizes.split(',')):
+      for dtype in args.dtypes.split(','):
+        if args.time_budget_s and time.perf_counter() - started > args.time_budget_s:
+          rows.append({'config': name, 'dtype': dtype, 'batch': per_device,
+                       'error': f'skipped: time budget {args.time_budget_s:.0f} s spent'})
+        else:
+          try:
+            rows.append(runner.measure(name, dtype, per_device))
+          except Exception as e:  # pylint: disable=broad-except
+            # One row out of memory (or worse) must not cost the rows after it.
+            traceback.print_exc()
+            rows.append({'config': name, 'dtype': dtype, 'batch': per_device,
+                         'error': f'{type(e).__name__}: {str(e).splitlines()[0][:160]}'})
+        print(format_row(rows[-1]), flush=True)
+
+  print('\nAll rows (utilisation per device; examples/s over all devices):')
+  print(TABLE_HEAD)
+  for row in rows:
+    print(format_row(row))
+  print(f'total {time.perf_counter() - started:.0f} s')
+  print('command: python ' + ' '.join(sys.argv))
+  return rows
+
+
+if __name__ == '__main__':
+  main()
