@@ -62,7 +62,7 @@ NOMINAL_PEAKS = (('H100 PCIe', 756.0, 378.0), ('H100', 989.4, 494.7), ('H200', 9
 # Modules lipjax.train imports at module level but its model, optimizer and
 # train_step never call: tf.data input, checkpoints, progress bars, plots.
 STANDINS = ('tensorflow', 'tensorflow_datasets', 'orbax', 'orbax.checkpoint', 'tqdm',
-            'matplotlib', 'matplotlib.pyplot')
+            'matplotlib', 'matplotlib.pyplot', 'clu', 'clu.metric_writers')
 
 
 class Placeholder:
@@ -254,7 +254,8 @@ class Runner:
     if unroll:
       config.model.lstm_unroll = unroll
     meta = make_meta(NUM_CLASSES[name], self.args.frames)
-    return config, meta, self.train.create_model(config, meta)
+    from lipjax import models  # pylint: disable=g-import-not-at-top
+    return config, meta, models.create_model(config, meta)
 
   def measure(self, name: str, dtype: str, per_device: int) -> dict:
     """One row: compile time, examples/s, FLOPs and utilisation of a config's train step."""

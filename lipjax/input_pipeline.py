@@ -354,17 +354,3 @@ def eval_dataset(config, split: str, num_devices: int):
   ds = ds.map(lambda batch: shard_for_devices(batch, num_devices), tf.data.AUTOTUNE)
   return CheckedDataset(ds.prefetch(config.input.prefetch), config.data_dir, split)
 
-
-def dummy_batch(meta, batch_size: int = 1) -> dict[str, np.ndarray]:
-  """A zero batch with the data set's shapes, for initialisation."""
-  t, n = meta.max_frames, meta.num_nodes
-  return {
-      'landmarks': np.zeros((batch_size, t, n, 3), np.float32),
-      'au': np.zeros((batch_size, t, len(meta.au_names)), np.float32),
-      'geometry': np.zeros((batch_size, t, len(meta.geometry_names)), np.float32),
-      'frame_mask': np.ones((batch_size, t), np.float32),
-      'face_mask': np.ones((batch_size, t), np.float32),
-      'speech_mask': np.ones((batch_size, t), np.float32),
-      'length': np.full((batch_size,), t, np.int32),
-      'label': np.zeros((batch_size,), np.int32),
-  }

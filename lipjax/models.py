@@ -311,3 +311,18 @@ def parameter_counts(params, depth: int = 2) -> list[tuple[str, int]]:
 
   walk(params, '', 1)
   return rows
+
+
+def dummy_batch(meta, batch_size: int = 1) -> dict[str, np.ndarray]:
+  """A zero batch with a data set's shapes (input_pipeline's batch dict), for model.init."""
+  t, n = meta.max_frames, meta.num_nodes
+  return {
+      'landmarks': np.zeros((batch_size, t, n, 3), np.float32),
+      'au': np.zeros((batch_size, t, len(meta.au_names)), np.float32),
+      'geometry': np.zeros((batch_size, t, len(meta.geometry_names)), np.float32),
+      'frame_mask': np.ones((batch_size, t), np.float32),
+      'face_mask': np.ones((batch_size, t), np.float32),
+      'speech_mask': np.ones((batch_size, t), np.float32),
+      'length': np.full((batch_size,), t, np.int32),
+      'label': np.zeros((batch_size,), np.int32),
+  }

@@ -81,7 +81,7 @@ def create_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransfo
 def init_params(model: models.LipReader, meta: schema.DatasetMeta, rng):
   """Initial parameters of a model for a data set's shapes."""
   return jax.jit(functools.partial(model.init, train=False))(
-      {'params': rng}, input_pipeline.dummy_batch(meta))['params']
+      {'params': rng}, models.dummy_batch(meta))['params']
 
 
 def create_train_state(config, meta, model, rng) -> train_state.TrainState:

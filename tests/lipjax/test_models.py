@@ -173,7 +173,7 @@ def test_bilstm_ignores_padding_after_length():
 def parameter_count(config, meta):
   """Parameters of a config's model for a data set, from shapes only (nothing computed)."""
   model = models.create_model(config, meta)
-  shapes = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), input_pipeline.dummy_batch(meta)))
+  shapes = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), models.dummy_batch(meta)))
   return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(shapes['params']))
 
 
