@@ -65,6 +65,14 @@ def cut_window(num_frames: int, intervals, fps: float, max_frames: int) -> int:
   return min(max(start, 0), num_frames - max_frames)
 
 
+def check_intervals(video_path: str, intervals, duration: float, fps: float) -> None:
+  """Raises ClipError for a speech interval that ends after the video (one frame's slack)."""
+  for start, end in intervals:
+    if end > duration + 1.0 / fps:
+      raise ClipError(f'{video_path}: speech interval {start:g}-{end:g} s ends after the video '
+                      f'({duration:.2f} s long); its transcript or manifest row is for another video')
+
+
 def extract_clip(video_path: str, tracker, settings: Settings,
                  intervals=None, transcript: transcripts.Transcript | None = None) -> ClipArrays:
   """Runs FaceMesh on a video and turns it into normalised landmarks, features and masks.
@@ -76,12 +84,17 @@ def extract_clip(video_path: str, tracker, settings: Settings,
     frames, source_fps = video.read_frames(video_path)
   except video.VideoError as error:
     raise ClipError(str(error)) from error
+  duration = len(frames) / source_fps
   index = video.resample_indices(len(frames), source_fps, settings.fps)
   frames = frames[index]
   num_frames = len(frames)
   if transcript is not None:
+    if (transcript.centred_duration or 0) > duration + 1.0 / settings.fps:
+      raise ClipError(f'{video_path}: its transcript says the speech lasts '
+                      f'{transcript.centred_duration:g} s but the video is {duration:.2f} s long')
     intervals = transcript.speech_intervals(num_frames / settings.fps)
   intervals = tuple(intervals or ())
+  check_intervals(video_path, intervals, duration, settings.fps)
   start = cut_window(num_frames, intervals, settings.fps, settings.max_frames)
   frames = frames[start:start + settings.max_frames]
   intervals = tuple((s - start / settings.fps, e - start / settings.fps) for s, e in intervals)
