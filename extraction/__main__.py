@@ -77,6 +77,8 @@ def main(argv=None) -> int:
   for split in report.get('splits', {}).values():
     for skipped in split['skipped']:
       print(f"  skipped {skipped['video_id']}: {skipped['reason']}", file=sys.stderr)
+  for rejected in report.get('rejected', []):
+    print(f"  skipped {rejected['video_id']}: {rejected['reason']}", file=sys.stderr)
   if report.get('complete'):
     print(f'report: {os.path.join(args.out, pipeline.REPORT_NAME)}')
   return 1 if report.get('failed') else 0

@@ -65,12 +65,21 @@ def cut_window(num_frames: int, intervals, fps: float, max_frames: int) -> int:
   return min(max(start, 0), num_frames - max_frames)
 
 
-def check_intervals(video_path: str, intervals, duration: float, fps: float) -> None:
-  """Raises ClipError for a speech interval that ends after the video (one frame's slack)."""
+# How far speech may run past a video's last frame: an audio track a few frames longer than
+# the picture is common (lipjax.predict's tests cut 0.15 s past carphone's end); a second is not.
+INTERVAL_SLACK_SECONDS = 0.25
+
+
+def check_intervals(video_path: str, intervals, duration: float, num_frames: int, fps: float) -> None:
+  """Raises ClipError if the speech ends well after the video or holds none of its frames."""
   for start, end in intervals:
-    if end > duration + 1.0 / fps:
+    if end > duration + INTERVAL_SLACK_SECONDS:
       raise ClipError(f'{video_path}: speech interval {start:g}-{end:g} s ends after the video '
                       f'({duration:.2f} s long); its transcript or manifest row is for another video')
+  if intervals and not transcripts.speech_mask(intervals, num_frames, fps).any():
+    raise ClipError(f'{video_path}: speech interval(s) '
+                    f'{", ".join(f"{s:g}-{e:g} s" for s, e in intervals)} hold no frame of the video '
+                    f'({duration:.2f} s long)')
 
 
 def extract_clip(video_path: str, tracker, settings: Settings,
@@ -89,12 +98,12 @@ def extract_clip(video_path: str, tracker, settings: Settings,
   frames = frames[index]
   num_frames = len(frames)
   if transcript is not None:
-    if (transcript.centred_duration or 0) > duration + 1.0 / settings.fps:
+    if (transcript.centred_duration or 0) > duration + INTERVAL_SLACK_SECONDS:
       raise ClipError(f'{video_path}: its transcript says the speech lasts '
                       f'{transcript.centred_duration:g} s but the video is {duration:.2f} s long')
     intervals = transcript.speech_intervals(num_frames / settings.fps)
   intervals = tuple(intervals or ())
-  check_intervals(video_path, intervals, duration, settings.fps)
+  check_intervals(video_path, intervals, duration, num_frames, settings.fps)
   start = cut_window(num_frames, intervals, settings.fps, settings.max_frames)
   frames = frames[start:start + settings.max_frames]
   intervals = tuple((s - start / settings.fps, e - start / settings.fps) for s, e in intervals)

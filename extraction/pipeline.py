@@ -290,7 +290,46 @@ def _write_part(out_dir, clips, keys, shard_ids, index, num_shards, class_names,
   return part
 
 
-def _merge_report(parts: list[dict], class_names, settings, input_path) -> dict:
+def _row_entry(clip: sources.Clip) -> dict:
+  """A bad input row as the report lists it."""
+  return {'video_id': clip.video_id, 'path': clip.video_path, 'reason': clip.error}
+
+
+def _unsplit_rows(clips: list[sources.Clip]) -> list[dict]:
+  """Rows in no known split: no split's skipped list shows them, so the report lists them apart."""
+  return [_row_entry(c) for c in clips if c.split not in schema.SPLITS]
+
+
+def _too_few_classes(input_path: str, clips, class_names) -> str:
+  """The error for an input whose usable clips name fewer than 2 classes, with the bad rows' reasons."""
+  reasons = [c.error for c in clips if c.error is not None]
+  if class_names:
+    message = (f'{input_path}: only one class ({class_names[0]!r}) among the usable clips; '
+               'a word classifier needs at least 2')
+  else:
+    message = f'{input_path}: no usable clip; every row is malformed'
+  if reasons:
+    shown = '; '.join(reasons[:3]) + (f'; and {len(reasons) - 3} more' if len(reasons) > 3 else '')
+    message += f' ({len(reasons)} bad: {shown}; all in {REPORT_NAME})'
+  return message
+
+
+def _too_few_written(input_path: str, written_classes, failed: int) -> str:
+  """The error for an extraction whose written clips span fewer than 2 classes."""
+  found = f'only {written_classes[0]!r}' if written_classes else 'none'
+  return (f'{input_path}: the clips extracted span fewer than 2 classes ({found}; {failed} '
+          f'clips failed, reasons in {REPORT_NAME}); no data set written')
+
+
+def _refuse(out_dir: str, input_path: str, message: str, **report) -> None:
+  """Writes a report with the error (and no data set) and raises it as a SourceError."""
+  os.makedirs(out_dir, exist_ok=True)
+  _atomic_json(os.path.join(out_dir, REPORT_NAME),
+               {'input': os.path.abspath(input_path), 'complete': False, 'error': message, **report})
+  raise sources.SourceError(message)
+
+
+def _merge_report(parts: list[dict], class_names, settings, input_path, rejected) -> dict:
   """Merges part records into the extraction report (per split and in total)."""
   splits = {}
   for split in schema.SPLITS:
@@ -318,12 +357,13 @@ def _merge_report(parts: list[dict], class_names, settings, input_path) -> dict:
       'settings': dataclasses.asdict(settings),
       'classes': list(class_names),
       'splits': splits,
+      'rejected': rejected,
       'written': sum(s['written'] for s in splits.values()),
-      'failed': sum(len(s['skipped']) for s in splits.values()),
+      'failed': sum(len(s['skipped']) for s in splits.values()) + len(rejected),
   }
 
 
-def _finalize(out_dir, parts, class_names, settings, input_path) -> dict:
+def _finalize(out_dir, parts, class_names, settings, input_path, rejected) -> dict:
   """Writes tfds metadata and the merged report once every part is present."""
   shard_lengths, num_bytes = {}, {}
   landmark_sum, train_frames = np.zeros((schema.NUM_NODES, 3)), 0
@@ -334,11 +374,16 @@ def _finalize(out_dir, parts, class_names, settings, input_path) -> dict:
       if split == 'train':
         landmark_sum += np.array(stats['landmark_sum'])
         train_frames += stats['frames']
+  report = _merge_report(parts, class_names, settings, input_path, rejected)
+  written_classes = sorted({label for s in report['splits'].values() for label in s['per_class']})
   for split, lengths in shard_lengths.items():
-    if sum(lengths) == 0:  # every clip of the split failed: tfds wants no files for it
+    if sum(lengths) == 0 or len(written_classes) < 2:
+      # A split whose every clip failed has no files for tfds; a data set of fewer than 2 classes none.
       for index in range(len(lengths)):
         os.remove(shards.shard_path(out_dir, split, index, len(lengths)))
-  report = _merge_report(parts, class_names, settings, input_path)
+  if len(written_classes) < 2:
+    _refuse(out_dir, input_path, _too_few_written(input_path, written_classes, report['failed']),
+            **report)
   senders, receivers = roi.anatomical_edges()
   meta = schema.DatasetMeta(
       class_names=list(class_names), max_frames=settings.max_frames, fps=settings.fps,
@@ -348,8 +393,7 @@ def _finalize(out_dir, parts, class_names, settings, input_path) -> dict:
       mean_landmarks=(landmark_sum / max(train_frames, 1)).tolist(),
       extraction={'settings': dataclasses.asdict(settings), 'input': report['input'],
                   'num_shards': len(parts)})
-  if report['written']:
-    shards.write_metadata(out_dir, meta, shard_lengths, num_bytes)
+  shards.write_metadata(out_dir, meta, shard_lengths, num_bytes)
   _atomic_json(os.path.join(out_dir, REPORT_NAME), report)
   return report
 
@@ -369,8 +413,9 @@ def run(input_path: str, out_dir: str, workers: int | None = None,
   workers = max(1, workers or len(usable_cores()))
   clips = sources.discover(input_path)
   class_names = sorted({c.label for c in clips if c.error is None and c.label})
-  if not class_names:
-    raise sources.SourceError(f'{input_path}: no usable clip (every row is malformed)')
+  if len(class_names) < 2:
+    _refuse(out_dir, input_path, _too_few_classes(input_path, clips, class_names),
+            rejected=[_row_entry(c) for c in clips if c.error is not None])
   keys = [cache_key(c, settings) for c in clips]
   shard_ids = _shard_of(clips, num_shards)
   mine = range(num_shards) if shard_index is None else [shard_index]
@@ -395,7 +440,7 @@ def run(input_path: str, out_dir: str, workers: int | None = None,
   for path in part_paths:
     with open(path) as f:
       parts.append(json.load(f))
-  report = _finalize(out_dir, parts, class_names, settings, input_path)
+  report = _finalize(out_dir, parts, class_names, settings, input_path, _unsplit_rows(clips))
   report.update(complete=True, workers=workers, **timing)
   if timing['process_seconds']:
     report['frames_per_second'] = timing['frames_processed'] / timing['process_seconds']

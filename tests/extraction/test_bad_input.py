@@ -12,7 +12,8 @@ import sys
 import pytest
 
 from extraction import pipeline
-from extraction_media import write_clip
+from extraction import sources
+from extraction_media import write_blank_video
 from extraction_media import write_manifest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -24,7 +25,7 @@ def _cli(*args, timeout=300):
 
 
 def _reasons(report) -> dict:
-  rows = [s for split in report['splits'].values() for s in split['skipped']]
+  rows = [s for split in report.get('splits', {}).values() for s in split['skipped']]
   return {s['video_id']: s['reason'] for s in rows + report.get('rejected', [])}
 
 
@@ -32,15 +33,72 @@ def test_speech_interval_beyond_the_video_is_a_clip_error_naming_file_interval_a
   root = str(tmp_path / 'in')
   manifest = write_manifest(root, ['a.mp4,hello,train,s1,1.0,2.0', 'b.mp4,there,train,s1,0.2,0.8',
                                    'late.mp4,hello,train,s1,5.0,6.0', 'long.mp4,there,val,s1,3.5,4.6',
-                                   'txt.mp4,hello,test,s1,,', 'lrw.mp4,there,test,s1,,'])
+                                   'txt.mp4,hello,test,s1,,', 'lrw.mp4,there,test,s1,,',
+                                   'edge.mp4,there,test,s1,4.0,4.2', 'ok.mp4,there,test,s1,3.5,4.15'])
   with open(os.path.join(root, 'txt.txt'), 'w') as f:
     f.write('Text: HELLO\nStart: 4.5\nEnd: 5.2\n')  # carphone lasts 4.0 s
   with open(os.path.join(root, 'lrw.txt'), 'w') as f:
     f.write('Text: THERE\nConf: 4\nDuration: 4.8 seconds\n')
   report = pipeline.run(manifest, str(tmp_path / 'data'), workers=1, progress=False)
-  assert report['written'] == 2 and report['failed'] == 4
+  assert report['written'] == 3 and report['failed'] == 5  # ok.mp4 ends within the slack
   reasons = _reasons(report)
   assert 'late.mp4: speech interval 5-6 s ends after the video (4.00 s long)' in reasons['late']
   assert 'long.mp4: speech interval 3.5-4.6 s ends after the video (4.00 s long)' in reasons['long']
   assert 'txt.mp4: speech interval 4.5-5.2 s' in reasons['txt']
+  assert 'edge.mp4: speech interval(s) 4-4.2 s hold no frame of the video (4.00 s long)' in reasons['edge']
   assert 'lrw.mp4: its transcript says the speech lasts 4.8 s but the video is 4.00 s' in reasons['lrw']
+
+
+def test_a_manifest_of_only_bad_rows_names_every_reason_on_stderr_and_in_the_report(tmp_path):
+  manifest = write_manifest(str(tmp_path / 'in'), ['a.mp4,hello,holdout,s1,,',
+                                                   'b.mp4,there,train,s1,x,1'])
+  out = str(tmp_path / 'data')
+  result = _cli('--input', manifest, '--out', out, '--quiet', timeout=120)
+  assert result.returncode == 2 and 'Traceback' not in result.stderr
+  line = result.stderr.strip().splitlines()[-1]
+  assert line.startswith('extraction: error: ') and 'every row is malformed' in line
+  assert "manifest.csv:2: split 'holdout'" in line and 'manifest.csv:3: start/end must be seconds' in line
+  with open(os.path.join(out, pipeline.REPORT_NAME)) as f:
+    report = json.load(f)
+  assert sorted(_reasons(report)) == ['a', 'b'] and report['error'] == line[len('extraction: error: '):]
+  assert not os.path.exists(os.path.join(out, 'dataset_info.json'))
+
+
+def test_a_row_with_an_unknown_split_is_counted_and_reported_beside_good_clips(tmp_path):
+  manifest = write_manifest(str(tmp_path / 'in'), [
+      'a.mp4,hello,train,s1,1.0,2.0', 'b.mp4,there,train,s1,0.2,0.8',
+      'c.mp4,there,holdout,s1,0.2,0.8', 'd.mp4,hello,test,s1,zero,1'])
+  out = str(tmp_path / 'data')
+  result = _cli('--input', manifest, '--out', out, '--workers', '1', '--quiet')
+  assert result.returncode == 1, result.stderr[-2000:]
+  assert 'wrote 2 clips' in result.stdout and '; 2 skipped' in result.stdout
+  assert "skipped c: " in result.stderr and "split 'holdout' is not one of" in result.stderr
+  assert 'skipped d: ' in result.stderr
+  with open(os.path.join(out, pipeline.REPORT_NAME)) as f:
+    report = json.load(f)
+  assert report['failed'] == 2 and sorted(_reasons(report)) == ['c', 'd']
+  assert "manifest.csv:4: split 'holdout'" in _reasons(report)['c']
+
+
+def test_a_single_class_is_refused_before_extraction_with_no_data_set_written(tmp_path):
+  manifest = write_manifest(str(tmp_path / 'in'), ['a.mp4,hello,train,s1,1.0,2.0',
+                                                   'b.mp4,hello,test,s1,0.2,0.8'])
+  out = str(tmp_path / 'data')
+  result = _cli('--input', manifest, '--out', out, '--quiet', timeout=120)
+  assert result.returncode == 2 and 'Traceback' not in result.stderr
+  assert ("only one class ('HELLO') among the usable clips; a word classifier needs at least 2"
+          in result.stderr.strip().splitlines()[-1])
+  assert not os.path.exists(os.path.join(out, '.cache'))  # refused before any FaceMesh work
+  assert not os.path.exists(os.path.join(out, 'dataset_info.json'))
+
+
+def test_a_data_set_whose_extracted_clips_span_one_class_is_not_written(tmp_path):
+  root = str(tmp_path / 'in')
+  manifest = write_manifest(root, ['a.mp4,hello,train,s1,1.0,2.0', 'blank.mp4,there,train,s1,0.2,0.8'])
+  write_blank_video(os.path.join(root, 'blank.mp4'))
+  out = str(tmp_path / 'data')
+  with pytest.raises(sources.SourceError, match=r"fewer than 2 classes \(only 'HELLO'; 1 clips failed"):
+    pipeline.run(manifest, out, workers=1, progress=False)
+  assert not [name for name in os.listdir(out) if 'tfrecord' in name or name.endswith('info.json')]
+  with open(os.path.join(out, pipeline.REPORT_NAME)) as f:
+    assert 'face found in 0 of' in _reasons(json.load(f))['blank']
