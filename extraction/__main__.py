@@ -66,6 +66,17 @@ def main(argv=None) -> int:
   logging.getLogger('absl').setLevel(logging.ERROR)
   settings = clip.Settings(max_frames=args.max_frames, fps=args.fps, ema_alpha=args.ema_alpha,
                            min_face_fraction=args.min_face_fraction, min_frames=args.min_frames)
+  problems = [(f"--{name.replace('_', '-')}", problem) for name, problem in settings.problems()]
+  if args.workers is not None and args.workers < 1:
+    problems.append(('--workers', f'must be at least 1, got {args.workers}'))
+  if args.num_shards < 1:
+    problems.append(('--num-shards', f'must be at least 1, got {args.num_shards}'))
+  elif args.shard_index is not None and not 0 <= args.shard_index < args.num_shards:
+    problems.append(('--shard-index', f'must be in [0, {args.num_shards}), got {args.shard_index}'))
+  if problems:
+    print('extraction: error: ' + '; '.join(f'{flag} {problem}' for flag, problem in problems),
+          file=sys.stderr)
+    return 2
   try:
     report = pipeline.run(args.input, args.out, workers=args.workers, settings=settings,
                           num_shards=args.num_shards, shard_index=args.shard_index,

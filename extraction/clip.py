@@ -6,6 +6,7 @@ so training and prediction see the same ROI, normalisation, smoothing and featur
 """
 
 import dataclasses
+import math
 
 import numpy as np
 
@@ -31,6 +32,26 @@ class Settings:
   min_frames: int = 4
   min_detection_confidence: float = 0.5
   min_tracking_confidence: float = 0.5
+
+  def problems(self) -> list[tuple[str, str]]:
+    """(setting, what is wrong) for every value no clip could be extracted with."""
+    checks = [
+        ('max_frames', self.max_frames >= 1, 'must be at least 1'),
+        ('fps', math.isfinite(self.fps) and self.fps > 0, 'must be a positive number'),
+        ('ema_alpha', 0 < self.ema_alpha <= 1, 'must be in (0, 1]'),
+        ('min_face_fraction', 0 <= self.min_face_fraction <= 1, 'must be in [0, 1]'),
+        ('min_frames', 1 <= self.min_frames <= self.max_frames,
+         f'must be in [1, max_frames={self.max_frames}]'),
+        ('min_detection_confidence', 0 <= self.min_detection_confidence <= 1, 'must be in [0, 1]'),
+        ('min_tracking_confidence', 0 <= self.min_tracking_confidence <= 1, 'must be in [0, 1]'),
+    ]
+    return [(name, f'{message}, got {getattr(self, name)!r}') for name, ok, message in checks if not ok]
+
+  def check(self) -> None:
+    """Raises ValueError naming every bad setting."""
+    problems = self.problems()
+    if problems:
+      raise ValueError('bad extraction settings: ' + '; '.join(f'{n} {p}' for n, p in problems))
 
 
 @dataclasses.dataclass

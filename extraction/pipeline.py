@@ -410,7 +410,10 @@ def run(input_path: str, out_dir: str, workers: int | None = None,
     raise ValueError(f'num_shards must be >= 1, got {num_shards}')
   if shard_index is not None and not 0 <= shard_index < num_shards:
     raise ValueError(f'shard_index must be in [0, {num_shards}), got {shard_index}')
-  workers = max(1, workers or len(usable_cores()))
+  settings.check()
+  if workers is not None and workers < 1:
+    raise ValueError(f'workers must be at least 1, got {workers}')
+  workers = workers or len(usable_cores())
   clips = sources.discover(input_path)
   class_names = sorted({c.label for c in clips if c.error is None and c.label})
   if len(class_names) < 2:

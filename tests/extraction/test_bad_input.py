@@ -11,6 +11,7 @@ import sys
 
 import pytest
 
+from extraction import clip as clip_lib
 from extraction import pipeline
 from extraction import sources
 from extraction_media import write_blank_video
@@ -102,3 +103,28 @@ def test_a_data_set_whose_extracted_clips_span_one_class_is_not_written(tmp_path
   assert not [name for name in os.listdir(out) if 'tfrecord' in name or name.endswith('info.json')]
   with open(os.path.join(out, pipeline.REPORT_NAME)) as f:
     assert 'face found in 0 of' in _reasons(json.load(f))['blank']
+
+
+@pytest.mark.parametrize('flags, named', [
+    (['--fps', '0'], ['--fps must be a positive number, got 0.0']),
+    (['--ema-alpha', '0', '--max-frames', '0', '--min-face-fraction', '2'],
+     ['--max-frames must be at least 1, got 0', '--ema-alpha must be in (0, 1], got 0.0',
+      '--min-face-fraction must be in [0, 1], got 2.0'])])
+def test_bad_settings_are_one_line_and_exit_2_before_any_clip_is_touched(tmp_path, flags, named):
+  manifest = write_manifest(str(tmp_path / 'in'), ['a.mp4,hello,train,s1,1.0,2.0',
+                                                   'b.mp4,there,train,s1,0.2,0.8'])
+  out = str(tmp_path / 'data')
+  result = _cli('--input', manifest, '--out', out, '--quiet', *flags, timeout=120)
+  assert result.returncode == 2 and 'Traceback' not in result.stderr
+  lines = result.stderr.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith('extraction: error: '), result.stderr
+  assert all(problem in lines[0] for problem in named), lines[0]
+  assert not os.path.exists(out)
+
+
+def test_bad_settings_given_to_the_library_raise_before_any_clip_is_touched(tmp_path):
+  manifest = write_manifest(str(tmp_path / 'in'), ['a.mp4,hello,train,s1,1.0,2.0',
+                                                   'b.mp4,there,train,s1,0.2,0.8'])
+  with pytest.raises(ValueError, match=r'bad extraction settings: fps must be a positive number'):
+    pipeline.run(manifest, str(tmp_path / 'data'), settings=clip_lib.Settings(fps=0.0))
+  assert not os.path.exists(tmp_path / 'data')
