@@ -52,8 +52,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def _summary(report: dict) -> str:
   if not report.get('complete'):
+    stale = (f"; shard(s) {', '.join(map(str, report['stale_parts']))} were made from another "
+             'input or settings and must be rerun' if report.get('stale_parts') else '')
     return (f"shard done; {report['parts_done']} of {report['num_shards']} shards present, "
-            'metadata is written when the last one finishes')
+            f'metadata is written when the last one finishes{stale}')
   per_split = ', '.join(f"{name} {s['written']} (face {s['face_detection_rate']:.1%})"
                         for name, s in report['splits'].items())
   rate = f", {report['frames_per_second']:.0f} frames/s" if 'frames_per_second' in report else ''

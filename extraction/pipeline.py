@@ -9,6 +9,9 @@ Partitionable: with num_shards=N, clip k of each split (in sorted order) goes to
 shard k % N. `shard_index=i` processes only shard i (one array job), writes
 that shard of every split and a part record under OUT/.parts/; whichever job
 finds all N parts present writes the tfds metadata and the merged report.
+Each part carries a fingerprint of the whole input (every clip's cache key, so
+its row, its files and the settings) and the class list: a part left in OUT by
+a run over another manifest is never merged; its job must run again.
 Without shard_index one process pool does every shard.
 """
 
@@ -329,6 +332,32 @@ def _refuse(out_dir: str, input_path: str, message: str, **report) -> None:
   raise sources.SourceError(message)
 
 
+def input_fingerprint(keys: list[str], class_names, num_shards: int) -> str:
+  """A hash of every clip's cache key (its row, files and the settings), the classes and sharding."""
+  blob = json.dumps([keys, list(class_names), num_shards])
+  return hashlib.sha1(blob.encode()).hexdigest()
+
+
+def _part_path(out_dir: str, index: int, num_shards: int) -> str:
+  return os.path.join(out_dir, _PARTS_DIR, f'part-{index:05d}-of-{num_shards:05d}.json')
+
+
+def _read_parts(out_dir: str, num_shards: int, fingerprint: str) -> tuple[list[dict], list[int]]:
+  """Returns (the part records made from this input, indices of parts made from another)."""
+  parts, stale = [], []
+  for index in range(num_shards):
+    path = _part_path(out_dir, index, num_shards)
+    if not os.path.exists(path):
+      continue
+    with open(path) as f:
+      part = json.load(f)
+    if part.get('fingerprint') == fingerprint:
+      parts.append(part)
+    else:
+      stale.append(index)
+  return parts, stale
+
+
 def _merge_report(parts: list[dict], class_names, settings, input_path, rejected) -> dict:
   """Merges part records into the extraction report (per split and in total)."""
   splits = {}
@@ -431,18 +460,19 @@ def run(input_path: str, out_dir: str, workers: int | None = None,
 
   parts_dir = os.path.join(out_dir, _PARTS_DIR)
   os.makedirs(parts_dir, exist_ok=True)
+  fingerprint = input_fingerprint(keys, class_names, num_shards)
   for index in mine:
     part = _write_part(out_dir, clips, keys, shard_ids, index, num_shards, class_names, settings)
-    _atomic_json(os.path.join(parts_dir, f'part-{index:05d}-of-{num_shards:05d}.json'), part)
-  part_paths = [os.path.join(parts_dir, f'part-{i:05d}-of-{num_shards:05d}.json')
-                for i in range(num_shards)]
-  if not all(os.path.exists(p) for p in part_paths):
-    done = sum(os.path.exists(p) for p in part_paths)
-    return {'complete': False, 'parts_done': done, 'num_shards': num_shards, **timing}
-  parts = []
-  for path in part_paths:
-    with open(path) as f:
-      parts.append(json.load(f))
+    part['fingerprint'] = fingerprint
+    _atomic_json(_part_path(out_dir, index, num_shards), part)
+  parts, stale = _read_parts(out_dir, num_shards, fingerprint)
+  if stale:
+    logging.warning('%s: shard(s) %s were written by a run over another input or with other '
+                    'settings; not merged: rerun those --shard-index jobs to redo them',
+                    out_dir, ', '.join(map(str, stale)))
+  if len(parts) < num_shards:
+    return {'complete': False, 'parts_done': len(parts), 'num_shards': num_shards,
+            'stale_parts': stale, **timing}
   report = _finalize(out_dir, parts, class_names, settings, input_path, _unsplit_rows(clips))
   report.update(complete=True, workers=workers, **timing)
   if timing['process_seconds']:

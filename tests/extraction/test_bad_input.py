@@ -128,3 +128,25 @@ def test_bad_settings_given_to_the_library_raise_before_any_clip_is_touched(tmp_
   with pytest.raises(ValueError, match=r'bad extraction settings: fps must be a positive number'):
     pipeline.run(manifest, str(tmp_path / 'data'), settings=clip_lib.Settings(fps=0.0))
   assert not os.path.exists(tmp_path / 'data')
+
+
+def test_an_array_job_part_left_by_a_run_over_another_manifest_is_never_merged(tmp_path):
+  rows = ['a.mp4,hello,train,s1,1.0,2.0', 'b.mp4,there,train,s1,0.2,0.8',
+          'c.mp4,hello,test,s1,1.0,2.0', 'd.mp4,there,test,s1,0.2,0.8']
+  old = write_manifest(str(tmp_path / 'old'), rows)
+  new = write_manifest(str(tmp_path / 'new'), [r.replace('there', 'world') for r in rows])
+  jobs = str(tmp_path / 'jobs')
+  pipeline.run(old, jobs, workers=1, num_shards=2, shard_index=1, progress=False)
+  report = pipeline.run(new, jobs, workers=1, num_shards=2, shard_index=0, progress=False)
+  assert not report['complete'] and report['stale_parts'] == [1] and report['parts_done'] == 1
+  assert not os.path.exists(os.path.join(jobs, 'dataset_info.json'))
+  report = pipeline.run(new, jobs, workers=1, num_shards=2, shard_index=1, progress=False)
+  assert report['complete'] and report['classes'] == ['HELLO', 'WORLD']
+  single = str(tmp_path / 'single')
+  pipeline.run(new, single, workers=1, num_shards=2, progress=False)
+  assert _shard_bytes(jobs) == _shard_bytes(single)
+
+
+def _shard_bytes(data_dir):
+  return {name: open(os.path.join(data_dir, name), 'rb').read()
+          for name in sorted(os.listdir(data_dir)) if '.tfrecord-' in name}
