@@ -32,6 +32,7 @@ import numpy as np
 
 from extraction import clip as clip_lib
 from extraction import features
+from extraction import native_stderr
 from extraction import roi
 from extraction import schema
 from extraction import shards
@@ -244,11 +245,15 @@ def _run_workers(todo, settings, out_dir, workers, progress) -> dict:
     cores = usable_cores()
     _pin(0, 1)
     try:
-      _init_worker(settings)
+      # MediaPipe's and FFmpeg's native chatter stays off the terminal here as in a pool worker;
+      # a clip's failure reaches the report through _process's return value.
+      with native_stderr.silenced():
+        _init_worker(settings)
       timing['startup_seconds'] = time.perf_counter() - started
       started = time.perf_counter()
       for clip, key in todo:
-        frames, _ = _process(clip, settings, out_dir, key)
+        with native_stderr.silenced():
+          frames, _ = _process(clip, settings, out_dir, key)
         timing['frames_processed'] += frames
         bar.update()
       timing['process_seconds'] = time.perf_counter() - started

@@ -4,16 +4,35 @@ import os
 
 import numpy as np
 
+from extraction import native_stderr
+
 
 class VideoError(Exception):
   """A video that cannot be used; the message names the file and the problem."""
 
 
 def read_frames(path: str) -> tuple[np.ndarray, float]:
-  """Decodes every frame of a video; returns (frames [T, H, W, 3] uint8 RGB, fps)."""
-  import cv2  # pylint: disable=g-import-not-at-top
+  """Decodes every frame of a video; returns (frames [T, H, W, 3] uint8 RGB, fps).
+
+  FFmpeg's and OpenCV's messages stay off the terminal; when the video cannot be
+  used, FFmpeg's reason (e.g. `moov atom not found`) ends the VideoError's message.
+  """
   if not os.path.isfile(path):
     raise VideoError(f'{path}: no such video file')
+  log = []
+  try:
+    with native_stderr.captured(log):
+      return _decode(path)
+  except VideoError as error:
+    detail = native_stderr.decoder_messages(log[0])
+    if detail:
+      raise VideoError(f'{error}; the decoder says: {detail}') from error
+    raise
+
+
+def _decode(path: str) -> tuple[np.ndarray, float]:
+  """read_frames without its stderr handling."""
+  import cv2  # pylint: disable=g-import-not-at-top
   # One decoding thread: extraction runs one worker per core, and FFmpeg's own threads
   # cost ~30% more CPU per frame on small clips for no gain once the cores are busy.
   capture = cv2.VideoCapture(path, cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])

@@ -150,3 +150,23 @@ def test_an_array_job_part_left_by_a_run_over_another_manifest_is_never_merged(t
 def _shard_bytes(data_dir):
   return {name: open(os.path.join(data_dir, name), 'rb').read()
           for name in sorted(os.listdir(data_dir)) if '.tfrecord-' in name}
+
+
+def test_decoder_warnings_stay_off_the_terminal_and_go_into_the_report(tmp_path):
+  root = str(tmp_path / 'in')
+  manifest = write_manifest(root, ['a.mp4,hello,train,s1,1.0,2.0', 'b.mp4,there,train,s1,0.2,0.8',
+                                   'cut.mp4,there,test,s1,0.2,0.8'])
+  with open(os.path.join(root, 'cut.mp4'), 'r+b') as f:
+    f.truncate(4000)  # the moov atom is gone
+  out = str(tmp_path / 'data')
+  result = _cli('--input', manifest, '--out', out, '--workers', '1', '--quiet')
+  assert result.returncode == 1, result.stderr[-2000:]
+  assert '[mov,mp4' not in result.stderr and '[ WARN' not in result.stderr, result.stderr
+  assert 'inference_feedback_manager' not in result.stderr  # MediaPipe's own start-up chatter
+  with open(os.path.join(out, pipeline.REPORT_NAME)) as f:
+    reason = _reasons(json.load(f))['cut']
+  assert reason.endswith('cut.mp4: OpenCV cannot open it (not a video, or an unsupported codec); '
+                         'the decoder says: moov atom not found'), reason
+  ours = [line for line in result.stderr.splitlines()
+          if line.startswith('  skipped cut: ') or line.endswith(' 2 classes -> ' + out)]
+  assert ours == result.stderr.splitlines(), result.stderr  # nothing but extraction's own lines
