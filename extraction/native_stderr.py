@@ -50,6 +50,12 @@ def captured(into: list):
       into.append(log.read().decode('utf-8', errors='replace'))
 
 
+def unsilenced_stream():
+  """A text stream on the present stderr that later redirections leave alone (for a progress bar)."""
+  sys.stderr.flush()
+  return os.fdopen(os.dup(2), 'w', buffering=1)
+
+
 def decoder_messages(text: str) -> str:
   """FFmpeg's messages in captured stderr, without their prefixes, as one line."""
   found = [_FFMPEG_LINE.match(line.strip()) for line in text.splitlines()]

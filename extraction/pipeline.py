@@ -142,10 +142,17 @@ def _init_worker(settings: clip_lib.Settings, quiet_native_logs: bool = False,
   from extraction import facemesh  # pylint: disable=g-import-not-at-top
   global _tracker
   logging.getLogger('absl').setLevel(logging.ERROR)
-  if _tracker is not None:  # a second run in the same process
-    _tracker.close()
+  _close_tracker()  # a second run in the same process
   _tracker = facemesh.FaceMeshTracker(settings.min_detection_confidence,
                                       settings.min_tracking_confidence)
+
+
+def _close_tracker() -> None:
+  """Closes this process's FaceMesh tracker, if it has one."""
+  global _tracker
+  if _tracker is not None:
+    _tracker.close()
+    _tracker = None
 
 
 def _wait_until_all_started() -> None:
@@ -238,25 +245,26 @@ def _run_workers(todo, settings, out_dir, workers, progress) -> dict:
             'frames_processed': 0}
   if not todo:
     return timing
-  bar = tqdm(total=len(todo), desc='extract', unit='clip', disable=not progress)
+  terminal = native_stderr.unsilenced_stream()  # the bar's, while native stderr is silenced
+  bar = tqdm(total=len(todo), desc='extract', unit='clip', disable=not progress, file=terminal)
   started = time.perf_counter()
   if workers == 1:
     # In this process: pin it (and the FaceMesh threads it starts) for the run, then let go.
     cores = usable_cores()
     _pin(0, 1)
     try:
-      # MediaPipe's and FFmpeg's native chatter stays off the terminal here as in a pool worker;
-      # a clip's failure reaches the report through _process's return value.
+      # MediaPipe's threads and FFmpeg print to stderr at any moment of the run; here, as in a pool
+      # worker, none of it reaches the terminal (a clip's failure goes to the report).
       with native_stderr.silenced():
         _init_worker(settings)
-      timing['startup_seconds'] = time.perf_counter() - started
-      started = time.perf_counter()
-      for clip, key in todo:
-        with native_stderr.silenced():
+        timing['startup_seconds'] = time.perf_counter() - started
+        started = time.perf_counter()
+        for clip, key in todo:
           frames, _ = _process(clip, settings, out_dir, key)
-        timing['frames_processed'] += frames
-        bar.update()
-      timing['process_seconds'] = time.perf_counter() - started
+          timing['frames_processed'] += frames
+          bar.update()
+        timing['process_seconds'] = time.perf_counter() - started
+        _close_tracker()  # no FaceMesh thread is left to print once stderr is back
     finally:
       if hasattr(os, 'sched_setaffinity'):
         os.sched_setaffinity(0, cores)
@@ -288,6 +296,7 @@ def _run_workers(todo, settings, out_dir, workers, progress) -> dict:
     # a fixed cost per run, reported apart from the steady-state rate.
     timing['shutdown_seconds'] = time.perf_counter() - started
   bar.close()
+  terminal.close()
   return timing
 
 
