@@ -103,6 +103,43 @@ def check_intervals(video_path: str, intervals, duration: float, num_frames: int
                     f'({duration:.2f} s long)')
 
 
+@dataclasses.dataclass
+class ClipFrames:
+  """The frames of a clip's window at the data set's rate, with its speech placed in it."""
+  frames: np.ndarray   # [L, H, W, 3] uint8 RGB, L <= max_frames
+  intervals: tuple     # speech intervals in seconds from frames[0]
+  source_frames: int   # frames at the data set's fps before cutting
+  resampled: bool      # source fps differed from the data set's fps
+
+
+def read_clip(video_path: str, settings: Settings, intervals=None,
+              transcript: transcripts.Transcript | None = None) -> ClipFrames:
+  """Decodes the max_frames window of a video around its speech (memory holds that window only)."""
+  def speech(num_frames: int) -> tuple:
+    if transcript is not None:
+      return tuple(transcript.speech_intervals(num_frames / settings.fps))
+    return tuple(intervals or ())
+
+  try:
+    window = video.read_window(
+        video_path, settings.fps, settings.max_frames,
+        lambda n: cut_window(n, speech(n), settings.fps, settings.max_frames))
+  except video.VideoError as error:
+    raise ClipError(str(error)) from error
+  duration = window.source_frames / window.source_fps
+  if transcript is not None and (transcript.centred_duration or 0) > duration + INTERVAL_SLACK_SECONDS:
+    raise ClipError(f'{video_path}: its transcript says the speech lasts '
+                    f'{transcript.centred_duration:g} s but the video is {duration:.2f} s long')
+  placed = speech(window.num_frames)
+  check_intervals(video_path, placed, duration, window.num_frames, settings.fps)
+  offset = window.first / settings.fps
+  if len(window.frames) < settings.min_frames:
+    raise ClipError(f'{video_path}: {len(window.frames)} frames at {settings.fps:g} fps; '
+                    f'need at least {settings.min_frames}')
+  return ClipFrames(frames=window.frames, intervals=tuple((s - offset, e - offset) for s, e in placed),
+                    source_frames=window.num_frames, resampled=window.resampled)
+
+
 def extract_clip(video_path: str, tracker, settings: Settings,
                  intervals=None, transcript: transcripts.Transcript | None = None) -> ClipArrays:
   """Runs FaceMesh on a video and turns it into normalised landmarks, features and masks.
@@ -110,32 +147,11 @@ def extract_clip(video_path: str, tracker, settings: Settings,
   Speech comes from `intervals` (seconds) or a `transcript`; with neither the
   speech mask is empty, and the model pools over all frames instead.
   """
-  try:
-    frames, source_fps = video.read_frames(video_path)
-  except video.VideoError as error:
-    raise ClipError(str(error)) from error
-  duration = len(frames) / source_fps
-  index = video.resample_indices(len(frames), source_fps, settings.fps)
-  frames = frames[index]
-  num_frames = len(frames)
-  if transcript is not None:
-    if (transcript.centred_duration or 0) > duration + INTERVAL_SLACK_SECONDS:
-      raise ClipError(f'{video_path}: its transcript says the speech lasts '
-                      f'{transcript.centred_duration:g} s but the video is {duration:.2f} s long')
-    intervals = transcript.speech_intervals(num_frames / settings.fps)
-  intervals = tuple(intervals or ())
-  check_intervals(video_path, intervals, duration, num_frames, settings.fps)
-  start = cut_window(num_frames, intervals, settings.fps, settings.max_frames)
-  frames = frames[start:start + settings.max_frames]
-  intervals = tuple((s - start / settings.fps, e - start / settings.fps) for s, e in intervals)
-  if len(frames) < settings.min_frames:
-    raise ClipError(f'{video_path}: {len(frames)} frames at {settings.fps:g} fps; '
-                    f'need at least {settings.min_frames}')
-
-  points, detected = tracker.landmarks(frames)
+  clip = read_clip(video_path, settings, intervals, transcript)
+  points, detected = tracker.landmarks(clip.frames)
   face_fraction = detected.mean()
   if face_fraction < settings.min_face_fraction:
-    raise ClipError(f'{video_path}: face found in {int(detected.sum())} of {len(frames)} frames '
+    raise ClipError(f'{video_path}: face found in {int(detected.sum())} of {len(clip.frames)} frames '
                     f'(< {settings.min_face_fraction:.0%}); no usable face')
   face = normalize.normalize_track(points, detected, settings.ema_alpha)  # [L, 468, 3]
   au, geometry = features.compute_features(face)
@@ -143,7 +159,7 @@ def extract_clip(video_path: str, tracker, settings: Settings,
       landmarks=face[:, list(roi.ROI_INDICES)],
       au=au, geometry=geometry,
       face_mask=detected.astype(np.uint8),
-      speech_mask=transcripts.speech_mask(intervals, len(frames), settings.fps),
-      source_frames=num_frames,
-      cut=num_frames > settings.max_frames,
-      resampled=not np.array_equal(index, np.arange(len(index))))
+      speech_mask=transcripts.speech_mask(clip.intervals, len(clip.frames), settings.fps),
+      source_frames=clip.source_frames,
+      cut=clip.source_frames > settings.max_frames,
+      resampled=clip.resampled)

@@ -1,5 +1,12 @@
-"""Video files -> RGB frames at the data set's frame rate."""
+"""Video files -> RGB frames at the data set's frame rate.
 
+`read_window` is what extraction and prediction use: it decodes a video as a
+stream and keeps only the frames of the window they need, so memory holds
+max_frames frames, not the video (a minute of 1080p is ~22 GB decoded).
+`read_frames` decodes everything, for small clips in tests and benchmarks.
+"""
+
+import dataclasses
 import os
 
 import numpy as np
@@ -33,26 +40,99 @@ def read_frames(path: str) -> tuple[np.ndarray, float]:
 def _decode(path: str) -> tuple[np.ndarray, float]:
   """read_frames without its stderr handling."""
   import cv2  # pylint: disable=g-import-not-at-top
+  capture = _open(path)
+  fps = float(capture.get(cv2.CAP_PROP_FPS))
+  kept, decoded = _scan(capture, wanted=None)
+  if not decoded:
+    raise VideoError(f'{path}: no decodable frames (empty or corrupt video)')
+  if not np.isfinite(fps) or fps <= 0:
+    raise VideoError(f'{path}: the container reports no frame rate')
+  return np.stack([kept[i] for i in range(decoded)]), fps
+
+
+@dataclasses.dataclass(frozen=True)
+class Window:
+  """Consecutive frames of a video at the target rate, and where they sit in it."""
+  frames: np.ndarray   # [L, H, W, 3] uint8 RGB, L <= the length asked for
+  first: int           # index of frames[0] among the video's frames at the target rate
+  num_frames: int      # frames of the whole video at the target rate
+  source_frames: int   # frames decoded at the video's own rate
+  source_fps: float
+  resampled: bool      # the video's rate differs from the target rate
+
+
+def read_window(path: str, target_fps: float, length: int, first_of) -> Window:
+  """Decodes a video as a stream; keeps `length` frames at target_fps from `first_of(num_frames)`.
+
+  `first_of` maps the video's frame count at target_fps to the window's first
+  frame (it may be called again if the container's frame count was wrong). Only
+  the window's frames are converted and held, whatever the video's length.
+  Errors are VideoErrors naming the file, ending with FFmpeg's reason if it gave one.
+  """
+  if not os.path.isfile(path):
+    raise VideoError(f'{path}: no such video file')
+  log = []
+  try:
+    with native_stderr.captured(log):
+      return _read_window(path, target_fps, length, first_of)
+  except VideoError as error:
+    detail = native_stderr.decoder_messages(log[0])
+    if detail:
+      raise VideoError(f'{error}; the decoder says: {detail}') from error
+    raise
+
+
+def _read_window(path: str, target_fps: float, length: int, first_of) -> Window:
+  """read_window without its stderr handling."""
+  import cv2  # pylint: disable=g-import-not-at-top
+  capture = _open(path)
+  fps = float(capture.get(cv2.CAP_PROP_FPS))
+  has_rate = np.isfinite(fps) and fps > 0
+  total = max(int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), 0)  # the container's claim, checked below
+  for _ in range(3):  # the claim, else the count the first pass decoded (else give up)
+    index = resample_indices(total, fps, target_fps) if total and has_rate else np.zeros(0, np.int64)
+    first = first_of(len(index)) if len(index) else 0
+    wanted = index[first:first + length]
+    kept, decoded = _scan(capture or _open(path), set(wanted.tolist()))
+    capture = None
+    if not decoded:
+      raise VideoError(f'{path}: no decodable frames (empty or corrupt video)')
+    if not has_rate:
+      raise VideoError(f'{path}: the container reports no frame rate')
+    if decoded == total:
+      return Window(frames=np.stack([kept[i] for i in wanted]), first=first,
+                    num_frames=len(index), source_frames=decoded, source_fps=fps,
+                    resampled=not np.array_equal(index, np.arange(len(index))))
+    total = decoded
+  raise VideoError(f'{path}: decodes to a different number of frames on every pass')
+
+
+def _open(path: str):
+  """An OpenCV capture of a video file, or VideoError."""
+  import cv2  # pylint: disable=g-import-not-at-top
   # One decoding thread: extraction runs one worker per core, and FFmpeg's own threads
   # cost ~30% more CPU per frame on small clips for no gain once the cores are busy.
   capture = cv2.VideoCapture(path, cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
   if not capture.isOpened():
     raise VideoError(f'{path}: OpenCV cannot open it (not a video, or an unsupported codec)')
-  fps = float(capture.get(cv2.CAP_PROP_FPS))
-  frames = []
+  return capture
+
+
+def _scan(capture, wanted: set[int] | None) -> tuple[dict[int, np.ndarray], int]:
+  """Decodes every frame, converting and keeping the wanted ones (None: all); returns (kept, decoded)."""
+  import cv2  # pylint: disable=g-import-not-at-top
+  kept, position = {}, 0
   try:
-    while True:
-      ok, frame = capture.read()
-      if not ok:
-        break
-      frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+    while capture.grab():
+      if wanted is None or position in wanted:
+        ok, frame = capture.retrieve()
+        if not ok:
+          break
+        kept[position] = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+      position += 1
   finally:
     capture.release()
-  if not frames:
-    raise VideoError(f'{path}: no decodable frames (empty or corrupt video)')
-  if not np.isfinite(fps) or fps <= 0:
-    raise VideoError(f'{path}: the container reports no frame rate')
-  return np.stack(frames), fps
+  return kept, position
 
 
 def resample_indices(num_frames: int, source_fps: float, target_fps: float) -> np.ndarray:
