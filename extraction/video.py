@@ -42,12 +42,20 @@ def _decode(path: str) -> tuple[np.ndarray, float]:
   import cv2  # pylint: disable=g-import-not-at-top
   capture = _open(path)
   fps = float(capture.get(cv2.CAP_PROP_FPS))
-  kept, decoded = _scan(capture, wanted=None)
-  if not decoded:
+  frames = []
+  try:
+    while True:
+      ok, frame = capture.read()
+      if not ok:
+        break
+      frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+  finally:
+    capture.release()
+  if not frames:
     raise VideoError(f'{path}: no decodable frames (empty or corrupt video)')
   if not np.isfinite(fps) or fps <= 0:
     raise VideoError(f'{path}: the container reports no frame rate')
-  return np.stack([kept[i] for i in range(decoded)]), fps
+  return np.stack(frames), fps
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,15 +100,14 @@ def _read_window(path: str, target_fps: float, length: int, first_of) -> Window:
   for _ in range(3):  # the claim, else the count the first pass decoded (else give up)
     index = resample_indices(total, fps, target_fps) if total and has_rate else np.zeros(0, np.int64)
     first = first_of(len(index)) if len(index) else 0
-    wanted = index[first:first + length]
-    kept, decoded = _scan(capture or _open(path), set(wanted.tolist()))
+    frames, decoded = _scan(path, capture or _open(path), index[first:first + length])
     capture = None
     if not decoded:
       raise VideoError(f'{path}: no decodable frames (empty or corrupt video)')
     if not has_rate:
       raise VideoError(f'{path}: the container reports no frame rate')
     if decoded == total:
-      return Window(frames=np.stack([kept[i] for i in wanted]), first=first,
+      return Window(frames=frames, first=first,
                     num_frames=len(index), source_frames=decoded, source_fps=fps,
                     resampled=not np.array_equal(index, np.arange(len(index))))
     total = decoded
@@ -118,21 +125,36 @@ def _open(path: str):
   return capture
 
 
-def _scan(capture, wanted: set[int] | None) -> tuple[dict[int, np.ndarray], int]:
-  """Decodes every frame, converting and keeping the wanted ones (None: all); returns (kept, decoded)."""
+def _scan(path: str, capture, wanted: np.ndarray) -> tuple[np.ndarray | None, int]:
+  """Decodes every frame, converting the wanted ones (source indices, in window order) into one array.
+
+  Returns (window [len(wanted), H, W, 3] RGB, or None if no frame was wanted, and the frames
+  decoded). Each wanted frame is converted straight into its row: the window is held once.
+  """
   import cv2  # pylint: disable=g-import-not-at-top
-  kept, position = {}, 0
+  rows = {}  # source frame -> the window's rows showing it (several when upsampling)
+  for row, source in enumerate(wanted.tolist()):
+    rows.setdefault(source, []).append(row)
+  window, position = None, 0
   try:
     while capture.grab():
-      if wanted is None or position in wanted:
+      if position in rows:
         ok, frame = capture.retrieve()
         if not ok:
           break
-        kept[position] = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+        if window is None:
+          window = np.empty((len(wanted),) + frame.shape, np.uint8)  # [L, H, W, 3]
+        if frame.shape != window.shape[1:]:
+          raise VideoError(f'{path}: frame {position} is {frame.shape[1]}x{frame.shape[0]}, '
+                           f'earlier ones {window.shape[2]}x{window.shape[1]}')
+        first, *repeats = rows[position]
+        cv2.cvtColor(frame, cv2.COLOR_BGR2RGB, dst=window[first])
+        for row in repeats:
+          window[row] = window[first]
       position += 1
   finally:
     capture.release()
-  return kept, position
+  return window, position
 
 
 def resample_indices(num_frames: int, source_fps: float, target_fps: float) -> np.ndarray:
