@@ -71,8 +71,11 @@ def run_extraction(command: list[str]) -> tuple[subprocess.CompletedProcess, flo
     except psutil.NoSuchProcess:
       family = []
     for process in family:
-      if process.pid not in roles and 'resource_tracker' not in ' '.join(process.cmdline()):
-        roles[process.pid] = f'worker {len(roles)}'
+      try:
+        if process.pid not in roles and 'multiprocessing.spawn' in ' '.join(process.cmdline()):
+          roles[process.pid] = f'worker {len(roles)}'
+      except psutil.Error:  # ended (or a zombie) since it was listed
+        pass
     for pid, role in roles.items():
       peak = _peak_mb(pid)
       if peak is not None:

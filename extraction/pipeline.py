@@ -16,16 +16,11 @@ Without shard_index one process pool does every shard.
 """
 
 import concurrent.futures
-import ctypes
 import dataclasses
 import hashlib
 import json
 import logging
-import multiprocessing
 import os
-import signal
-import sys
-import threading
 import time
 
 import numpy as np
@@ -38,15 +33,13 @@ from extraction import schema
 from extraction import shards
 from extraction import sources
 from extraction import transcripts
+from extraction import workers as workers_lib
 
 REPORT_NAME = 'extraction_report.json'
 _CACHE_DIR = '.cache'
 _PARTS_DIR = '.parts'
 _ARRAY_FIELDS = ('landmarks', 'au', 'geometry', 'face_mask', 'speech_mask')
-_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
-_WATCHDOG_SECONDS = 1.0
 
-_tracker = None  # one FaceMesh per worker process
 
 
 def _file_stamp(path: str | None) -> list:
@@ -68,9 +61,6 @@ def cache_key(clip: sources.Clip, settings: clip_lib.Settings) -> str:
 def _cache_paths(out_dir: str, key: str) -> tuple[str, str]:
   base = os.path.join(out_dir, _CACHE_DIR, key[:2], key)
   return base + '.npz', base + '.error.json'
-
-
-_ready = None  # a pool's start-up barrier
 
 
 def usable_cores() -> list[int]:
@@ -95,39 +85,10 @@ def _pin(slot: int | None, workers: int) -> None:
     os.sched_setaffinity(0, {cores[slot % len(cores)]})
 
 
-def _exit_with_parent(parent_pid: int) -> None:
-  """Makes this worker process end when its parent does, even after a kill -9 of the parent.
-
-  A pool worker blocks on a queue whose write end its sibling workers also hold,
-  so it never sees the parent go: left alone, each (~770 MB with FaceMesh) would
-  live on until killed by hand. Linux kills it with the parent (PR_SET_PDEATHSIG);
-  elsewhere, a thread notices the orphaning (a new parent pid) within a second.
-  """
-  if sys.platform.startswith('linux'):
-    try:
-      ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-      pass  # no prctl in this libc: the watchdog below still ends the worker
-  if os.getppid() != parent_pid:  # the parent died before the death signal was armed
-    os._exit(1)
-  threading.Thread(target=_watch_parent, args=(parent_pid,), name='parent-watchdog',
-                   daemon=True).start()
-
-
-def _watch_parent(parent_pid: int) -> None:
-  """Ends this process (no cleanup: the parent that would collect results is gone) once orphaned."""
-  while os.getppid() == parent_pid:
-    time.sleep(_WATCHDOG_SECONDS)
-  os._exit(1)
-
-
 def _init_worker(settings: clip_lib.Settings, quiet_native_logs: bool = False,
-                 ready=None, slots=None, workers: int = 1, parent_pid: int | None = None) -> None:
+                 ready=None, slots=None, workers: int = 1) -> None:
   """Pins this worker to its own core and creates its FaceMesh tracker once."""
-  global _ready
-  if parent_pid is not None:
-    _exit_with_parent(parent_pid)
-  _ready = ready
+  workers_lib.state['ready'] = ready
   if slots is not None:
     with slots.get_lock():
       slot, slots.value = slots.value, slots.value + 1
@@ -140,32 +101,31 @@ def _init_worker(settings: clip_lib.Settings, quiet_native_logs: bool = False,
     os.dup2(devnull, 2)
     os.close(devnull)
   from extraction import facemesh  # pylint: disable=g-import-not-at-top
-  global _tracker
   logging.getLogger('absl').setLevel(logging.ERROR)
   _close_tracker()  # a second run in the same process
-  _tracker = facemesh.FaceMeshTracker(settings.min_detection_confidence,
-                                      settings.min_tracking_confidence)
+  workers_lib.state['tracker'] = facemesh.FaceMeshTracker(settings.min_detection_confidence,
+                                                          settings.min_tracking_confidence)
 
 
 def _close_tracker() -> None:
   """Closes this process's FaceMesh tracker, if it has one."""
-  global _tracker
-  if _tracker is not None:
-    _tracker.close()
-    _tracker = None
+  tracker = workers_lib.state.pop('tracker', None)
+  if tracker is not None:
+    tracker.close()
 
 
 def _wait_until_all_started() -> None:
   """Blocks until every pool worker has run its initializer (one call per worker)."""
-  _ready.wait()
+  workers_lib.state['ready'].wait()
 
 
 def _extract_one(clip: sources.Clip, settings: clip_lib.Settings) -> clip_lib.ClipArrays:
   """Extracts one clip, checking its transcript agrees with its label."""
   if clip.error:
     raise clip_lib.ClipError(clip.error)
+  tracker = workers_lib.state['tracker']
   if clip.interval is not None:
-    return clip_lib.extract_clip(clip.video_path, _tracker, settings, intervals=[clip.interval])
+    return clip_lib.extract_clip(clip.video_path, tracker, settings, intervals=[clip.interval])
   if not clip.transcript_path or not os.path.isfile(clip.transcript_path):
     raise clip_lib.ClipError(f'{clip.transcript_path}: no transcript beside the video '
                              '(or give start/end in a manifest)')
@@ -176,7 +136,7 @@ def _extract_one(clip: sources.Clip, settings: clip_lib.Settings) -> clip_lib.Cl
   if transcript.text and transcript.text != clip.label:
     raise clip_lib.ClipError(f'{clip.transcript_path}: transcript says {transcript.text!r} '
                              f'but the clip is labelled {clip.label!r}')
-  return clip_lib.extract_clip(clip.video_path, _tracker, settings, transcript=transcript)
+  return clip_lib.extract_clip(clip.video_path, tracker, settings, transcript=transcript)
 
 
 def _process(clip: sources.Clip, settings: clip_lib.Settings, out_dir: str, key: str) -> tuple[int, str | None]:
@@ -269,12 +229,8 @@ def _run_workers(todo, settings, out_dir, workers, progress) -> dict:
       if hasattr(os, 'sched_setaffinity'):
         os.sched_setaffinity(0, cores)
   else:
-    # spawn: the parent may already hold TensorFlow's threads, which fork would copy broken.
-    context = multiprocessing.get_context('spawn')
-    ready, slots = context.Barrier(workers), context.Value('i', 0)
-    initargs = (settings, True, ready, slots, workers, os.getpid())
-    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                                                initargs=initargs) as pool:
+    ready, slots = workers_lib.CONTEXT.Barrier(workers), workers_lib.CONTEXT.Value('i', 0)
+    with workers_lib.pool(workers, _init_worker, (settings, True, ready, slots, workers)) as pool:
       # Every worker imports mediapipe and builds its graph (~4 s) before the clock starts:
       # each barrier task blocks its worker until all have arrived, so no worker takes two.
       for barrier_task in [pool.submit(_wait_until_all_started) for _ in range(workers)]:
