@@ -38,6 +38,7 @@ from extraction import workers as workers_lib
 REPORT_NAME = 'extraction_report.json'
 _CACHE_DIR = '.cache'
 _PARTS_DIR = '.parts'
+_METADATA_FILES = ('dataset_info.json', 'features.json', 'metadata.json')  # tfds's, shards.write_metadata
 _ARRAY_FIELDS = ('landmarks', 'au', 'geometry', 'face_mask', 'speech_mask')
 
 
@@ -330,10 +331,11 @@ def _too_few_written(input_path: str, written_classes, failed: int) -> str:
 
 
 def _refuse(out_dir: str, input_path: str, message: str, **report) -> None:
-  """Writes a report with the error (and no data set) and raises it as a SourceError."""
-  os.makedirs(out_dir, exist_ok=True)
-  _atomic_json(os.path.join(out_dir, REPORT_NAME),
-               {'input': os.path.abspath(input_path), 'complete': False, 'error': message, **report})
+  """Raises the error as a SourceError, with a report of it unless out_dir holds a data set's."""
+  if not os.path.exists(os.path.join(out_dir, _METADATA_FILES[0])):  # keep a finished set's report
+    os.makedirs(out_dir, exist_ok=True)
+    _atomic_json(os.path.join(out_dir, REPORT_NAME), {
+        'input': os.path.abspath(input_path), 'complete': False, 'error': message, **report})
   raise sources.SourceError(message)
 
 
@@ -416,6 +418,9 @@ def _finalize(out_dir, parts, class_names, settings, input_path, rejected) -> di
       for index in range(len(lengths)):
         os.remove(shards.shard_path(out_dir, split, index, len(lengths)))
   if len(written_classes) < 2:
+    for name in _METADATA_FILES:  # an earlier run's, describing shards just overwritten
+      if os.path.exists(os.path.join(out_dir, name)):
+        os.remove(os.path.join(out_dir, name))
     _refuse(out_dir, input_path, _too_few_written(input_path, written_classes, report['failed']),
             **report)
   senders, receivers = roi.anatomical_edges()

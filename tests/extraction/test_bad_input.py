@@ -98,9 +98,14 @@ def test_a_data_set_whose_extracted_clips_span_one_class_is_not_written(tmp_path
   manifest = write_manifest(root, ['a.mp4,hello,train,s1,1.0,2.0', 'blank.mp4,there,train,s1,0.2,0.8'])
   write_blank_video(os.path.join(root, 'blank.mp4'))
   out = str(tmp_path / 'data')
+  os.makedirs(out)
+  for name in ('dataset_info.json', 'features.json'):  # an earlier run's, for shards now overwritten
+    with open(os.path.join(out, name), 'w') as f:
+      f.write('{}')
   with pytest.raises(sources.SourceError, match=r"fewer than 2 classes \(only 'HELLO'; 1 clips failed"):
     pipeline.run(manifest, out, workers=1, progress=False)
-  assert not [name for name in os.listdir(out) if 'tfrecord' in name or name.endswith('info.json')]
+  assert not [name for name in os.listdir(out) if 'tfrecord' in name or name.endswith('.json')
+              and name != pipeline.REPORT_NAME]
   with open(os.path.join(out, pipeline.REPORT_NAME)) as f:
     assert 'face found in 0 of' in _reasons(json.load(f))['blank']
 
@@ -170,3 +175,14 @@ def test_decoder_warnings_stay_off_the_terminal_and_go_into_the_report(tmp_path)
   ours = [line for line in result.stderr.splitlines()
           if line.startswith('  skipped cut: ') or line.endswith(' 2 classes -> ' + out)]
   assert ours == result.stderr.splitlines(), result.stderr  # nothing but extraction's own lines
+
+
+def test_a_refused_input_keeps_the_report_of_the_data_set_already_in_out(tmp_path):
+  out = tmp_path / 'data'
+  out.mkdir()
+  (out / 'dataset_info.json').write_text('{}')
+  (out / pipeline.REPORT_NAME).write_text('{"written": 1050}')
+  manifest = write_manifest(str(tmp_path / 'in'), ['a.mp4,hello,train,s1,1.0,2.0'])
+  with pytest.raises(sources.SourceError, match="only one class"):
+    pipeline.run(manifest, str(out), progress=False)
+  assert (out / pipeline.REPORT_NAME).read_text() == '{"written": 1050}'
