@@ -52,8 +52,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def _summary(report: dict) -> str:
   if not report.get('complete'):
+    stale = (f"; shard(s) {', '.join(map(str, report['stale_parts']))} were made from another "
+             'input or settings and must be rerun' if report.get('stale_parts') else '')
     return (f"shard done; {report['parts_done']} of {report['num_shards']} shards present, "
-            'metadata is written when the last one finishes')
+            f'metadata is written when the last one finishes{stale}')
   per_split = ', '.join(f"{name} {s['written']} (face {s['face_detection_rate']:.1%})"
                         for name, s in report['splits'].items())
   rate = f", {report['frames_per_second']:.0f} frames/s" if 'frames_per_second' in report else ''
@@ -66,6 +68,17 @@ def main(argv=None) -> int:
   logging.getLogger('absl').setLevel(logging.ERROR)
   settings = clip.Settings(max_frames=args.max_frames, fps=args.fps, ema_alpha=args.ema_alpha,
                            min_face_fraction=args.min_face_fraction, min_frames=args.min_frames)
+  problems = [(f"--{name.replace('_', '-')}", problem) for name, problem in settings.problems()]
+  if args.workers is not None and args.workers < 1:
+    problems.append(('--workers', f'must be at least 1, got {args.workers}'))
+  if args.num_shards < 1:
+    problems.append(('--num-shards', f'must be at least 1, got {args.num_shards}'))
+  elif args.shard_index is not None and not 0 <= args.shard_index < args.num_shards:
+    problems.append(('--shard-index', f'must be in [0, {args.num_shards}), got {args.shard_index}'))
+  if problems:
+    print('extraction: error: ' + '; '.join(f'{flag} {problem}' for flag, problem in problems),
+          file=sys.stderr)
+    return 2
   try:
     report = pipeline.run(args.input, args.out, workers=args.workers, settings=settings,
                           num_shards=args.num_shards, shard_index=args.shard_index,
@@ -77,6 +90,8 @@ def main(argv=None) -> int:
   for split in report.get('splits', {}).values():
     for skipped in split['skipped']:
       print(f"  skipped {skipped['video_id']}: {skipped['reason']}", file=sys.stderr)
+  for rejected in report.get('rejected', []):
+    print(f"  skipped {rejected['video_id']}: {rejected['reason']}", file=sys.stderr)
   if report.get('complete'):
     print(f'report: {os.path.join(args.out, pipeline.REPORT_NAME)}')
   return 1 if report.get('failed') else 0

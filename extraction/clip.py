@@ -6,6 +6,7 @@ so training and prediction see the same ROI, normalisation, smoothing and featur
 """
 
 import dataclasses
+import math
 
 import numpy as np
 
@@ -31,6 +32,26 @@ class Settings:
   min_frames: int = 4
   min_detection_confidence: float = 0.5
   min_tracking_confidence: float = 0.5
+
+  def problems(self) -> list[tuple[str, str]]:
+    """(setting, what is wrong) for every value no clip could be extracted with."""
+    checks = [
+        ('max_frames', self.max_frames >= 1, 'must be at least 1'),
+        ('fps', math.isfinite(self.fps) and self.fps > 0, 'must be a positive number'),
+        ('ema_alpha', 0 < self.ema_alpha <= 1, 'must be in (0, 1]'),
+        ('min_face_fraction', 0 <= self.min_face_fraction <= 1, 'must be in [0, 1]'),
+        ('min_frames', 1 <= self.min_frames <= self.max_frames,
+         f'must be in [1, max_frames={self.max_frames}]'),
+        ('min_detection_confidence', 0 <= self.min_detection_confidence <= 1, 'must be in [0, 1]'),
+        ('min_tracking_confidence', 0 <= self.min_tracking_confidence <= 1, 'must be in [0, 1]'),
+    ]
+    return [(name, f'{message}, got {getattr(self, name)!r}') for name, ok, message in checks if not ok]
+
+  def check(self) -> None:
+    """Raises ValueError naming every bad setting."""
+    problems = self.problems()
+    if problems:
+      raise ValueError('bad extraction settings: ' + '; '.join(f'{n} {p}' for n, p in problems))
 
 
 @dataclasses.dataclass
@@ -65,6 +86,60 @@ def cut_window(num_frames: int, intervals, fps: float, max_frames: int) -> int:
   return min(max(start, 0), num_frames - max_frames)
 
 
+# How far speech may run past a video's last frame: an audio track a few frames longer than
+# the picture is common (lipjax.predict's tests cut 0.15 s past carphone's end); a second is not.
+INTERVAL_SLACK_SECONDS = 0.25
+
+
+def check_intervals(video_path: str, intervals, duration: float, num_frames: int, fps: float) -> None:
+  """Raises ClipError if the speech ends well after the video or holds none of its frames."""
+  for start, end in intervals:
+    if end > duration + INTERVAL_SLACK_SECONDS:
+      raise ClipError(f'{video_path}: speech interval {start:g}-{end:g} s ends after the video '
+                      f'({duration:.2f} s long); its transcript or manifest row is for another video')
+  if intervals and not transcripts.speech_mask(intervals, num_frames, fps).any():
+    raise ClipError(f'{video_path}: speech interval(s) '
+                    f'{", ".join(f"{s:g}-{e:g} s" for s, e in intervals)} hold no frame of the video '
+                    f'({duration:.2f} s long)')
+
+
+@dataclasses.dataclass
+class ClipFrames:
+  """The frames of a clip's window at the data set's rate, with its speech placed in it."""
+  frames: np.ndarray   # [L, H, W, 3] uint8 RGB, L <= max_frames
+  intervals: tuple     # speech intervals in seconds from frames[0]
+  source_frames: int   # frames at the data set's fps before cutting
+  resampled: bool      # source fps differed from the data set's fps
+
+
+def read_clip(video_path: str, settings: Settings, intervals=None,
+              transcript: transcripts.Transcript | None = None) -> ClipFrames:
+  """Decodes the max_frames window of a video around its speech (memory holds that window only)."""
+  def speech(num_frames: int) -> tuple:
+    if transcript is not None:
+      return tuple(transcript.speech_intervals(num_frames / settings.fps))
+    return tuple(intervals or ())
+
+  try:
+    window = video.read_window(
+        video_path, settings.fps, settings.max_frames,
+        lambda n: cut_window(n, speech(n), settings.fps, settings.max_frames))
+  except video.VideoError as error:
+    raise ClipError(str(error)) from error
+  duration = window.source_frames / window.source_fps
+  if transcript is not None and (transcript.centred_duration or 0) > duration + INTERVAL_SLACK_SECONDS:
+    raise ClipError(f'{video_path}: its transcript says the speech lasts '
+                    f'{transcript.centred_duration:g} s but the video is {duration:.2f} s long')
+  placed = speech(window.num_frames)
+  check_intervals(video_path, placed, duration, window.num_frames, settings.fps)
+  offset = window.first / settings.fps
+  if len(window.frames) < settings.min_frames:
+    raise ClipError(f'{video_path}: {len(window.frames)} frames at {settings.fps:g} fps; '
+                    f'need at least {settings.min_frames}')
+  return ClipFrames(frames=window.frames, intervals=tuple((s - offset, e - offset) for s, e in placed),
+                    source_frames=window.num_frames, resampled=window.resampled)
+
+
 def extract_clip(video_path: str, tracker, settings: Settings,
                  intervals=None, transcript: transcripts.Transcript | None = None) -> ClipArrays:
   """Runs FaceMesh on a video and turns it into normalised landmarks, features and masks.
@@ -72,27 +147,11 @@ def extract_clip(video_path: str, tracker, settings: Settings,
   Speech comes from `intervals` (seconds) or a `transcript`; with neither the
   speech mask is empty, and the model pools over all frames instead.
   """
-  try:
-    frames, source_fps = video.read_frames(video_path)
-  except video.VideoError as error:
-    raise ClipError(str(error)) from error
-  index = video.resample_indices(len(frames), source_fps, settings.fps)
-  frames = frames[index]
-  num_frames = len(frames)
-  if transcript is not None:
-    intervals = transcript.speech_intervals(num_frames / settings.fps)
-  intervals = tuple(intervals or ())
-  start = cut_window(num_frames, intervals, settings.fps, settings.max_frames)
-  frames = frames[start:start + settings.max_frames]
-  intervals = tuple((s - start / settings.fps, e - start / settings.fps) for s, e in intervals)
-  if len(frames) < settings.min_frames:
-    raise ClipError(f'{video_path}: {len(frames)} frames at {settings.fps:g} fps; '
-                    f'need at least {settings.min_frames}')
-
-  points, detected = tracker.landmarks(frames)
+  clip = read_clip(video_path, settings, intervals, transcript)
+  points, detected = tracker.landmarks(clip.frames)
   face_fraction = detected.mean()
   if face_fraction < settings.min_face_fraction:
-    raise ClipError(f'{video_path}: face found in {int(detected.sum())} of {len(frames)} frames '
+    raise ClipError(f'{video_path}: face found in {int(detected.sum())} of {len(clip.frames)} frames '
                     f'(< {settings.min_face_fraction:.0%}); no usable face')
   face = normalize.normalize_track(points, detected, settings.ema_alpha)  # [L, 468, 3]
   au, geometry = features.compute_features(face)
@@ -100,7 +159,7 @@ def extract_clip(video_path: str, tracker, settings: Settings,
       landmarks=face[:, list(roi.ROI_INDICES)],
       au=au, geometry=geometry,
       face_mask=detected.astype(np.uint8),
-      speech_mask=transcripts.speech_mask(intervals, len(frames), settings.fps),
-      source_frames=num_frames,
-      cut=num_frames > settings.max_frames,
-      resampled=not np.array_equal(index, np.arange(len(index))))
+      speech_mask=transcripts.speech_mask(clip.intervals, len(clip.frames), settings.fps),
+      source_frames=clip.source_frames,
+      cut=clip.source_frames > settings.max_frames,
+      resampled=clip.resampled)

@@ -1,8 +1,10 @@
-"""FaceMesh on a clip's frames -> raw landmarks in pixel units, and where a face was found.
+"""FaceMesh, the one wrapper: video clips -> landmarks and where a face was found; photos -> landmarks.
 
 Uses mediapipe's bundled legacy solution (`mp.solutions.face_mesh`), whose model
-ships inside the wheel, so nothing is downloaded. One tracker lives per worker
-process and is reset between clips, so tracking never carries across clips.
+ships inside the wheel, so nothing is downloaded. `FaceMeshTracker` (video mode)
+serves extraction and prediction: one lives per worker process and is reset
+between clips, so tracking never carries across clips. `FaceMeshDetector`
+(still-image mode) finds the faces the synthetic generator animates.
 """
 
 import numpy as np
@@ -30,16 +32,22 @@ def _landmark_array(landmark_list) -> np.ndarray:
   return np.array([(p.x, p.y, p.z) for p in landmark_list.landmark], np.float32)
 
 
+def _face_mesh(static_image_mode: bool, min_detection_confidence: float,
+               min_tracking_confidence: float = 0.5):
+  """mediapipe's FaceMesh graph for one face, without iris refinement (468 landmarks)."""
+  import mediapipe as mp  # pylint: disable=g-import-not-at-top
+  return mp.solutions.face_mesh.FaceMesh(
+      static_image_mode=static_image_mode, max_num_faces=1, refine_landmarks=False,
+      min_detection_confidence=min_detection_confidence,
+      min_tracking_confidence=min_tracking_confidence)
+
+
 class FaceMeshTracker:
   """One FaceMesh graph in video mode (one face), reused across clips."""
 
   def __init__(self, min_detection_confidence: float = 0.5,
                min_tracking_confidence: float = 0.5):
-    import mediapipe as mp  # pylint: disable=g-import-not-at-top
-    self._mesh = mp.solutions.face_mesh.FaceMesh(
-        static_image_mode=False, max_num_faces=1, refine_landmarks=False,
-        min_detection_confidence=min_detection_confidence,
-        min_tracking_confidence=min_tracking_confidence)
+    self._mesh = _face_mesh(False, min_detection_confidence, min_tracking_confidence)
 
   def landmarks(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Returns (landmarks [T, 468, 3] in pixels, z scaled like x; detected [T] bool)."""
@@ -63,3 +71,25 @@ class FaceMeshTracker:
 
   def __exit__(self, *exc):
     self.close()
+
+
+class FaceMeshDetector:
+  """FaceMesh in still-image mode, for photos; one instance per process (it is not thread safe)."""
+
+  def __init__(self, min_detection_confidence: float = 0.5):
+    self._mesh = _face_mesh(True, min_detection_confidence)
+
+  def landmarks(self, image_bgr: np.ndarray) -> np.ndarray | None:
+    """Returns FaceMesh landmarks in pixels [468, 2] float64, or None where no face is found."""
+    import cv2  # pylint: disable=g-import-not-at-top
+    result = self._mesh.process(cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB))
+    if not result.multi_face_landmarks:
+      return None
+    height, width = image_bgr.shape[:2]
+    # float32 landmarks widened before scaling: the same doubles as scaling each proto float.
+    points = _landmark_array(result.multi_face_landmarks[0])[:, :2].astype(np.float64)
+    return points * np.array([width, height], np.float64)
+
+  def close(self) -> None:
+    """Releases the graph."""
+    self._mesh.close()

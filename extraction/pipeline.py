@@ -9,6 +9,9 @@ Partitionable: with num_shards=N, clip k of each split (in sorted order) goes to
 shard k % N. `shard_index=i` processes only shard i (one array job), writes
 that shard of every split and a part record under OUT/.parts/; whichever job
 finds all N parts present writes the tfds metadata and the merged report.
+Each part carries a fingerprint of the whole input (every clip's cache key, so
+its row, its files and the settings) and the class list: a part left in OUT by
+a run over another manifest is never merged; its job must run again.
 Without shard_index one process pool does every shard.
 """
 
@@ -17,7 +20,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import multiprocessing
 import os
 import time
 
@@ -25,18 +27,20 @@ import numpy as np
 
 from extraction import clip as clip_lib
 from extraction import features
+from extraction import native_stderr
 from extraction import roi
 from extraction import schema
 from extraction import shards
 from extraction import sources
 from extraction import transcripts
+from extraction import workers as workers_lib
 
 REPORT_NAME = 'extraction_report.json'
 _CACHE_DIR = '.cache'
 _PARTS_DIR = '.parts'
+_METADATA_FILES = ('dataset_info.json', 'features.json', 'metadata.json')  # tfds's, shards.write_metadata
 _ARRAY_FIELDS = ('landmarks', 'au', 'geometry', 'face_mask', 'speech_mask')
 
-_tracker = None  # one FaceMesh per worker process
 
 
 def _file_stamp(path: str | None) -> list:
@@ -58,9 +62,6 @@ def cache_key(clip: sources.Clip, settings: clip_lib.Settings) -> str:
 def _cache_paths(out_dir: str, key: str) -> tuple[str, str]:
   base = os.path.join(out_dir, _CACHE_DIR, key[:2], key)
   return base + '.npz', base + '.error.json'
-
-
-_ready = None  # a pool's start-up barrier
 
 
 def usable_cores() -> list[int]:
@@ -88,8 +89,7 @@ def _pin(slot: int | None, workers: int) -> None:
 def _init_worker(settings: clip_lib.Settings, quiet_native_logs: bool = False,
                  ready=None, slots=None, workers: int = 1) -> None:
   """Pins this worker to its own core and creates its FaceMesh tracker once."""
-  global _ready
-  _ready = ready
+  workers_lib.state['ready'] = ready
   if slots is not None:
     with slots.get_lock():
       slot, slots.value = slots.value, slots.value + 1
@@ -102,25 +102,31 @@ def _init_worker(settings: clip_lib.Settings, quiet_native_logs: bool = False,
     os.dup2(devnull, 2)
     os.close(devnull)
   from extraction import facemesh  # pylint: disable=g-import-not-at-top
-  global _tracker
   logging.getLogger('absl').setLevel(logging.ERROR)
-  if _tracker is not None:  # a second run in the same process
-    _tracker.close()
-  _tracker = facemesh.FaceMeshTracker(settings.min_detection_confidence,
-                                      settings.min_tracking_confidence)
+  _close_tracker()  # a second run in the same process
+  workers_lib.state['tracker'] = facemesh.FaceMeshTracker(settings.min_detection_confidence,
+                                                          settings.min_tracking_confidence)
+
+
+def _close_tracker() -> None:
+  """Closes this process's FaceMesh tracker, if it has one."""
+  tracker = workers_lib.state.pop('tracker', None)
+  if tracker is not None:
+    tracker.close()
 
 
 def _wait_until_all_started() -> None:
   """Blocks until every pool worker has run its initializer (one call per worker)."""
-  _ready.wait()
+  workers_lib.state['ready'].wait()
 
 
 def _extract_one(clip: sources.Clip, settings: clip_lib.Settings) -> clip_lib.ClipArrays:
   """Extracts one clip, checking its transcript agrees with its label."""
   if clip.error:
     raise clip_lib.ClipError(clip.error)
+  tracker = workers_lib.state['tracker']
   if clip.interval is not None:
-    return clip_lib.extract_clip(clip.video_path, _tracker, settings, intervals=[clip.interval])
+    return clip_lib.extract_clip(clip.video_path, tracker, settings, intervals=[clip.interval])
   if not clip.transcript_path or not os.path.isfile(clip.transcript_path):
     raise clip_lib.ClipError(f'{clip.transcript_path}: no transcript beside the video '
                              '(or give start/end in a manifest)')
@@ -131,7 +137,7 @@ def _extract_one(clip: sources.Clip, settings: clip_lib.Settings) -> clip_lib.Cl
   if transcript.text and transcript.text != clip.label:
     raise clip_lib.ClipError(f'{clip.transcript_path}: transcript says {transcript.text!r} '
                              f'but the clip is labelled {clip.label!r}')
-  return clip_lib.extract_clip(clip.video_path, _tracker, settings, transcript=transcript)
+  return clip_lib.extract_clip(clip.video_path, tracker, settings, transcript=transcript)
 
 
 def _process(clip: sources.Clip, settings: clip_lib.Settings, out_dir: str, key: str) -> tuple[int, str | None]:
@@ -200,30 +206,32 @@ def _run_workers(todo, settings, out_dir, workers, progress) -> dict:
             'frames_processed': 0}
   if not todo:
     return timing
-  bar = tqdm(total=len(todo), desc='extract', unit='clip', disable=not progress)
+  terminal = native_stderr.unsilenced_stream()  # the bar's, while native stderr is silenced
+  bar = tqdm(total=len(todo), desc='extract', unit='clip', disable=not progress, file=terminal)
   started = time.perf_counter()
   if workers == 1:
     # In this process: pin it (and the FaceMesh threads it starts) for the run, then let go.
     cores = usable_cores()
     _pin(0, 1)
     try:
-      _init_worker(settings)
-      timing['startup_seconds'] = time.perf_counter() - started
-      started = time.perf_counter()
-      for clip, key in todo:
-        frames, _ = _process(clip, settings, out_dir, key)
-        timing['frames_processed'] += frames
-        bar.update()
-      timing['process_seconds'] = time.perf_counter() - started
+      # MediaPipe's threads and FFmpeg print to stderr at any moment of the run; here, as in a pool
+      # worker, none of it reaches the terminal (a clip's failure goes to the report).
+      with native_stderr.silenced():
+        _init_worker(settings)
+        timing['startup_seconds'] = time.perf_counter() - started
+        started = time.perf_counter()
+        for clip, key in todo:
+          frames, _ = _process(clip, settings, out_dir, key)
+          timing['frames_processed'] += frames
+          bar.update()
+        timing['process_seconds'] = time.perf_counter() - started
+        _close_tracker()  # no FaceMesh thread is left to print once stderr is back
     finally:
       if hasattr(os, 'sched_setaffinity'):
         os.sched_setaffinity(0, cores)
   else:
-    # spawn: the parent may already hold TensorFlow's threads, which fork would copy broken.
-    context = multiprocessing.get_context('spawn')
-    ready, slots = context.Barrier(workers), context.Value('i', 0)
-    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                                                initargs=(settings, True, ready, slots, workers)) as pool:
+    ready, slots = workers_lib.CONTEXT.Barrier(workers), workers_lib.CONTEXT.Value('i', 0)
+    with workers_lib.pool(workers, _init_worker, (settings, True, ready, slots, workers)) as pool:
       # Every worker imports mediapipe and builds its graph (~4 s) before the clock starts:
       # each barrier task blocks its worker until all have arrived, so no worker takes two.
       for barrier_task in [pool.submit(_wait_until_all_started) for _ in range(workers)]:
@@ -245,6 +253,7 @@ def _run_workers(todo, settings, out_dir, workers, progress) -> dict:
     # a fixed cost per run, reported apart from the steady-state rate.
     timing['shutdown_seconds'] = time.perf_counter() - started
   bar.close()
+  terminal.close()
   return timing
 
 
@@ -290,7 +299,73 @@ def _write_part(out_dir, clips, keys, shard_ids, index, num_shards, class_names,
   return part
 
 
-def _merge_report(parts: list[dict], class_names, settings, input_path) -> dict:
+def _row_entry(clip: sources.Clip) -> dict:
+  """A bad input row as the report lists it."""
+  return {'video_id': clip.video_id, 'path': clip.video_path, 'reason': clip.error}
+
+
+def _unsplit_rows(clips: list[sources.Clip]) -> list[dict]:
+  """Rows in no known split: no split's skipped list shows them, so the report lists them apart."""
+  return [_row_entry(c) for c in clips if c.split not in schema.SPLITS]
+
+
+def _too_few_classes(input_path: str, clips, class_names) -> str:
+  """The error for an input whose usable clips name fewer than 2 classes, with the bad rows' reasons."""
+  reasons = [c.error for c in clips if c.error is not None]
+  if class_names:
+    message = (f'{input_path}: only one class ({class_names[0]!r}) among the usable clips; '
+               'a word classifier needs at least 2')
+  else:
+    message = f'{input_path}: no usable clip; every row is malformed'
+  if reasons:
+    shown = '; '.join(reasons[:3]) + (f'; and {len(reasons) - 3} more' if len(reasons) > 3 else '')
+    message += f' ({len(reasons)} bad: {shown}; all in {REPORT_NAME})'
+  return message
+
+
+def _too_few_written(input_path: str, written_classes, failed: int) -> str:
+  """The error for an extraction whose written clips span fewer than 2 classes."""
+  found = f'only {written_classes[0]!r}' if written_classes else 'none'
+  return (f'{input_path}: the clips extracted span fewer than 2 classes ({found}; {failed} '
+          f'clips failed, reasons in {REPORT_NAME}); no data set written')
+
+
+def _refuse(out_dir: str, input_path: str, message: str, **report) -> None:
+  """Raises the error as a SourceError, with a report of it unless out_dir holds a data set's."""
+  if not os.path.exists(os.path.join(out_dir, _METADATA_FILES[0])):  # keep a finished set's report
+    os.makedirs(out_dir, exist_ok=True)
+    _atomic_json(os.path.join(out_dir, REPORT_NAME), {
+        'input': os.path.abspath(input_path), 'complete': False, 'error': message, **report})
+  raise sources.SourceError(message)
+
+
+def input_fingerprint(keys: list[str], class_names, num_shards: int) -> str:
+  """A hash of every clip's cache key (its row, files and the settings), the classes and sharding."""
+  blob = json.dumps([keys, list(class_names), num_shards])
+  return hashlib.sha1(blob.encode()).hexdigest()
+
+
+def _part_path(out_dir: str, index: int, num_shards: int) -> str:
+  return os.path.join(out_dir, _PARTS_DIR, f'part-{index:05d}-of-{num_shards:05d}.json')
+
+
+def _read_parts(out_dir: str, num_shards: int, fingerprint: str) -> tuple[list[dict], list[int]]:
+  """Returns (the part records made from this input, indices of parts made from another)."""
+  parts, stale = [], []
+  for index in range(num_shards):
+    path = _part_path(out_dir, index, num_shards)
+    if not os.path.exists(path):
+      continue
+    with open(path) as f:
+      part = json.load(f)
+    if part.get('fingerprint') == fingerprint:
+      parts.append(part)
+    else:
+      stale.append(index)
+  return parts, stale
+
+
+def _merge_report(parts: list[dict], class_names, settings, input_path, rejected) -> dict:
   """Merges part records into the extraction report (per split and in total)."""
   splits = {}
   for split in schema.SPLITS:
@@ -318,12 +393,13 @@ def _merge_report(parts: list[dict], class_names, settings, input_path) -> dict:
       'settings': dataclasses.asdict(settings),
       'classes': list(class_names),
       'splits': splits,
+      'rejected': rejected,
       'written': sum(s['written'] for s in splits.values()),
-      'failed': sum(len(s['skipped']) for s in splits.values()),
+      'failed': sum(len(s['skipped']) for s in splits.values()) + len(rejected),
   }
 
 
-def _finalize(out_dir, parts, class_names, settings, input_path) -> dict:
+def _finalize(out_dir, parts, class_names, settings, input_path, rejected) -> dict:
   """Writes tfds metadata and the merged report once every part is present."""
   shard_lengths, num_bytes = {}, {}
   landmark_sum, train_frames = np.zeros((schema.NUM_NODES, 3)), 0
@@ -334,11 +410,19 @@ def _finalize(out_dir, parts, class_names, settings, input_path) -> dict:
       if split == 'train':
         landmark_sum += np.array(stats['landmark_sum'])
         train_frames += stats['frames']
+  report = _merge_report(parts, class_names, settings, input_path, rejected)
+  written_classes = sorted({label for s in report['splits'].values() for label in s['per_class']})
   for split, lengths in shard_lengths.items():
-    if sum(lengths) == 0:  # every clip of the split failed: tfds wants no files for it
+    if sum(lengths) == 0 or len(written_classes) < 2:
+      # A split whose every clip failed has no files for tfds; a data set of fewer than 2 classes none.
       for index in range(len(lengths)):
         os.remove(shards.shard_path(out_dir, split, index, len(lengths)))
-  report = _merge_report(parts, class_names, settings, input_path)
+  if len(written_classes) < 2:
+    for name in _METADATA_FILES:  # an earlier run's, describing shards just overwritten
+      if os.path.exists(os.path.join(out_dir, name)):
+        os.remove(os.path.join(out_dir, name))
+    _refuse(out_dir, input_path, _too_few_written(input_path, written_classes, report['failed']),
+            **report)
   senders, receivers = roi.anatomical_edges()
   meta = schema.DatasetMeta(
       class_names=list(class_names), max_frames=settings.max_frames, fps=settings.fps,
@@ -348,8 +432,7 @@ def _finalize(out_dir, parts, class_names, settings, input_path) -> dict:
       mean_landmarks=(landmark_sum / max(train_frames, 1)).tolist(),
       extraction={'settings': dataclasses.asdict(settings), 'input': report['input'],
                   'num_shards': len(parts)})
-  if report['written']:
-    shards.write_metadata(out_dir, meta, shard_lengths, num_bytes)
+  shards.write_metadata(out_dir, meta, shard_lengths, num_bytes)
   _atomic_json(os.path.join(out_dir, REPORT_NAME), report)
   return report
 
@@ -366,11 +449,15 @@ def run(input_path: str, out_dir: str, workers: int | None = None,
     raise ValueError(f'num_shards must be >= 1, got {num_shards}')
   if shard_index is not None and not 0 <= shard_index < num_shards:
     raise ValueError(f'shard_index must be in [0, {num_shards}), got {shard_index}')
-  workers = max(1, workers or len(usable_cores()))
+  settings.check()
+  if workers is not None and workers < 1:
+    raise ValueError(f'workers must be at least 1, got {workers}')
+  workers = workers or len(usable_cores())
   clips = sources.discover(input_path)
   class_names = sorted({c.label for c in clips if c.error is None and c.label})
-  if not class_names:
-    raise sources.SourceError(f'{input_path}: no usable clip (every row is malformed)')
+  if len(class_names) < 2:
+    _refuse(out_dir, input_path, _too_few_classes(input_path, clips, class_names),
+            rejected=[_row_entry(c) for c in clips if c.error is not None])
   keys = [cache_key(c, settings) for c in clips]
   shard_ids = _shard_of(clips, num_shards)
   mine = range(num_shards) if shard_index is None else [shard_index]
@@ -383,19 +470,20 @@ def run(input_path: str, out_dir: str, workers: int | None = None,
 
   parts_dir = os.path.join(out_dir, _PARTS_DIR)
   os.makedirs(parts_dir, exist_ok=True)
+  fingerprint = input_fingerprint(keys, class_names, num_shards)
   for index in mine:
     part = _write_part(out_dir, clips, keys, shard_ids, index, num_shards, class_names, settings)
-    _atomic_json(os.path.join(parts_dir, f'part-{index:05d}-of-{num_shards:05d}.json'), part)
-  part_paths = [os.path.join(parts_dir, f'part-{i:05d}-of-{num_shards:05d}.json')
-                for i in range(num_shards)]
-  if not all(os.path.exists(p) for p in part_paths):
-    done = sum(os.path.exists(p) for p in part_paths)
-    return {'complete': False, 'parts_done': done, 'num_shards': num_shards, **timing}
-  parts = []
-  for path in part_paths:
-    with open(path) as f:
-      parts.append(json.load(f))
-  report = _finalize(out_dir, parts, class_names, settings, input_path)
+    part['fingerprint'] = fingerprint
+    _atomic_json(_part_path(out_dir, index, num_shards), part)
+  parts, stale = _read_parts(out_dir, num_shards, fingerprint)
+  if stale:
+    logging.warning('%s: shard(s) %s were written by a run over another input or with other '
+                    'settings; not merged: rerun those --shard-index jobs to redo them',
+                    out_dir, ', '.join(map(str, stale)))
+  if len(parts) < num_shards:
+    return {'complete': False, 'parts_done': len(parts), 'num_shards': num_shards,
+            'stale_parts': stale, **timing}
+  report = _finalize(out_dir, parts, class_names, settings, input_path, _unsplit_rows(clips))
   report.update(complete=True, workers=workers, **timing)
   if timing['process_seconds']:
     report['frames_per_second'] = timing['frames_processed'] / timing['process_seconds']

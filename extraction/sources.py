@@ -13,6 +13,7 @@ without the required columns) raises `SourceError`.
 import csv
 import dataclasses
 import os
+import unicodedata
 
 from extraction import schema
 
@@ -38,6 +39,11 @@ class Clip:
   error: str | None = None  # set when the row itself is unusable
 
 
+def _has_control_characters(text: str) -> bool:
+  """True if text holds a control character (newline, tab, NUL ...), which no word or name has."""
+  return any(unicodedata.category(ch) == 'Cc' for ch in text)
+
+
 def _transcript_beside(video_path: str) -> str:
   return os.path.splitext(video_path)[0] + '.txt'
 
@@ -60,9 +66,11 @@ def from_lrw_folder(root: str) -> list[Clip]:
         if ext.lower() not in VIDEO_EXTENSIONS:
           continue
         path = os.path.join(split_dir, name)
+        error = (f'{word_dir}: word folder name {word!r} holds control characters'
+                 if _has_control_characters(word) else None)
         clips.append(Clip(video_path=path, label=word.upper(), split=split,
                           speaker=UNKNOWN_SPEAKER, video_id=f'{word}/{split}/{stem}',
-                          transcript_path=_transcript_beside(path)))
+                          transcript_path=_transcript_beside(path), error=error))
   if not clips:
     raise SourceError(f'{root}: no videos found in WORD/{{train,val,test}}/*.mp4 folders')
   return clips
@@ -87,6 +95,10 @@ def _row_clip(row: dict, number: int, manifest: str) -> Clip:
     problems.append('empty label')
   if split not in schema.SPLITS:
     problems.append(f'split {split!r} is not one of {schema.SPLITS}')
+  for column, value in (('label', label), ('speaker', speaker)):
+    if _has_control_characters(value):
+      problems.append(f'{column} {value!r} holds control characters (a line break or tab inside '
+                      'a quoted field?)')
   start, end = (row.get('start') or '').strip(), (row.get('end') or '').strip()
   if start or end:
     try:
@@ -105,7 +117,8 @@ def _row_clip(row: dict, number: int, manifest: str) -> Clip:
 def from_manifest(path: str) -> list[Clip]:
   """Reads a CSV manifest (path,label,split,speaker,start,end)."""
   try:
-    with open(path, newline='', encoding='utf-8') as f:
+    # utf-8-sig: Excel saves CSV with a byte-order mark, which would otherwise glue onto 'path'.
+    with open(path, newline='', encoding='utf-8-sig') as f:
       reader = csv.DictReader(f)
       columns = [c.strip() for c in reader.fieldnames or []]
       required = ('path', 'label', 'split')

@@ -13,7 +13,6 @@ import contextlib
 import csv
 import dataclasses
 import json
-import multiprocessing
 import os
 import zlib
 
@@ -21,6 +20,8 @@ import cv2
 import numpy as np
 import tqdm
 
+from extraction import facemesh
+from extraction import workers as workers_lib
 from extraction.synthetic import faces as faces_lib
 from extraction.synthetic import phonetics
 from extraction.synthetic import render
@@ -204,7 +205,7 @@ def build_identities(settings: Settings, faces_dir: str | None
   Returns (identities, skipped-photo messages, speaker -> variation). Variant 0
   of each face is the photo itself; further variants draw a random variation.
   """
-  detector = faces_lib.FaceMeshDetector()
+  detector = facemesh.FaceMeshDetector()
   try:
     photos = (faces_lib.folder_photos(faces_dir) if faces_dir else faces_lib.builtin_photos())
     face_list, skipped = faces_lib.load_faces(photos, detector)
@@ -226,7 +227,6 @@ def build_identities(settings: Settings, faces_dir: str | None
   return identities, skipped, variations
 
 
-_WORKER = {}
 _THREAD_COUNT_VARIABLES = ('OPENBLAS_NUM_THREADS', 'OMP_NUM_THREADS', 'MKL_NUM_THREADS')
 
 
@@ -252,24 +252,23 @@ def _one_blas_thread_per_worker():
 def _init_worker(identities, settings, out_dir):
   """Pool initializer: one renderer per identity, built once per worker process."""
   cv2.setNumThreads(1)
-  _WORKER['identities'] = {identity.speaker: identity for identity in identities}
-  _WORKER['renderers'] = {}
-  _WORKER['settings'] = settings
-  _WORKER['out_dir'] = out_dir
+  workers_lib.state.update(identities={identity.speaker: identity for identity in identities},
+                           renderers={}, settings=settings, out_dir=out_dir)
 
 
 def _renderer(speaker):
   """The worker's cached renderer of one speaker."""
-  if speaker not in _WORKER['renderers']:
-    identity = _WORKER['identities'][speaker]
-    _WORKER['renderers'][speaker] = render.FrameRenderer(identity.image, identity.landmarks)
-  return _WORKER['renderers'][speaker]
+  renderers = workers_lib.state['renderers']
+  if speaker not in renderers:
+    identity = workers_lib.state['identities'][speaker]
+    renderers[speaker] = render.FrameRenderer(identity.image, identity.landmarks)
+  return renderers[speaker]
 
 
 def _make_clip(job: ClipJob) -> dict:
   """Renders and writes one clip; returns its manifest row."""
-  settings, out_dir = _WORKER['settings'], _WORKER['out_dir']
-  identity = _WORKER['identities'][job.speaker]
+  settings, out_dir = workers_lib.state['settings'], workers_lib.state['out_dir']
+  identity = workers_lib.state['identities'][job.speaker]
   rng = clip_rng(settings, job.word, job.speaker, job.take)
   clip = render_clip(_renderer(job.speaker), identity, job.word, settings, rng)
   video_path = os.path.join(out_dir, job.relpath)
@@ -315,10 +314,9 @@ def generate(out_dir: str, settings: Settings, faces_dir: str | None = None,
     _init_worker(identities, settings, out_dir)
     rows = [_make_clip(job) for job in tqdm.tqdm(jobs, desc=desc, unit='clip')]
   else:
-    context = multiprocessing.get_context('spawn')
-    with _one_blas_thread_per_worker(), context.Pool(
+    with _one_blas_thread_per_worker(), workers_lib.pool(
         workers, _init_worker, (identities, settings, out_dir)) as pool:
-      rows = list(tqdm.tqdm(pool.imap(_make_clip, jobs, chunksize=4), total=len(jobs),
+      rows = list(tqdm.tqdm(pool.map(_make_clip, jobs, chunksize=4), total=len(jobs),
                             desc=desc, unit='clip'))
   with open(os.path.join(out_dir, 'manifest.csv'), 'w', newline='') as f:
     writer = csv.DictWriter(f, fieldnames=MANIFEST_COLUMNS)

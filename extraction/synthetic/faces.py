@@ -14,6 +14,8 @@ import os
 import cv2
 import numpy as np
 
+from extraction.facemesh import FaceMeshDetector
+
 CROP_SIZE = 256  # pixels; LRW's frame size
 _FACE_SPAN = 2.1  # crop side over the landmark bounding box's larger side
 _PHOTO_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.webp', '.tif', '.tiff')
@@ -60,29 +62,6 @@ class Identity:
 
 class NoFaceError(ValueError):
   """FaceMesh found no face in a photo."""
-
-
-class FaceMeshDetector:
-  """FaceMesh in still-image mode; one instance per process (it is not thread safe)."""
-
-  def __init__(self):
-    import mediapipe as mp  # pylint: disable=g-import-not-at-top
-    self._mesh = mp.solutions.face_mesh.FaceMesh(
-        static_image_mode=True, max_num_faces=1, refine_landmarks=False,
-        min_detection_confidence=0.5)
-
-  def landmarks(self, image_bgr: np.ndarray) -> np.ndarray | None:
-    """Returns FaceMesh landmarks in pixels [468, 2], or None where no face is found."""
-    result = self._mesh.process(cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB))
-    if not result.multi_face_landmarks:
-      return None
-    height, width = image_bgr.shape[:2]
-    points = result.multi_face_landmarks[0].landmark
-    return np.array([(p.x * width, p.y * height) for p in points[:468]], np.float64)
-
-  def close(self):
-    """Releases the graph."""
-    self._mesh.close()
 
 
 def crop_face(name: str, photo: np.ndarray, detector: FaceMeshDetector) -> Face:

@@ -26,3 +26,17 @@ def write_clip(folder: str, word: str, split: str, name: str, transcript: str, v
   with open(os.path.join(directory, name + '.txt'), 'w') as f:
     f.write(transcript)
   return path
+
+
+def write_manifest(folder: str, rows: list[str], header: str = 'path,label,split,speaker,start,end',
+                   encoding: str = 'utf-8') -> str:
+  """Writes manifest.csv over copies of carphone named by each row's path; returns its path."""
+  os.makedirs(folder, exist_ok=True)
+  for row in rows:
+    name = row.split(',')[0]
+    if name.endswith('.mp4') and not os.path.exists(os.path.join(folder, name)):
+      shutil.copy(carphone_path(), os.path.join(folder, name))
+  path = os.path.join(folder, 'manifest.csv')
+  with open(path, 'w', encoding=encoding, newline='') as f:
+    f.write('\n'.join([header] + rows) + '\n')
+  return path

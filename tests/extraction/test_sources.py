@@ -48,3 +48,35 @@ def test_manifest_without_required_columns_is_an_input_error(tmp_path):
 def test_missing_input_is_an_input_error(tmp_path):
   with pytest.raises(sources.SourceError, match='no such folder or manifest'):
     sources.discover(str(tmp_path / 'nothing'))
+
+
+def test_manifest_saved_by_excel_with_a_byte_order_mark_is_read(tmp_path):
+  manifest = tmp_path / 'm.csv'
+  manifest.write_text('path,label,split,speaker,start,end\na.mp4,bat,train,s1,0.2,0.6\n',
+                      encoding='utf-8-sig')
+  assert manifest.read_bytes().startswith(b'\xef\xbb\xbf')
+  clip, = sources.discover(str(manifest))
+  assert (clip.video_id, clip.label, clip.interval, clip.error) == ('a', 'BAT', (0.2, 0.6), None)
+
+
+def test_control_characters_in_a_label_or_speaker_are_a_row_error_not_a_new_class(tmp_path):
+  manifest = tmp_path / 'm.csv'
+  manifest.write_text('path,label,split,speaker,start,end\n'
+                      'a.mp4,bat,train,s1,0.2,0.6\n'
+                      'b.mp4,"ba\nt",train,s1,0.2,0.6\n'
+                      'c.mp4,bat,train,"s\t2",0.2,0.6\n'
+                      'd.mp4,b\x00at,train,s1,0.2,0.6\n')  # rows count records, as a spreadsheet does
+  clips = {c.video_id: c for c in sources.discover(str(manifest))}
+  assert clips['a'].error is None
+  assert "m.csv:3: label 'BA\\nT' holds control characters" in clips['b'].error
+  assert "m.csv:4: speaker 's\\t2' holds control characters" in clips['c'].error
+  assert "m.csv:5: label 'B\\x00AT' holds control characters" in clips['d'].error
+  assert {c.label for c in clips.values() if c.error is None} == {'BAT'}
+
+
+def test_lrw_word_folder_with_a_control_character_is_a_clip_error(tmp_path):
+  for word in ('ABOUT', 'AB\nOUT'):
+    (tmp_path / word / 'train').mkdir(parents=True)
+    (tmp_path / word / 'train' / 'x_00001.mp4').write_bytes(b'x')
+  errors = {c.label: c.error for c in sources.discover(str(tmp_path))}
+  assert errors['ABOUT'] is None and "word folder name 'AB\\nOUT' holds control characters" in errors['AB\nOUT']
