@@ -3,8 +3,9 @@
 `build_demo_dataset(data_dir)` is what training calls when the demo data set is
 missing. Videos go to a cache folder beside it (data_dir + '_videos') and are
 reused while their generator settings are unchanged; extraction itself is
-resumable, so an interrupted build picks up where it stopped. On 2 cores the
-whole build (1,050 clips: 10 words x 21 speakers x 5 clips) takes about 3 minutes.
+resumable, so an interrupted build picks up where it stopped. The whole build
+is 1,050 clips (10 words x 21 speakers x 5 clips); the README's results give
+what it costs.
 """
 
 import dataclasses

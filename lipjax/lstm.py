@@ -1,11 +1,12 @@
 """A bidirectional LSTM over padded sequences, shaped for speed on CPU and accelerators.
 
-The recurrence is what dominates training time on CPU, so the work outside the
-loop is hoisted: the input projections of all time steps and both directions
-are one matmul, the four gates of a step are one matmul, and both directions
-advance in the same `lax.scan` step. The backward direction reads each sequence
-reversed within its own length, so it starts at the sequence's last real frame
-and padding never reaches a real frame's output.
+A scan's steps run one after another, so whatever does not depend on the
+previous step is taken out of the loop: the input projections of all time
+steps and both directions are one matmul. Inside it, the four gates of a step
+are one matmul, and both directions advance in the same `lax.scan` step. The
+backward direction reads each sequence reversed within its own length, so it
+starts at the sequence's last real frame and padding never reaches a real
+frame's output.
 """
 
 import flax.linen as nn

@@ -234,8 +234,8 @@ _THREAD_COUNT_VARIABLES = ('OPENBLAS_NUM_THREADS', 'OMP_NUM_THREADS', 'MKL_NUM_T
 def _one_blas_thread_per_worker():
   """Worker processes spawned inside start numpy with one BLAS thread (the parent keeps its own).
 
-  Otherwise every worker's numpy starts a BLAS thread per core, and two workers on two
-  cores render at half speed (measured: 0.25 -> 0.54 s per clip).
+  Otherwise every worker's numpy starts a BLAS thread per core, and the workers' BLAS
+  threads fight over the cores the pool already gives one worker each.
   """
   saved = {name: os.environ.get(name) for name in _THREAD_COUNT_VARIABLES}
   os.environ.update({name: '1' for name in _THREAD_COUNT_VARIABLES})

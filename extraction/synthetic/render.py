@@ -343,8 +343,8 @@ def camera(frame: np.ndarray, blur_sigma: float, noise_sigma: float, jpeg_qualit
   if blur_sigma > 0.05:
     frame = cv2.GaussianBlur(frame, (0, 0), blur_sigma)
   if noise_sigma > 0:
-    # OpenCV draws normal noise 3x faster than numpy; seeded from the clip's rng, it is
-    # as reproducible (for one OpenCV version: constraints.txt pins it).
+    # OpenCV draws normal noise faster than numpy (a draw per pixel of every frame); seeded
+    # from the clip's rng, it is as reproducible (for one OpenCV version: constraints.txt pins it).
     noise = np.empty(frame.shape, np.float32)
     cv2.setRNGSeed(int(rng.integers(2**31)))
     cv2.randn(noise, (0.0,) * frame.shape[2], (noise_sigma,) * frame.shape[2])
