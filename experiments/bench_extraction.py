@@ -29,7 +29,6 @@ import numpy as np
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from extraction import clip as clip_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
 from extraction import pipeline  # pylint: disable=g-import-not-at-top,wrong-import-position

@@ -21,10 +21,11 @@ import sys
 import tempfile
 import time
 
+import numpy as np
+
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
 
 from extraction.synthetic.faces import carphone_path  # pylint: disable=wrong-import-position
 
@@ -32,13 +33,8 @@ from extraction.synthetic.faces import carphone_path  # pylint: disable=wrong-im
 def write_long_video(path: str, seconds: float, height: int, fps: float = 30.0) -> None:
   """Loops carphone, upscaled to 16:9 at `height`, for `seconds` into an mp4v file."""
   import cv2  # pylint: disable=g-import-not-at-top
-  capture = cv2.VideoCapture(carphone_path())
-  frames = []
-  while True:
-    ok, frame = capture.read()
-    if not ok:
-      break
-    frames.append(frame)
+  from extraction import video  # pylint: disable=g-import-not-at-top
+  frames = np.ascontiguousarray(video.read_frames(carphone_path())[0][..., ::-1])  # RGB -> BGR
   width = height * 16 // 9
   writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*'mp4v'), fps, (width, height))
   for k in range(int(seconds * fps)):
