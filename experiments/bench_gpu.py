@@ -39,7 +39,7 @@ import types
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-sys.path.insert(0, REPO)
+sys.path.insert(0, REPO)  # a GPU host runs this from a checkout, without installing lipjax
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
@@ -48,9 +48,8 @@ from jax.sharding import NamedSharding  # pylint: disable=g-import-not-at-top,wr
 from jax.sharding import PartitionSpec as P  # pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-from extraction import features as features_lib  # pylint: disable=wrong-import-position
-from extraction import roi  # pylint: disable=wrong-import-position
 from extraction import schema  # pylint: disable=wrong-import-position
+from lipjax import graphs  # pylint: disable=wrong-import-position
 
 NUM_CLASSES = {'small': 10, 'base': 500}  # the demo's words; LRW's
 # Nominal dense tensor-core peaks in TFLOP/s (NVIDIA data sheets, without sparsity):
@@ -133,15 +132,10 @@ def load_config(name: str):
 
 def make_meta(num_classes: int, frames: int) -> schema.DatasetMeta:
   """Metadata with the real node count, mirror and feature names, and a ring-with-chords graph."""
-  n = schema.NUM_NODES
-  pairs = sorted({(i, (i + d) % n) for i in range(n) for d in (1, 7)}
-                 | {((i + d) % n, i) for i in range(n) for d in (1, 7)})
-  return schema.DatasetMeta(
+  senders, receivers = graphs.ring_edges(schema.NUM_NODES)
+  return schema.DatasetMeta.for_roi(
       class_names=[f'word{i:03d}' for i in range(num_classes)], max_frames=frames, fps=25.0,
-      roi_indices=list(roi.ROI_INDICES), mirror_perm=roi.mirror_perm().tolist(),
-      senders=[s for s, _ in pairs], receivers=[r for _, r in pairs],
-      au_names=list(features_lib.AU_NAMES), geometry_names=list(features_lib.GEOMETRY_NAMES),
-      mean_landmarks=[], split_sizes={'train': 100_000})
+      senders=senders, receivers=receivers, split_sizes={'train': 100_000})
 
 
 def random_batch(meta: schema.DatasetMeta, batch_size: int, seed: int = 0) -> dict:

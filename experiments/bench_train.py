@@ -23,14 +23,12 @@ import tempfile
 import time
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-from extraction import features as features_lib  # pylint: disable=wrong-import-position
-from extraction import roi  # pylint: disable=wrong-import-position
 from extraction import schema  # pylint: disable=wrong-import-position
+from lipjax import graphs  # pylint: disable=wrong-import-position
 from extraction import shards  # pylint: disable=wrong-import-position
 from lipjax import cli  # pylint: disable=wrong-import-position
 from lipjax import input_pipeline  # pylint: disable=wrong-import-position
@@ -63,15 +61,10 @@ def write_random_dataset(data_dir: str, frames: int, train_size: int) -> schema.
         face_mask=np.ones(length), speech_mask=speech, label=i % NUM_CLASSES,
         speaker=f's{i % 7}', video_id=f'clip{i}', max_frames=frames)
 
-  n = schema.NUM_NODES
-  pairs = sorted({(i, (i + d) % n) for i in range(n) for d in (1, 7)}
-                 | {((i + d) % n, i) for i in range(n) for d in (1, 7)})
-  meta = schema.DatasetMeta(
+  senders, receivers = graphs.ring_edges(schema.NUM_NODES)
+  meta = schema.DatasetMeta.for_roi(
       class_names=[f'word{i:02d}' for i in range(NUM_CLASSES)], max_frames=frames, fps=25.0,
-      roi_indices=list(roi.ROI_INDICES), mirror_perm=roi.mirror_perm().tolist(),
-      senders=[s for s, _ in pairs], receivers=[r for _, r in pairs],
-      au_names=list(features_lib.AU_NAMES), geometry_names=list(features_lib.GEOMETRY_NAMES),
-      mean_landmarks=[])
+      senders=senders, receivers=receivers)
   shards.write_dataset(data_dir, {'train': [example(i) for i in range(train_size)],
                                   'val': [example(i) for i in range(64)]}, meta, num_shards=4)
   return schema.DatasetMeta.load(data_dir)

@@ -39,7 +39,6 @@ REPORT_NAME = 'extraction_report.json'
 _CACHE_DIR = '.cache'
 _PARTS_DIR = '.parts'
 _METADATA_FILES = ('dataset_info.json', 'features.json', 'metadata.json')  # tfds's, shards.write_metadata
-_ARRAY_FIELDS = ('landmarks', 'au', 'geometry', 'face_mask', 'speech_mask')
 
 
 
@@ -158,7 +157,7 @@ def _process(clip: sources.Clip, settings: clip_lib.Settings, out_dir: str, key:
     return 0, reason
   tmp = array_path + '.incomplete.npz'
   np.savez(tmp, source_frames=arrays.source_frames, cut=arrays.cut, resampled=arrays.resampled,
-           **{name: getattr(arrays, name) for name in _ARRAY_FIELDS})
+           **{name: getattr(arrays, name) for name in schema.CLIP_KEYS})
   os.replace(tmp, array_path)
   return len(arrays.landmarks), None
 
@@ -182,7 +181,7 @@ def _load_cached(out_dir: str, key: str):
     with np.load(array_path) as data:
       return 'ok', clip_lib.ClipArrays(
           source_frames=int(data['source_frames']), cut=bool(data['cut']),
-          resampled=bool(data['resampled']), **{name: data[name] for name in _ARRAY_FIELDS})
+          resampled=bool(data['resampled']), **{name: data[name] for name in schema.CLIP_KEYS})
   if os.path.exists(error_path):
     with open(error_path) as f:
       return 'error', json.load(f)['reason']
@@ -424,11 +423,9 @@ def _finalize(out_dir, parts, class_names, settings, input_path, rejected) -> di
     _refuse(out_dir, input_path, _too_few_written(input_path, written_classes, report['failed']),
             **report)
   senders, receivers = roi.anatomical_edges()
-  meta = schema.DatasetMeta(
-      class_names=list(class_names), max_frames=settings.max_frames, fps=settings.fps,
-      roi_indices=list(roi.ROI_INDICES), mirror_perm=roi.mirror_perm().tolist(),
-      senders=senders.tolist(), receivers=receivers.tolist(),
-      au_names=list(features.AU_NAMES), geometry_names=list(features.GEOMETRY_NAMES),
+  meta = schema.DatasetMeta.for_roi(
+      class_names=class_names, max_frames=settings.max_frames, fps=settings.fps,
+      senders=senders, receivers=receivers,
       mean_landmarks=(landmark_sum / max(train_frames, 1)).tolist(),
       extraction={'settings': dataclasses.asdict(settings), 'input': report['input'],
                   'num_shards': len(parts)})

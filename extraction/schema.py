@@ -35,8 +35,8 @@ NUM_AU = len(features_lib.AU_NAMES)
 NUM_GEOMETRY = len(features_lib.GEOMETRY_NAMES)
 
 FRAME_KEYS = ('landmarks', 'au', 'geometry', 'frame_mask', 'face_mask', 'speech_mask')
-MASK_KEYS = ('frame_mask', 'face_mask', 'speech_mask')
-EXAMPLE_KEYS = FRAME_KEYS + ('length', 'label', 'speaker', 'video_id')
+# The per-frame arrays a clip's extraction produces (frame_mask is made when padding).
+CLIP_KEYS = tuple(key for key in FRAME_KEYS if key != 'frame_mask')
 
 
 def features(max_frames: int, class_names: list[str]):
@@ -111,6 +111,17 @@ class DatasetMeta:
   split_sizes: dict[str, int] = dataclasses.field(default_factory=dict)
   extraction: dict[str, Any] = dataclasses.field(default_factory=dict)
   schema_version: str = SCHEMA_VERSION
+
+  @classmethod
+  def for_roi(cls, *, class_names, max_frames: int, fps: float, senders, receivers,
+              **fields) -> 'DatasetMeta':
+    """Metadata of a data set of this ROI and feature layout: the graph facts come from roi.py."""
+    return cls(class_names=list(class_names), max_frames=int(max_frames), fps=float(fps),
+               roi_indices=list(roi.ROI_INDICES), mirror_perm=roi.mirror_perm().tolist(),
+               senders=[int(s) for s in senders], receivers=[int(r) for r in receivers],
+               au_names=list(features_lib.AU_NAMES),
+               geometry_names=list(features_lib.GEOMETRY_NAMES),
+               **{'mean_landmarks': [], **fields})
 
   @property
   def num_classes(self) -> int:

@@ -44,6 +44,13 @@ def knn_index_edges(num_nodes: int, k: int) -> tuple[np.ndarray, np.ndarray]:
   return symmetrize(np.array(senders), np.array(receivers))
 
 
+def ring_edges(num_nodes: int) -> tuple[np.ndarray, np.ndarray]:
+  """A connected graph for random data in tests and benchmarks: i -- i+1 and i -- i+7 (mod N)."""
+  pairs = sorted({(i, (i + d) % num_nodes) for i in range(num_nodes) for d in (1, 7)}
+                 | {((i + d) % num_nodes, i) for i in range(num_nodes) for d in (1, 7)})
+  return (np.array([s for s, _ in pairs], np.int32), np.array([r for _, r in pairs], np.int32))
+
+
 def edges_for(meta, mode: str, k: int = 4) -> tuple[np.ndarray, np.ndarray]:
   """Returns (senders, receivers) for an edge mode, from a DatasetMeta."""
   if mode == 'anatomical':

@@ -15,14 +15,14 @@ import numpy as np
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # TF's C++ start-up chatter, not ours
 import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
 
+from extraction import schema  # pylint: disable=g-import-not-at-top,wrong-import-position
 from extraction import shards  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 # JAX owns the accelerators; tf.data only reads and augments on the host.
 tf.config.set_visible_devices([], 'GPU')
 
 # The numeric fields of a shard's example as the model reads them (the rest are strings).
-MODEL_DTYPES = {'landmarks': np.float32, 'au': np.float32, 'geometry': np.float32,
-                'frame_mask': np.float32, 'face_mask': np.float32, 'speech_mask': np.float32,
+MODEL_DTYPES = {**{key: np.float32 for key in schema.FRAME_KEYS},
                 'length': np.int32, 'label': np.int32}
 
 
