@@ -10,12 +10,6 @@ def masked_accuracy(labels, predictions, mask) -> float:
   return float(hits.sum() / max(mask.sum(), 1.0))
 
 
-def top_k_predictions(logits, k: int):
-  """The k highest-scoring classes of each example, best first.  # [B, k]"""
-  k = min(k, logits.shape[-1])
-  return np.argsort(-np.asarray(logits), axis=-1, kind='stable')[..., :k]
-
-
 def confusion_matrix(labels, predictions, num_classes: int, mask=None):
   """Counts [true class, predicted class] over examples with mask 1.  # [C, C]"""
   labels = np.asarray(labels, np.int64)

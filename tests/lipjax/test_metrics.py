@@ -37,9 +37,3 @@ def test_macro_f1_skips_absent_classes_and_per_class_is_nan_without_support():
                         [0, 0, 1]])
   assert metrics.macro_f1(confusion) == 1.0
   assert np.isnan(metrics.per_class_accuracy(confusion)[1])
-
-
-def test_top_k_predictions_best_first():
-  logits = np.array([[0.1, 3.0, 2.0, -1.0]])
-  np.testing.assert_array_equal(metrics.top_k_predictions(logits, 2), [[1, 2]])
-  assert metrics.top_k_predictions(logits, 10).shape == (1, 4)
