@@ -75,10 +75,13 @@ def predict_videos(workdir: str, videos: list[str], interval=None, top_k: int = 
                    batch_size: int = 16) -> list[dict]:
   """Returns, per video, either its top-k words with probabilities or the error."""
   from extraction import facemesh  # pylint: disable=g-import-not-at-top
+  from extraction import native_stderr  # pylint: disable=g-import-not-at-top
   predictor = Predictor(workdir)
   results, examples = [], []
-  with facemesh.FaceMeshTracker(predictor.settings.min_detection_confidence,
-                                predictor.settings.min_tracking_confidence) as tracker:
+  # MediaPipe's and FFmpeg's own stderr lines are noise here; a bad video's reason is in its error.
+  with native_stderr.silenced(), facemesh.FaceMeshTracker(
+      predictor.settings.min_detection_confidence,
+      predictor.settings.min_tracking_confidence) as tracker:
     for path in videos:
       try:
         examples.append(predictor.features(path, tracker, interval))
