@@ -41,6 +41,14 @@ def _alive(process: psutil.Process) -> bool:
     return False
 
 
+def _cmdline(process: psutil.Process) -> str:
+  """A process's command line, '' once it has exited (children come and go while listed)."""
+  try:
+    return ' '.join(process.cmdline())
+  except psutil.Error:
+    return ''
+
+
 def _start(corpus: str, out: str) -> subprocess.Popen:
   return subprocess.Popen(
       [sys.executable, '-m', 'extraction', '--input', corpus, '--out', out, '--workers', '2',
@@ -53,7 +61,7 @@ def _kill_when(parent: subprocess.Popen, ready, timeout: float = 120.0) -> list[
   deadline = time.monotonic() + timeout
   while time.monotonic() < deadline:
     workers = [p for p in psutil.Process(parent.pid).children(recursive=True)
-               if 'resource_tracker' not in ' '.join(p.cmdline())]
+               if 'spawn_main' in _cmdline(p)]
     if len(workers) >= 2 and ready():
       descendants = psutil.Process(parent.pid).children(recursive=True)
       os.kill(parent.pid, signal.SIGKILL)
@@ -68,7 +76,7 @@ def _assert_all_exit(descendants: list[psutil.Process], within: float = 10.0) ->
   deadline = time.monotonic() + within
   while any(_alive(p) for p in descendants) and time.monotonic() < deadline:
     time.sleep(0.1)
-  left = [(p.pid, ' '.join(p.cmdline())[:80]) for p in descendants if _alive(p)]
+  left = [(p.pid, _cmdline(p)[:80]) for p in descendants if _alive(p)]
   for process in descendants:  # never leave them to the next test
     if _alive(process):
       process.kill()
