@@ -68,7 +68,8 @@ def write_dataset(data_dir: str, num_examples: int, num_shards: int) -> None:
       speech[2:length - 2] = 1
       yield schema.pad_example(
           landmarks=rng.random((length, n, 3), dtype=np.float32),
-          au=rng.random((length, schema.NUM_AU)), geometry=rng.random((length, schema.NUM_GEOMETRY)),
+          au=rng.random((length, schema.NUM_AU)),
+          geometry=rng.random((length, schema.NUM_GEOMETRY)),
           face_mask=np.ones(length), speech_mask=speech, label=i % NUM_CLASSES,
           speaker=f's{i % 97}', video_id=f'clip{i}', max_frames=FRAMES)
 
