@@ -18,7 +18,7 @@ device; achieved FLOP/s; utilisation against (a) the measured rate of a square
 matmul of the same dtype on the same device (JAX's default precision, which is
 TF32 for float32 on NVIDIA Ampere and later) and (b) on GPU, the chip's nominal
 dense peak (table below: bfloat16 against the bf16 tensor-core peak, float32
-against the TF32 one); the device's peak memory where it reports one.
+against the TF32 one); the device memory XLA says the step needs.
 
 FLOPs come from XLA's cost analysis of the float32 step lowered with the LSTM's
 scan fully unrolled: XLA counts a while loop's body once, so the compiled
@@ -217,14 +217,20 @@ def nominal_peak(device, dtype: str):
   return None, ''
 
 
-def peak_memory_gib(device):
-  """Peak bytes the device's allocator has held, in GiB (None where not reported)."""
+def step_memory_gib(compiled):
+  """Device memory the compiled step needs, in GiB (None where not reported).
+
+  XLA's own figure for this executable (arguments + outputs - donated aliases +
+  temporaries), so rows do not inherit an earlier row's peak as the allocator's
+  process-wide peak would.
+  """
   try:
-    stats = device.memory_stats() or {}
+    stats = compiled.memory_analysis()
+    needed = (stats.argument_size_in_bytes + stats.output_size_in_bytes
+              - stats.alias_size_in_bytes + stats.temp_size_in_bytes)
   except Exception:  # pylint: disable=broad-except
     return None
-  peak = stats.get('peak_bytes_in_use')
-  return None if peak is None else peak / 2**30
+  return needed / 2**30
 
 
 def time_steps(compiled, state, batch, root, min_seconds: float, max_steps: int):
@@ -324,7 +330,7 @@ class Runner:
         'unrolled': bool(self.flops[name, per_device]),
         'of_matmul': achieved / self.matmul[dtype],
         'of_peak': None if peak is None else achieved / (peak * 1e12),
-        'peak_gib': peak_memory_gib(device),
+        'memory_gib': step_memory_gib(compiled),
     }
 
 
@@ -334,7 +340,7 @@ def format_row(row: dict) -> str:
   if 'error' in row:
     return head + f' failed: {row["error"]} |'
   of_peak = '-' if row['of_peak'] is None else f'{100 * row["of_peak"]:.2f}%'
-  memory = '-' if row['peak_gib'] is None else f'{row["peak_gib"]:.1f}'
+  memory = '-' if row['memory_gib'] is None else f'{row["memory_gib"]:.2f}'
   return (head + f' {row["params"]:,} | {row["compile_s"]:.1f} | {row["step_ms"]:.2f} | '
           f'{row["examples_s"]:,.0f} | {row["gflop_step"]:.2f}{"" if row["unrolled"] else "*"} '
           f'({row["xla_scan_gflop"]:.2f}) | '
@@ -342,7 +348,7 @@ def format_row(row: dict) -> str:
 
 
 TABLE_HEAD = ('| config | dtype | batch/device | params | compile s | step ms | train ex/s | '
-              'GFLOP/step (xla_scan) | achieved TFLOP/s | of matmul | of nominal | peak GiB |\n'
+              'GFLOP/step (xla_scan) | achieved TFLOP/s | of matmul | of nominal | step GiB |\n'
               '|---|---|---|---|---|---|---|---|---|---|---|---|')
 
 
