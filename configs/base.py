@@ -19,7 +19,9 @@ def get_config():
   config.learning_rate = 1e-3
   config.warmup_steps = 2_000
   config.weight_decay = 5e-4
-  config.input.cache = False  # LRW does not fit in host memory
+  # LRW (~17 GB of shards) does not fit in host memory: stream, holding only the shuffle buffer.
+  config.input.cache = False
+  config.input.jit_augment = True
   config.input.shuffle_buffer = 50_000
   config.model.gcn_features = (96, 128, 128)
   config.model.lstm_hidden = 256

@@ -18,7 +18,7 @@ device; achieved FLOP/s; utilisation against (a) the measured rate of a square
 matmul of the same dtype on the same device (JAX's default precision, which is
 TF32 for float32 on NVIDIA Ampere and later) and (b) on GPU, the chip's nominal
 dense peak (table below: bfloat16 against the bf16 tensor-core peak, float32
-against the TF32 one); the device's peak memory where it reports one.
+against the TF32 one); the device memory XLA says the step needs.
 
 FLOPs come from XLA's cost analysis of the float32 step lowered with the LSTM's
 scan fully unrolled: XLA counts a while loop's body once, so the compiled
@@ -165,6 +165,14 @@ def total_flops(cost) -> float:
   return float(sum(c.get('flops', 0.0) for c in cost or []))
 
 
+def cost_flops(compiled) -> float:
+  """XLA's FLOP count of a compiled computation (0.0 where the backend gives none)."""
+  try:
+    return total_flops(compiled.cost_analysis())
+  except Exception:  # pylint: disable=broad-except
+    return 0.0
+
+
 def sharded_step(train, config, mesh):
   """jit(shard_map(train.train_step)): state replicated, batch split over the mesh's axis."""
   step = functools.partial(train.train_step, label_smoothing=config.label_smoothing)
@@ -203,14 +211,20 @@ def nominal_peak(device, dtype: str):
   return None, ''
 
 
-def peak_memory_gib(device):
-  """Peak bytes the device's allocator has held, in GiB (None where not reported)."""
+def step_memory_gib(compiled):
+  """Device memory the compiled step needs, in GiB (None where not reported).
+
+  XLA's own figure for this executable (arguments + outputs - donated aliases +
+  temporaries), so rows do not inherit an earlier row's peak as the allocator's
+  process-wide peak would.
+  """
   try:
-    stats = device.memory_stats() or {}
+    stats = compiled.memory_analysis()
+    needed = (stats.argument_size_in_bytes + stats.output_size_in_bytes
+              - stats.alias_size_in_bytes + stats.temp_size_in_bytes)
   except Exception:  # pylint: disable=broad-except
     return None
-  peak = stats.get('peak_bytes_in_use')
-  return None if peak is None else peak / 2**30
+  return needed / 2**30
 
 
 def time_steps(compiled, state, batch, root, min_seconds: float, max_steps: int):
@@ -251,6 +265,30 @@ class Runner:
     from lipjax import models  # pylint: disable=g-import-not-at-top
     return config, meta, models.create_model(config, meta)
 
+  def unrolled_flops(self, name: str, per_device: int, host_state) -> float:
+    """FLOPs per device of the float32 step with the LSTM's scan unrolled (0.0: unavailable).
+
+    Lowered, not compiled, and for a one-device CPU mesh on abstract arguments:
+    only the CPU client estimates costs before compilation (GPU clients raise),
+    and compiling the unrolled step on the accelerator would cost minutes.
+    """
+    config, meta, model = self.model(name, 'float32', per_device, unroll=self.args.frames)
+    mesh = jax.sharding.Mesh(np.asarray(jax.devices('cpu')[:1]), ('batch',))
+
+    def abstract(tree, spec):
+      return jax.tree.map(lambda x: jax.ShapeDtypeStruct(
+          np.shape(x), np.asarray(x).dtype, sharding=NamedSharding(mesh, spec)), tree)
+
+    try:
+      lowered = sharded_step(self.train, config, mesh).lower(
+          abstract(host_state.replace(apply_fn=model.apply), P()),
+          abstract(random_batch(meta, per_device), P('batch')),
+          abstract(np.asarray(jax.random.PRNGKey(1)), P()))
+      return total_flops(lowered.cost_analysis())
+    except Exception:  # pylint: disable=broad-except
+      traceback.print_exc()
+      return 0.0
+
   def measure(self, name: str, dtype: str, per_device: int) -> dict:
     """One row: compile time, examples/s, FLOPs and utilisation of a config's train step."""
     config, meta, model = self.model(name, dtype, per_device)
@@ -266,20 +304,11 @@ class Runner:
     start = time.perf_counter()
     compiled = sharded_step(self.train, config, self.mesh).lower(state, batch, root).compile()
     compile_s = time.perf_counter() - start
-    xla_scan = total_flops(compiled.cost_analysis())
+    xla_scan = cost_flops(compiled)
     if (name, per_device) not in self.flops:
-      # The same step with the LSTM's scan unrolled, only lowered: its HLO counts every step.
-      unrolled_config, _, unrolled_model = self.model(name, 'float32', per_device,
-                                                      unroll=self.args.frames)
-      lowered = sharded_step(self.train, unrolled_config, self.mesh).lower(
-          host_state.replace(apply_fn=unrolled_model.apply), batch, root)
-      try:
-        self.flops[name, per_device] = total_flops(lowered.cost_analysis())
-      except Exception:  # pylint: disable=broad-except
-        self.flops[name, per_device] = 0.0
-      if not self.flops[name, per_device]:  # no estimate before compilation on this JAX
-        self.flops[name, per_device] = total_flops(lowered.compile().cost_analysis())
-    flops = self.flops[name, per_device]
+      self.flops[name, per_device] = self.unrolled_flops(name, per_device, host_state)
+    # Without an unrolled count (see unrolled_flops), XLA's undercount, flagged in the table.
+    flops = self.flops[name, per_device] or xla_scan
 
     state, seconds = time_steps(compiled, state, batch, root, self.args.min_seconds,
                                 self.args.max_steps)
@@ -293,9 +322,10 @@ class Runner:
         'compile_s': compile_s, 'step_ms': seconds * 1e3,
         'examples_s': config.batch_size / seconds, 'gflop_step': flops / 1e9,
         'xla_scan_gflop': xla_scan / 1e9, 'tflop_s': achieved / 1e12,
+        'unrolled': bool(self.flops[name, per_device]),
         'of_matmul': achieved / self.matmul[dtype],
         'of_peak': None if peak is None else achieved / (peak * 1e12),
-        'peak_gib': peak_memory_gib(device),
+        'memory_gib': step_memory_gib(compiled),
     }
 
 
@@ -305,14 +335,15 @@ def format_row(row: dict) -> str:
   if 'error' in row:
     return head + f' failed: {row["error"]} |'
   of_peak = '-' if row['of_peak'] is None else f'{100 * row["of_peak"]:.2f}%'
-  memory = '-' if row['peak_gib'] is None else f'{row["peak_gib"]:.1f}'
+  memory = '-' if row['memory_gib'] is None else f'{row["memory_gib"]:.2f}'
   return (head + f' {row["params"]:,} | {row["compile_s"]:.1f} | {row["step_ms"]:.2f} | '
-          f'{row["examples_s"]:,.0f} | {row["gflop_step"]:.2f} ({row["xla_scan_gflop"]:.2f}) | '
+          f'{row["examples_s"]:,.0f} | {row["gflop_step"]:.2f}{"" if row["unrolled"] else "*"} '
+          f'({row["xla_scan_gflop"]:.2f}) | '
           f'{row["tflop_s"]:.3f} | {100 * row["of_matmul"]:.2f}% | {of_peak} | {memory} |')
 
 
 TABLE_HEAD = ('| config | dtype | batch/device | params | compile s | step ms | train ex/s | '
-              'GFLOP/step (xla_scan) | achieved TFLOP/s | of matmul | of nominal | peak GiB |\n'
+              'GFLOP/step (xla_scan) | achieved TFLOP/s | of matmul | of nominal | step GiB |\n'
               '|---|---|---|---|---|---|---|---|---|---|---|---|')
 
 
@@ -367,7 +398,8 @@ def main():
                          'error': f'{type(e).__name__}: {str(e).splitlines()[0][:160]}'})
         print(format_row(rows[-1]), flush=True)
 
-  print('\nAll rows (utilisation per device; examples/s over all devices):')
+  print('\nAll rows (utilisation per device; examples/s over all devices; GFLOP/step with *: '
+        'no unrolled count, XLA\'s count of the scanned step):')
   print(TABLE_HEAD)
   for row in rows:
     print(format_row(row))

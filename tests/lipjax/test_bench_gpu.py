@@ -26,4 +26,4 @@ def test_tiny_run_measures_every_row(monkeypatch):
   for row in rows:
     assert 'error' not in row, row
     assert row['examples_s'] > 0 and row['of_matmul'] > 0
-    assert row['gflop_step'] > 0 and row['xla_scan_gflop'] > 0
+    assert row['unrolled'] and row['gflop_step'] > 0 and row['xla_scan_gflop'] > 0

@@ -4,9 +4,11 @@ import itertools
 
 import ml_collections
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from extraction import roi
+from extraction import shards
 from lipjax import input_pipeline
 
 
@@ -125,9 +127,14 @@ def take(iterator, n):
   return list(itertools.islice(iterator, n))
 
 
-def test_train_batches_are_deterministic_resumable_and_device_shaped(test_config, dataset):
+@pytest.mark.parametrize('cache, jit_augment', [(True, False), (False, False), (False, True)],
+                         ids=['cached', 'streamed', 'streamed_jit'])
+def test_train_batches_are_deterministic_resumable_and_device_shaped(test_config, dataset, cache,
+                                                                     jit_augment):
   _, meta = dataset
   test_config.batch_size = 8
+  test_config.input.cache = cache
+  test_config.input.jit_augment = jit_augment
   first = take(input_pipeline.train_iterator(test_config, meta, 0, 2), 9)  # crosses an epoch
   again = take(input_pipeline.train_iterator(test_config, meta, 0, 2), 9)
   resumed = take(input_pipeline.train_iterator(test_config, meta, 7, 2), 2)
@@ -169,9 +176,11 @@ def test_eval_batches_count_every_example_once(test_config, dataset):
   assert np.all(batches[-1]['landmarks'].reshape(8, -1)[example_mask[8:] == 0] == 0)
 
 
-def test_hosts_read_disjoint_halves_with_equal_batch_counts(test_config, dataset):
+@pytest.mark.parametrize('cache', [True, False], ids=['cached', 'streamed'])
+def test_hosts_read_disjoint_halves_with_equal_batch_counts(test_config, dataset, cache):
   _, meta = dataset
   test_config.augment = NO_AUGMENTATION  # so that a clip's landmarks identify it
+  test_config.input.cache = cache
   per_epoch = input_pipeline.steps_per_epoch(meta, test_config.batch_size, host_count=2)
   hosts = [take(input_pipeline.train_iterator(test_config, meta, 0, 1, index, 2), per_epoch)
            for index in (0, 1)]
@@ -199,3 +208,34 @@ def test_turn_head_is_a_rotation_about_the_face_centre():
   # Padding stays zero.
   mask[1, 3:] = 0
   assert not input_pipeline.turn_head(landmarks, mask, yaw, pitch).numpy()[1, 3:].any()
+
+
+def test_decoding_a_batch_of_records_matches_parsing_each_example(dataset):
+  data_dir, meta = dataset
+  records = tf.data.TFRecordDataset(
+      input_pipeline.host_files(data_dir, 'val', 0, 1, 0)[0]).batch(5)
+  decoded = input_pipeline.decode_batch(next(iter(records)), meta.max_frames)
+  parsed = next(iter(shards.read_split(data_dir, 'val').map(input_pipeline.parse_example)
+                     .batch(5)))
+  assert set(decoded) == set(parsed)
+  for key in parsed:
+    assert decoded[key].dtype == parsed[key].dtype, key
+    np.testing.assert_array_equal(decoded[key], parsed[key], err_msg=key)
+
+
+def test_streamed_epoch_sees_every_example_once_without_augmentation(test_config, dataset):
+  _, meta = dataset
+  test_config.augment = NO_AUGMENTATION
+  test_config.input.cache = False
+  per_epoch = input_pipeline.steps_per_epoch(meta, test_config.batch_size)
+  batches = take(input_pipeline.train_iterator(test_config, meta, 0, 1), per_epoch)
+  clips = [clip.tobytes() for batch in batches for clip in batch['landmarks'][0]]
+  assert len(clips) == len(set(clips)) == per_epoch * test_config.batch_size == 48
+
+
+def test_hosts_split_files_when_they_balance_and_records_otherwise(dataset):
+  data_dir, _ = dataset  # train: 2 shard files of 24 examples
+  files, keep_every = input_pipeline.host_files(data_dir, 'train', 1, 2, min_examples=24)
+  assert len(files) == 1 and files[0].endswith('00001-of-00002') and not keep_every
+  files, keep_every = input_pipeline.host_files(data_dir, 'train', 1, 3, min_examples=16)
+  assert len(files) == 2 and keep_every  # 3 hosts, 2 files: every host reads both
