@@ -47,7 +47,7 @@ def build_demo_dataset(data_dir: str, workers: int | None = None) -> None:
     logging.info('demo data set: reusing synthetic videos in %s', videos_dir)
   else:
     logging.info('demo data set: generating synthetic talking-face videos into %s '
-                 '(once; about 2 minutes on 2 cores)', videos_dir)
+                 '(once; reused while the generator settings are unchanged)', videos_dir)
     dataset.generate(videos_dir, DEMO_SETTINGS, workers=workers)
   logging.info('demo data set: extracting landmarks into %s', data_dir)
   report = pipeline.run(os.path.join(videos_dir, 'manifest.csv'), data_dir, workers=workers,

@@ -75,8 +75,8 @@ def _pin(slot: int | None, workers: int) -> None:
 
   MediaPipe runs each FaceMesh graph on threads of its own; left to float, they
   wake each other across cores, and with one worker per core two graphs fight
-  for both. Pinned to one core, FaceMesh ran 3-12% faster on this project's 2-core
-  machine (experiments/bench_extraction.py's raw lines).
+  for both; pinned, each graph keeps its core's caches (experiments/bench_extraction.py
+  measures the difference).
   Nothing is pinned when there are more workers than cores, no slot is given, or
   the platform has no affinity API (macOS).
   """
@@ -231,7 +231,7 @@ def _run_workers(todo, settings, out_dir, workers, progress) -> dict:
   else:
     ready, slots = workers_lib.CONTEXT.Barrier(workers), workers_lib.CONTEXT.Value('i', 0)
     with workers_lib.pool(workers, _init_worker, (settings, True, ready, slots, workers)) as pool:
-      # Every worker imports mediapipe and builds its graph (~4 s) before the clock starts:
+      # Every worker imports mediapipe and builds its graph (seconds) before the clock starts:
       # each barrier task blocks its worker until all have arrived, so no worker takes two.
       for barrier_task in [pool.submit(_wait_until_all_started) for _ in range(workers)]:
         barrier_task.result()
@@ -248,7 +248,7 @@ def _run_workers(todo, settings, out_dir, workers, progress) -> dict:
         raise
       timing['process_seconds'] = time.perf_counter() - started
       started = time.perf_counter()
-    # Joining the workers (each tears down MediaPipe and TensorFlow, ~1 s) is start-up's twin:
+    # Joining the workers (each tears down MediaPipe and TensorFlow) is start-up's twin:
     # a fixed cost per run, reported apart from the steady-state rate.
     timing['shutdown_seconds'] = time.perf_counter() - started
   bar.close()

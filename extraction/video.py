@@ -118,7 +118,7 @@ def _open(path: str):
   """An OpenCV capture of a video file, or VideoError."""
   import cv2  # pylint: disable=g-import-not-at-top
   # One decoding thread: extraction runs one worker per core, and FFmpeg's own threads
-  # cost ~30% more CPU per frame on small clips for no gain once the cores are busy.
+  # only add CPU per frame once every core is busy with a worker.
   capture = cv2.VideoCapture(path, cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
   if not capture.isOpened():
     raise VideoError(f'{path}: OpenCV cannot open it (not a video, or an unsupported codec)')

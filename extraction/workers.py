@@ -39,7 +39,7 @@ def exit_with_parent(parent_pid: int) -> None:
   """Makes this worker process end when its parent does, even after a kill -9 of the parent.
 
   A pool worker blocks on a queue whose write end its sibling workers also hold,
-  so it never sees the parent go: left alone, each (~770 MB with FaceMesh) would
+  so it never sees the parent go: left alone, each (holding FaceMesh's memory) would
   live on until killed by hand. Linux kills it with the parent (PR_SET_PDEATHSIG);
   elsewhere, a thread notices the orphaning (a new parent pid) within a second.
   """

@@ -156,8 +156,8 @@ class FrameEncoder(nn.Module):
     pooled = [jnp.mean(graph.nodes, axis=0), jnp.max(graph.nodes, axis=0)]  # [F] each
     if self.with_globals:
       pooled.append(graph.globals[0])  # [G]
-    # Dropout on the frame embedding, not on every node: per-node masks draw
-    # B*T*N*F random numbers, measured at a third of a CPU training step.
+    # Dropout on the frame embedding, not on every node: per-node masks would draw
+    # B*T*N*F random numbers per step, a large share of a CPU training step.
     return nn.Dropout(self.dropout_rate, deterministic=self.deterministic)(
         jnp.concatenate(pooled, axis=-1))
 
