@@ -80,9 +80,12 @@ def write_synthetic_dataset(data_dir: str, seed: int = 0) -> schema.DatasetMeta:
 
 @pytest.fixture(scope='session', autouse=True)
 def compilation_cache(tmp_path_factory):
-  """One persistent XLA cache for this session and its subprocesses: each program compiles once."""
+  """One persistent XLA cache for this session and its subprocesses: each program compiles once.
+
+  LIPJAX_TEST_XLA_CACHE names a folder to keep it across sessions (experiments/mutants.py).
+  """
   import jax  # pylint: disable=g-import-not-at-top
-  cache_dir = str(tmp_path_factory.mktemp('xla_cache'))
+  cache_dir = os.environ.get('LIPJAX_TEST_XLA_CACHE') or str(tmp_path_factory.mktemp('xla_cache'))
   jax.config.update('jax_compilation_cache_dir', cache_dir)
   jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.0)
   os.environ['JAX_COMPILATION_CACHE_DIR'] = cache_dir
