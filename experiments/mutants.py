@@ -208,11 +208,15 @@ def run_mutant(mutant: Mutant, tree: str, cache_dir: str, timeout: float) -> tup
              LIPJAX_TEST_XLA_CACHE=cache_dir)
   start = time.perf_counter()
   try:
-    result = subprocess.run([sys.executable, '-m', 'pytest', '-q', '-x', '-p', 'no:cacheprovider',
+    result = subprocess.run([sys.executable, '-m', 'pytest', '-q', '-x', '-rfE', '-p', 'no:cacheprovider',
                              *mutant.tests], cwd=tree, env=env, capture_output=True, text=True,
                             timeout=timeout)
     # 5: no test collected, which would make every mutant look killed.
     outcome = {0: 'survived', 5: 'no tests'}.get(result.returncode, 'killed')
+    failures = [line for line in result.stdout.splitlines()
+                if line.startswith(('FAILED ', 'ERROR '))]
+    if failures:  # which test caught it, and how
+      outcome += '\n          by ' + failures[0][:220]
   except subprocess.TimeoutExpired:
     outcome = 'timeout'
   finally:
@@ -240,8 +244,10 @@ def main() -> int:
     cache_dir = os.path.join(scratch, 'xla_cache')
     for mutant in selected:
       outcome, seconds = run_mutant(mutant, tree, cache_dir, args.timeout)
+      outcome, _, caught_by = outcome.partition('\n')
       outcomes[mutant.name] = outcome
-      print(f'{outcome:<9} {seconds:6.0f}s  {mutant.name}  [{" ".join(mutant.tests)}]', flush=True)
+      print(f'{outcome:<9} {seconds:6.0f}s  {mutant.name}  [{" ".join(mutant.tests)}]{caught_by}',
+            flush=True)
   tally = {o: sum(1 for v in outcomes.values() if v == o) for o in sorted(set(outcomes.values()))}
   print('mutants: ' + ', '.join(f'{n} {o}' for o, n in tally.items()))
   return 0 if set(outcomes.values()) <= {'killed'} else 1
