@@ -170,9 +170,8 @@ def learned(tmp_path_factory, dataset):
   """
   workdir = str(tmp_path_factory.mktemp('learned') / 'workdir')
   run = train_then_unlearn(learned_config(dataset[0]), workdir)
-  accuracy = {r['step']: r['val_accuracy'] for r in run['records']}
+  # Which step is best, and by how much, is for test_train.py to check.
   assert run['best_step'] <= LEARN_STEPS < run['latest_step'], run
-  assert accuracy[run['best_step']] > accuracy[run['latest_step']] + 0.2, accuracy
   return run
 
 

@@ -206,7 +206,9 @@ def test_best_checkpoint_is_the_first_val_accuracy_peak_and_evaluate_restores_it
   best = first_best_step(learned['records'])
   assert os.listdir(os.path.join(learned['workdir'], 'checkpoints', 'best')) == [str(best)]
   assert best < learned['latest_step']
-  assert records[best]['val_accuracy'] > records[learned['latest_step']]['val_accuracy']
+  # It learned (3 words: chance is 1/3), then the ascent took it away.
+  assert records[best]['val_accuracy'] > 0.6
+  assert records[best]['val_accuracy'] > records[learned['latest_step']]['val_accuracy'] + 0.2
   # Evaluating the val split again gives what training recorded at the best step, not the last.
   report = evaluate.evaluate_workdir(learned['workdir'], 'val')
   assert (report['checkpoint'], report['step']) == ('best', best)
