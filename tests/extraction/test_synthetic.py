@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
+from extraction import pipeline
 from extraction.synthetic import __main__ as synthetic_cli
 from extraction.synthetic import dataset
 from extraction.synthetic import faces
@@ -303,7 +304,6 @@ def test_mouth_moves_only_inside_the_speech_interval(generated):
 
 
 def test_extraction_pipeline_reads_the_manifest(generated, tmp_path):
-  pipeline = pytest.importorskip('extraction.pipeline')
   report = pipeline.run(os.path.join(generated, 'manifest.csv'), str(tmp_path / 'data'),
                         workers=1, progress=False)
   assert report['written'] == 21 and report['failed'] == 0

@@ -80,9 +80,12 @@ def write_synthetic_dataset(data_dir: str, seed: int = 0) -> schema.DatasetMeta:
 
 @pytest.fixture(scope='session', autouse=True)
 def compilation_cache(tmp_path_factory):
-  """One persistent XLA cache for this session and its subprocesses: each program compiles once."""
+  """One persistent XLA cache for this session and its subprocesses: each program compiles once.
+
+  LIPJAX_TEST_XLA_CACHE names a folder to keep it across sessions (experiments/mutants.py).
+  """
   import jax  # pylint: disable=g-import-not-at-top
-  cache_dir = str(tmp_path_factory.mktemp('xla_cache'))
+  cache_dir = os.environ.get('LIPJAX_TEST_XLA_CACHE') or str(tmp_path_factory.mktemp('xla_cache'))
   jax.config.update('jax_compilation_cache_dir', cache_dir)
   jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.0)
   os.environ['JAX_COMPILATION_CACHE_DIR'] = cache_dir
@@ -104,3 +107,116 @@ def test_config(dataset):
   config = test_config_lib.get_config()
   config.data_dir = dataset[0]
   return config
+
+
+def learned_config(data_dir: str):
+  """configs/test.py made to learn the synthetic words within a few dozen steps.
+
+  Rest centring would remove the words' AU offsets and the time augmentations
+  blur their rhythm; without them the tiny model separates most val clips.
+  """
+  from configs import test as test_config_lib  # pylint: disable=g-import-not-at-top
+  config = test_config_lib.get_config()
+  config.data_dir = data_dir
+  config.model.centre = 'none'
+  for key in ('time_warp', 'speed', 'time_shift', 'mixup_alpha', 'yaw_degrees', 'pitch_degrees'):
+    config.augment[key] = type(config.augment[key])(0)
+  config.num_train_steps = LEARN_STEPS
+  config.eval_every_steps = config.checkpoint_every_steps = 5
+  return config
+
+
+LEARN_STEPS = 25  # then UNLEARN_STEPS more of gradient ascent
+UNLEARN_STEPS = 10
+
+
+def read_metrics_lines(workdir: str) -> list[dict]:
+  """The records of a workdir's metrics.jsonl, in file order."""
+  import json  # pylint: disable=g-import-not-at-top
+  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
+    return [json.loads(line) for line in f if line.strip()]
+
+
+def checkpoint_steps(workdir: str, which: str) -> list[int]:
+  """The steps saved under checkpoints/{which}/, ascending."""
+  folder = os.path.join(workdir, 'checkpoints', which)
+  return sorted(int(name) for name in os.listdir(folder) if name.isdigit())
+
+
+def train_then_unlearn(config, workdir: str) -> dict:
+  """Trains, then resumes with a negative learning rate, so the best checkpoint is not the latest.
+
+  Gradient ascent on the loss drives val accuracy down from where training
+  left it, and ties keep the earlier best checkpoint, so the best step is one
+  of the first run's evaluations with a wide margin for rounding differences.
+  Returns the workdir, best and latest steps and the metrics records.
+  """
+  from lipjax import train  # pylint: disable=g-import-not-at-top
+  train.train_and_evaluate(config, workdir)
+  config.num_train_steps += UNLEARN_STEPS
+  config.learning_rate = -0.05
+  train.train_and_evaluate(config, workdir)
+  records = read_metrics_lines(workdir)
+  (best_step,) = checkpoint_steps(workdir, 'best')
+  return {'workdir': workdir, 'best_step': best_step,
+          'latest_step': checkpoint_steps(workdir, 'latest')[-1], 'records': records}
+
+
+@pytest.fixture(scope='session')
+def learned(tmp_path_factory, dataset):
+  """A workdir whose model learned the synthetic words, then lost them: best != latest.
+
+  Keys: workdir, best_step, latest_step, records (metrics.jsonl).
+  """
+  workdir = str(tmp_path_factory.mktemp('learned') / 'workdir')
+  run = train_then_unlearn(learned_config(dataset[0]), workdir)
+  # Which step is best, and by how much, is for test_train.py to check.
+  assert run['best_step'] <= LEARN_STEPS < run['latest_step'], run
+  return run
+
+
+# Speech intervals (seconds) inside the 4 s carphone clip; each becomes a different 29-frame cut.
+CARPHONE_INTERVALS = [(0.3 + 0.25 * k, 0.9 + 0.25 * k) for k in range(14)]
+CARPHONE_SPLITS = {'train': [0, 1, 3, 4, 6, 8, 11, 13], 'val': [5, 9], 'test': [2, 7, 10, 12]}
+
+
+def carphone_word(k: int) -> str:
+  """The label of carphone cut k: where in the video its interval starts."""
+  return 'EARLY' if CARPHONE_INTERVALS[k][0] < 1.8 else 'LATE'
+
+
+@pytest.fixture(scope='session')
+def carphone_run(tmp_path_factory):
+  """Carphone cuts (both words in every split) and a faceless video -> real extraction -> training.
+
+  Keys: root (videos/clipNN.mp4, videos/blank.mp4), data_dir, report (the
+  extraction report), workdir, best_step, latest_step, records, intervals,
+  splits (clip numbers per split), word (clip number -> label).
+  """
+  import cv2  # pylint: disable=g-import-not-at-top
+  import shutil  # pylint: disable=g-import-not-at-top
+  from extraction import pipeline  # pylint: disable=g-import-not-at-top
+  from extraction.synthetic.faces import carphone_path  # pylint: disable=g-import-not-at-top
+  root = tmp_path_factory.mktemp('carphone')
+  videos = root / 'videos'
+  videos.mkdir()
+  rows = ['path,label,split,speaker,start,end']
+  for split, clips in CARPHONE_SPLITS.items():
+    for k in clips:
+      shutil.copy(carphone_path(), videos / f'clip{k:02d}.mp4')
+      start, end = CARPHONE_INTERVALS[k]
+      rows.append(f'videos/clip{k:02d}.mp4,{carphone_word(k)},{split},s{k % 3},{start},{end}')
+  writer = cv2.VideoWriter(str(videos / 'blank.mp4'), cv2.VideoWriter_fourcc(*'mp4v'), 25,
+                           (176, 144))
+  for _ in range(20):
+    writer.write(np.full((144, 176, 3), 90, np.uint8))
+  writer.release()
+  rows.append('videos/blank.mp4,EARLY,train,s9,0.1,0.5')
+  (root / 'manifest.csv').write_text('\n'.join(rows) + '\n')
+  data_dir = str(root / 'data')
+  report = pipeline.run(str(root / 'manifest.csv'), data_dir, workers=1, progress=False)
+  assert report['written'] == 14 and report['failed'] == 1, report
+  run = train_then_unlearn(learned_config(data_dir), str(root / 'workdir'))
+  assert run['best_step'] <= LEARN_STEPS < run['latest_step'], run
+  return dict(run, root=root, data_dir=data_dir, report=report,
+              intervals=CARPHONE_INTERVALS, splits=CARPHONE_SPLITS, word=carphone_word)

@@ -1,18 +1,15 @@
 """Checkpoints survive kill -9 anywhere: during a checkpoint write and between steps."""
 
-import json
 import os
 import random
 import subprocess
 import sys
 import textwrap
 
-import jax
+from checkpoint_files import latest
+from checkpoint_files import read_metrics
 import numpy as np
 
-from extraction import schema
-from lipjax import checkpoints
-from lipjax import models
 from lipjax import train
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -54,16 +51,6 @@ KILLED_RUN = textwrap.dedent('''
 ''')
 
 
-def latest_params(config, workdir):
-  """(parameters as numpy leaves, progress record) of the latest checkpoint of a workdir."""
-  meta = schema.DatasetMeta.load_json(os.path.join(workdir, 'dataset_meta.json'))
-  state = train.create_train_state(config, meta, models.create_model(config, meta),
-                                   jax.random.PRNGKey(0))
-  latest, _ = checkpoints.managers(workdir, config.keep_checkpoints)
-  state, progress = checkpoints.restore(latest, state)
-  return [np.asarray(x) for x in jax.tree.leaves(state.params)], progress
-
-
 def test_kills_during_a_write_and_at_random_steps_resume_to_the_same_params(
     test_config, tmp_path):
   test_config.num_train_steps, test_config.eval_every_steps = 8, 4
@@ -89,10 +76,9 @@ def test_kills_during_a_write_and_at_random_steps_resume_to_the_same_params(
   assert committed[1][-1] >= 4 and committed[2][-1] >= committed[1][-1]
   train.train_and_evaluate(test_config, workdir)
 
-  straight_params, straight_progress = latest_params(test_config, straight)
-  resumed_params, resumed_progress = latest_params(test_config, workdir)
+  straight_params, straight_progress = latest(straight)
+  resumed_params, resumed_progress = latest(workdir)
   assert resumed_progress == straight_progress
   for a, b in zip(straight_params, resumed_params, strict=True):
     np.testing.assert_array_equal(a, b)
-  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
-    assert [json.loads(line)['step'] for line in f] == [4, 8]
+  assert [m['step'] for m in read_metrics(workdir)] == [4, 8]

@@ -11,7 +11,6 @@ import pytest
 
 from lipjax import diagnose
 from lipjax import models
-from lipjax import train
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 STEPS = np.arange(200, 3001, 200)  # 15 evaluations, 10 steps per epoch
@@ -181,38 +180,81 @@ def test_consistency_flags_an_ablated_graph_and_mask(dataset):
   assert not checks['config model.mask_mode (pooling over speech frames)']['ok']
 
 
-def test_diagnose_a_trained_workdir_end_to_end(test_config, tmp_path):
-  test_config.eval_every_steps = 2  # three evaluations
-  workdir = str(tmp_path / 'run')
-  train.train_and_evaluate(test_config, workdir)
+def test_diagnose_a_trained_workdir_end_to_end(learned):
+  workdir = learned['workdir']
   result = diagnose.diagnose_workdir(workdir)
 
   e = result['evidence']
-  assert e['evaluations'] == 3 and e['final_step'] == 6 and e['num_classes'] == 3
-  assert e['verdict'] in (diagnose.VERDICT_HEALTHY, diagnose.VERDICT_OVERFITTING,
-                          diagnose.VERDICT_NOT_LEARNING)
-  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
-    recorded = [json.loads(line) for line in f]
-  assert e['final_val_accuracy'] == pytest.approx(recorded[-1]['val_accuracy'])
+  records = learned['records']
+  assert e['evaluations'] == len(records) == 7 and e['final_step'] == records[-1]['step'] == 35
+  assert e['num_classes'] == 3
+  # The run peaked at its best checkpoint, then gradient ascent took val accuracy away.
+  assert e['val_accuracy_peak_step'] == learned['best_step']
+  assert e['val_accuracy_peak'] == pytest.approx(max(r['val_accuracy'] for r in records))
+  assert e['final_val_accuracy'] == pytest.approx(records[-1]['val_accuracy'])
+  assert e['val_accuracy_drop_from_peak'] == pytest.approx(
+      e['val_accuracy_peak'] - records[-1]['val_accuracy'])
+  assert not e['near_chance']  # it did learn: the peak is far above 1/3
 
   with open(result['report_path']) as f:
     report = f.read()
-  assert f'**Verdict: {e["verdict"]}** after 3 evaluations' in report
+  assert f'**Verdict: {e["verdict"]}** after 7 evaluations' in report
   assert f'val accuracy peaked at {e["val_accuracy_peak"]:.3f} at step ' \
-         f'{e["val_accuracy_peak_step"]}' in report
+         f'{learned["best_step"]}' in report
   assert f'final train-val accuracy gap {e["final_accuracy_gap"]:+.3f}' in report
+  assert f'best checkpoint, step {learned["best_step"]}' in report
   assert re.search(r'\| BiLSTM_0 \| [\d,]+ \|', report) and '| **total** |' in report
   assert 'has no extraction_report.json' in report  # the test data set was not extracted
   assert '| model graph == workdir dataset_meta senders/receivers | ok |' in report
   assert '| config model.mask_mode (pooling over speech frames) | ok |' in report
   evaluation = result['evaluation']
   assert evaluation['split'] == 'val' and evaluation['examples'] == 13
+  assert evaluation['step'] == learned['best_step']
+  assert evaluation['accuracy'] == records[[r['step'] for r in records].index(
+      learned['best_step'])]['val_accuracy']
   assert f'accuracy {evaluation["accuracy"]:.4f}' in report
   assert os.path.exists(os.path.join(workdir, 'eval_val.json'))
   for name in ('learning_curves.png', 'parameters.png', 'confusion_val.png'):
     with open(os.path.join(workdir, name), 'rb') as f:
       png = f.read()
     assert png[:8] == b'\x89PNG\r\n\x1a\n' and len(png) > 10_000, name
+
+
+def markdown_table(text, first_header):
+  """The rows of the Markdown table whose header starts with first_header, as dicts."""
+  lines = text.splitlines()
+  start = next(i for i, line in enumerate(lines) if line.startswith(f'| {first_header} |'))
+  cells = lambda line: [c.strip() for c in line.strip().strip('|').split('|')]
+  header = cells(lines[start])
+  rows = []
+  for line in lines[start + 2:]:
+    if not line.startswith('|'):
+      break
+    rows.append(dict(zip(header, cells(line))))
+  return rows
+
+
+def test_diagnose_reports_the_extracted_data_sets_classes_speakers_and_skipped_clips(
+    carphone_run):
+  # By hand from the manifest (conftest.carphone_run): clip k is speaker s{k % 3}, the
+  # faceless blank.mp4 (train, s9) is skipped, and every 4 s clip is cut to 29 frames.
+  result = diagnose.diagnose_workdir(carphone_run['workdir'])
+  with open(result['report_path']) as f:
+    report = f.read()
+  classes = {row['class']: row for row in markdown_table(report, 'class')}
+  assert {k: (v['train'], v['val'], v['test']) for k, v in classes.items()} == {
+      'EARLY': ('4', '1', '1'), 'LATE': ('4', '1', '3'), '**clips written**': ('8', '2', '4')}
+  splits = {row['split']: row for row in markdown_table(report, 'split')}
+  assert {s: (r['speakers'], r['clips cut to max_frames'], r['clips skipped'])
+          for s, r in splits.items()} == {
+              'train': ('3', '8', '1'), 'val': ('2', '2', '0'), 'test': ('3', '4', '0')}
+  assert re.fullmatch(r'\S*blank\.mp4: face found in 0 of 20 frames .* \(1\)',
+                      splits['train']['skip reasons'])
+  assert splits['val']['skip reasons'] == splits['test']['skip reasons'] == '-'
+  assert 'Splits are NOT speaker-disjoint' in report and 'train/val share 2 (s0, s2)' in report
+  # Its best val accuracy is chance (one of two val clips): not learning, whatever train did.
+  assert result['evidence']['verdict'] == diagnose.VERDICT_NOT_LEARNING
+  assert f'**Verdict: {diagnose.VERDICT_NOT_LEARNING}**' in report
 
 
 def test_cli_reports_a_missing_workdir_in_one_line(tmp_path):

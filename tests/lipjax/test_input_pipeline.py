@@ -239,3 +239,60 @@ def test_hosts_split_files_when_they_balance_and_records_otherwise(dataset):
   assert len(files) == 1 and files[0].endswith('00001-of-00002') and not keep_every
   files, keep_every = input_pipeline.host_files(data_dir, 'train', 1, 3, min_examples=16)
   assert len(files) == 2 and keep_every  # 3 hosts, 2 files: every host reads both
+
+
+def only(**switches):
+  """An augment config with everything off but the given settings."""
+  return ml_collections.ConfigDict(dict(NO_AUGMENTATION.to_dict(), **switches))
+
+
+def clean_train_examples(config):
+  """The train split's parsed examples as stored (no augmentation)."""
+  return list(input_pipeline.load_examples(config.data_dir, 'train', False).as_numpy_iterator())
+
+
+def test_each_epoch_is_the_whole_train_split_in_a_new_order(test_config, dataset):
+  _, meta = dataset
+  test_config.augment = NO_AUGMENTATION  # so that a clip's landmarks identify it
+  per_epoch = input_pipeline.steps_per_epoch(meta, test_config.batch_size)
+  batches = take(input_pipeline.train_iterator(test_config, meta, 0, 1), 2 * per_epoch)
+  index = {e['landmarks'].tobytes(): i for i, e in enumerate(clean_train_examples(test_config))}
+  order = [index[clip.tobytes()] for batch in batches for clip in batch['landmarks'][0]]
+  first, second = order[:48], order[48:]
+  assert sorted(first) == sorted(second) == list(range(48))
+  assert first != second and first != list(range(48))
+
+
+def test_flip_in_the_training_stream_mirrors_about_half_the_clips(test_config, dataset):
+  _, meta = dataset
+  test_config.augment = only(flip=True)
+  batches = take(input_pipeline.train_iterator(test_config, meta, 0, 1), 2)
+  clean = clean_train_examples(test_config)
+  as_stored = {e['landmarks'].tobytes() for e in clean}
+  mirrored = {input_pipeline.flip_landmarks(e['landmarks'], e['frame_mask'], meta.mirror_perm)
+              .numpy().tobytes() for e in clean}
+  kinds = []
+  for clip in (c for batch in batches for c in batch['landmarks'][0]):
+    assert (clip.tobytes() in as_stored) != (clip.tobytes() in mirrored)
+    kinds.append(clip.tobytes() in mirrored)
+  assert 4 <= sum(kinds) <= 12  # of 16 clips, p = 0.5 each (fixed seed)
+
+
+def test_mixup_in_the_training_stream_keeps_each_clips_own_label_the_majority(test_config,
+                                                                               dataset):
+  _, meta = dataset
+  test_config.augment = only(mixup_alpha=0.4)
+  batches = take(input_pipeline.train_iterator(test_config, meta, 0, 1), 3)
+  weights = np.concatenate([b['mix_weight'].reshape(-1) for b in batches])
+  assert np.all((weights >= 0.5) & (weights <= 1.0))
+  assert np.any(weights < 0.9)  # and clips really are mixed
+  clean = clean_train_examples(test_config)
+  first_frames = np.stack([e['landmarks'][0] for e in clean])  # [48, N, 3]: real in every clip
+  labels = np.array([e['label'] for e in clean])
+  for batch in batches:
+    for clip, label, partner_label, weight in zip(batch['landmarks'][0], batch['label'][0],
+                                                  batch['mix_label'][0], batch['mix_weight'][0]):
+      # Which stored clips, weight of one and 1 - weight of the other, make this first frame?
+      blends = (weight * first_frames[:, None] + (1 - weight) * first_frames[None])  # [48, 48, N, 3]
+      own, partner = np.nonzero(np.abs(blends - clip[0]).max(axis=(2, 3)) < 1e-5)
+      assert any(labels[o] == label and labels[p] == partner_label for o, p in zip(own, partner))

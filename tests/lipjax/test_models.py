@@ -103,14 +103,33 @@ def test_speech_mask_changes_the_output_only_when_pooling_reads_it(test_config, 
   _, meta = dataset
   batch = real_batch(test_config)
   narrowed = dict(batch, speech_mask=batch['speech_mask'] * (np.arange(12) < 4))
+  # Rest centring reads the speech mask too (its rest frames): off, so only pooling can.
+  test_config.model.centre = 'none'
   logits, params = model_output(test_config, meta, batch)
   narrowed_logits, _ = model_output(test_config, meta, narrowed, params)
   assert np.abs(logits - narrowed_logits).max() > 1e-4
   test_config.model.mask_mode = 'frames'
-  test_config.model.centre = 'none'  # rest centring reads the speech mask too (its rest frames)
   logits, params = model_output(test_config, meta, batch)
   narrowed_logits, _ = model_output(test_config, meta, narrowed, params)
   np.testing.assert_allclose(logits, narrowed_logits, rtol=1e-6)
+
+
+def test_speech_pooling_averages_the_lstm_outputs_of_the_speech_frames(test_config, dataset):
+  _, meta = dataset
+  batch = real_batch(test_config)
+  test_config.model.centre = 'none'
+  test_config.model.head_hidden = ()  # logits = classifier(pooled): linear in the pooled vector
+  model = train.create_model(test_config, meta)
+  params = model.init(jax.random.PRNGKey(0), batch)['params']
+  logits, state = model.apply({'params': params}, batch, mutable=['intermediates'],
+                              capture_intermediates=lambda m, _: isinstance(m, lstm.BiLSTM))
+  (sequence,) = state['intermediates']['BiLSTM_0']['__call__']  # [B, T, 2H]
+  speech = batch['speech_mask'] * batch['frame_mask']  # [B, T]
+  assert np.all(speech.sum(1) > 0) and np.any(speech != batch['frame_mask'])
+  pooled = (sequence * speech[..., None]).sum(1) / speech.sum(1, keepdims=True)  # [B, 2H]
+  kernel, bias = params['classifier']['kernel'], params['classifier']['bias']
+  np.testing.assert_allclose(logits, pooled @ kernel + bias,
+                             rtol=1e-4, atol=1e-5)
 
 
 def test_model_reads_the_edges_in_the_metadata(test_config, dataset):

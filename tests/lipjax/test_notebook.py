@@ -1,5 +1,6 @@
 """experiments/colab_tpu.ipynb runs top to bottom on CPU with the tiny config and two pmap devices."""
 
+import json
 import os
 import re
 
@@ -43,9 +44,15 @@ def test_notebook_trains_evaluates_and_diagnoses_on_cpu(dataset, tmp_path, monke
   assert len(records) == 2  # configs/test.py: 6 steps, an evaluation every 3
   assert '"devices": 2' in records[-1]
   accuracy = re.search(r'test: accuracy (\d\.\d{4}), macro-F1 \d\.\d{4}, top-5 \d\.\d{4} on '
-                       rf'{meta.split_sizes["test"]} clips \(best checkpoint, step \d\)', text)
+                       rf'{meta.split_sizes["test"]} clips \(best checkpoint, step (\d)\)', text)
   assert accuracy, text[-3000:]
-  assert 0.0 <= float(accuracy.group(1)) <= 1.0
+  # The line reports the evaluation it wrote, of the first val-accuracy peak's checkpoint.
+  with open(os.path.join(workdir, 'eval_test.json')) as f:
+    report = json.load(f)
+  assert accuracy.group(1) == f'{report["accuracy"]:.4f}'
+  best = max((json.loads(r) for r in records), key=lambda r: r['val_accuracy'])['step']
+  assert int(accuracy.group(2)) == report['step'] == best
+  assert os.listdir(os.path.join(workdir, 'checkpoints', 'best')) == [str(best)]
   verdict = re.search(r'^(healthy|overfitting|underfitting/not learning): val accuracy peak '
                       r'\d\.\d{3} at step \d.*wrote (\S+report\.md)$', text, re.M)
   assert verdict, text[-3000:]

@@ -1,93 +1,119 @@
 """Prediction from raw videos with a real extracted data set and a real checkpoint."""
 
 import os
-import shutil
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from configs import test as test_config_lib
-from extraction import pipeline
 from extraction import schema
 from extraction import shards
 from extraction.synthetic.faces import carphone_path
 from lipjax import evaluate
 from lipjax import predict
-from lipjax import train
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-# Speech intervals (seconds) inside the 4 s carphone clip; each becomes a different 29-frame cut.
-INTERVALS = [(0.3 + 0.25 * k, 0.9 + 0.25 * k) for k in range(14)]
 
 
 @pytest.fixture(scope='module')
-def trained(tmp_path_factory):
-  """A manifest of carphone cuts -> real extraction -> a few real training steps."""
-  root = tmp_path_factory.mktemp('predict')
-  videos = root / 'videos'
-  videos.mkdir()
-  rows = ['path,label,split,speaker,start,end']
-  splits = ['train'] * 8 + ['val'] * 2 + ['test'] * 4
-  for k, ((start, end), split) in enumerate(zip(INTERVALS, splits)):
-    name = f'clip{k:02d}.mp4'
-    shutil.copy(carphone_path(), videos / name)
-    rows.append(f'videos/{name},{"EARLY" if start < 1.8 else "LATE"},{split},s{k % 3},{start},{end}')
-  (root / 'manifest.csv').write_text('\n'.join(rows) + '\n')
-  data_dir = str(root / 'data')
-  report = pipeline.run(str(root / 'manifest.csv'), data_dir, workers=1, progress=False)
-  assert report['failed'] == 0
-  config = test_config_lib.get_config()
-  config.data_dir = data_dir
-  workdir = str(root / 'workdir')
-  train.train_and_evaluate(config, workdir)
-  return {'root': root, 'data_dir': data_dir, 'workdir': workdir}
+def trained(carphone_run):
+  """The session's carphone run: real extraction, a real best (not latest) checkpoint."""
+  return carphone_run
+
+
+def stored_examples(data_dir, split):
+  """The split's examples as written by extraction, by clip number."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  return {int(e['video_id'].decode()[-2:]): e for e in tfds.as_numpy(shards.read_split(data_dir, split))}
 
 
 def test_prediction_features_are_bit_identical_to_the_extracted_shards(trained):
   from extraction import facemesh
   predictor = predict.Predictor(trained['workdir'])
-  stored = {e['video_id'].decode(): e for e in
-            __import__('tensorflow_datasets').as_numpy(shards.read_split(trained['data_dir'], 'test'))}
+  stored = stored_examples(trained['data_dir'], 'test')
+  assert sorted(stored) == trained['splits']['test']
   with facemesh.FaceMeshTracker() as tracker:
-    for video_id, example in stored.items():
-      k = int(video_id[-2:])
+    for k, example in stored.items():
       parsed = predictor.features(str(trained['root'] / 'videos' / f'clip{k:02d}.mp4'), tracker,
-                                  INTERVALS[k])
+                                  trained['intervals'][k])
       for key in ('landmarks', 'au', 'geometry', 'speech_mask', 'frame_mask', 'face_mask'):
         np.testing.assert_array_equal(parsed[key], example[key].astype(np.float32), err_msg=key)
 
 
-def test_predictions_agree_with_evaluate_on_the_test_clips(trained):
+@pytest.fixture(scope='module')
+def clip_probabilities(trained):
+  """Class probabilities of each test clip's video, cut at its interval, by clip number."""
+  from extraction import facemesh  # pylint: disable=g-import-not-at-top
+  predictor = predict.Predictor(trained['workdir'])
+  clips = trained['splits']['test']
+  with facemesh.FaceMeshTracker() as tracker:
+    examples = [predictor.features(str(trained['root'] / 'videos' / f'clip{k:02d}.mp4'), tracker,
+                                   trained['intervals'][k]) for k in clips]
+    uncut = predictor.features(carphone_path(), tracker)  # no interval: the video's middle
+  probabilities = predictor.probabilities(examples + [uncut], batch_size=8)
+  return {'predictor': predictor, 'by_clip': dict(zip(clips, probabilities[:-1])),
+          'no_interval': probabilities[-1]}
+
+
+def best_by_val_accuracy(records):
+  """The step of the first evaluation with the highest val accuracy."""
+  return max(records, key=lambda r: r['val_accuracy'])['step']
+
+
+def test_predict_and_evaluate_use_the_best_checkpoint_not_the_latest(trained, clip_probabilities):
+  best = best_by_val_accuracy(trained['records'])
+  assert best == trained['best_step'] < trained['latest_step']
+  predictor = clip_probabilities['predictor']
+  assert (predictor.checkpoint, predictor.step) == ('best', best)
+  report = evaluate.evaluate_workdir(trained['workdir'], 'test')
+  assert (report['checkpoint'], report['step']) == ('best', best)
+
+
+def test_predictions_agree_with_evaluate_clip_by_clip(trained, clip_probabilities):
   report = evaluate.evaluate_workdir(trained['workdir'], 'test')
   meta = schema.DatasetMeta.load(trained['data_dir'])
-  clips = [k for k in range(14) if k >= 10]
-  videos = [str(trained['root'] / 'videos' / f'clip{k:02d}.mp4') for k in clips]
+  labels = {k: meta.class_names.index(trained['word'](k)) for k in trained['splits']['test']}
   confusion = np.zeros((meta.num_classes, meta.num_classes), int)
-  for k, video in zip(clips, videos):
-    (result,) = predict.predict_videos(trained['workdir'], [video], interval=INTERVALS[k], top_k=2)
-    label = meta.class_names.index('EARLY' if INTERVALS[k][0] < 1.8 else 'LATE')
-    confusion[label, meta.class_names.index(result['top_k'][0]['word'])] += 1
-  np.testing.assert_array_equal(confusion, np.array(report['confusion_matrix']))
+  for k, p in clip_probabilities['by_clip'].items():
+    confusion[labels[k], int(np.argmax(p))] += 1
+  assert len(np.unique(confusion.nonzero()[1])) == 2  # both words predicted: rows != columns
+  np.testing.assert_array_equal(np.array(report['confusion_matrix']), confusion)
+  # evaluate's loss is the mean of -log p(true word): the same probabilities, clip by clip.
+  losses = [-np.log(p[labels[k]]) for k, p in clip_probabilities['by_clip'].items()]
+  assert report['loss'] == pytest.approx(np.mean(losses), rel=1e-4)
 
 
-def test_predict_cli_prints_top_k_for_the_real_clip_and_fails_cleanly_on_a_faceless_video(trained):
-  import cv2
-  blank = str(trained['root'] / 'blank.mp4')
-  writer = cv2.VideoWriter(blank, cv2.VideoWriter_fourcc(*'mp4v'), 25, (176, 144))
-  for _ in range(20):
-    writer.write(np.full((144, 176, 3), 90, np.uint8))
-  writer.release()
+def test_predict_videos_reports_each_videos_top_k_with_the_checkpoint(trained, clip_probabilities):
+  k = trained['splits']['test'][0]
+  video = str(trained['root'] / 'videos' / f'clip{k:02d}.mp4')
+  (result,) = predict.predict_videos(trained['workdir'], [video], interval=trained['intervals'][k],
+                                     top_k=2)
+  p = clip_probabilities['by_clip'][k]
+  names = clip_probabilities['predictor'].meta.class_names
+  assert [w['word'] for w in result['top_k']] == [names[i] for i in np.argsort(-p)]
+  np.testing.assert_allclose([w['probability'] for w in result['top_k']], np.sort(p)[::-1],
+                             rtol=1e-5)
+  assert result['checkpoint'] == {'which': 'best', 'step': trained['best_step']}
+
+
+def test_predict_cli_cuts_at_start_end_and_fails_cleanly_on_a_faceless_video(
+    trained, clip_probabilities):
+  k = trained['splits']['test'][0]
+  start, end = trained['intervals'][k]
+  expected = clip_probabilities['by_clip'][k]
+  # Without --start/--end the cut is elsewhere and the answer differs: the flags matter here.
+  assert np.abs(expected - clip_probabilities['no_interval']).max() > 0.01
+  blank = str(trained['root'] / 'videos' / 'blank.mp4')
   result = subprocess.run(
       [sys.executable, '-m', 'lipjax.predict', carphone_path(), blank, '--workdir', trained['workdir'],
-       '--top_k', '2'], capture_output=True, text=True, timeout=300, cwd=REPO,
-      env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2'})
+       '--top_k', '2', '--start', str(start), '--end', str(end)], capture_output=True, text=True,
+      timeout=300, cwd=REPO, env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2'})
   assert result.returncode == 1
   line = next(l for l in result.stdout.splitlines() if l.startswith(carphone_path()))
-  words = line.split(': ', 1)[1].split(', ')
-  assert len(words) == 2 and {w.split()[0] for w in words} == {'EARLY', 'LATE'}
-  probabilities = [float(w.split()[1]) for w in words]
-  assert probabilities[0] >= probabilities[1] and abs(sum(probabilities) - 1) < 1e-3
+  names = clip_probabilities['predictor'].meta.class_names
+  order = np.argsort(-expected)
+  assert line == f'{carphone_path()}: ' + ', '.join(
+      f'{names[i]} {expected[i]:.3f}' for i in order)
   assert f'{blank}: error: ' in result.stderr and 'face found in 0 of' in result.stderr
   assert 'Traceback' not in result.stderr

@@ -2,18 +2,19 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
 
-import jax
 import numpy as np
 import pytest
 
-from extraction import schema
-from lipjax import checkpoints
+from checkpoint_files import checkpoint_progress
+from checkpoint_files import latest
+from checkpoint_files import read_metrics
 from lipjax import evaluate
-from lipjax import models
+from lipjax import input_pipeline
 from lipjax import train
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -24,21 +25,6 @@ def run_python(args, env_extra=None, timeout=240):
   env = dict(os.environ, PYTHONPATH=REPO, **(env_extra or {}))
   return subprocess.run([sys.executable] + args, cwd=REPO, env=env, capture_output=True,
                         text=True, timeout=timeout, check=False)
-
-
-def read_metrics(workdir):
-  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
-    return [json.loads(line) for line in f]
-
-
-def final_params(config, workdir):
-  """Parameters of the latest checkpoint in a workdir (as numpy leaves)."""
-  meta = schema.DatasetMeta.load_json(os.path.join(workdir, 'dataset_meta.json'))
-  state = train.create_train_state(config, meta, models.create_model(config, meta),
-                                   jax.random.PRNGKey(0))
-  latest, _ = checkpoints.managers(workdir, config.keep_checkpoints)
-  state, progress = checkpoints.restore(latest, state)
-  return jax.tree.leaves(state.params), progress
 
 
 def test_one_and_two_devices_give_the_same_loss_trajectory(test_config, tmp_path):
@@ -95,8 +81,8 @@ def test_killed_run_resumes_to_the_same_params(test_config, tmp_path):
   assert sorted(os.listdir(os.path.join(interrupted, 'checkpoints', 'latest'))) == ['2', '4']
   train.train_and_evaluate(test_config, interrupted)  # the same command again resumes
 
-  straight_params, straight_progress = final_params(test_config, straight)
-  resumed_params, resumed_progress = final_params(test_config, interrupted)
+  straight_params, straight_progress = latest(straight)
+  resumed_params, resumed_progress = latest(interrupted)
   assert resumed_progress['step'] == straight_progress['step'] == 8
   assert resumed_progress['epoch'] == 8 // 6 and resumed_progress['step_in_epoch'] == 8 % 6
   for a, b in zip(straight_params, resumed_params):
@@ -104,14 +90,50 @@ def test_killed_run_resumes_to_the_same_params(test_config, tmp_path):
   assert [m['step'] for m in read_metrics(interrupted)] == [4, 8]
 
 
+def test_resumed_run_starts_at_its_checkpoint_with_the_next_batches_and_redoes_later_evals(
+    test_config, tmp_path, monkeypatch):
+  test_config.num_train_steps = 8
+  test_config.eval_every_steps = 2
+  test_config.checkpoint_every_steps = 4
+  started = []  # (start_step, batches it yielded) per call: a spy around the real iterator
+  real_iterator = input_pipeline.train_iterator
+
+  def recording_iterator(config, meta, start_step, *args, **kwargs):
+    seen = []
+    started.append((start_step, seen))
+    for batch in real_iterator(config, meta, start_step, *args, **kwargs):
+      seen.append(batch)
+      yield batch
+
+  monkeypatch.setattr(input_pipeline, 'train_iterator', recording_iterator)
+  workdir = str(tmp_path / 'run')
+  train.train_and_evaluate(test_config, workdir)
+  first_records = read_metrics(workdir)
+  assert [r['step'] for r in first_records] == [2, 4, 6, 8]
+  # A crash before the step-8 checkpoint landed: evaluations 6 and 8 are past the checkpoint.
+  shutil.rmtree(os.path.join(workdir, 'checkpoints', 'latest', '8'))
+  train.train_and_evaluate(test_config, workdir)
+
+  assert [start for start, _ in started] == [0, 4]
+  stream = real_iterator(test_config, train.ensure_data(test_config.data_dir), 0, 1)
+  expected = [next(stream) for _ in range(8)][4:]  # global steps 5..8
+  resumed_batches = started[1][1][:4]
+  for want, got in zip(expected, resumed_batches):
+    np.testing.assert_array_equal(got['label'], want['label'])
+    np.testing.assert_array_equal(got['landmarks'], want['landmarks'])
+  records = read_metrics(workdir)
+  assert [r['step'] for r in records] == [2, 4, 6, 8]  # 6 and 8 dropped, then written again
+  for before, after in zip(first_records, records):
+    assert after['val_loss'] == pytest.approx(before['val_loss'], rel=1e-5)
+  progress = checkpoint_progress(workdir, 'latest', 8)
+  assert (progress['step'], progress['epoch'], progress['step_in_epoch']) == (8, 1, 2)
+  assert os.listdir(os.path.join(workdir, 'checkpoints', 'best')) == [str(first_best_step(records))]
+
+
 @pytest.fixture(scope='module')
-def trained_workdir(tmp_path_factory, dataset):
-  from configs import test as test_config_lib  # pylint: disable=g-import-not-at-top
-  config = test_config_lib.get_config()
-  config.data_dir = dataset[0]
-  workdir = str(tmp_path_factory.mktemp('trained'))
-  train.train_and_evaluate(config, workdir)
-  return workdir
+def trained_workdir(learned):
+  """The session's learned workdir (its best checkpoint is not its latest)."""
+  return learned['workdir']
 
 
 def test_workdir_layout(trained_workdir):
@@ -132,12 +154,39 @@ def test_evaluate_writes_confusion_and_counts_each_example_once(trained_workdir,
   assert report['examples'] == dataset[1].split_sizes['test'] == 11
   confusion = np.array(report['confusion_matrix'])
   assert confusion.shape == (3, 3) and confusion.sum() == 11
+  # Rows are the true words (test clip i says word i % 3), columns the predicted ones.
+  np.testing.assert_array_equal(confusion.sum(axis=1), [4, 4, 3])
+  assert not np.array_equal(confusion.sum(axis=0), [4, 4, 3])  # so a transpose would show
   assert np.isclose(report['accuracy'], np.trace(confusion) / 11)
+  assert 0 < report['accuracy'] < 1
   with open(os.path.join(trained_workdir, 'eval_test.json')) as f:
     assert json.load(f)['confusion_matrix'] == report['confusion_matrix']
   with open(os.path.join(trained_workdir, 'confusion_test.png'), 'rb') as f:
     assert f.read(8) == b'\x89PNG\r\n\x1a\n'
-  assert set(report['per_class_accuracy']) == {'about', 'black', 'close'}
+  assert report['per_class_accuracy'] == pytest.approx({
+      name: confusion[i, i] / confusion[i].sum() for i, name in enumerate(('about', 'black', 'close'))})
+
+
+def first_best_step(records):
+  """The step of the first evaluation with the highest val accuracy."""
+  return max(records, key=lambda r: r['val_accuracy'])['step']
+
+
+def test_best_checkpoint_is_the_first_val_accuracy_peak_and_evaluate_restores_it(learned):
+  records = {r['step']: r for r in learned['records']}
+  best = first_best_step(learned['records'])
+  assert os.listdir(os.path.join(learned['workdir'], 'checkpoints', 'best')) == [str(best)]
+  assert best < learned['latest_step']
+  # It learned (3 words: chance is 1/3), then the ascent took it away.
+  assert records[best]['val_accuracy'] > 0.6
+  assert records[best]['val_accuracy'] > records[learned['latest_step']]['val_accuracy'] + 0.2
+  # Evaluating the val split again gives what training recorded at the best step, not the last.
+  report = evaluate.evaluate_workdir(learned['workdir'], 'val')
+  assert (report['checkpoint'], report['step']) == ('best', best)
+  assert report['accuracy'] == records[best]['val_accuracy']
+  assert report['loss'] == pytest.approx(records[best]['val_loss'], rel=1e-5)
+  assert checkpoint_progress(learned['workdir'], 'best', best)['best_val_accuracy'] == (
+      records[best]['val_accuracy'])
 
 
 def test_cli_reports_a_missing_data_set_in_one_line(tmp_path):
@@ -158,17 +207,38 @@ def test_early_stopping_on_val_accuracy_and_rerun_does_nothing(test_config, tmp_
   workdir = str(tmp_path / 'stopped')
   train.train_and_evaluate(test_config, workdir)
   assert [m['step'] for m in read_metrics(workdir)] == [1, 2, 3]
-  _, progress = final_params(test_config, workdir)
+  _, progress = latest(workdir)
   assert progress['stopped_early'] and progress['step'] == 3
   train.train_and_evaluate(test_config, workdir)
   assert [m['step'] for m in read_metrics(workdir)] == [1, 2, 3]
 
 
+def smoothed_cross_entropy_by_hand(logits, label, smoothing):
+  """-sum(target * log softmax) with target (1 - s) one-hot + s / C, in float64 numpy."""
+  logits = np.asarray(logits, np.float64)
+  log_p = logits - np.log(np.sum(np.exp(logits)))
+  target = np.full(len(logits), smoothing / len(logits))
+  target[label] += 1.0 - smoothing
+  return -np.sum(target * log_p)
+
+
+def test_cross_entropy_smooths_the_labels():
+  logits = np.array([[2.0, 0.5, -1.0], [0.0, 1.0, 3.0]], np.float32)
+  labels = np.array([0, 1])
+  # Example 0: log-softmax [-0.2413, -1.7413, -3.2413]; 0.9333 * 0.2413 + 0.0333 * 4.9826.
+  np.testing.assert_allclose(train.cross_entropy(logits, labels, 0.1)[0], 0.39130, rtol=1e-4)
+  for smoothing in (0.0, 0.1, 0.3):
+    np.testing.assert_allclose(
+        train.cross_entropy(logits, labels, smoothing),
+        [smoothed_cross_entropy_by_hand(x, y, smoothing) for x, y in zip(logits, labels)],
+        rtol=1e-5)
+
+
 def test_mixup_loss_interpolates_the_two_labels_losses():
   logits = np.array([[2.0, 0.5, -1.0], [0.0, 1.0, 3.0]], np.float32)
   labels, partners = np.array([0, 2]), np.array([1, 0])
-  own = train.cross_entropy(logits, labels, 0.1)
-  other = train.cross_entropy(logits, partners, 0.1)
   batch = {'label': labels, 'mix_label': partners, 'mix_weight': np.array([0.7, 1.0], np.float32)}
-  np.testing.assert_allclose(train.mixed_cross_entropy(logits, batch, 0.1),
-                             [0.7 * own[0] + 0.3 * other[0], own[1]], rtol=1e-6)
+  by_hand = [0.7 * smoothed_cross_entropy_by_hand(logits[0], 0, 0.1)
+             + 0.3 * smoothed_cross_entropy_by_hand(logits[0], 1, 0.1),
+             smoothed_cross_entropy_by_hand(logits[1], 2, 0.1)]
+  np.testing.assert_allclose(train.mixed_cross_entropy(logits, batch, 0.1), by_hand, rtol=1e-5)
