@@ -6,34 +6,18 @@ fixed connected ring with chords over the 88 ROI nodes.
 """
 
 import os
-import sys
 
+from checkpoint_files import read_metrics
 import numpy as np
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-if REPO not in sys.path:
-  sys.path.insert(0, REPO)
-
-from extraction import features as features_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
-from extraction import roi  # pylint: disable=wrong-import-position
-from extraction import schema  # pylint: disable=wrong-import-position
-from extraction import shards  # pylint: disable=wrong-import-position
+from extraction import schema
+from extraction import shards
+from lipjax import graphs
 
 CLASS_NAMES = ['about', 'black', 'close']
 MAX_FRAMES = 12
 SPLIT_SIZES = {'train': 48, 'val': 13, 'test': 11}  # val and test leave a partial eval batch
-
-
-def ring_edges(num_nodes: int) -> tuple[list[int], list[int]]:
-  """A connected test graph: i -- i+1 and i -- i+7 (mod N), both directions."""
-  pairs = set()
-  for i in range(num_nodes):
-    for offset in (1, 7):
-      j = (i + offset) % num_nodes
-      pairs |= {(i, j), (j, i)}
-  ordered = sorted(pairs)
-  return [s for s, _ in ordered], [r for _, r in ordered]
 
 
 def synthetic_example(rng, label: int, speaker: str, video_id: str) -> dict:
@@ -55,16 +39,6 @@ def synthetic_example(rng, label: int, speaker: str, video_id: str) -> dict:
       video_id=video_id, max_frames=MAX_FRAMES)
 
 
-def make_meta(senders, receivers) -> schema.DatasetMeta:
-  """Metadata for the synthetic data set with the given edges."""
-  return schema.DatasetMeta(
-      class_names=list(CLASS_NAMES), max_frames=MAX_FRAMES, fps=25.0,
-      roi_indices=list(roi.ROI_INDICES), mirror_perm=roi.mirror_perm().tolist(),
-      senders=list(senders), receivers=list(receivers),
-      au_names=list(features_lib.AU_NAMES), geometry_names=list(features_lib.GEOMETRY_NAMES),
-      mean_landmarks=[], extraction={'source': 'tests/lipjax/conftest.py'})
-
-
 def write_synthetic_dataset(data_dir: str, seed: int = 0) -> schema.DatasetMeta:
   """Writes the synthetic splits as shards + metadata; returns the metadata."""
   rng = np.random.default_rng(seed)
@@ -73,7 +47,10 @@ def write_synthetic_dataset(data_dir: str, seed: int = 0) -> schema.DatasetMeta:
     examples[split] = [
         synthetic_example(rng, i % len(CLASS_NAMES), f'spk{i % 4}', f'{split}_{i:03d}')
         for i in range(size)]
-  meta = make_meta(*ring_edges(schema.NUM_NODES))
+  senders, receivers = graphs.ring_edges(schema.NUM_NODES)
+  meta = schema.DatasetMeta.for_roi(class_names=CLASS_NAMES, max_frames=MAX_FRAMES, fps=25.0,
+                                    senders=senders, receivers=receivers,
+                                    extraction={'source': 'tests/lipjax/conftest.py'})
   shards.write_dataset(data_dir, examples, meta, num_shards=2)
   return schema.DatasetMeta.load(data_dir)
 
@@ -130,13 +107,6 @@ LEARN_STEPS = 25  # then UNLEARN_STEPS more of gradient ascent
 UNLEARN_STEPS = 10
 
 
-def read_metrics_lines(workdir: str) -> list[dict]:
-  """The records of a workdir's metrics.jsonl, in file order."""
-  import json  # pylint: disable=g-import-not-at-top
-  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
-    return [json.loads(line) for line in f if line.strip()]
-
-
 def checkpoint_steps(workdir: str, which: str) -> list[int]:
   """The steps saved under checkpoints/{which}/, ascending."""
   folder = os.path.join(workdir, 'checkpoints', which)
@@ -156,7 +126,7 @@ def train_then_unlearn(config, workdir: str) -> dict:
   config.num_train_steps += UNLEARN_STEPS
   config.learning_rate = -0.05
   train.train_and_evaluate(config, workdir)
-  records = read_metrics_lines(workdir)
+  records = read_metrics(workdir)
   (best_step,) = checkpoint_steps(workdir, 'best')
   return {'workdir': workdir, 'best_step': best_step,
           'latest_step': checkpoint_steps(workdir, 'latest')[-1], 'records': records}
