@@ -119,7 +119,7 @@ def test_speech_pooling_averages_the_lstm_outputs_of_the_speech_frames(test_conf
   batch = real_batch(test_config)
   test_config.model.centre = 'none'
   test_config.model.head_hidden = ()  # logits = classifier(pooled): linear in the pooled vector
-  model = train.create_model(test_config, meta)
+  model = models.create_model(test_config, meta)
   params = model.init(jax.random.PRNGKey(0), batch)['params']
   logits, state = model.apply({'params': params}, batch, mutable=['intermediates'],
                               capture_intermediates=lambda m, _: isinstance(m, lstm.BiLSTM))
