@@ -178,7 +178,7 @@ def carphone_run(tmp_path_factory):
       rows.append(f'videos/clip{k:02d}.mp4,{carphone_word(k)},{split},s{k % 3},{start},{end}')
   writer = cv2.VideoWriter(str(videos / 'blank.mp4'), cv2.VideoWriter_fourcc(*'mp4v'), 25,
                            (176, 144))
-  for _ in range(20):
+  for _ in range(100):  # 4 s, as long as carphone, so any cut of it fits
     writer.write(np.full((144, 176, 3), 90, np.uint8))
   writer.release()
   rows.append('videos/blank.mp4,EARLY,train,s9,0.1,0.5')

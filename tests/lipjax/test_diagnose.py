@@ -248,7 +248,7 @@ def test_diagnose_reports_the_extracted_data_sets_classes_speakers_and_skipped_c
   assert {s: (r['speakers'], r['clips cut to max_frames'], r['clips skipped'])
           for s, r in splits.items()} == {
               'train': ('3', '8', '1'), 'val': ('2', '2', '0'), 'test': ('3', '4', '0')}
-  assert re.fullmatch(r'\S*blank\.mp4: face found in 0 of 20 frames .* \(1\)',
+  assert re.fullmatch(r'\S*blank\.mp4: face found in 0 of 29 frames .* \(1\)',
                       splits['train']['skip reasons'])
   assert splits['val']['skip reasons'] == splits['test']['skip reasons'] == '-'
   assert 'Splits are NOT speaker-disjoint' in report and 'train/val share 2 (s0, s2)' in report

@@ -110,7 +110,7 @@ def test_predict_cli_cuts_at_start_end_and_fails_cleanly_on_a_faceless_video(
        '--top_k', '2', '--start', str(start), '--end', str(end)], capture_output=True, text=True,
       timeout=300, cwd=REPO, env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2'})
   assert result.returncode == 1
-  line = next(l for l in result.stdout.splitlines() if l.startswith(carphone_path()))
+  line = next(row for row in result.stdout.splitlines() if row.startswith(carphone_path()))
   names = clip_probabilities['predictor'].meta.class_names
   order = np.argsort(-expected)
   assert line == f'{carphone_path()}: ' + ', '.join(

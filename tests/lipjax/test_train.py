@@ -115,7 +115,7 @@ def test_resumed_run_starts_at_its_checkpoint_with_the_next_batches_and_redoes_l
   train.train_and_evaluate(test_config, workdir)
 
   assert [start for start, _ in started] == [0, 4]
-  stream = real_iterator(test_config, train.ensure_data(test_config.data_dir), 0, 1)
+  stream = real_iterator(test_config, train.load_dataset_meta(test_config.data_dir), 0, 1)
   expected = [next(stream) for _ in range(8)][4:]  # global steps 5..8
   resumed_batches = started[1][1][:4]
   for want, got in zip(expected, resumed_batches):
