@@ -117,7 +117,7 @@ MUTANTS = (
     Mutant('eval loss over padded examples too', TRAIN,
            "'loss': float((out['loss'] * mask).sum() / max(count, 1.0))",
            "'loss': float(out['loss'].mean())",
-           (T_TRAIN, '-k', 'best_checkpoint')),
+           (T_PREDICT, '-k', 'clip_by_clip')),
     Mutant('eval accuracy over padded examples too', TRAIN,
            "metrics_lib.masked_accuracy(out['label'], out['prediction'], mask)",
            "metrics_lib.masked_accuracy(out['label'], out['prediction'], mask * 0 + 1)",
