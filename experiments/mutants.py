@@ -113,7 +113,7 @@ MUTANTS = (
     Mutant('train step ignores label_smoothing', TRAIN,
            'jnp.mean(mixed_cross_entropy(logits, batch, label_smoothing))',
            'jnp.mean(mixed_cross_entropy(logits, batch, 0.0))',
-           (T_TRAIN, '-k', 'cross_entropy or mixup or resumed')),
+           (T_TRAIN, '-k', 'label_smoothed')),
     Mutant('eval loss over padded examples too', TRAIN,
            "'loss': float((out['loss'] * mask).sum() / max(count, 1.0))",
            "'loss': float(out['loss'].mean())",
