@@ -276,6 +276,7 @@ def test_flip_in_the_training_stream_mirrors_about_half_the_clips(test_config, d
     assert (clip.tobytes() in as_stored) != (clip.tobytes() in mirrored)
     kinds.append(clip.tobytes() in mirrored)
   assert 4 <= sum(kinds) <= 12  # of 16 clips, p = 0.5 each (fixed seed)
+  assert kinds[:8] != kinds[8:]  # each step draws its own flips
 
 
 def test_mixup_in_the_training_stream_keeps_each_clips_own_label_the_majority(test_config,

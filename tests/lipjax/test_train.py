@@ -242,3 +242,28 @@ def test_mixup_loss_interpolates_the_two_labels_losses():
              + 0.3 * smoothed_cross_entropy_by_hand(logits[0], 1, 0.1),
              smoothed_cross_entropy_by_hand(logits[1], 2, 0.1)]
   np.testing.assert_allclose(train.mixed_cross_entropy(logits, batch, 0.1), by_hand, rtol=1e-5)
+
+
+def test_training_loss_is_the_label_smoothed_loss_of_the_config(test_config, tmp_path):
+  # One step at learning rate 0 leaves the initial parameters in the checkpoint; without
+  # dropout or augmentation the recorded train loss is then a function of them and batch 0.
+  test_config.learning_rate = 0.0
+  test_config.num_train_steps = test_config.eval_every_steps = 1
+  test_config.model.dropout_rate = 0.0
+  test_config.label_smoothing = 0.5
+  for key, value in test_config.augment.items():
+    test_config.augment[key] = type(value)(0)
+  workdir = str(tmp_path / 'one_step')
+  train.train_and_evaluate(test_config, workdir)
+  (record,) = read_metrics(workdir)
+  meta = train.ensure_data(test_config.data_dir)
+  model = train.create_model(test_config, meta)
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  params = ocp.StandardCheckpointer().restore(
+      os.path.join(checkpoint_dir(workdir, 'latest', 1), 'state'))['params']
+  batch = {k: v[0] for k, v in next(input_pipeline.train_iterator(test_config, meta, 0, 1)).items()}
+  logits = model.apply({'params': params}, batch, train=False)
+  smoothed = float(np.mean(train.mixed_cross_entropy(logits, batch, 0.5)))
+  plain = float(np.mean(train.mixed_cross_entropy(logits, batch, 0.0)))
+  assert abs(smoothed - plain) > 1e-3, (smoothed, plain)
+  assert record['train_loss'] == pytest.approx(smoothed, rel=1e-5)
