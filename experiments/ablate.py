@@ -19,13 +19,10 @@ import os
 import platform
 import shlex
 import shutil
-import sys
 import time
 
 import numpy as np
 
-
-# pylint: disable=wrong-import-position
 from configs import seed as seed_config
 from configs import small as small_config
 from lipjax import evaluate
@@ -39,27 +36,54 @@ SEED_MODEL_STEPS = 150
 
 # name -> (base config module, overrides, what it tests)
 VARIANTS = {
-    'lipjax (small)': (small_config, {}, 'all four fixes'),
-    'no speech mask': (small_config, {'model.mask_mode': 'frames'},
-                       'pool over all real frames instead of the speech frames'),
-    'seed index k-NN edges': (small_config, {'model.edges': 'knn_index'},
-                              "the seed's edges: node i linked to its index neighbours"),
-    'distance k-NN edges': (small_config, {'model.edges': 'knn_distance'},
-                            'k-NN on mean landmark positions instead of the mesh'),
-    'broadcast globals': (small_config, {'model.globals_mode': 'broadcast'},
-                          "the seed's AU/geometry copied onto every node"),
-    'seed-sized model': (seed_config, {}, "configs/seed.py: the seed's width and all its faults; "
-                         f'{SEED_MODEL_STEPS} steps only (0.6 steps/s on 2 CPU cores)'),
-    'no graph (LSTM on landmarks)': (small_config, {'model.spatial': 'none'},
-                                     'flattened landmarks + globals straight into the BiLSTM'),
-    'no rest centring': (small_config, {'model.centre': 'none'},
-                         'raw landmarks and features, not movement away from the rest pose'),
-    'no time warp': (small_config, {'augment.time_warp': 0.0},
-                     "keeps each clip's relative sound durations"),
-    'no mixup': (small_config, {'augment.mixup_alpha': 0.0}, 'every clip seen on its own'),
-    'no clip-timing regularisers': (
-        small_config, {'augment.time_warp': 0.0, 'augment.time_shift': 0, 'augment.mixup_alpha': 0.0},
-        'no time warp, time shift or mixup'),
+  'lipjax (small)': (small_config, {}, 'all four fixes'),
+  'no speech mask': (
+    small_config,
+    {'model.mask_mode': 'frames'},
+    'pool over all real frames instead of the speech frames',
+  ),
+  'seed index k-NN edges': (
+    small_config,
+    {'model.edges': 'knn_index'},
+    "the seed's edges: node i linked to its index neighbours",
+  ),
+  'distance k-NN edges': (
+    small_config,
+    {'model.edges': 'knn_distance'},
+    'k-NN on mean landmark positions instead of the mesh',
+  ),
+  'broadcast globals': (
+    small_config,
+    {'model.globals_mode': 'broadcast'},
+    "the seed's AU/geometry copied onto every node",
+  ),
+  'seed-sized model': (
+    seed_config,
+    {},
+    "configs/seed.py: the seed's width and all its faults; "
+    f'{SEED_MODEL_STEPS} steps only (0.6 steps/s on 2 CPU cores)',
+  ),
+  'no graph (LSTM on landmarks)': (
+    small_config,
+    {'model.spatial': 'none'},
+    'flattened landmarks + globals straight into the BiLSTM',
+  ),
+  'no rest centring': (
+    small_config,
+    {'model.centre': 'none'},
+    'raw landmarks and features, not movement away from the rest pose',
+  ),
+  'no time warp': (
+    small_config,
+    {'augment.time_warp': 0.0},
+    "keeps each clip's relative sound durations",
+  ),
+  'no mixup': (small_config, {'augment.mixup_alpha': 0.0}, 'every clip seen on its own'),
+  'no clip-timing regularisers': (
+    small_config,
+    {'augment.time_warp': 0.0, 'augment.time_shift': 0, 'augment.mixup_alpha': 0.0},
+    'no time warp, time shift or mixup',
+  ),
 }
 
 
@@ -107,12 +131,18 @@ def run_one(name: str, seed: int, steps: int, out: str, data_dir: str | None) ->
   train_seconds = time.perf_counter() - began
   scores = {split: evaluate.evaluate_workdir(workdir, split) for split in ('train', 'val', 'test')}
   result = {
-      'variant': name, 'seed': seed, 'steps': steps,
-      'train_accuracy': scores['train']['accuracy'], 'val_accuracy': scores['val']['accuracy'],
-      'test_accuracy': scores['test']['accuracy'], 'test_macro_f1': scores['test']['macro_f1'],
-      'gap': scores['train']['accuracy'] - scores['val']['accuracy'],
-      'best_step': scores['test']['step'], 'parameters': parameter_count(workdir),
-      'train_seconds': train_seconds, 'config': resolved,
+    'variant': name,
+    'seed': seed,
+    'steps': steps,
+    'train_accuracy': scores['train']['accuracy'],
+    'val_accuracy': scores['val']['accuracy'],
+    'test_accuracy': scores['test']['accuracy'],
+    'test_macro_f1': scores['test']['macro_f1'],
+    'gap': scores['train']['accuracy'] - scores['val']['accuracy'],
+    'best_step': scores['test']['step'],
+    'parameters': parameter_count(workdir),
+    'train_seconds': train_seconds,
+    'config': resolved,
   }
   with open(result_path, 'w') as f:
     json.dump(result, f, indent=1)
@@ -128,31 +158,40 @@ def summarise(results: list[dict]) -> list[dict]:
       continue
     test = np.array([r['test_accuracy'] for r in runs])
     gap = np.array([r['gap'] for r in runs])
-    rows.append({
-        'variant': name, 'seeds': len(runs),
-        'test_accuracy_mean': test.mean(), 'test_accuracy_std': test.std(ddof=1) if len(runs) > 1 else 0.0,
-        'train_val_gap_mean': gap.mean(), 'train_val_gap_std': gap.std(ddof=1) if len(runs) > 1 else 0.0,
+    rows.append(
+      {
+        'variant': name,
+        'seeds': len(runs),
+        'test_accuracy_mean': test.mean(),
+        'test_accuracy_std': test.std(ddof=1) if len(runs) > 1 else 0.0,
+        'train_val_gap_mean': gap.mean(),
+        'train_val_gap_std': gap.std(ddof=1) if len(runs) > 1 else 0.0,
         'train_accuracy_mean': np.mean([r['train_accuracy'] for r in runs]),
         'val_accuracy_mean': np.mean([r['val_accuracy'] for r in runs]),
         'parameters': runs[0]['parameters'],
         'minutes_per_run': np.mean([r['train_seconds'] for r in runs]) / 60,
         'steps': runs[0]['steps'],
         'what': VARIANTS[name][2],
-    })
+      }
+    )
   return rows
 
 
 def markdown(rows: list[dict], header: str) -> str:
   """The ablation table as markdown."""
-  lines = [header, '',
-           '| variant | test accuracy | train-val gap | train / val accuracy | parameters | steps | min/run | what changes |',
-           '|---|---|---|---|---|---|---|---|']
+  lines = [
+    header,
+    '',
+    '| variant | test accuracy | train-val gap | train / val accuracy | parameters | steps | min/run | what changes |',
+    '|---|---|---|---|---|---|---|---|',
+  ]
   for r in rows:
     lines.append(
-        f"| {r['variant']} | {r['test_accuracy_mean']:.3f} ± {r['test_accuracy_std']:.3f} "
-        f"| {r['train_val_gap_mean']:+.3f} ± {r['train_val_gap_std']:.3f} "
-        f"| {r['train_accuracy_mean']:.3f} / {r['val_accuracy_mean']:.3f} "
-        f"| {r['parameters']:,} | {r['steps']} | {r['minutes_per_run']:.1f} | {r['what']} |")
+      f'| {r["variant"]} | {r["test_accuracy_mean"]:.3f} ± {r["test_accuracy_std"]:.3f} '
+      f'| {r["train_val_gap_mean"]:+.3f} ± {r["train_val_gap_std"]:.3f} '
+      f'| {r["train_accuracy_mean"]:.3f} / {r["val_accuracy_mean"]:.3f} '
+      f'| {r["parameters"]:,} | {r["steps"]} | {r["minutes_per_run"]:.1f} | {r["what"]} |'
+    )
   return '\n'.join(lines) + '\n'
 
 
@@ -161,7 +200,9 @@ def main() -> None:
   parser.add_argument('--steps', type=int, default=400, help='training steps per run')
   parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
   parser.add_argument('--variants', nargs='+', default=list(VARIANTS), choices=list(VARIANTS))
-  parser.add_argument('--data_dir', default=None, help='default: the demo data set (built if missing)')
+  parser.add_argument(
+    '--data_dir', default=None, help='default: the demo data set (built if missing)'
+  )
   parser.add_argument('--out', default=os.path.join('experiments', 'results', 'ablation'))
   args = parser.parse_args()
   os.makedirs(os.path.join(args.out, 'runs'), exist_ok=True)
@@ -171,8 +212,11 @@ def main() -> None:
     for seed in args.seeds:
       result = run_one(name, seed, args.steps, args.out, args.data_dir)
       results.append(result)
-      print(f"{name}, seed {seed}: test {result['test_accuracy']:.3f}, gap {result['gap']:+.3f}, "
-            f"{result['train_seconds'] / 60:.1f} min", flush=True)
+      print(
+        f'{name}, seed {seed}: test {result["test_accuracy"]:.3f}, gap {result["gap"]:+.3f}, '
+        f'{result["train_seconds"] / 60:.1f} min',
+        flush=True,
+      )
   with open(os.path.join(args.out, 'runs.csv'), 'w', newline='') as f:
     writer = csv.DictWriter(f, fieldnames=list(results[0]))
     writer.writeheader()
@@ -182,16 +226,20 @@ def main() -> None:
     writer = csv.DictWriter(f, fieldnames=list(rows[0]))
     writer.writeheader()
     writer.writerows(rows)
-  command = f'python experiments/ablate.py --steps {args.steps} --seeds {" ".join(map(str, args.seeds))}'
+  command = (
+    f'python experiments/ablate.py --steps {args.steps} --seeds {" ".join(map(str, args.seeds))}'
+  )
   if args.variants != list(VARIANTS):
     command += ' --variants ' + ' '.join(map(shlex.quote, args.variants))
   if args.data_dir:
     command += f' --data_dir {args.data_dir}'
   if args.out != parser.get_default('out'):
     command += f' --out {args.out}'
-  header = (f'Ablation on the demo data set ({time.strftime("%Y-%m-%d")}, {platform.machine()}, '
-            f'{os.cpu_count()} cores), {args.steps} steps per run, seeds {args.seeds}; '
-            f'`{command}`; {(time.perf_counter() - began) / 60:.0f} min for the runs not cached.')
+  header = (
+    f'Ablation on the demo data set ({time.strftime("%Y-%m-%d")}, {platform.machine()}, '
+    f'{os.cpu_count()} cores), {args.steps} steps per run, seeds {args.seeds}; '
+    f'`{command}`; {(time.perf_counter() - began) / 60:.0f} min for the runs not cached.'
+  )
   table = markdown(rows, header)
   with open(os.path.join(args.out, 'ablation.md'), 'w') as f:
     f.write(table)

@@ -32,9 +32,14 @@ sys.path.insert(0, HERE)
 
 def measure(config_path: str, batch: int, frames: int, steps: int) -> dict:
   """Times one config in this process; returns its figures."""
-  import jax  # pylint: disable=g-import-not-at-top
-  import bench_train  # pylint: disable=g-import-not-at-top
-  from lipjax import evaluation, input_pipeline, models, parallel, train  # pylint: disable=g-import-not-at-top
+  import bench_train
+  import jax
+
+  from lipjax import evaluation
+  from lipjax import input_pipeline
+  from lipjax import models
+  from lipjax import parallel
+  from lipjax import train
 
   config = bench_train.load_config(config_path)
   config.batch_size = batch
@@ -42,18 +47,21 @@ def measure(config_path: str, batch: int, frames: int, steps: int) -> dict:
     config.data_dir = data_dir
     meta = bench_train.write_random_dataset(data_dir, frames, train_size=max(512, 8 * batch))
     pipeline_rate = bench_train.time_pipeline(config, meta, batches=50)
-    state = train.create_train_state(config, meta, models.create_model(config, meta),
-                                     jax.random.PRNGKey(0))
+    state = train.create_train_state(
+      config, meta, models.create_model(config, meta), jax.random.PRNGKey(0)
+    )
     params = sum(count for _, count in models.parameter_counts(state.params, depth=1))
     p_train = parallel.data_parallel(
-        functools.partial(train.train_step, label_smoothing=config.label_smoothing),
-        donate_argnums=(0,))
+      functools.partial(train.train_step, label_smoothing=config.label_smoothing),
+      donate_argnums=(0,),
+    )
     p_eval = evaluation.parallel_evaluate_step(state.apply_fn)
     replicated = parallel.replicate(state)
     roots = parallel.replicate(jax.random.PRNGKey(1))
     batch_host = next(input_pipeline.train_iterator(config, meta, 0, parallel.num_devices()))
-    on_device = jax.tree.map(lambda x: jax.device_put_sharded(list(x), jax.local_devices()),
-                             batch_host)
+    on_device = jax.tree.map(
+      lambda x: jax.device_put_sharded(list(x), jax.local_devices()), batch_host
+    )
 
     start = time.perf_counter()
     replicated, out = p_train(replicated, on_device, roots)
@@ -81,21 +89,31 @@ def measure(config_path: str, batch: int, frames: int, steps: int) -> dict:
     train_rate = rate(train_once)
     eval_rate = rate(lambda: p_eval(holder['state'].params, on_device))
   return {
-      'config': config_path, 'batch': batch, 'frames': frames, 'parameters': int(params),
-      'first_train_call_s': first_train_call, 'first_eval_call_s': first_eval_call,
-      'train_examples_per_s': train_rate, 'eval_examples_per_s': eval_rate,
-      'step_ms': 1000 * batch / train_rate, 'pipeline_examples_per_s': pipeline_rate,
-      'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-      'devices': parallel.num_devices(),
+    'config': config_path,
+    'batch': batch,
+    'frames': frames,
+    'parameters': int(params),
+    'first_train_call_s': first_train_call,
+    'first_eval_call_s': first_eval_call,
+    'train_examples_per_s': train_rate,
+    'eval_examples_per_s': eval_rate,
+    'step_ms': 1000 * batch / train_rate,
+    'pipeline_examples_per_s': pipeline_rate,
+    'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    'devices': parallel.num_devices(),
   }
 
 
 def pmap_check(steps: int = 3) -> dict:
   """Trains a few steps on one fixed global batch; returns losses and a parameter checksum."""
-  import jax  # pylint: disable=g-import-not-at-top
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  import bench_train  # pylint: disable=g-import-not-at-top
-  from lipjax import input_pipeline, models, parallel, train  # pylint: disable=g-import-not-at-top
+  import bench_train
+  import jax
+  import numpy as np
+
+  from lipjax import input_pipeline
+  from lipjax import models
+  from lipjax import parallel
+  from lipjax import train
 
   config = bench_train.load_config(os.path.join(REPO, 'configs', 'test.py'))
   config.batch_size = 8
@@ -108,8 +126,11 @@ def pmap_check(steps: int = 3) -> dict:
     global_batch = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), global_batch)
     devices = parallel.num_devices()
     batch = jax.tree.map(lambda x: x.reshape((devices, -1) + x.shape[1:]), global_batch)
-    state = parallel.replicate(train.create_train_state(
-        config, meta, models.create_model(config, meta), jax.random.PRNGKey(0)))
+    state = parallel.replicate(
+      train.create_train_state(
+        config, meta, models.create_model(config, meta), jax.random.PRNGKey(0)
+      )
+    )
     p_train = parallel.data_parallel(functools.partial(train.train_step, label_smoothing=0.0))
     roots = parallel.replicate(jax.random.PRNGKey(1))
     losses = []
@@ -126,8 +147,14 @@ def _subprocess(args: list[str], devices: int = 1) -> dict:
   env = dict(os.environ)
   if devices > 1:
     env['XLA_FLAGS'] = f'--xla_force_host_platform_device_count={devices}'
-  result = subprocess.run([sys.executable, os.path.abspath(__file__), *args], capture_output=True,
-                          text=True, env=env, cwd=REPO, timeout=1200)
+  result = subprocess.run(
+    [sys.executable, os.path.abspath(__file__), *args],
+    capture_output=True,
+    text=True,
+    env=env,
+    cwd=REPO,
+    timeout=1200,
+  )
   if result.returncode:
     raise RuntimeError(f'bench subprocess {args} failed:\n{result.stderr[-3000:]}')
   return json.loads(result.stdout.strip().splitlines()[-1])
@@ -137,7 +164,9 @@ def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--steps', type=int, default=30)
   parser.add_argument('--skip-extraction', action='store_true')
-  parser.add_argument('--one', nargs=3, metavar=('CONFIG', 'BATCH', 'FRAMES'), help=argparse.SUPPRESS)
+  parser.add_argument(
+    '--one', nargs=3, metavar=('CONFIG', 'BATCH', 'FRAMES'), help=argparse.SUPPRESS
+  )
   parser.add_argument('--pmap-check', action='store_true', help=argparse.SUPPRESS)
   args = parser.parse_args()
   if args.one:
@@ -147,45 +176,69 @@ def main() -> None:
     print(json.dumps(pmap_check()))
     return
 
-  import jax  # pylint: disable=g-import-not-at-top
-  print(f'# lipjax speed sheet, {time.strftime("%Y-%m-%d")}, {platform.machine()}, '
-        f'{os.cpu_count()} cores, jax {jax.__version__} on {jax.devices()[0].platform}; '
-        f'load average {os.getloadavg()[0]:.2f} at start')
-  print(f'# command: python experiments/bench.py --steps {args.steps}'
-        + (' --skip-extraction' if args.skip_extraction else ''))
+  import jax
+
+  print(
+    f'# lipjax speed sheet, {time.strftime("%Y-%m-%d")}, {platform.machine()}, '
+    f'{os.cpu_count()} cores, jax {jax.__version__} on {jax.devices()[0].platform}; '
+    f'load average {os.getloadavg()[0]:.2f} at start'
+  )
+  print(
+    f'# command: python experiments/bench.py --steps {args.steps}'
+    + (' --skip-extraction' if args.skip_extraction else '')
+  )
   print('\n## Configs (batch 32, T = 29)')
-  print('| config | parameters | first train call (trace+compile) | first eval call | train ex/s '
-        '| eval ex/s | input pipeline ex/s | peak host memory |')
+  print(
+    '| config | parameters | first train call (trace+compile) | first eval call | train ex/s '
+    '| eval ex/s | input pipeline ex/s | peak host memory |'
+  )
   print('|---|---|---|---|---|---|---|---|')
   for config in ('configs/small.py', 'configs/base.py'):
     r = _subprocess(['--one', config, '32', '29', '--steps', str(args.steps)])
-    print(f"| {config} | {r['parameters']:,} | {r['first_train_call_s']:.1f} s "
-          f"| {r['first_eval_call_s']:.1f} s | {r['train_examples_per_s']:.0f} "
-          f"| {r['eval_examples_per_s']:.0f} | {r['pipeline_examples_per_s']:.0f} "
-          f"| {r['peak_rss_mb']:.0f} MB |", flush=True)
+    print(
+      f'| {config} | {r["parameters"]:,} | {r["first_train_call_s"]:.1f} s '
+      f'| {r["first_eval_call_s"]:.1f} s | {r["train_examples_per_s"]:.0f} '
+      f'| {r["eval_examples_per_s"]:.0f} | {r["pipeline_examples_per_s"]:.0f} '
+      f'| {r["peak_rss_mb"]:.0f} MB |',
+      flush=True,
+    )
 
   print('\n## Step time of configs/small.py by batch size and clip length')
   print('| batch | T | step (ms) | train ex/s | first call (s) |')
   print('|---|---|---|---|---|')
   for batch, frames in ((8, 29), (16, 29), (32, 29), (64, 29), (32, 15), (32, 58)):
-    r = _subprocess(['--one', 'configs/small.py', str(batch), str(frames), '--steps', str(args.steps)])
-    print(f"| {batch} | {frames} | {r['step_ms']:.0f} | {r['train_examples_per_s']:.0f} "
-          f"| {r['first_train_call_s']:.1f} |", flush=True)
+    r = _subprocess(
+      ['--one', 'configs/small.py', str(batch), str(frames), '--steps', str(args.steps)]
+    )
+    print(
+      f'| {batch} | {frames} | {r["step_ms"]:.0f} | {r["train_examples_per_s"]:.0f} '
+      f'| {r["first_train_call_s"]:.1f} |',
+      flush=True,
+    )
 
-  print('\n## pmap: one global batch of 8 on 1 device vs 2 forced CPU devices (3 steps, no dropout)')
+  print(
+    '\n## pmap: one global batch of 8 on 1 device vs 2 forced CPU devices (3 steps, no dropout)'
+  )
   one, two = _subprocess(['--pmap-check']), _subprocess(['--pmap-check'], devices=2)
   loss_diff = max(abs(a - b) for a, b in zip(one['losses'], two['losses']))
   relative = abs(one['param_abs_sum'] - two['param_abs_sum']) / one['param_abs_sum']
   verdict = 'OK' if loss_diff < 1e-4 and relative < 1e-5 else 'MISMATCH'
-  print(f"devices {one['devices']} vs {two['devices']}: losses {one['losses']} vs {two['losses']}; "
-        f'max loss difference {loss_diff:.2e}, parameter checksum relative difference '
-        f'{relative:.2e} -> {verdict}')
+  print(
+    f'devices {one["devices"]} vs {two["devices"]}: losses {one["losses"]} vs {two["losses"]}; '
+    f'max loss difference {loss_diff:.2e}, parameter checksum relative difference '
+    f'{relative:.2e} -> {verdict}'
+  )
 
   if not args.skip_extraction:
     print('\n## Extraction')
-    result = subprocess.run([sys.executable, os.path.join(HERE, 'bench_extraction.py')],
-                            capture_output=True, text=True, cwd=REPO, timeout=1200)
-    print('\n'.join(l for l in result.stdout.splitlines() if not l.startswith('#')))
+    result = subprocess.run(
+      [sys.executable, os.path.join(HERE, 'bench_extraction.py')],
+      capture_output=True,
+      text=True,
+      cwd=REPO,
+      timeout=1200,
+    )
+    print('\n'.join(row for row in result.stdout.splitlines() if not row.startswith('#')))
   print(f'\nload average at end {os.getloadavg()[0]:.2f}')
 
 

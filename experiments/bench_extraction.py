@@ -21,7 +21,6 @@ import argparse
 import os
 import platform
 import shutil
-import sys
 import tempfile
 import time
 
@@ -30,10 +29,10 @@ import numpy as np
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 
-from extraction import clip as clip_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
-from extraction import pipeline  # pylint: disable=g-import-not-at-top,wrong-import-position
-from extraction import video  # pylint: disable=g-import-not-at-top,wrong-import-position
-from extraction.synthetic.faces import carphone_path  # pylint: disable=wrong-import-position
+from extraction import clip as clip_lib
+from extraction import pipeline
+from extraction import video
+from extraction.synthetic.faces import carphone_path
 
 MAX_FRAMES = 100
 
@@ -54,7 +53,8 @@ def raw_rates(clips: int, settings: clip_lib.Settings, one_core: bool) -> dict:
   one_core pins the process to a single core first: MediaPipe runs graph nodes and
   TFLite on threads of its own, so an unpinned process uses more than one core.
   """
-  import mediapipe as mp  # pylint: disable=g-import-not-at-top
+  import mediapipe as mp
+
   cores = os.sched_getaffinity(0)
   if one_core:
     os.sched_setaffinity(0, {min(cores)})
@@ -73,8 +73,10 @@ def raw_rates(clips: int, settings: clip_lib.Settings, one_core: bool) -> dict:
           for frame in clip[index]:
             mesh.process(frame)
         count = clips * len(index)
-        out[name] = (count / (time.perf_counter() - wall),
-                     1000 * (time.process_time() - cpu) / count)
+        out[name] = (
+          count / (time.perf_counter() - wall),
+          1000 * (time.process_time() - cpu) / count,
+        )
   finally:
     os.sched_setaffinity(0, cores)
   return out
@@ -84,8 +86,12 @@ def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--clips', type=int, default=24)
   parser.add_argument('--workers', type=int, nargs='+', default=[1, 2])
-  parser.add_argument('--rounds', type=int, default=3,
-                      help='interleaved repetitions; medians are printed (this VM varies run to run)')
+  parser.add_argument(
+    '--rounds',
+    type=int,
+    default=3,
+    help='interleaved repetitions; medians are printed (this VM varies run to run)',
+  )
   args = parser.parse_args()
   settings = clip_lib.Settings(max_frames=MAX_FRAMES)
   median = lambda values: float(np.median(values))
@@ -103,35 +109,61 @@ def main() -> None:
       samples['floor'].append(pinned['decode_facemesh'][0])
       for workers in args.workers:
         start = time.perf_counter()
-        report = pipeline.run(corpus, os.path.join(tmp, f'out{workers}_{round_index}'),
-                              workers=workers, settings=settings, progress=False)
-        runs[workers].append((report['frames_per_second'], report['startup_seconds'],
-                              report['shutdown_seconds'], time.perf_counter() - start,
-                              report['frames_processed']))
-  rows = [(workers, *(median([r[k] for r in rs]) for k in range(4)), rs[0][4])
-          for workers, rs in runs.items()]
-  print(f'# extraction benchmark, {time.strftime("%Y-%m-%d")}, {platform.machine()}, '
-        f'{os.cpu_count()} cores, python {platform.python_version()}')
-  print(f'# command: python experiments/bench_extraction.py --clips {args.clips} '
-        f'--workers {" ".join(map(str, args.workers))} --rounds {args.rounds}')
+        report = pipeline.run(
+          corpus,
+          os.path.join(tmp, f'out{workers}_{round_index}'),
+          workers=workers,
+          settings=settings,
+          progress=False,
+        )
+        runs[workers].append(
+          (
+            report['frames_per_second'],
+            report['startup_seconds'],
+            report['shutdown_seconds'],
+            time.perf_counter() - start,
+            report['frames_processed'],
+          )
+        )
+  rows = [
+    (workers, *(median([r[k] for r in rs]) for k in range(4)), rs[0][4])
+    for workers, rs in runs.items()
+  ]
+  print(
+    f'# extraction benchmark, {time.strftime("%Y-%m-%d")}, {platform.machine()}, '
+    f'{os.cpu_count()} cores, python {platform.python_version()}'
+  )
+  print(
+    f'# command: python experiments/bench_extraction.py --clips {args.clips} '
+    f'--workers {" ".join(map(str, args.workers))} --rounds {args.rounds}'
+  )
   raw, raw_cpu = median(samples['unpinned']), median(samples['cpu_ms'])
   core_rate, floor_rate = median(samples['pinned']), median(samples['floor'])
-  print(f'# medians of {args.rounds} interleaved rounds; raw FaceMesh ranged '
-        f'{min(samples["unpinned"]):.0f}-{max(samples["unpinned"]):.0f} frames/s across them')
-  print(f'raw FaceMesh, 1 process:        {raw:6.1f} frames/s, {raw_cpu:.2f} CPU-ms/frame '
-        f'(= {raw_cpu * raw / 1000:.2f} cores busy)')
+  print(
+    f'# medians of {args.rounds} interleaved rounds; raw FaceMesh ranged '
+    f'{min(samples["unpinned"]):.0f}-{max(samples["unpinned"]):.0f} frames/s across them'
+  )
+  print(
+    f'raw FaceMesh, 1 process:        {raw:6.1f} frames/s, {raw_cpu:.2f} CPU-ms/frame '
+    f'(= {raw_cpu * raw / 1000:.2f} cores busy)'
+  )
   print(f'raw FaceMesh, pinned to 1 core: {core_rate:6.1f} frames/s')
-  print(f'decode + FaceMesh, 1 core:      {floor_rate:6.1f} frames/s (no pipeline can skip decoding)')
+  print(
+    f'decode + FaceMesh, 1 core:      {floor_rate:6.1f} frames/s (no pipeline can skip decoding)'
+  )
   one = None
   for workers, rate, startup, shutdown, wall, frames in rows:
     one = rate if workers == 1 else one
     reference = raw if workers == 1 else workers * core_rate
     label = 'raw (1 process)' if workers == 1 else f'{workers} x raw on 1 core'
     speedup = f', {rate / one:.2f}x vs 1 worker' if one and workers > 1 else ''
-    print(f'pipeline, {workers} worker(s): {rate:6.1f} frames/s steady state = {rate / reference:.0%} '
-          f'of {label}, {rate / (workers * floor_rate):.0%} of {workers} x decode + FaceMesh'
-          f'{speedup}; start-up {startup:.1f} s + shut-down {shutdown:.1f} s, {frames} frames in '
-          f'{wall:.1f} s wall incl. those and shard writing')
+    print(
+      f'pipeline, {workers} worker(s): {rate:6.1f} frames/s steady state = {rate / reference:.0%} '
+      f'of {label}, {rate / (workers * floor_rate):.0%} of {workers} x decode + FaceMesh'
+      f'{speedup}; start-up {startup:.1f} s + shut-down {shutdown:.1f} s, {frames} frames in '
+      f'{wall:.1f} s wall incl. those and shard writing'
+    )
+
 
 if __name__ == '__main__':
   main()

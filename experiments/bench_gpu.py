@@ -42,26 +42,39 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, REPO)  # a GPU host runs this from a checkout, without installing lipjax
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
-import jax.numpy as jnp  # pylint: disable=g-import-not-at-top,wrong-import-position
-from jax.sharding import NamedSharding  # pylint: disable=g-import-not-at-top,wrong-import-position
-from jax.sharding import PartitionSpec as P  # pylint: disable=g-import-not-at-top,wrong-import-position
-import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
+import jax
+import jax.numpy as jnp
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+import numpy as np
 
-from extraction import schema  # pylint: disable=wrong-import-position
-from lipjax import graphs  # pylint: disable=wrong-import-position
+from extraction import schema
+from lipjax import graphs
 
 NUM_CLASSES = {'small': 10, 'base': 500}  # the demo's words; LRW's
 # Nominal dense tensor-core peaks in TFLOP/s (NVIDIA data sheets, without sparsity):
 # (device_kind substring, bfloat16, TF32). H100 SXM5 and PCIe; H200 is an SXM H100 die.
-NOMINAL_PEAKS = (('H100 PCIe', 756.0, 378.0), ('H100', 989.4, 494.7), ('H200', 989.4, 494.7),
-                 ('A100', 312.0, 156.0))
+NOMINAL_PEAKS = (
+  ('H100 PCIe', 756.0, 378.0),
+  ('H100', 989.4, 494.7),
+  ('H200', 989.4, 494.7),
+  ('A100', 312.0, 156.0),
+)
 
 
 # Modules lipjax.train imports at module level but its model, optimizer and
 # train_step never call: tf.data input, checkpoints, progress bars, plots.
-STANDINS = ('tensorflow', 'tensorflow_datasets', 'orbax', 'orbax.checkpoint', 'tqdm',
-            'matplotlib', 'matplotlib.pyplot', 'clu', 'clu.metric_writers')
+STANDINS = (
+  'tensorflow',
+  'tensorflow_datasets',
+  'orbax',
+  'orbax.checkpoint',
+  'tqdm',
+  'matplotlib',
+  'matplotlib.pyplot',
+  'clu',
+  'clu.metric_writers',
+)
 
 
 class Placeholder:
@@ -103,7 +116,8 @@ def import_train():
   missing = []
   while True:
     try:
-      from lipjax import train  # pylint: disable=g-import-not-at-top
+      from lipjax import train
+
       if missing:
         print(f'lipjax.train imported with stand-ins for {missing}', flush=True)
       return train
@@ -123,8 +137,9 @@ def import_train():
 
 def load_config(name: str):
   """configs/NAME.py's get_config()."""
-  spec = importlib.util.spec_from_file_location(f'configs.{name}',
-                                                os.path.join(REPO, 'configs', f'{name}.py'))
+  spec = importlib.util.spec_from_file_location(
+    f'configs.{name}', os.path.join(REPO, 'configs', f'{name}.py')
+  )
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module.get_config()
@@ -134,8 +149,13 @@ def make_meta(num_classes: int, frames: int) -> schema.DatasetMeta:
   """Metadata with the real node count, mirror and feature names, and a ring-with-chords graph."""
   senders, receivers = graphs.ring_edges(schema.NUM_NODES)
   return schema.DatasetMeta.for_roi(
-      class_names=[f'word{i:03d}' for i in range(num_classes)], max_frames=frames, fps=25.0,
-      senders=senders, receivers=receivers, split_sizes={'train': 100_000})
+    class_names=[f'word{i:03d}' for i in range(num_classes)],
+    max_frames=frames,
+    fps=25.0,
+    senders=senders,
+    receivers=receivers,
+    split_sizes={'train': 100_000},
+  )
 
 
 def random_batch(meta: schema.DatasetMeta, batch_size: int, seed: int = 0) -> dict:
@@ -148,13 +168,17 @@ def random_batch(meta: schema.DatasetMeta, batch_size: int, seed: int = 0) -> di
   speech_mask[:, :2] = 0
   label = rng.integers(0, meta.num_classes, batch_size).astype(np.int32)
   return {
-      'landmarks': rng.random((batch_size, t, n, 3), np.float32) * frame_mask[..., None, None],
-      'au': rng.random((batch_size, t, len(meta.au_names)), np.float32),
-      'geometry': rng.random((batch_size, t, len(meta.geometry_names)), np.float32),
-      'frame_mask': frame_mask, 'face_mask': frame_mask, 'speech_mask': speech_mask,
-      'length': length, 'label': label, 'example_mask': np.ones(batch_size, np.float32),
-      'mix_label': np.roll(label, 1),
-      'mix_weight': rng.uniform(0.5, 1.0, batch_size).astype(np.float32),
+    'landmarks': rng.random((batch_size, t, n, 3), np.float32) * frame_mask[..., None, None],
+    'au': rng.random((batch_size, t, len(meta.au_names)), np.float32),
+    'geometry': rng.random((batch_size, t, len(meta.geometry_names)), np.float32),
+    'frame_mask': frame_mask,
+    'face_mask': frame_mask,
+    'speech_mask': speech_mask,
+    'length': length,
+    'label': label,
+    'example_mask': np.ones(batch_size, np.float32),
+    'mix_label': np.roll(label, 1),
+    'mix_weight': rng.uniform(0.5, 1.0, batch_size).astype(np.float32),
   }
 
 
@@ -169,7 +193,7 @@ def cost_flops(compiled) -> float:
   """XLA's FLOP count of a compiled computation (0.0 where the backend gives none)."""
   try:
     return total_flops(compiled.cost_analysis())
-  except Exception:  # pylint: disable=broad-except
+  except Exception:
     return 0.0
 
 
@@ -179,8 +203,12 @@ def sharded_step(train, config, mesh):
   # check_vma=False: the LSTM's scan starts from a device-invariant zero carry that
   # per-device dropout makes device-varying, which the check rejects; the state that
   # comes out is the same on every device (gradients are averaged), as under pmap.
-  return jax.jit(jax.shard_map(step, mesh=mesh, in_specs=(P(), P('batch'), P()),
-                               out_specs=(P(), P()), check_vma=False), donate_argnums=(0,))
+  return jax.jit(
+    jax.shard_map(
+      step, mesh=mesh, in_specs=(P(), P('batch'), P()), out_specs=(P(), P()), check_vma=False
+    ),
+    donate_argnums=(0,),
+  )
 
 
 def matmul_rate(size: int, dtype, min_seconds: float) -> float:
@@ -198,7 +226,7 @@ def matmul_rate(size: int, dtype, min_seconds: float) -> float:
     elapsed = time.perf_counter() - start
     if elapsed < min_seconds:
       repeats *= 2
-  return 2.0 * size ** 3 * repeats / elapsed
+  return 2.0 * size**3 * repeats / elapsed
 
 
 def nominal_peak(device, dtype: str):
@@ -220,9 +248,13 @@ def step_memory_gib(compiled):
   """
   try:
     stats = compiled.memory_analysis()
-    needed = (stats.argument_size_in_bytes + stats.output_size_in_bytes
-              - stats.alias_size_in_bytes + stats.temp_size_in_bytes)
-  except Exception:  # pylint: disable=broad-except
+    needed = (
+      stats.argument_size_in_bytes
+      + stats.output_size_in_bytes
+      - stats.alias_size_in_bytes
+      + stats.temp_size_in_bytes
+    )
+  except Exception:
     return None
   return needed / 2**30
 
@@ -262,7 +294,8 @@ class Runner:
     if unroll:
       config.model.lstm_unroll = unroll
     meta = make_meta(NUM_CLASSES[name], self.args.frames)
-    from lipjax import models  # pylint: disable=g-import-not-at-top
+    from lipjax import models
+
     return config, meta, models.create_model(config, meta)
 
   def unrolled_flops(self, name: str, per_device: int, host_state) -> float:
@@ -276,16 +309,21 @@ class Runner:
     mesh = jax.sharding.Mesh(np.asarray(jax.devices('cpu')[:1]), ('batch',))
 
     def abstract(tree, spec):
-      return jax.tree.map(lambda x: jax.ShapeDtypeStruct(
-          np.shape(x), np.asarray(x).dtype, sharding=NamedSharding(mesh, spec)), tree)
+      return jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(
+          np.shape(x), np.asarray(x).dtype, sharding=NamedSharding(mesh, spec)
+        ),
+        tree,
+      )
 
     try:
       lowered = sharded_step(self.train, config, mesh).lower(
-          abstract(host_state.replace(apply_fn=model.apply), P()),
-          abstract(random_batch(meta, per_device), P('batch')),
-          abstract(np.asarray(jax.random.PRNGKey(1)), P()))
+        abstract(host_state.replace(apply_fn=model.apply), P()),
+        abstract(random_batch(meta, per_device), P('batch')),
+        abstract(np.asarray(jax.random.PRNGKey(1)), P()),
+      )
       return total_flops(lowered.cost_analysis())
-    except Exception:  # pylint: disable=broad-except
+    except Exception:
       traceback.print_exc()
       return 0.0
 
@@ -293,8 +331,9 @@ class Runner:
     """One row: compile time, examples/s, FLOPs and utilisation of a config's train step."""
     config, meta, model = self.model(name, dtype, per_device)
     if name not in self.states:
-      self.states[name] = jax.device_get(self.train.create_train_state(
-          config, meta, model, jax.random.PRNGKey(0)))
+      self.states[name] = jax.device_get(
+        self.train.create_train_state(config, meta, model, jax.random.PRNGKey(0))
+      )
     host_state = self.states[name].replace(apply_fn=model.apply)
     replicated, split = NamedSharding(self.mesh, P()), NamedSharding(self.mesh, P('batch'))
     batch = jax.device_put(random_batch(meta, config.batch_size), split)
@@ -310,22 +349,28 @@ class Runner:
     # Without an unrolled count (see unrolled_flops), XLA's undercount, flagged in the table.
     flops = self.flops[name, per_device] or xla_scan
 
-    state, seconds = time_steps(compiled, state, batch, root, self.args.min_seconds,
-                                self.args.max_steps)
+    state, seconds = time_steps(
+      compiled, state, batch, root, self.args.min_seconds, self.args.max_steps
+    )
     del state
     device = self.mesh.devices.flat[0]
     achieved = flops / seconds  # per device: the lowered step is one device's share
     peak, _ = nominal_peak(device, dtype)
     return {
-        'config': name, 'dtype': dtype, 'batch': per_device,
-        'params': sum(x.size for x in jax.tree.leaves(host_state.params)),
-        'compile_s': compile_s, 'step_ms': seconds * 1e3,
-        'examples_s': config.batch_size / seconds, 'gflop_step': flops / 1e9,
-        'xla_scan_gflop': xla_scan / 1e9, 'tflop_s': achieved / 1e12,
-        'unrolled': bool(self.flops[name, per_device]),
-        'of_matmul': achieved / self.matmul[dtype],
-        'of_peak': None if peak is None else achieved / (peak * 1e12),
-        'memory_gib': step_memory_gib(compiled),
+      'config': name,
+      'dtype': dtype,
+      'batch': per_device,
+      'params': sum(x.size for x in jax.tree.leaves(host_state.params)),
+      'compile_s': compile_s,
+      'step_ms': seconds * 1e3,
+      'examples_s': config.batch_size / seconds,
+      'gflop_step': flops / 1e9,
+      'xla_scan_gflop': xla_scan / 1e9,
+      'tflop_s': achieved / 1e12,
+      'unrolled': bool(self.flops[name, per_device]),
+      'of_matmul': achieved / self.matmul[dtype],
+      'of_peak': None if peak is None else achieved / (peak * 1e12),
+      'memory_gib': step_memory_gib(compiled),
     }
 
 
@@ -336,15 +381,19 @@ def format_row(row: dict) -> str:
     return head + f' failed: {row["error"]} |'
   of_peak = '-' if row['of_peak'] is None else f'{100 * row["of_peak"]:.2f}%'
   memory = '-' if row['memory_gib'] is None else f'{row["memory_gib"]:.2f}'
-  return (head + f' {row["params"]:,} | {row["compile_s"]:.1f} | {row["step_ms"]:.2f} | '
-          f'{row["examples_s"]:,.0f} | {row["gflop_step"]:.2f}{"" if row["unrolled"] else "*"} '
-          f'({row["xla_scan_gflop"]:.2f}) | '
-          f'{row["tflop_s"]:.3f} | {100 * row["of_matmul"]:.2f}% | {of_peak} | {memory} |')
+  return (
+    head + f' {row["params"]:,} | {row["compile_s"]:.1f} | {row["step_ms"]:.2f} | '
+    f'{row["examples_s"]:,.0f} | {row["gflop_step"]:.2f}{"" if row["unrolled"] else "*"} '
+    f'({row["xla_scan_gflop"]:.2f}) | '
+    f'{row["tflop_s"]:.3f} | {100 * row["of_matmul"]:.2f}% | {of_peak} | {memory} |'
+  )
 
 
-TABLE_HEAD = ('| config | dtype | batch/device | params | compile s | step ms | train ex/s | '
-              'GFLOP/step (xla_scan) | achieved TFLOP/s | of matmul | of nominal | step GiB |\n'
-              '|---|---|---|---|---|---|---|---|---|---|---|---|')
+TABLE_HEAD = (
+  '| config | dtype | batch/device | params | compile s | step ms | train ex/s | '
+  'GFLOP/step (xla_scan) | achieved TFLOP/s | of matmul | of nominal | step GiB |\n'
+  '|---|---|---|---|---|---|---|---|---|---|---|---|'
+)
 
 
 def main():
@@ -353,12 +402,20 @@ def main():
   parser.add_argument('--batch_sizes', default='32,256,1024', help='per device')
   parser.add_argument('--dtypes', default='float32,bfloat16')
   parser.add_argument('--frames', type=int, default=29)
-  parser.add_argument('--matmul_size', type=int, default=0,
-                      help='square matmul for the reference rate (0: 8192 on GPU/TPU, 2048 on CPU)')
+  parser.add_argument(
+    '--matmul_size',
+    type=int,
+    default=0,
+    help='square matmul for the reference rate (0: 8192 on GPU/TPU, 2048 on CPU)',
+  )
   parser.add_argument('--min_seconds', type=float, default=2.0, help='timed time per row')
   parser.add_argument('--max_steps', type=int, default=200)
-  parser.add_argument('--time_budget_s', type=float, default=0.0,
-                      help='start no new row after this many seconds (0: no limit)')
+  parser.add_argument(
+    '--time_budget_s',
+    type=float,
+    default=0.0,
+    help='start no new row after this many seconds (0: no limit)',
+  )
   args = parser.parse_args()
   started = time.perf_counter()
   train = import_train()
@@ -367,16 +424,20 @@ def main():
   device = devices[0]
   # Mesh() rather than jax.make_mesh, whose default axis type differs across JAX versions.
   mesh = jax.sharding.Mesh(np.asarray(devices), ('batch',))
-  print(f'jax {jax.__version__} on {len(devices)} x {device.platform} ({device.device_kind}); '
-        f'python {platform.python_version()}; {os.cpu_count()} host cores', flush=True)
+  print(
+    f'jax {jax.__version__} on {len(devices)} x {device.platform} ({device.device_kind}); '
+    f'python {platform.python_version()}; {os.cpu_count()} host cores',
+    flush=True,
+  )
   size = args.matmul_size or (2048 if device.platform == 'cpu' else 8192)
   matmul = {}
   for dtype in args.dtypes.split(','):
     matmul[dtype] = matmul_rate(size, jnp.dtype(dtype), args.min_seconds)
     peak, label = nominal_peak(device, dtype)
     nominal = f'; nominal {peak:.1f} TFLOP/s ({label})' if peak else ''
-    print(f'matmul {size}^2 {dtype}: {matmul[dtype] / 1e12:.3f} TFLOP/s measured{nominal}',
-          flush=True)
+    print(
+      f'matmul {size}^2 {dtype}: {matmul[dtype] / 1e12:.3f} TFLOP/s measured{nominal}', flush=True
+    )
 
   print(TABLE_HEAD, flush=True)
   runner = Runner(train, args, mesh, matmul)
@@ -386,20 +447,34 @@ def main():
     for per_device in map(int, args.batch_sizes.split(',')):
       for dtype in args.dtypes.split(','):
         if args.time_budget_s and time.perf_counter() - started > args.time_budget_s:
-          rows.append({'config': name, 'dtype': dtype, 'batch': per_device,
-                       'error': f'skipped: time budget {args.time_budget_s:.0f} s spent'})
+          rows.append(
+            {
+              'config': name,
+              'dtype': dtype,
+              'batch': per_device,
+              'error': f'skipped: time budget {args.time_budget_s:.0f} s spent',
+            }
+          )
         else:
           try:
             rows.append(runner.measure(name, dtype, per_device))
-          except Exception as e:  # pylint: disable=broad-except
+          except Exception as e:
             # One row out of memory (or worse) must not cost the rows after it.
             traceback.print_exc()
-            rows.append({'config': name, 'dtype': dtype, 'batch': per_device,
-                         'error': f'{type(e).__name__}: {str(e).splitlines()[0][:160]}'})
+            rows.append(
+              {
+                'config': name,
+                'dtype': dtype,
+                'batch': per_device,
+                'error': f'{type(e).__name__}: {str(e).splitlines()[0][:160]}',
+              }
+            )
         print(format_row(rows[-1]), flush=True)
 
-  print('\nAll rows (utilisation per device; examples/s over all devices; GFLOP/step with *: '
-        'no unrolled count, XLA\'s count of the scanned step):')
+  print(
+    '\nAll rows (utilisation per device; examples/s over all devices; GFLOP/step with *: '
+    "no unrolled count, XLA's count of the scanned step):"
+  )
   print(TABLE_HEAD)
   for row in rows:
     print(format_row(row))

@@ -27,18 +27,22 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-from extraction.synthetic.faces import carphone_path  # pylint: disable=wrong-import-position
+from extraction.synthetic.faces import carphone_path
 
 
 def write_long_video(path: str, seconds: float, height: int, fps: float = 30.0) -> None:
   """Loops carphone, upscaled to 16:9 at `height`, for `seconds` into an mp4v file."""
-  import cv2  # pylint: disable=g-import-not-at-top
-  from extraction import video  # pylint: disable=g-import-not-at-top
+  import cv2
+
+  from extraction import video
+
   frames = np.ascontiguousarray(video.read_frames(carphone_path())[0][..., ::-1])  # RGB -> BGR
   width = height * 16 // 9
   writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*'mp4v'), fps, (width, height))
   for k in range(int(seconds * fps)):
-    writer.write(cv2.resize(frames[k % len(frames)], (width, height), interpolation=cv2.INTER_LINEAR))
+    writer.write(
+      cv2.resize(frames[k % len(frames)], (width, height), interpolation=cv2.INTER_LINEAR)
+    )
   writer.release()
 
 
@@ -56,10 +60,12 @@ def _peak_mb(pid: int) -> float | None:
 
 def run_extraction(command: list[str]) -> tuple[subprocess.CompletedProcess, float, dict]:
   """Runs an extraction; returns (result, wall seconds, peak MB per process: 'parent', 'worker N')."""
-  import psutil  # pylint: disable=g-import-not-at-top
+  import psutil
+
   began = time.perf_counter()
-  child = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           text=True)
+  child = subprocess.Popen(
+    command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+  )
   peaks, roles = {}, {child.pid: 'parent'}
   while child.poll() is None:
     try:
@@ -91,10 +97,14 @@ def main() -> None:
   width = args.height * 16 // 9
   frame_mb = width * args.height * 3 / 2**20
   frames = int(args.seconds * 30)
-  print(f'# extraction memory benchmark, {time.strftime("%Y-%m-%d %H:%M")}, {platform.machine()}, '
-        f'{os.cpu_count()} cores, python {platform.python_version()}')
-  print(f'# command: python experiments/bench_memory.py --seconds {args.seconds:g} '
-        f'--height {args.height} --workers {" ".join(map(str, args.workers))}')
+  print(
+    f'# extraction memory benchmark, {time.strftime("%Y-%m-%d %H:%M")}, {platform.machine()}, '
+    f'{os.cpu_count()} cores, python {platform.python_version()}'
+  )
+  print(
+    f'# command: python experiments/bench_memory.py --seconds {args.seconds:g} '
+    f'--height {args.height} --workers {" ".join(map(str, args.workers))}'
+  )
   with tempfile.TemporaryDirectory() as tmp:
     began = time.perf_counter()
     video = os.path.join(tmp, 'long.mp4')
@@ -102,21 +112,38 @@ def main() -> None:
     os.link(video, os.path.join(tmp, 'long2.mp4'))  # a second row needs a second path
     middle = args.seconds / 2
     with open(os.path.join(tmp, 'manifest.csv'), 'w') as f:
-      f.write('path,label,split,speaker,start,end\n'
-              f'long.mp4,hello,train,s1,{middle:g},{middle + 1:g}\n'
-              f'long2.mp4,there,train,s1,{middle / 2:g},{middle / 2 + 1.2:g}\n')
-    print(f'video: {width}x{args.height}, 30 fps, {args.seconds:g} s = {frames} frames '
-          f'({frame_mb:.1f} MB each decoded, >= {frames * frame_mb / 1024:.1f} GB for all of them), '
-          f'{os.path.getsize(video) / 2**20:.0f} MB mp4v, written in {time.perf_counter() - began:.0f} s')
+      f.write(
+        'path,label,split,speaker,start,end\n'
+        f'long.mp4,hello,train,s1,{middle:g},{middle + 1:g}\n'
+        f'long2.mp4,there,train,s1,{middle / 2:g},{middle / 2 + 1.2:g}\n'
+      )
+    print(
+      f'video: {width}x{args.height}, 30 fps, {args.seconds:g} s = {frames} frames '
+      f'({frame_mb:.1f} MB each decoded, >= {frames * frame_mb / 1024:.1f} GB for all of them), '
+      f'{os.path.getsize(video) / 2**20:.0f} MB mp4v, written in {time.perf_counter() - began:.0f} s'
+    )
     for workers in args.workers:
-      command = [sys.executable, '-m', 'extraction', '--input', os.path.join(tmp, 'manifest.csv'),
-                 '--out', os.path.join(tmp, f'data{workers}'), '--workers', str(workers), '--quiet']
+      command = [
+        sys.executable,
+        '-m',
+        'extraction',
+        '--input',
+        os.path.join(tmp, 'manifest.csv'),
+        '--out',
+        os.path.join(tmp, f'data{workers}'),
+        '--workers',
+        str(workers),
+        '--quiet',
+      ]
       result, wall, peaks = run_extraction(command)
       if result.returncode != 0:
         sys.exit(f'extraction failed ({result.returncode}): {result.stderr[-2000:]}')
       summary = result.stdout.strip().splitlines()[0]
-      print(f'--workers {workers}: peak RSS ' + ', '.join(f'{role} {mb:.0f} MB' for role, mb in peaks.items())
-            + f'; {wall:.0f} s wall; {summary}')
+      print(
+        f'--workers {workers}: peak RSS '
+        + ', '.join(f'{role} {mb:.0f} MB' for role, mb in peaks.items())
+        + f'; {wall:.0f} s wall; {summary}'
+      )
 
 
 if __name__ == '__main__':

@@ -24,17 +24,17 @@ import time
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
-import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
+import jax
+import numpy as np
 
-from extraction import schema  # pylint: disable=wrong-import-position
-from lipjax import graphs  # pylint: disable=wrong-import-position
-from extraction import shards  # pylint: disable=wrong-import-position
-from lipjax import cli  # pylint: disable=wrong-import-position
-from lipjax import input_pipeline  # pylint: disable=wrong-import-position
-from lipjax import models  # pylint: disable=wrong-import-position
-from lipjax import parallel  # pylint: disable=wrong-import-position
-from lipjax import train  # pylint: disable=wrong-import-position
+from extraction import schema
+from extraction import shards
+from lipjax import cli
+from lipjax import graphs
+from lipjax import input_pipeline
+from lipjax import models
+from lipjax import parallel
+from lipjax import train
 
 NUM_CLASSES = 50
 
@@ -54,19 +54,33 @@ def write_random_dataset(data_dir: str, frames: int, train_size: int) -> schema.
   def example(i):
     length = int(rng.integers(frames * 3 // 5, frames + 1))
     speech = np.zeros(length)
-    speech[2:length - 2] = 1
+    speech[2 : length - 2] = 1
     return schema.pad_example(
-        landmarks=rng.random((length, schema.NUM_NODES, 3), dtype=np.float32),
-        au=rng.random((length, schema.NUM_AU)), geometry=rng.random((length, schema.NUM_GEOMETRY)),
-        face_mask=np.ones(length), speech_mask=speech, label=i % NUM_CLASSES,
-        speaker=f's{i % 7}', video_id=f'clip{i}', max_frames=frames)
+      landmarks=rng.random((length, schema.NUM_NODES, 3), dtype=np.float32),
+      au=rng.random((length, schema.NUM_AU)),
+      geometry=rng.random((length, schema.NUM_GEOMETRY)),
+      face_mask=np.ones(length),
+      speech_mask=speech,
+      label=i % NUM_CLASSES,
+      speaker=f's{i % 7}',
+      video_id=f'clip{i}',
+      max_frames=frames,
+    )
 
   senders, receivers = graphs.ring_edges(schema.NUM_NODES)
   meta = schema.DatasetMeta.for_roi(
-      class_names=[f'word{i:02d}' for i in range(NUM_CLASSES)], max_frames=frames, fps=25.0,
-      senders=senders, receivers=receivers)
-  shards.write_dataset(data_dir, {'train': [example(i) for i in range(train_size)],
-                                  'val': [example(i) for i in range(64)]}, meta, num_shards=4)
+    class_names=[f'word{i:02d}' for i in range(NUM_CLASSES)],
+    max_frames=frames,
+    fps=25.0,
+    senders=senders,
+    receivers=receivers,
+  )
+  shards.write_dataset(
+    data_dir,
+    {'train': [example(i) for i in range(train_size)], 'val': [example(i) for i in range(64)]},
+    meta,
+    num_shards=4,
+  )
   return schema.DatasetMeta.load(data_dir)
 
 
@@ -93,8 +107,10 @@ def main():
   # As `python -m lipjax.train` does: CPU cores become pmap devices before JAX's
   # backends start (at first use, not at import).
   cli.split_cpu_into_devices(config.cpu_devices, (config.batch_size,))
-  print(f'load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; '
-        f'jax {jax.__version__} on {parallel.num_devices()} x {jax.devices()[0].platform}')
+  print(
+    f'load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; '
+    f'jax {jax.__version__} on {parallel.num_devices()} x {jax.devices()[0].platform}'
+  )
 
   with tempfile.TemporaryDirectory() as data_dir:
     config.data_dir = data_dir
@@ -105,8 +121,9 @@ def main():
     state = train.create_train_state(config, meta, model, jax.random.PRNGKey(0))
     params = sum(count for _, count in models.parameter_counts(state.params, depth=1))
     p_train_step = parallel.data_parallel(
-        functools.partial(train.train_step, label_smoothing=config.label_smoothing),
-        donate_argnums=(0,))
+      functools.partial(train.train_step, label_smoothing=config.label_smoothing),
+      donate_argnums=(0,),
+    )
     replicated = parallel.replicate(state)
     dropout_roots = parallel.replicate(jax.random.PRNGKey(1))
     iterator = input_pipeline.train_iterator(config, meta, 0, parallel.num_devices())
@@ -115,8 +132,9 @@ def main():
     start = time.perf_counter()
     compiled = p_train_step.lower(replicated, batch, dropout_roots).compile()
     compile_seconds = time.perf_counter() - start
-    device_batch = jax.tree.map(lambda x: jax.device_put_sharded(list(x), jax.local_devices()),
-                                batch)
+    device_batch = jax.tree.map(
+      lambda x: jax.device_put_sharded(list(x), jax.local_devices()), batch
+    )
     for _ in range(3):
       replicated, metrics = compiled(replicated, device_batch, dropout_roots)
     jax.block_until_ready(metrics)
@@ -133,14 +151,20 @@ def main():
     jax.block_until_ready(metrics)
     end_to_end_rate = args.steps * config.batch_size / (time.perf_counter() - start)
 
-  print(f'config {args.config}: {params:,} parameters, batch {args.batch}, T = {args.frames}, '
-        f'{meta.num_nodes} nodes, {len(meta.senders)} directed edges')
+  print(
+    f'config {args.config}: {params:,} parameters, batch {args.batch}, T = {args.frames}, '
+    f'{meta.num_nodes} nodes, {len(meta.senders)} directed edges'
+  )
   print(f'compile (train step): {compile_seconds:.1f} s')
-  print(f'train (fed):          {fed_rate:.0f} examples/s ({fed_rate / args.batch:.2f} steps/s, '
-        f'{cpu_per_step:.3f} CPU-seconds a step over all threads)')
+  print(
+    f'train (fed):          {fed_rate:.0f} examples/s ({fed_rate / args.batch:.2f} steps/s, '
+    f'{cpu_per_step:.3f} CPU-seconds a step over all threads)'
+  )
   print(f'train (end to end):   {end_to_end_rate:.0f} examples/s')
-  print(f'input pipeline:       {pipeline_rate:.0f} examples/s '
-        f'({pipeline_rate / fed_rate:.1f}x training)')
+  print(
+    f'input pipeline:       {pipeline_rate:.0f} examples/s '
+    f'({pipeline_rate / fed_rate:.1f}x training)'
+  )
   print(f'load average after: {os.getloadavg()[0]:.2f}')
   print('command: python ' + ' '.join(sys.argv))
 

@@ -25,6 +25,7 @@ class ClipError(Exception):
 @dataclasses.dataclass(frozen=True)
 class Settings:
   """Extraction settings; recorded in the data set's metadata."""
+
   max_frames: int = 29
   fps: float = 25.0
   ema_alpha: float = 0.7
@@ -36,16 +37,21 @@ class Settings:
   def problems(self) -> list[tuple[str, str]]:
     """(setting, what is wrong) for every value no clip could be extracted with."""
     checks = [
-        ('max_frames', self.max_frames >= 1, 'must be at least 1'),
-        ('fps', math.isfinite(self.fps) and self.fps > 0, 'must be a positive number'),
-        ('ema_alpha', 0 < self.ema_alpha <= 1, 'must be in (0, 1]'),
-        ('min_face_fraction', 0 <= self.min_face_fraction <= 1, 'must be in [0, 1]'),
-        ('min_frames', 1 <= self.min_frames <= self.max_frames,
-         f'must be in [1, max_frames={self.max_frames}]'),
-        ('min_detection_confidence', 0 <= self.min_detection_confidence <= 1, 'must be in [0, 1]'),
-        ('min_tracking_confidence', 0 <= self.min_tracking_confidence <= 1, 'must be in [0, 1]'),
+      ('max_frames', self.max_frames >= 1, 'must be at least 1'),
+      ('fps', math.isfinite(self.fps) and self.fps > 0, 'must be a positive number'),
+      ('ema_alpha', 0 < self.ema_alpha <= 1, 'must be in (0, 1]'),
+      ('min_face_fraction', 0 <= self.min_face_fraction <= 1, 'must be in [0, 1]'),
+      (
+        'min_frames',
+        1 <= self.min_frames <= self.max_frames,
+        f'must be in [1, max_frames={self.max_frames}]',
+      ),
+      ('min_detection_confidence', 0 <= self.min_detection_confidence <= 1, 'must be in [0, 1]'),
+      ('min_tracking_confidence', 0 <= self.min_tracking_confidence <= 1, 'must be in [0, 1]'),
     ]
-    return [(name, f'{message}, got {getattr(self, name)!r}') for name, ok, message in checks if not ok]
+    return [
+      (name, f'{message}, got {getattr(self, name)!r}') for name, ok, message in checks if not ok
+    ]
 
   def check(self) -> None:
     """Raises ValueError naming every bad setting."""
@@ -57,21 +63,29 @@ class Settings:
 @dataclasses.dataclass
 class ClipArrays:
   """A clip's per-frame arrays before padding (L <= max_frames frames)."""
-  landmarks: np.ndarray    # [L, 88, 3]
-  au: np.ndarray           # [L, 18]
-  geometry: np.ndarray     # [L, 10]
-  face_mask: np.ndarray    # [L] uint8
+
+  landmarks: np.ndarray  # [L, 88, 3]
+  au: np.ndarray  # [L, 18]
+  geometry: np.ndarray  # [L, 10]
+  face_mask: np.ndarray  # [L] uint8
   speech_mask: np.ndarray  # [L] uint8
-  source_frames: int       # frames at the data set's fps before cutting
-  cut: bool                # longer than max_frames and cut around the speech
-  resampled: bool          # source fps differed from the data set's fps
+  source_frames: int  # frames at the data set's fps before cutting
+  cut: bool  # longer than max_frames and cut around the speech
+  resampled: bool  # source fps differed from the data set's fps
 
   def to_example(self, label: int, speaker: str, video_id: str, max_frames: int) -> dict:
     """Pads to a schema example."""
     return schema.pad_example(
-        landmarks=self.landmarks, au=self.au, geometry=self.geometry,
-        face_mask=self.face_mask, speech_mask=self.speech_mask, label=label,
-        speaker=speaker, video_id=video_id, max_frames=max_frames)
+      landmarks=self.landmarks,
+      au=self.au,
+      geometry=self.geometry,
+      face_mask=self.face_mask,
+      speech_mask=self.speech_mask,
+      label=label,
+      speaker=speaker,
+      video_id=video_id,
+      max_frames=max_frames,
+    )
 
 
 def cut_window(num_frames: int, intervals, fps: float, max_frames: int) -> int:
@@ -91,30 +105,42 @@ def cut_window(num_frames: int, intervals, fps: float, max_frames: int) -> int:
 INTERVAL_SLACK_SECONDS = 0.25
 
 
-def check_intervals(video_path: str, intervals, duration: float, num_frames: int, fps: float) -> None:
+def check_intervals(
+  video_path: str, intervals, duration: float, num_frames: int, fps: float
+) -> None:
   """Raises ClipError if the speech ends well after the video or holds none of its frames."""
   for start, end in intervals:
     if end > duration + INTERVAL_SLACK_SECONDS:
-      raise ClipError(f'{video_path}: speech interval {start:g}-{end:g} s ends after the video '
-                      f'({duration:.2f} s long); its transcript or manifest row is for another video')
+      raise ClipError(
+        f'{video_path}: speech interval {start:g}-{end:g} s ends after the video '
+        f'({duration:.2f} s long); its transcript or manifest row is for another video'
+      )
   if intervals and not transcripts.speech_mask(intervals, num_frames, fps).any():
-    raise ClipError(f'{video_path}: speech interval(s) '
-                    f'{", ".join(f"{s:g}-{e:g} s" for s, e in intervals)} hold no frame of the video '
-                    f'({duration:.2f} s long)')
+    raise ClipError(
+      f'{video_path}: speech interval(s) '
+      f'{", ".join(f"{s:g}-{e:g} s" for s, e in intervals)} hold no frame of the video '
+      f'({duration:.2f} s long)'
+    )
 
 
 @dataclasses.dataclass
 class ClipFrames:
   """The frames of a clip's window at the data set's rate, with its speech placed in it."""
-  frames: np.ndarray   # [L, H, W, 3] uint8 RGB, L <= max_frames
-  intervals: tuple     # speech intervals in seconds from frames[0]
-  source_frames: int   # frames at the data set's fps before cutting
-  resampled: bool      # source fps differed from the data set's fps
+
+  frames: np.ndarray  # [L, H, W, 3] uint8 RGB, L <= max_frames
+  intervals: tuple  # speech intervals in seconds from frames[0]
+  source_frames: int  # frames at the data set's fps before cutting
+  resampled: bool  # source fps differed from the data set's fps
 
 
-def read_clip(video_path: str, settings: Settings, intervals=None,
-              transcript: transcripts.Transcript | None = None) -> ClipFrames:
+def read_clip(
+  video_path: str,
+  settings: Settings,
+  intervals=None,
+  transcript: transcripts.Transcript | None = None,
+) -> ClipFrames:
   """Decodes the max_frames window of a video around its speech (memory holds that window only)."""
+
   def speech(num_frames: int) -> tuple:
     if transcript is not None:
       return tuple(transcript.speech_intervals(num_frames / settings.fps))
@@ -122,26 +148,45 @@ def read_clip(video_path: str, settings: Settings, intervals=None,
 
   try:
     window = video.read_window(
-        video_path, settings.fps, settings.max_frames,
-        lambda n: cut_window(n, speech(n), settings.fps, settings.max_frames))
+      video_path,
+      settings.fps,
+      settings.max_frames,
+      lambda n: cut_window(n, speech(n), settings.fps, settings.max_frames),
+    )
   except video.VideoError as error:
     raise ClipError(str(error)) from error
   duration = window.source_frames / window.source_fps
-  if transcript is not None and (transcript.centred_duration or 0) > duration + INTERVAL_SLACK_SECONDS:
-    raise ClipError(f'{video_path}: its transcript says the speech lasts '
-                    f'{transcript.centred_duration:g} s but the video is {duration:.2f} s long')
+  if (
+    transcript is not None
+    and (transcript.centred_duration or 0) > duration + INTERVAL_SLACK_SECONDS
+  ):
+    raise ClipError(
+      f'{video_path}: its transcript says the speech lasts '
+      f'{transcript.centred_duration:g} s but the video is {duration:.2f} s long'
+    )
   placed = speech(window.num_frames)
   check_intervals(video_path, placed, duration, window.num_frames, settings.fps)
   offset = window.first / settings.fps
   if len(window.frames) < settings.min_frames:
-    raise ClipError(f'{video_path}: {len(window.frames)} frames at {settings.fps:g} fps; '
-                    f'need at least {settings.min_frames}')
-  return ClipFrames(frames=window.frames, intervals=tuple((s - offset, e - offset) for s, e in placed),
-                    source_frames=window.num_frames, resampled=window.resampled)
+    raise ClipError(
+      f'{video_path}: {len(window.frames)} frames at {settings.fps:g} fps; '
+      f'need at least {settings.min_frames}'
+    )
+  return ClipFrames(
+    frames=window.frames,
+    intervals=tuple((s - offset, e - offset) for s, e in placed),
+    source_frames=window.num_frames,
+    resampled=window.resampled,
+  )
 
 
-def extract_clip(video_path: str, tracker, settings: Settings,
-                 intervals=None, transcript: transcripts.Transcript | None = None) -> ClipArrays:
+def extract_clip(
+  video_path: str,
+  tracker,
+  settings: Settings,
+  intervals=None,
+  transcript: transcripts.Transcript | None = None,
+) -> ClipArrays:
   """Runs FaceMesh on a video and turns it into normalised landmarks, features and masks.
 
   Speech comes from `intervals` (seconds) or a `transcript`; with neither the
@@ -151,15 +196,19 @@ def extract_clip(video_path: str, tracker, settings: Settings,
   points, detected = tracker.landmarks(clip.frames)
   face_fraction = detected.mean()
   if face_fraction < settings.min_face_fraction:
-    raise ClipError(f'{video_path}: face found in {int(detected.sum())} of {len(clip.frames)} frames '
-                    f'(< {settings.min_face_fraction:.0%}); no usable face')
+    raise ClipError(
+      f'{video_path}: face found in {int(detected.sum())} of {len(clip.frames)} frames '
+      f'(< {settings.min_face_fraction:.0%}); no usable face'
+    )
   face = normalize.normalize_track(points, detected, settings.ema_alpha)  # [L, 468, 3]
   au, geometry = features.compute_features(face)
   return ClipArrays(
-      landmarks=face[:, list(roi.ROI_INDICES)],
-      au=au, geometry=geometry,
-      face_mask=detected.astype(np.uint8),
-      speech_mask=transcripts.speech_mask(clip.intervals, len(clip.frames), settings.fps),
-      source_frames=clip.source_frames,
-      cut=clip.source_frames > settings.max_frames,
-      resampled=clip.resampled)
+    landmarks=face[:, list(roi.ROI_INDICES)],
+    au=au,
+    geometry=geometry,
+    face_mask=detected.astype(np.uint8),
+    speech_mask=transcripts.speech_mask(clip.intervals, len(clip.frames), settings.fps),
+    source_frames=clip.source_frames,
+    cut=clip.source_frames > settings.max_frames,
+    resampled=clip.resampled,
+  )

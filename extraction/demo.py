@@ -33,9 +33,11 @@ def _generated(videos_dir: str, settings: dataset.Settings) -> bool:
   with open(marker) as f:
     recorded = json.load(f)
   expected = json.loads(json.dumps(dataclasses.asdict(settings)))  # tuples -> lists
-  return (recorded.get('settings') == expected
-          and recorded.get('generator_version') == dataset.GENERATOR_VERSION
-          and os.path.exists(os.path.join(videos_dir, 'manifest.csv')))
+  return (
+    recorded.get('settings') == expected
+    and recorded.get('generator_version') == dataset.GENERATOR_VERSION
+    and os.path.exists(os.path.join(videos_dir, 'manifest.csv'))
+  )
 
 
 def build_demo_dataset(data_dir: str, workers: int | None = None) -> None:
@@ -46,11 +48,20 @@ def build_demo_dataset(data_dir: str, workers: int | None = None) -> None:
   if _generated(videos_dir, DEMO_SETTINGS):
     logging.info('demo data set: reusing synthetic videos in %s', videos_dir)
   else:
-    logging.info('demo data set: generating synthetic talking-face videos into %s '
-                 '(once; reused while the generator settings are unchanged)', videos_dir)
+    logging.info(
+      'demo data set: generating synthetic talking-face videos into %s '
+      '(once; reused while the generator settings are unchanged)',
+      videos_dir,
+    )
     dataset.generate(videos_dir, DEMO_SETTINGS, workers=workers)
   logging.info('demo data set: extracting landmarks into %s', data_dir)
-  report = pipeline.run(os.path.join(videos_dir, 'manifest.csv'), data_dir, workers=workers,
-                        progress=True)
-  logging.info('demo data set: %d clips written, %d failed, in %.0f s -> %s',
-               report.get('written', 0), report.get('failed', 0), time.time() - began, data_dir)
+  report = pipeline.run(
+    os.path.join(videos_dir, 'manifest.csv'), data_dir, workers=workers, progress=True
+  )
+  logging.info(
+    'demo data set: %d clips written, %d failed, in %.0f s -> %s',
+    report.get('written', 0),
+    report.get('failed', 0),
+    time.time() - began,
+    data_dir,
+  )

@@ -11,12 +11,20 @@ import numpy as np
 
 from extraction import roi
 
-
 # A serialised NormalizedLandmark holding exactly x, y, z: tag+length, then three
 # (tag, float32) pairs. Parsing that fixed layout with numpy in one call avoids
 # reading 1404 protobuf attributes one by one in Python for every frame.
-_RECORD = np.dtype([('head', 'u1', 2), ('xt', 'u1'), ('x', '<f4'), ('yt', 'u1'), ('y', '<f4'),
-                    ('zt', 'u1'), ('z', '<f4')])
+_RECORD = np.dtype(
+  [
+    ('head', 'u1', 2),
+    ('xt', 'u1'),
+    ('x', '<f4'),
+    ('yt', 'u1'),
+    ('y', '<f4'),
+    ('zt', 'u1'),
+    ('z', '<f4'),
+  ]
+)
 _HEAD = (0x0A, 0x0F)
 _TAGS = (0x0D, 0x15, 0x1D)
 
@@ -26,27 +34,35 @@ def _landmark_array(landmark_list) -> np.ndarray:
   raw = landmark_list.SerializeToString()
   if len(raw) == roi.NUM_FACEMESH_LANDMARKS * _RECORD.itemsize:
     records = np.frombuffer(raw, _RECORD)
-    if ((records['head'] == _HEAD).all() and (records['xt'] == _TAGS[0]).all()
-        and (records['yt'] == _TAGS[1]).all() and (records['zt'] == _TAGS[2]).all()):
+    if (
+      (records['head'] == _HEAD).all()
+      and (records['xt'] == _TAGS[0]).all()
+      and (records['yt'] == _TAGS[1]).all()
+      and (records['zt'] == _TAGS[2]).all()
+    ):
       return np.stack([records['x'], records['y'], records['z']], axis=-1)
   return np.array([(p.x, p.y, p.z) for p in landmark_list.landmark], np.float32)
 
 
-def _face_mesh(static_image_mode: bool, min_detection_confidence: float,
-               min_tracking_confidence: float = 0.5):
+def _face_mesh(
+  static_image_mode: bool, min_detection_confidence: float, min_tracking_confidence: float = 0.5
+):
   """mediapipe's FaceMesh graph for one face, without iris refinement (468 landmarks)."""
-  import mediapipe as mp  # pylint: disable=g-import-not-at-top
+  import mediapipe as mp
+
   return mp.solutions.face_mesh.FaceMesh(
-      static_image_mode=static_image_mode, max_num_faces=1, refine_landmarks=False,
-      min_detection_confidence=min_detection_confidence,
-      min_tracking_confidence=min_tracking_confidence)
+    static_image_mode=static_image_mode,
+    max_num_faces=1,
+    refine_landmarks=False,
+    min_detection_confidence=min_detection_confidence,
+    min_tracking_confidence=min_tracking_confidence,
+  )
 
 
 class FaceMeshTracker:
   """One FaceMesh graph in video mode (one face), reused across clips."""
 
-  def __init__(self, min_detection_confidence: float = 0.5,
-               min_tracking_confidence: float = 0.5):
+  def __init__(self, min_detection_confidence: float = 0.5, min_tracking_confidence: float = 0.5):
     self._mesh = _face_mesh(False, min_detection_confidence, min_tracking_confidence)
 
   def landmarks(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -81,7 +97,8 @@ class FaceMeshDetector:
 
   def landmarks(self, image_bgr: np.ndarray) -> np.ndarray | None:
     """Returns FaceMesh landmarks in pixels [468, 2] float64, or None where no face is found."""
-    import cv2  # pylint: disable=g-import-not-at-top
+    import cv2
+
     result = self._mesh.process(cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB))
     if not result.multi_face_landmarks:
       return None

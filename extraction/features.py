@@ -20,25 +20,65 @@ import numpy as np
 from extraction import roi
 
 # FaceMesh indices used below (all 468-landmark indices).
-_MOUTH_RIGHT, _MOUTH_LEFT = 61, 291           # outer lip corners
-_UPPER_OUTER, _LOWER_OUTER = 0, 17            # outer lip midline, top and bottom
-_UPPER_INNER, _LOWER_INNER = 13, 14           # inner lip midline
-_INNER_RIGHT, _INNER_LEFT = 78, 308           # inner lip corners
+_MOUTH_RIGHT, _MOUTH_LEFT = 61, 291  # outer lip corners
+_UPPER_OUTER, _LOWER_OUTER = 0, 17  # outer lip midline, top and bottom
+_UPPER_INNER, _LOWER_INNER = 13, 14  # inner lip midline
+_INNER_RIGHT, _INNER_LEFT = 78, 308  # inner lip corners
 _CHIN = 152
 _NOSE_TIP = roi.NOSE_TIP
 _SUBNASALE = roi.SUBNASALE
 _EYE_RIGHT, _EYE_LEFT = roi.RIGHT_EYE_OUTER, roi.LEFT_EYE_OUTER
-_CHEEK_RIGHT, _CHEEK_LEFT = 50, 280           # cheek apex below the eyes
+_CHEEK_RIGHT, _CHEEK_LEFT = 50, 280  # cheek apex below the eyes
 _EYE_LOWER_RIGHT, _EYE_LOWER_LEFT = 145, 374  # lower eyelids
 _NOSE_WING_RIGHT, _NOSE_WING_LEFT = 129, 358  # alar base
 _NASOLABIAL_RIGHT, _NASOLABIAL_LEFT = 206, 426
 _UPPER_LIP_OUTER_RIGHT, _UPPER_LIP_OUTER_LEFT = 39, 269
 _LOWER_LIP_OUTER_RIGHT, _LOWER_LIP_OUTER_LEFT = 181, 405
-_JAW_RIGHT, _JAW_LEFT = 172, 397              # jaw angle
-_OUTER_LIP_CONTOUR = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291,
-                      375, 321, 405, 314, 17, 84, 181, 91, 146)
-_INNER_LIP_CONTOUR = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308,
-                      324, 318, 402, 317, 14, 87, 178, 88, 95)
+_JAW_RIGHT, _JAW_LEFT = 172, 397  # jaw angle
+_OUTER_LIP_CONTOUR = (
+  61,
+  185,
+  40,
+  39,
+  37,
+  0,
+  267,
+  269,
+  270,
+  409,
+  291,
+  375,
+  321,
+  405,
+  314,
+  17,
+  84,
+  181,
+  91,
+  146,
+)
+_INNER_LIP_CONTOUR = (
+  78,
+  191,
+  80,
+  81,
+  82,
+  13,
+  312,
+  311,
+  310,
+  415,
+  308,
+  324,
+  318,
+  402,
+  317,
+  14,
+  87,
+  178,
+  88,
+  95,
+)
 
 
 def _dist(face, a, b):
@@ -114,13 +154,25 @@ def _raw_features(face):
   inner_area = _polygon_area(face, _INNER_LIP_CONTOUR) / io**2
   outer_area = _polygon_area(face, _OUTER_LIP_CONTOUR) / io**2
   corner_up = _corner_height(face)
-  cheek_to_eye = 0.5 * (_dist(face, _CHEEK_RIGHT, _EYE_LOWER_RIGHT)
-                        + _dist(face, _CHEEK_LEFT, _EYE_LOWER_LEFT)) / io
+  cheek_to_eye = (
+    0.5
+    * (_dist(face, _CHEEK_RIGHT, _EYE_LOWER_RIGHT) + _dist(face, _CHEEK_LEFT, _EYE_LOWER_LEFT))
+    / io
+  )
   nose_to_lip = _dist(face, _SUBNASALE, _UPPER_OUTER) / io
-  wing_to_eye = 0.5 * (_dist(face, _NOSE_WING_RIGHT, _EYE_LOWER_RIGHT)
-                       + _dist(face, _NOSE_WING_LEFT, _EYE_LOWER_LEFT)) / io
-  nasolabial = 0.5 * (_dist(face, _NASOLABIAL_RIGHT, _MOUTH_RIGHT)
-                      + _dist(face, _NASOLABIAL_LEFT, _MOUTH_LEFT)) / io
+  wing_to_eye = (
+    0.5
+    * (
+      _dist(face, _NOSE_WING_RIGHT, _EYE_LOWER_RIGHT)
+      + _dist(face, _NOSE_WING_LEFT, _EYE_LOWER_LEFT)
+    )
+    / io
+  )
+  nasolabial = (
+    0.5
+    * (_dist(face, _NASOLABIAL_RIGHT, _MOUTH_RIGHT) + _dist(face, _NASOLABIAL_LEFT, _MOUTH_LEFT))
+    / io
+  )
   chin_to_lip = _dist(face, _LOWER_OUTER, _CHIN) / io
   protrusion = _protrusion(face)
   roundness = gap / np.maximum(_dist(face, _INNER_RIGHT, _INNER_LEFT) / io, 1e-6)
@@ -129,77 +181,76 @@ def _raw_features(face):
   jaw_width = _dist(face, _JAW_RIGHT, _JAW_LEFT) / io
   right_half = _dist(face, _MOUTH_RIGHT, _UPPER_INNER)
   left_half = _dist(face, _MOUTH_LEFT, _UPPER_INNER)
-  symmetry = np.minimum(right_half, left_half) / np.maximum(
-      np.maximum(right_half, left_half), 1e-6)
+  symmetry = np.minimum(right_half, left_half) / np.maximum(np.maximum(right_half, left_half), 1e-6)
   corner_angle = np.arctan2(corner_up, 0.5 * width)
   return {
-      # Action units (FACS lower face).
-      'AU06_cheek_raiser': -cheek_to_eye,
-      'AU09_nose_wrinkler': -wing_to_eye,
-      'AU10_upper_lip_raiser': -nose_to_lip,
-      'AU11_nasolabial_deepener': -nasolabial,
-      'AU12_lip_corner_puller': corner_up + width,
-      'AU13_sharp_lip_puller': corner_up,
-      'AU14_dimpler': width - upper_outer_w,
-      'AU15_lip_corner_depressor': -corner_up,
-      'AU16_lower_lip_depressor': lower_outer_w * gap,
-      'AU17_chin_raiser': -chin_to_lip,
-      'AU18_lip_pucker': -width,
-      'AU20_lip_stretcher': width - 0.5 * jaw_width,
-      'AU22_lip_funneler': protrusion + roundness,
-      'AU23_lip_tightener': -(upper_thick + lower_thick),
-      'AU24_lip_pressor': -(upper_thick + lower_thick) - gap,
-      'AU25_lips_part': gap,
-      'AU26_jaw_drop': _dist(face, _UPPER_INNER, _CHIN) / io,
-      'AU27_mouth_stretch': inner_area,
-      # Geometry.
-      'mouth_width': width,
-      'mouth_height': outer,
-      'mouth_aspect': gap / np.maximum(width, 1e-6),
-      'jaw_opening': jaw,
-      'lip_protrusion': protrusion,
-      'mouth_area': outer_area,
-      'symmetry': symmetry,
-      'upper_lip_thickness': upper_thick,
-      'lower_lip_thickness': lower_thick,
-      'corner_angle': corner_angle,
+    # Action units (FACS lower face).
+    'AU06_cheek_raiser': -cheek_to_eye,
+    'AU09_nose_wrinkler': -wing_to_eye,
+    'AU10_upper_lip_raiser': -nose_to_lip,
+    'AU11_nasolabial_deepener': -nasolabial,
+    'AU12_lip_corner_puller': corner_up + width,
+    'AU13_sharp_lip_puller': corner_up,
+    'AU14_dimpler': width - upper_outer_w,
+    'AU15_lip_corner_depressor': -corner_up,
+    'AU16_lower_lip_depressor': lower_outer_w * gap,
+    'AU17_chin_raiser': -chin_to_lip,
+    'AU18_lip_pucker': -width,
+    'AU20_lip_stretcher': width - 0.5 * jaw_width,
+    'AU22_lip_funneler': protrusion + roundness,
+    'AU23_lip_tightener': -(upper_thick + lower_thick),
+    'AU24_lip_pressor': -(upper_thick + lower_thick) - gap,
+    'AU25_lips_part': gap,
+    'AU26_jaw_drop': _dist(face, _UPPER_INNER, _CHIN) / io,
+    'AU27_mouth_stretch': inner_area,
+    # Geometry.
+    'mouth_width': width,
+    'mouth_height': outer,
+    'mouth_aspect': gap / np.maximum(width, 1e-6),
+    'jaw_opening': jaw,
+    'lip_protrusion': protrusion,
+    'mouth_area': outer_area,
+    'symmetry': symmetry,
+    'upper_lip_thickness': upper_thick,
+    'lower_lip_thickness': lower_thick,
+    'corner_angle': corner_angle,
   }
 
 
 # name -> (lo, hi): raw range mapped onto [0, 1].
 AU_RANGES = {
-    'AU06_cheek_raiser': (-0.45, -0.15),
-    'AU09_nose_wrinkler': (-0.55, -0.25),
-    'AU10_upper_lip_raiser': (-0.35, -0.10),
-    'AU11_nasolabial_deepener': (-0.45, -0.10),
-    'AU12_lip_corner_puller': (0.45, 1.05),
-    'AU13_sharp_lip_puller': (-0.08, 0.10),
-    'AU14_dimpler': (0.10, 0.65),
-    'AU15_lip_corner_depressor': (-0.10, 0.08),
-    'AU16_lower_lip_depressor': (0.0, 0.30),
-    'AU17_chin_raiser': (-0.65, -0.20),
-    'AU18_lip_pucker': (-0.95, -0.45),
-    'AU20_lip_stretcher': (-0.20, 0.35),
-    'AU22_lip_funneler': (0.0, 1.4),
-    'AU23_lip_tightener': (-0.35, -0.05),
-    'AU24_lip_pressor': (-0.90, -0.05),
-    'AU25_lips_part': (0.0, 0.60),
-    'AU26_jaw_drop': (0.35, 1.00),
-    'AU27_mouth_stretch': (0.0, 0.25),
+  'AU06_cheek_raiser': (-0.45, -0.15),
+  'AU09_nose_wrinkler': (-0.55, -0.25),
+  'AU10_upper_lip_raiser': (-0.35, -0.10),
+  'AU11_nasolabial_deepener': (-0.45, -0.10),
+  'AU12_lip_corner_puller': (0.45, 1.05),
+  'AU13_sharp_lip_puller': (-0.08, 0.10),
+  'AU14_dimpler': (0.10, 0.65),
+  'AU15_lip_corner_depressor': (-0.10, 0.08),
+  'AU16_lower_lip_depressor': (0.0, 0.30),
+  'AU17_chin_raiser': (-0.65, -0.20),
+  'AU18_lip_pucker': (-0.95, -0.45),
+  'AU20_lip_stretcher': (-0.20, 0.35),
+  'AU22_lip_funneler': (0.0, 1.4),
+  'AU23_lip_tightener': (-0.35, -0.05),
+  'AU24_lip_pressor': (-0.90, -0.05),
+  'AU25_lips_part': (0.0, 0.60),
+  'AU26_jaw_drop': (0.35, 1.00),
+  'AU27_mouth_stretch': (0.0, 0.25),
 }
 GEOMETRY_RANGES = {
-    'mouth_width': (0.45, 0.95),
-    'mouth_height': (0.10, 0.90),
-    'mouth_aspect': (0.0, 1.0),
-    'jaw_opening': (0.50, 1.30),
-    'lip_protrusion': (-0.10, 0.25),
-    'mouth_area': (0.0, 0.45),
-    'symmetry': (0.5, 1.0),
-    'upper_lip_thickness': (0.0, 0.20),
-    'lower_lip_thickness': (0.0, 0.25),
-    'corner_angle': (-0.6, 0.6),
+  'mouth_width': (0.45, 0.95),
+  'mouth_height': (0.10, 0.90),
+  'mouth_aspect': (0.0, 1.0),
+  'jaw_opening': (0.50, 1.30),
+  'lip_protrusion': (-0.10, 0.25),
+  'mouth_area': (0.0, 0.45),
+  'symmetry': (0.5, 1.0),
+  'upper_lip_thickness': (0.0, 0.20),
+  'lower_lip_thickness': (0.0, 0.25),
+  'corner_angle': (-0.6, 0.6),
 }
-AU_NAMES = tuple(AU_RANGES)          # 18
+AU_NAMES = tuple(AU_RANGES)  # 18
 GEOMETRY_NAMES = tuple(GEOMETRY_RANGES)  # 10
 
 

@@ -38,8 +38,11 @@ from extraction import workers as workers_lib
 REPORT_NAME = 'extraction_report.json'
 _CACHE_DIR = '.cache'
 _PARTS_DIR = '.parts'
-_METADATA_FILES = ('dataset_info.json', 'features.json', 'metadata.json')  # tfds's, shards.write_metadata
-
+_METADATA_FILES = (
+  'dataset_info.json',
+  'features.json',
+  'metadata.json',
+)  # tfds's, shards.write_metadata
 
 
 def _file_stamp(path: str | None) -> list:
@@ -51,10 +54,20 @@ def _file_stamp(path: str | None) -> list:
 
 def cache_key(clip: sources.Clip, settings: clip_lib.Settings) -> str:
   """A stable hash of everything a clip's result depends on."""
-  blob = json.dumps([dataclasses.asdict(clip), _file_stamp(clip.video_path),
-                     _file_stamp(clip.transcript_path), dataclasses.asdict(settings),
-                     schema.SCHEMA_VERSION, roi.ROI_INDICES, features.AU_NAMES,
-                     features.GEOMETRY_NAMES], sort_keys=True, default=str)
+  blob = json.dumps(
+    [
+      dataclasses.asdict(clip),
+      _file_stamp(clip.video_path),
+      _file_stamp(clip.transcript_path),
+      dataclasses.asdict(settings),
+      schema.SCHEMA_VERSION,
+      roi.ROI_INDICES,
+      features.AU_NAMES,
+      features.GEOMETRY_NAMES,
+    ],
+    sort_keys=True,
+    default=str,
+  )
   return hashlib.sha1(blob.encode()).hexdigest()
 
 
@@ -85,8 +98,13 @@ def _pin(slot: int | None, workers: int) -> None:
     os.sched_setaffinity(0, {cores[slot % len(cores)]})
 
 
-def _init_worker(settings: clip_lib.Settings, quiet_native_logs: bool = False,
-                 ready=None, slots=None, workers: int = 1) -> None:
+def _init_worker(
+  settings: clip_lib.Settings,
+  quiet_native_logs: bool = False,
+  ready=None,
+  slots=None,
+  workers: int = 1,
+) -> None:
   """Pins this worker to its own core and creates its FaceMesh tracker once."""
   workers_lib.state['ready'] = ready
   if slots is not None:
@@ -100,11 +118,13 @@ def _init_worker(settings: clip_lib.Settings, quiet_native_logs: bool = False,
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)
     os.close(devnull)
-  from extraction import facemesh  # pylint: disable=g-import-not-at-top
+  from extraction import facemesh
+
   logging.getLogger('absl').setLevel(logging.ERROR)
   _close_tracker()  # a second run in the same process
-  workers_lib.state['tracker'] = facemesh.FaceMeshTracker(settings.min_detection_confidence,
-                                                          settings.min_tracking_confidence)
+  workers_lib.state['tracker'] = facemesh.FaceMeshTracker(
+    settings.min_detection_confidence, settings.min_tracking_confidence
+  )
 
 
 def _close_tracker() -> None:
@@ -127,37 +147,56 @@ def _extract_one(clip: sources.Clip, settings: clip_lib.Settings) -> clip_lib.Cl
   if clip.interval is not None:
     return clip_lib.extract_clip(clip.video_path, tracker, settings, intervals=[clip.interval])
   if not clip.transcript_path or not os.path.isfile(clip.transcript_path):
-    raise clip_lib.ClipError(f'{clip.transcript_path}: no transcript beside the video '
-                             '(or give start/end in a manifest)')
+    raise clip_lib.ClipError(
+      f'{clip.transcript_path}: no transcript beside the video (or give start/end in a manifest)'
+    )
   try:
     transcript = transcripts.read(clip.transcript_path)
   except transcripts.TranscriptError as error:
     raise clip_lib.ClipError(str(error)) from error
   if transcript.text and transcript.text != clip.label:
-    raise clip_lib.ClipError(f'{clip.transcript_path}: transcript says {transcript.text!r} '
-                             f'but the clip is labelled {clip.label!r}')
+    raise clip_lib.ClipError(
+      f'{clip.transcript_path}: transcript says {transcript.text!r} '
+      f'but the clip is labelled {clip.label!r}'
+    )
   return clip_lib.extract_clip(clip.video_path, tracker, settings, transcript=transcript)
 
 
-def _process(clip: sources.Clip, settings: clip_lib.Settings, out_dir: str, key: str) -> tuple[int, str | None]:
+def _process(
+  clip: sources.Clip, settings: clip_lib.Settings, out_dir: str, key: str
+) -> tuple[int, str | None]:
   """Worker task: extracts a clip into the cache; returns (frames, error or None)."""
   array_path, error_path = _cache_paths(out_dir, key)
   os.makedirs(os.path.dirname(array_path), exist_ok=True)
   try:
     arrays = _extract_one(clip, settings)
   except clip_lib.ClipError as error:
-    _atomic_json(error_path, {'video_id': clip.video_id, 'path': clip.video_path,
-                              'split': clip.split, 'reason': str(error)})
+    _atomic_json(
+      error_path,
+      {
+        'video_id': clip.video_id,
+        'path': clip.video_path,
+        'split': clip.split,
+        'reason': str(error),
+      },
+    )
     return 0, str(error)
-  except Exception as error:  # pylint: disable=broad-except
+  except Exception as error:
     # Any other failure (a codec crash, a corrupt container) costs this clip only.
     reason = f'{clip.video_path}: {type(error).__name__}: {error}'
-    _atomic_json(error_path, {'video_id': clip.video_id, 'path': clip.video_path,
-                              'split': clip.split, 'reason': reason})
+    _atomic_json(
+      error_path,
+      {'video_id': clip.video_id, 'path': clip.video_path, 'split': clip.split, 'reason': reason},
+    )
     return 0, reason
   tmp = array_path + '.incomplete.npz'
-  np.savez(tmp, source_frames=arrays.source_frames, cut=arrays.cut, resampled=arrays.resampled,
-           **{name: getattr(arrays, name) for name in schema.CLIP_KEYS})
+  np.savez(
+    tmp,
+    source_frames=arrays.source_frames,
+    cut=arrays.cut,
+    resampled=arrays.resampled,
+    **{name: getattr(arrays, name) for name in schema.CLIP_KEYS},
+  )
   os.replace(tmp, array_path)
   return len(arrays.landmarks), None
 
@@ -180,8 +219,11 @@ def _load_cached(out_dir: str, key: str):
   if os.path.exists(array_path):
     with np.load(array_path) as data:
       return 'ok', clip_lib.ClipArrays(
-          source_frames=int(data['source_frames']), cut=bool(data['cut']),
-          resampled=bool(data['resampled']), **{name: data[name] for name in schema.CLIP_KEYS})
+        source_frames=int(data['source_frames']),
+        cut=bool(data['cut']),
+        resampled=bool(data['resampled']),
+        **{name: data[name] for name in schema.CLIP_KEYS},
+      )
   if os.path.exists(error_path):
     with open(error_path) as f:
       return 'error', json.load(f)['reason']
@@ -200,9 +242,14 @@ def _shard_of(clips: list[sources.Clip], num_shards: int) -> list[int]:
 
 def _run_workers(todo, settings, out_dir, workers, progress) -> dict:
   """Extracts uncached clips in a process pool; returns timing figures."""
-  from tqdm import tqdm  # pylint: disable=g-import-not-at-top
-  timing = {'startup_seconds': 0.0, 'process_seconds': 0.0, 'shutdown_seconds': 0.0,
-            'frames_processed': 0}
+  from tqdm import tqdm
+
+  timing = {
+    'startup_seconds': 0.0,
+    'process_seconds': 0.0,
+    'shutdown_seconds': 0.0,
+    'frames_processed': 0,
+  }
   if not todo:
     return timing
   terminal = native_stderr.unsilenced_stream()  # the bar's, while native stderr is silenced
@@ -265,17 +312,30 @@ def _write_part(out_dir, clips, keys, shard_ids, index, num_shards, class_names,
     members = [(c, k) for c, k, s in zip(clips, keys, shard_ids) if c.split == split and s == index]
     if not any(c.split == split for c in clips):
       continue
-    stats = {'written': 0, 'skipped': [], 'cut': 0, 'resampled': 0, 'frames': 0,
-             'face_frames': 0, 'speech_frames': 0, 'per_class': {}}
+    stats = {
+      'written': 0,
+      'skipped': [],
+      'cut': 0,
+      'resampled': 0,
+      'frames': 0,
+      'face_frames': 0,
+      'speech_frames': 0,
+      'per_class': {},
+    }
     landmark_sum = np.zeros((schema.NUM_NODES, 3))
     speakers = set()
 
-    def examples():
+    def examples(members, stats, landmark_sum, speakers):
       for clip, key in members:
         status, result = _load_cached(out_dir, key)
         if status != 'ok':
-          stats['skipped'].append({'video_id': clip.video_id, 'path': clip.video_path,
-                                   'reason': result or 'not extracted'})
+          stats['skipped'].append(
+            {
+              'video_id': clip.video_id,
+              'path': clip.video_path,
+              'reason': result or 'not extracted',
+            }
+          )
           continue
         length = len(result.landmarks)
         stats['written'] += 1
@@ -287,13 +347,17 @@ def _write_part(out_dir, clips, keys, shard_ids, index, num_shards, class_names,
         stats['per_class'][clip.label] = stats['per_class'].get(clip.label, 0) + 1
         landmark_sum[:] += result.landmarks.sum(axis=0)
         speakers.add(clip.speaker)
-        yield result.to_example(label_index[clip.label], clip.speaker, clip.video_id,
-                                settings.max_frames)
+        yield result.to_example(
+          label_index[clip.label], clip.speaker, clip.video_id, settings.max_frames
+        )
 
     path = shards.shard_path(out_dir, split, index, num_shards)
-    count, num_bytes = shards.write_shard(path, examples(), feature_spec)
-    stats.update(count=count, bytes=num_bytes, speakers=sorted(speakers),
-                 landmark_sum=landmark_sum.tolist())
+    count, num_bytes = shards.write_shard(
+      path, examples(members, stats, landmark_sum, speakers), feature_spec
+    )
+    stats.update(
+      count=count, bytes=num_bytes, speakers=sorted(speakers), landmark_sum=landmark_sum.tolist()
+    )
     part['splits'][split] = stats
   return part
 
@@ -312,8 +376,10 @@ def _too_few_classes(input_path: str, clips, class_names) -> str:
   """The error for an input whose usable clips name fewer than 2 classes, with the bad rows' reasons."""
   reasons = [c.error for c in clips if c.error is not None]
   if class_names:
-    message = (f'{input_path}: only one class ({class_names[0]!r}) among the usable clips; '
-               'a word classifier needs at least 2')
+    message = (
+      f'{input_path}: only one class ({class_names[0]!r}) among the usable clips; '
+      'a word classifier needs at least 2'
+    )
   else:
     message = f'{input_path}: no usable clip; every row is malformed'
   if reasons:
@@ -325,16 +391,20 @@ def _too_few_classes(input_path: str, clips, class_names) -> str:
 def _too_few_written(input_path: str, written_classes, failed: int) -> str:
   """The error for an extraction whose written clips span fewer than 2 classes."""
   found = f'only {written_classes[0]!r}' if written_classes else 'none'
-  return (f'{input_path}: the clips extracted span fewer than 2 classes ({found}; {failed} '
-          f'clips failed, reasons in {REPORT_NAME}); no data set written')
+  return (
+    f'{input_path}: the clips extracted span fewer than 2 classes ({found}; {failed} '
+    f'clips failed, reasons in {REPORT_NAME}); no data set written'
+  )
 
 
 def _refuse(out_dir: str, input_path: str, message: str, **report) -> None:
   """Raises the error as a SourceError, with a report of it unless out_dir holds a data set's."""
   if not os.path.exists(os.path.join(out_dir, _METADATA_FILES[0])):  # keep a finished set's report
     os.makedirs(out_dir, exist_ok=True)
-    _atomic_json(os.path.join(out_dir, REPORT_NAME), {
-        'input': os.path.abspath(input_path), 'complete': False, 'error': message, **report})
+    _atomic_json(
+      os.path.join(out_dir, REPORT_NAME),
+      {'input': os.path.abspath(input_path), 'complete': False, 'error': message, **report},
+    )
   raise sources.SourceError(message)
 
 
@@ -377,24 +447,24 @@ def _merge_report(parts: list[dict], class_names, settings, input_path, rejected
       for label, n in r['per_class'].items():
         per_class[label] = per_class.get(label, 0) + n
     splits[split] = {
-        'written': sum(r['written'] for r in records),
-        'skipped': [s for r in records for s in r['skipped']],
-        'cut_to_max_frames': sum(r['cut'] for r in records),
-        'resampled_fps': sum(r['resampled'] for r in records),
-        'frames': frames,
-        'face_detection_rate': sum(r['face_frames'] for r in records) / max(frames, 1),
-        'speech_fraction': sum(r['speech_frames'] for r in records) / max(frames, 1),
-        'speakers': sorted({s for r in records for s in r['speakers']}),
-        'per_class': dict(sorted(per_class.items())),
+      'written': sum(r['written'] for r in records),
+      'skipped': [s for r in records for s in r['skipped']],
+      'cut_to_max_frames': sum(r['cut'] for r in records),
+      'resampled_fps': sum(r['resampled'] for r in records),
+      'frames': frames,
+      'face_detection_rate': sum(r['face_frames'] for r in records) / max(frames, 1),
+      'speech_fraction': sum(r['speech_frames'] for r in records) / max(frames, 1),
+      'speakers': sorted({s for r in records for s in r['speakers']}),
+      'per_class': dict(sorted(per_class.items())),
     }
   return {
-      'input': os.path.abspath(input_path),
-      'settings': dataclasses.asdict(settings),
-      'classes': list(class_names),
-      'splits': splits,
-      'rejected': rejected,
-      'written': sum(s['written'] for s in splits.values()),
-      'failed': sum(len(s['skipped']) for s in splits.values()) + len(rejected),
+    'input': os.path.abspath(input_path),
+    'settings': dataclasses.asdict(settings),
+    'classes': list(class_names),
+    'splits': splits,
+    'rejected': rejected,
+    'written': sum(s['written'] for s in splits.values()),
+    'failed': sum(len(s['skipped']) for s in splits.values()) + len(rejected),
   }
 
 
@@ -420,23 +490,37 @@ def _finalize(out_dir, parts, class_names, settings, input_path, rejected) -> di
     for name in _METADATA_FILES:  # an earlier run's, describing shards just overwritten
       if os.path.exists(os.path.join(out_dir, name)):
         os.remove(os.path.join(out_dir, name))
-    _refuse(out_dir, input_path, _too_few_written(input_path, written_classes, report['failed']),
-            **report)
+    _refuse(
+      out_dir, input_path, _too_few_written(input_path, written_classes, report['failed']), **report
+    )
   senders, receivers = roi.anatomical_edges()
   meta = schema.DatasetMeta.for_roi(
-      class_names=class_names, max_frames=settings.max_frames, fps=settings.fps,
-      senders=senders, receivers=receivers,
-      mean_landmarks=(landmark_sum / max(train_frames, 1)).tolist(),
-      extraction={'settings': dataclasses.asdict(settings), 'input': report['input'],
-                  'num_shards': len(parts)})
+    class_names=class_names,
+    max_frames=settings.max_frames,
+    fps=settings.fps,
+    senders=senders,
+    receivers=receivers,
+    mean_landmarks=(landmark_sum / max(train_frames, 1)).tolist(),
+    extraction={
+      'settings': dataclasses.asdict(settings),
+      'input': report['input'],
+      'num_shards': len(parts),
+    },
+  )
   shards.write_metadata(out_dir, meta, shard_lengths, num_bytes)
   _atomic_json(os.path.join(out_dir, REPORT_NAME), report)
   return report
 
 
-def run(input_path: str, out_dir: str, workers: int | None = None,
-        settings: clip_lib.Settings = clip_lib.Settings(), num_shards: int = 1,
-        shard_index: int | None = None, progress: bool = True) -> dict:
+def run(
+  input_path: str,
+  out_dir: str,
+  workers: int | None = None,
+  settings: clip_lib.Settings | None = None,
+  num_shards: int = 1,
+  shard_index: int | None = None,
+  progress: bool = True,
+) -> dict:
   """Extracts a corpus into TFRecord shards + metadata; returns the report.
 
   The report's `complete` is False when this was one array job and other
@@ -446,6 +530,7 @@ def run(input_path: str, out_dir: str, workers: int | None = None,
     raise ValueError(f'num_shards must be >= 1, got {num_shards}')
   if shard_index is not None and not 0 <= shard_index < num_shards:
     raise ValueError(f'shard_index must be in [0, {num_shards}), got {shard_index}')
+  settings = settings or clip_lib.Settings()
   settings.check()
   if workers is not None and workers < 1:
     raise ValueError(f'workers must be at least 1, got {workers}')
@@ -453,16 +538,26 @@ def run(input_path: str, out_dir: str, workers: int | None = None,
   clips = sources.discover(input_path)
   class_names = sorted({c.label for c in clips if c.error is None and c.label})
   if len(class_names) < 2:
-    _refuse(out_dir, input_path, _too_few_classes(input_path, clips, class_names),
-            rejected=[_row_entry(c) for c in clips if c.error is not None])
+    _refuse(
+      out_dir,
+      input_path,
+      _too_few_classes(input_path, clips, class_names),
+      rejected=[_row_entry(c) for c in clips if c.error is not None],
+    )
   keys = [cache_key(c, settings) for c in clips]
   shard_ids = _shard_of(clips, num_shards)
   mine = range(num_shards) if shard_index is None else [shard_index]
-  todo = [(c, k) for c, k, s in zip(clips, keys, shard_ids)
-          if s in mine and not _is_cached(out_dir, k)]
+  todo = [
+    (c, k) for c, k, s in zip(clips, keys, shard_ids) if s in mine and not _is_cached(out_dir, k)
+  ]
   os.makedirs(out_dir, exist_ok=True)
-  logging.info('%d clips (%d cached), %d classes -> %s', sum(s in mine for s in shard_ids),
-               sum(s in mine for s in shard_ids) - len(todo), len(class_names), out_dir)
+  logging.info(
+    '%d clips (%d cached), %d classes -> %s',
+    sum(s in mine for s in shard_ids),
+    sum(s in mine for s in shard_ids) - len(todo),
+    len(class_names),
+    out_dir,
+  )
   timing = _run_workers(todo, settings, out_dir, workers, progress)
 
   parts_dir = os.path.join(out_dir, _PARTS_DIR)
@@ -474,12 +569,20 @@ def run(input_path: str, out_dir: str, workers: int | None = None,
     _atomic_json(_part_path(out_dir, index, num_shards), part)
   parts, stale = _read_parts(out_dir, num_shards, fingerprint)
   if stale:
-    logging.warning('%s: shard(s) %s were written by a run over another input or with other '
-                    'settings; not merged: rerun those --shard-index jobs to redo them',
-                    out_dir, ', '.join(map(str, stale)))
+    logging.warning(
+      '%s: shard(s) %s were written by a run over another input or with other '
+      'settings; not merged: rerun those --shard-index jobs to redo them',
+      out_dir,
+      ', '.join(map(str, stale)),
+    )
   if len(parts) < num_shards:
-    return {'complete': False, 'parts_done': len(parts), 'num_shards': num_shards,
-            'stale_parts': stale, **timing}
+    return {
+      'complete': False,
+      'parts_done': len(parts),
+      'num_shards': num_shards,
+      'stale_parts': stale,
+      **timing,
+    }
   report = _finalize(out_dir, parts, class_names, settings, input_path, _unsplit_rows(clips))
   report.update(complete=True, workers=workers, **timing)
   if timing['process_seconds']:

@@ -21,12 +21,94 @@ import numpy as np
 NUM_FACEMESH_LANDMARKS = 468
 
 ROI_INDICES = (
-    0, 13, 14, 17, 18, 37, 38, 39, 40, 58, 61, 72, 78, 80, 81, 82, 84, 87, 88,
-    91, 93, 95, 132, 136, 146, 148, 149, 150, 152, 164, 169, 172, 175, 176, 178,
-    181, 185, 191, 194, 199, 200, 201, 207, 210, 211, 212, 214, 216, 234, 267,
-    268, 269, 270, 288, 291, 302, 308, 310, 311, 312, 314, 317, 318, 321, 323,
-    324, 361, 365, 375, 377, 378, 379, 394, 397, 400, 402, 405, 409, 415, 418,
-    421, 427, 430, 431, 432, 434, 436, 454,
+  0,
+  13,
+  14,
+  17,
+  18,
+  37,
+  38,
+  39,
+  40,
+  58,
+  61,
+  72,
+  78,
+  80,
+  81,
+  82,
+  84,
+  87,
+  88,
+  91,
+  93,
+  95,
+  132,
+  136,
+  146,
+  148,
+  149,
+  150,
+  152,
+  164,
+  169,
+  172,
+  175,
+  176,
+  178,
+  181,
+  185,
+  191,
+  194,
+  199,
+  200,
+  201,
+  207,
+  210,
+  211,
+  212,
+  214,
+  216,
+  234,
+  267,
+  268,
+  269,
+  270,
+  288,
+  291,
+  302,
+  308,
+  310,
+  311,
+  312,
+  314,
+  317,
+  318,
+  321,
+  323,
+  324,
+  361,
+  365,
+  375,
+  377,
+  378,
+  379,
+  394,
+  397,
+  400,
+  402,
+  405,
+  409,
+  415,
+  418,
+  421,
+  427,
+  430,
+  431,
+  432,
+  434,
+  436,
+  454,
 )
 NUM_NODES = len(ROI_INDICES)  # 88
 
@@ -35,13 +117,45 @@ NUM_NODES = len(ROI_INDICES)  # 88
 # running FaceMesh on real faces and on their horizontal flips and matching the
 # landmarks by optimal assignment (tests/extraction/test_roi.py repeats that check).
 MIRROR_PAIRS = (
-    (37, 267), (38, 268), (39, 269), (40, 270), (58, 288), (61, 291), (72, 302),
-    (78, 308), (80, 310), (81, 311), (82, 312), (84, 314), (87, 317), (88, 318),
-    (91, 321), (93, 323), (95, 324), (132, 361), (136, 365), (146, 375),
-    (148, 377), (149, 378), (150, 379), (169, 394), (172, 397), (176, 400),
-    (178, 402), (181, 405), (185, 409), (191, 415), (194, 418), (201, 421),
-    (207, 427), (210, 430), (211, 431), (212, 432), (214, 434), (216, 436),
-    (234, 454),
+  (37, 267),
+  (38, 268),
+  (39, 269),
+  (40, 270),
+  (58, 288),
+  (61, 291),
+  (72, 302),
+  (78, 308),
+  (80, 310),
+  (81, 311),
+  (82, 312),
+  (84, 314),
+  (87, 317),
+  (88, 318),
+  (91, 321),
+  (93, 323),
+  (95, 324),
+  (132, 361),
+  (136, 365),
+  (146, 375),
+  (148, 377),
+  (149, 378),
+  (150, 379),
+  (169, 394),
+  (172, 397),
+  (176, 400),
+  (178, 402),
+  (181, 405),
+  (185, 409),
+  (191, 415),
+  (194, 418),
+  (201, 421),
+  (207, 427),
+  (210, 430),
+  (211, 431),
+  (212, 432),
+  (214, 434),
+  (216, 436),
+  (234, 454),
 )
 
 # Landmarks outside the ROI that normalisation and features need (FaceMesh indices).
@@ -56,8 +170,7 @@ def node(facemesh_index: int) -> int:
   try:
     return ROI_INDICES.index(facemesh_index)
   except ValueError:
-    raise ValueError(
-        f'FaceMesh landmark {facemesh_index} is not in the mouth ROI') from None
+    raise ValueError(f'FaceMesh landmark {facemesh_index} is not in the mouth ROI') from None
 
 
 def facemesh_mirror() -> dict[int, int]:
@@ -83,12 +196,13 @@ def anatomical_edges() -> tuple[np.ndarray, np.ndarray]:
   (sender, receiver), so the list is deterministic.
   """
   # Imported here: only extraction needs mediapipe, and only for this constant.
-  from mediapipe.python.solutions import face_mesh_connections  # pylint: disable=g-import-not-at-top
+  from mediapipe.python.solutions import face_mesh_connections
 
   connections = (
-      face_mesh_connections.FACEMESH_TESSELATION
-      | face_mesh_connections.FACEMESH_LIPS
-      | face_mesh_connections.FACEMESH_FACE_OVAL)
+    face_mesh_connections.FACEMESH_TESSELATION
+    | face_mesh_connections.FACEMESH_LIPS
+    | face_mesh_connections.FACEMESH_FACE_OVAL
+  )
   mirror = facemesh_mirror()
   roi = set(ROI_INDICES)
   undirected = set()

@@ -41,13 +41,14 @@ CLIP_KEYS = tuple(key for key in FRAME_KEYS if key != 'frame_mask')
 
 def features(max_frames: int, class_names: list[str]):
   """Returns the tfds FeaturesDict that serialises and parses one example."""
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  import tensorflow_datasets as tfds
 
   def tensor(shape, dtype):
     return tfds.features.Tensor(shape=shape, dtype=dtype, encoding=tfds.features.Encoding.BYTES)
 
   t = max_frames
-  return tfds.features.FeaturesDict({
+  return tfds.features.FeaturesDict(
+    {
       'landmarks': tensor((t, NUM_NODES, 3), np.float32),
       'au': tensor((t, NUM_AU), np.float32),
       'geometry': tensor((t, NUM_GEOMETRY), np.float32),
@@ -58,11 +59,13 @@ def features(max_frames: int, class_names: list[str]):
       'label': tfds.features.ClassLabel(names=list(class_names)),
       'speaker': tfds.features.Text(),
       'video_id': tfds.features.Text(),
-  })
+    }
+  )
 
 
-def pad_example(*, landmarks, au, geometry, face_mask, speech_mask, label, speaker,
-                video_id, max_frames) -> dict[str, Any]:
+def pad_example(
+  *, landmarks, au, geometry, face_mask, speech_mask, label, speaker, video_id, max_frames
+) -> dict[str, Any]:
   """Pads per-frame arrays of length L <= max_frames to a schema example with masks."""
   length = landmarks.shape[0]
   if length > max_frames:
@@ -76,16 +79,16 @@ def pad_example(*, landmarks, au, geometry, face_mask, speech_mask, label, speak
     return out
 
   return {
-      'landmarks': pad(landmarks, np.float32),
-      'au': pad(au, np.float32),
-      'geometry': pad(geometry, np.float32),
-      'frame_mask': pad(np.ones(length), np.uint8),
-      'face_mask': pad(face_mask, np.uint8),
-      'speech_mask': pad(speech_mask, np.uint8),
-      'length': np.int32(length),
-      'label': int(label),
-      'speaker': str(speaker),
-      'video_id': str(video_id),
+    'landmarks': pad(landmarks, np.float32),
+    'au': pad(au, np.float32),
+    'geometry': pad(geometry, np.float32),
+    'frame_mask': pad(np.ones(length), np.uint8),
+    'face_mask': pad(face_mask, np.uint8),
+    'speech_mask': pad(speech_mask, np.uint8),
+    'length': np.int32(length),
+    'label': int(label),
+    'speaker': str(speaker),
+    'video_id': str(video_id),
   }
 
 
@@ -96,6 +99,7 @@ class DatasetMeta:
   Written into the data set's tfds metadata (metadata.json) by extraction, read
   back by training, copied into each workdir so prediction needs no data set.
   """
+
   class_names: list[str]
   max_frames: int
   fps: float
@@ -113,15 +117,22 @@ class DatasetMeta:
   schema_version: str = SCHEMA_VERSION
 
   @classmethod
-  def for_roi(cls, *, class_names, max_frames: int, fps: float, senders, receivers,
-              **fields) -> 'DatasetMeta':
+  def for_roi(
+    cls, *, class_names, max_frames: int, fps: float, senders, receivers, **fields
+  ) -> 'DatasetMeta':
     """Metadata of a data set of this ROI and feature layout: the graph facts come from roi.py."""
-    return cls(class_names=list(class_names), max_frames=int(max_frames), fps=float(fps),
-               roi_indices=list(roi.ROI_INDICES), mirror_perm=roi.mirror_perm().tolist(),
-               senders=[int(s) for s in senders], receivers=[int(r) for r in receivers],
-               au_names=list(features_lib.AU_NAMES),
-               geometry_names=list(features_lib.GEOMETRY_NAMES),
-               **{'mean_landmarks': [], **fields})
+    return cls(
+      class_names=list(class_names),
+      max_frames=int(max_frames),
+      fps=float(fps),
+      roi_indices=list(roi.ROI_INDICES),
+      mirror_perm=roi.mirror_perm().tolist(),
+      senders=[int(s) for s in senders],
+      receivers=[int(r) for r in receivers],
+      au_names=list(features_lib.AU_NAMES),
+      geometry_names=list(features_lib.GEOMETRY_NAMES),
+      **{'mean_landmarks': [], **fields},
+    )
 
   @property
   def num_classes(self) -> int:
@@ -137,9 +148,13 @@ class DatasetMeta:
   @classmethod
   def from_dict(cls, d: dict[str, Any]) -> 'DatasetMeta':
     known = {f.name for f in dataclasses.fields(cls)}
-    missing = [f.name for f in dataclasses.fields(cls)
-               if f.name not in d and f.default is dataclasses.MISSING
-               and f.default_factory is dataclasses.MISSING]
+    missing = [
+      f.name
+      for f in dataclasses.fields(cls)
+      if f.name not in d
+      and f.default is dataclasses.MISSING
+      and f.default_factory is dataclasses.MISSING
+    ]
     if missing:
       raise ValueError(f'data set metadata lacks {missing}; was it written by lipjax extraction?')
     return cls(**{k: v for k, v in d.items() if k in known})
@@ -156,11 +171,13 @@ class DatasetMeta:
   @classmethod
   def load(cls, data_dir: str) -> 'DatasetMeta':
     """Reads the metadata of a data set written by extraction (tfds directory)."""
-    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+    import tensorflow_datasets as tfds
+
     if not os.path.exists(os.path.join(data_dir, 'dataset_info.json')):
       raise FileNotFoundError(
-          f'{data_dir}: no dataset_info.json; not a data set written by '
-          '`python -m extraction` (or extraction has not finished all its shards)')
+        f'{data_dir}: no dataset_info.json; not a data set written by '
+        '`python -m extraction` (or extraction has not finished all its shards)'
+      )
     builder = tfds.builder_from_directory(data_dir)
     meta = dict(builder.info.metadata or {})
     meta['class_names'] = list(builder.info.features['label'].names)

@@ -19,12 +19,14 @@ from extraction import schema
 def shard_path(data_dir: str, split: str, index: int, num_shards: int) -> str:
   """Returns the final path of shard `index` of `num_shards` for a split."""
   return os.path.join(
-      data_dir, f'{schema.DATASET_NAME}-{split}.tfrecord-{index:05d}-of-{num_shards:05d}')
+    data_dir, f'{schema.DATASET_NAME}-{split}.tfrecord-{index:05d}-of-{num_shards:05d}'
+  )
 
 
 def write_shard(path: str, examples: Iterable[dict], feature_spec) -> tuple[int, int]:
   """Serialises examples into one TFRecord file atomically; returns (count, bytes)."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
+
   count, num_bytes = 0, 0
   tmp = path + '.incomplete'
   with tf.io.TFRecordWriter(tmp) as writer:
@@ -37,20 +39,34 @@ def write_shard(path: str, examples: Iterable[dict], feature_spec) -> tuple[int,
   return count, num_bytes
 
 
-def write_metadata(data_dir: str, meta: schema.DatasetMeta,
-                   shard_lengths: dict[str, list[int]], num_bytes: dict[str, int],
-                   description: str = '') -> None:
+def write_metadata(
+  data_dir: str,
+  meta: schema.DatasetMeta,
+  shard_lengths: dict[str, list[int]],
+  num_bytes: dict[str, int],
+  description: str = '',
+) -> None:
   """Writes tfds metadata for complete shards; splits with no examples are left out."""
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  import tensorflow_datasets as tfds
+
   feature_spec = schema.features(meta.max_frames, meta.class_names)
   template = tfds.core.ShardedFileTemplate(
-      data_dir=data_dir, template='{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}',
-      dataset_name=schema.DATASET_NAME, split='train', filetype_suffix='tfrecord')
+    data_dir=data_dir,
+    template='{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}',
+    dataset_name=schema.DATASET_NAME,
+    split='train',
+    filetype_suffix='tfrecord',
+  )
   split_infos = [
-      tfds.core.SplitInfo(name=split, shard_lengths=list(lengths),
-                          num_bytes=int(num_bytes[split]),
-                          filename_template=template.replace(split=split))
-      for split, lengths in shard_lengths.items() if sum(lengths) > 0]
+    tfds.core.SplitInfo(
+      name=split,
+      shard_lengths=list(lengths),
+      num_bytes=int(num_bytes[split]),
+      filename_template=template.replace(split=split),
+    )
+    for split, lengths in shard_lengths.items()
+    if sum(lengths) > 0
+  ]
   if not split_infos:
     raise ValueError(f'{data_dir}: no examples in any split; nothing to describe')
   meta.split_sizes = {s.name: int(sum(s.shard_lengths)) for s in split_infos}
@@ -59,10 +75,15 @@ def write_metadata(data_dir: str, meta: schema.DatasetMeta,
   stored.pop('class_names')  # lives in the ClassLabel feature
   stored.pop('split_sizes')  # lives in the split infos
   tfds.folder_dataset.write_metadata(
-      data_dir=data_dir, features=feature_spec, split_infos=split_infos,
-      filename_template=template, version=schema.SCHEMA_VERSION,
-      description=description or 'lipjax mouth-landmark graphs (see extraction/schema.py)',
-      metadata=tfds.core.MetadataDict(stored), check_data=True)
+    data_dir=data_dir,
+    features=feature_spec,
+    split_infos=split_infos,
+    filename_template=template,
+    version=schema.SCHEMA_VERSION,
+    description=description or 'lipjax mouth-landmark graphs (see extraction/schema.py)',
+    metadata=tfds.core.MetadataDict(stored),
+    check_data=True,
+  )
 
 
 def mean_landmarks(examples: Iterable[dict]) -> np.ndarray:
@@ -76,8 +97,12 @@ def mean_landmarks(examples: Iterable[dict]) -> np.ndarray:
   return total / max(frames, 1)
 
 
-def write_dataset(data_dir: str, examples_by_split: dict[str, list[dict]],
-                  meta: schema.DatasetMeta, num_shards: int = 1) -> None:
+def write_dataset(
+  data_dir: str,
+  examples_by_split: dict[str, list[dict]],
+  meta: schema.DatasetMeta,
+  num_shards: int = 1,
+) -> None:
   """Writes whole splits of in-memory examples plus metadata (small data sets, tests).
 
   Examples are dealt round-robin onto `num_shards` files per split in the order
@@ -93,8 +118,9 @@ def write_dataset(data_dir: str, examples_by_split: dict[str, list[dict]],
       continue
     shard_lengths[split], num_bytes[split] = [], 0
     for index in range(num_shards):
-      count, size = write_shard(shard_path(data_dir, split, index, num_shards),
-                                examples[index::num_shards], feature_spec)
+      count, size = write_shard(
+        shard_path(data_dir, split, index, num_shards), examples[index::num_shards], feature_spec
+      )
       shard_lengths[split].append(count)
       num_bytes[split] += size
   write_metadata(data_dir, meta, shard_lengths, num_bytes)
@@ -102,7 +128,8 @@ def write_dataset(data_dir: str, examples_by_split: dict[str, list[dict]],
 
 def read_split(data_dir: str, split: str, shuffle_files: bool = False):
   """Returns the tf.data.Dataset of a split's parsed examples (dict of tensors)."""
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  import tensorflow_datasets as tfds
+
   builder = tfds.builder_from_directory(data_dir)
   if split not in builder.info.splits:
     raise ValueError(f'{data_dir}: no split {split!r}; has {sorted(builder.info.splits)}')
@@ -115,8 +142,9 @@ def find_bad_shard(data_dir: str, split: str) -> str | None:
   A shard is bad when a record is corrupt or the file holds fewer or more
   records than the data set's metadata says (truncated, or replaced).
   """
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
+  import tensorflow_datasets as tfds
+
   info = tfds.builder_from_directory(data_dir).info.splits[split]
   for path, expected in zip(info.filepaths, info.shard_lengths):
     count = 0
@@ -124,10 +152,14 @@ def find_bad_shard(data_dir: str, split: str) -> str | None:
       for _ in tf.data.TFRecordDataset(os.fspath(path)):
         count += 1
     except tf.errors.OpError as e:
-      return (f'{path}: unreadable after {count} of {expected} records '
-              f'({e.message.splitlines()[0]}); the shard is corrupt or truncated, '
-              're-run extraction')
+      return (
+        f'{path}: unreadable after {count} of {expected} records '
+        f'({e.message.splitlines()[0]}); the shard is corrupt or truncated, '
+        're-run extraction'
+      )
     if count != expected:
-      return (f'{path}: holds {count} records, the metadata says {expected}; the shard is '
-              'truncated or from another extraction, re-run extraction')
+      return (
+        f'{path}: holds {count} records, the metadata says {expected}; the shard is '
+        'truncated or from another extraction, re-run extraction'
+      )
   return None

@@ -29,6 +29,7 @@ class SourceError(Exception):
 @dataclasses.dataclass(frozen=True)
 class Clip:
   """One video to extract, with where its speech interval comes from."""
+
   video_path: str
   label: str
   split: str
@@ -66,11 +67,22 @@ def from_lrw_folder(root: str) -> list[Clip]:
         if ext.lower() not in VIDEO_EXTENSIONS:
           continue
         path = os.path.join(split_dir, name)
-        error = (f'{word_dir}: word folder name {word!r} holds control characters'
-                 if _has_control_characters(word) else None)
-        clips.append(Clip(video_path=path, label=word.upper(), split=split,
-                          speaker=UNKNOWN_SPEAKER, video_id=f'{word}/{split}/{stem}',
-                          transcript_path=_transcript_beside(path), error=error))
+        error = (
+          f'{word_dir}: word folder name {word!r} holds control characters'
+          if _has_control_characters(word)
+          else None
+        )
+        clips.append(
+          Clip(
+            video_path=path,
+            label=word.upper(),
+            split=split,
+            speaker=UNKNOWN_SPEAKER,
+            video_id=f'{word}/{split}/{stem}',
+            transcript_path=_transcript_beside(path),
+            error=error,
+          )
+        )
   if not clips:
     raise SourceError(f'{root}: no videos found in WORD/{{train,val,test}}/*.mp4 folders')
   return clips
@@ -86,8 +98,14 @@ def _row_clip(row: dict, number: int, manifest: str) -> Clip:
   speaker = (row.get('speaker') or '').strip() or UNKNOWN_SPEAKER
   video_id = os.path.splitext(raw_path)[0] or f'row{number}'
   where = f'{manifest}:{number}'
-  clip = Clip(video_path=path, label=label, split=split, speaker=speaker, video_id=video_id,
-              transcript_path=_transcript_beside(path))
+  clip = Clip(
+    video_path=path,
+    label=label,
+    split=split,
+    speaker=speaker,
+    video_id=video_id,
+    transcript_path=_transcript_beside(path),
+  )
   problems = []
   if not raw_path:
     problems.append('empty path')
@@ -97,8 +115,9 @@ def _row_clip(row: dict, number: int, manifest: str) -> Clip:
     problems.append(f'split {split!r} is not one of {schema.SPLITS}')
   for column, value in (('label', label), ('speaker', speaker)):
     if _has_control_characters(value):
-      problems.append(f'{column} {value!r} holds control characters (a line break or tab inside '
-                      'a quoted field?)')
+      problems.append(
+        f'{column} {value!r} holds control characters (a line break or tab inside a quoted field?)'
+      )
   start, end = (row.get('start') or '').strip(), (row.get('end') or '').strip()
   if start or end:
     try:
@@ -123,8 +142,10 @@ def from_manifest(path: str) -> list[Clip]:
       columns = [c.strip() for c in reader.fieldnames or []]
       required = ('path', 'label', 'split')
       if any(c not in columns for c in required):
-        raise SourceError(f'{path}: manifest header must have columns {MANIFEST_COLUMNS} '
-                          f'(at least {required}); found {columns}')
+        raise SourceError(
+          f'{path}: manifest header must have columns {MANIFEST_COLUMNS} '
+          f'(at least {required}); found {columns}'
+        )
       rows = [{k.strip(): v for k, v in row.items() if k} for row in reader]
   except (OSError, UnicodeDecodeError, csv.Error) as error:
     raise SourceError(f'{path}: cannot read manifest ({error})') from error
@@ -135,7 +156,8 @@ def from_manifest(path: str) -> list[Clip]:
   for k, clip in enumerate(clips):
     if clip.video_id in seen and clip.error is None:
       clips[k] = dataclasses.replace(
-          clip, error=f'{path}: duplicate path {clip.video_id!r} (first at row {seen[clip.video_id]})')
+        clip, error=f'{path}: duplicate path {clip.video_id!r} (first at row {seen[clip.video_id]})'
+      )
     seen.setdefault(clip.video_id, k + 2)
   return clips
 

@@ -30,6 +30,7 @@ class TranscriptError(Exception):
 @dataclasses.dataclass(frozen=True)
 class Transcript:
   """The spoken word and either its speech intervals or its centred duration."""
+
   text: str | None
   intervals: tuple[tuple[float, float], ...] = ()
   centred_duration: float | None = None  # LRW: word of this length centred in the clip

@@ -39,7 +39,8 @@ def read_frames(path: str) -> tuple[np.ndarray, float]:
 
 def _decode(path: str) -> tuple[np.ndarray, float]:
   """read_frames without its stderr handling."""
-  import cv2  # pylint: disable=g-import-not-at-top
+  import cv2
+
   capture = _open(path)
   fps = float(capture.get(cv2.CAP_PROP_FPS))
   frames = []
@@ -61,12 +62,13 @@ def _decode(path: str) -> tuple[np.ndarray, float]:
 @dataclasses.dataclass(frozen=True)
 class Window:
   """Consecutive frames of a video at the target rate, and where they sit in it."""
-  frames: np.ndarray   # [L, H, W, 3] uint8 RGB, L <= the length asked for
-  first: int           # index of frames[0] among the video's frames at the target rate
-  num_frames: int      # frames of the whole video at the target rate
-  source_frames: int   # frames decoded at the video's own rate
+
+  frames: np.ndarray  # [L, H, W, 3] uint8 RGB, L <= the length asked for
+  first: int  # index of frames[0] among the video's frames at the target rate
+  num_frames: int  # frames of the whole video at the target rate
+  source_frames: int  # frames decoded at the video's own rate
   source_fps: float
-  resampled: bool      # the video's rate differs from the target rate
+  resampled: bool  # the video's rate differs from the target rate
 
 
 def read_window(path: str, target_fps: float, length: int, first_of) -> Window:
@@ -92,31 +94,40 @@ def read_window(path: str, target_fps: float, length: int, first_of) -> Window:
 
 def _read_window(path: str, target_fps: float, length: int, first_of) -> Window:
   """read_window without its stderr handling."""
-  import cv2  # pylint: disable=g-import-not-at-top
+  import cv2
+
   capture = _open(path)
   fps = float(capture.get(cv2.CAP_PROP_FPS))
   has_rate = np.isfinite(fps) and fps > 0
   total = max(int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), 0)  # the container's claim, checked below
   for _ in range(3):  # the claim, else the count the first pass decoded (else give up)
-    index = resample_indices(total, fps, target_fps) if total and has_rate else np.zeros(0, np.int64)
+    index = (
+      resample_indices(total, fps, target_fps) if total and has_rate else np.zeros(0, np.int64)
+    )
     first = first_of(len(index)) if len(index) else 0
-    frames, decoded = _scan(path, capture or _open(path), index[first:first + length])
+    frames, decoded = _scan(path, capture or _open(path), index[first : first + length])
     capture = None
     if not decoded:
       raise VideoError(f'{path}: no decodable frames (empty or corrupt video)')
     if not has_rate:
       raise VideoError(f'{path}: the container reports no frame rate')
     if decoded == total:
-      return Window(frames=frames, first=first,
-                    num_frames=len(index), source_frames=decoded, source_fps=fps,
-                    resampled=not np.array_equal(index, np.arange(len(index))))
+      return Window(
+        frames=frames,
+        first=first,
+        num_frames=len(index),
+        source_frames=decoded,
+        source_fps=fps,
+        resampled=not np.array_equal(index, np.arange(len(index))),
+      )
     total = decoded
   raise VideoError(f'{path}: decodes to a different number of frames on every pass')
 
 
 def _open(path: str):
   """An OpenCV capture of a video file, or VideoError."""
-  import cv2  # pylint: disable=g-import-not-at-top
+  import cv2
+
   # One decoding thread: extraction runs one worker per core, and FFmpeg's own threads
   # only add CPU per frame once every core is busy with a worker.
   capture = cv2.VideoCapture(path, cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
@@ -131,7 +142,8 @@ def _scan(path: str, capture, wanted: np.ndarray) -> tuple[np.ndarray | None, in
   Returns (window [len(wanted), H, W, 3] RGB, or None if no frame was wanted, and the frames
   decoded). Each wanted frame is converted straight into its row: the window is held once.
   """
-  import cv2  # pylint: disable=g-import-not-at-top
+  import cv2
+
   rows = {}  # source frame -> the window's rows showing it (several when upsampling)
   for row, source in enumerate(wanted.tolist()):
     rows.setdefault(source, []).append(row)
@@ -145,8 +157,10 @@ def _scan(path: str, capture, wanted: np.ndarray) -> tuple[np.ndarray | None, in
         if window is None:
           window = np.empty((len(wanted),) + frame.shape, np.uint8)  # [L, H, W, 3]
         if frame.shape != window.shape[1:]:
-          raise VideoError(f'{path}: frame {position} is {frame.shape[1]}x{frame.shape[0]}, '
-                           f'earlier ones {window.shape[2]}x{window.shape[1]}')
+          raise VideoError(
+            f'{path}: frame {position} is {frame.shape[1]}x{frame.shape[0]}, '
+            f'earlier ones {window.shape[2]}x{window.shape[1]}'
+          )
         first, *repeats = rows[position]
         cv2.cvtColor(frame, cv2.COLOR_BGR2RGB, dst=window[first])
         for row in repeats:

@@ -25,8 +25,11 @@ state = {}
 def pool(workers: int, initializer, initargs=()) -> concurrent.futures.ProcessPoolExecutor:
   """A spawn process pool whose workers run initializer(*initargs) and die with this process."""
   return concurrent.futures.ProcessPoolExecutor(
-      workers, mp_context=CONTEXT, initializer=_start,
-      initargs=(os.getpid(), initializer, tuple(initargs)))
+    workers,
+    mp_context=CONTEXT,
+    initializer=_start,
+    initargs=(os.getpid(), initializer, tuple(initargs)),
+  )
 
 
 def _start(parent_pid: int, initializer, initargs: tuple) -> None:
@@ -50,8 +53,9 @@ def exit_with_parent(parent_pid: int) -> None:
       pass  # no prctl in this libc: the watchdog below still ends the worker
   if os.getppid() != parent_pid:  # the parent died before the death signal was armed
     os._exit(1)
-  threading.Thread(target=_watch_parent, args=(parent_pid,), name='parent-watchdog',
-                   daemon=True).start()
+  threading.Thread(
+    target=_watch_parent, args=(parent_pid,), name='parent-watchdog', daemon=True
+  ).start()
 
 
 def _watch_parent(parent_pid: int) -> None:

@@ -20,29 +20,44 @@ def managers(workdir: str, keep: int) -> tuple[ocp.CheckpointManager, ocp.Checkp
   """(latest, best): the last `keep` checkpoints for resuming, and the best by val accuracy."""
   root = workdir_lib.path(workdir, workdir_lib.CHECKPOINTS).absolute()
   latest = ocp.CheckpointManager(
-      root / LATEST,
-      options=ocp.CheckpointManagerOptions(
-          max_to_keep=keep, create=True, enable_async_checkpointing=False))
+    root / LATEST,
+    options=ocp.CheckpointManagerOptions(
+      max_to_keep=keep, create=True, enable_async_checkpointing=False
+    ),
+  )
   best = ocp.CheckpointManager(
-      root / BEST,
-      options=ocp.CheckpointManagerOptions(
-          max_to_keep=1, best_fn=lambda m: m['val_accuracy'], best_mode='max', create=True,
-          enable_async_checkpointing=False))
+    root / BEST,
+    options=ocp.CheckpointManagerOptions(
+      max_to_keep=1,
+      best_fn=lambda m: m['val_accuracy'],
+      best_mode='max',
+      create=True,
+      enable_async_checkpointing=False,
+    ),
+  )
   return latest, best
 
 
-def save(manager: ocp.CheckpointManager, step: int, state, progress: dict,
-         metrics: dict | None = None) -> None:
+def save(
+  manager: ocp.CheckpointManager, step: int, state, progress: dict, metrics: dict | None = None
+) -> None:
   """Saves host train state and the JSON progress record (data position, early stopping)."""
-  manager.save(step, args=ocp.args.Composite(
-      state=ocp.args.StandardSave(state), progress=ocp.args.JsonSave(progress)), metrics=metrics)
+  manager.save(
+    step,
+    args=ocp.args.Composite(
+      state=ocp.args.StandardSave(state), progress=ocp.args.JsonSave(progress)
+    ),
+    metrics=metrics,
+  )
 
 
 def restore(manager: ocp.CheckpointManager, state, step: int | None = None):
   """Restores (state, progress) from a manager's step (default: latest) into `state`'s structure."""
   step = manager.latest_step() if step is None else step
-  restored = manager.restore(step, args=ocp.args.Composite(
-      state=ocp.args.StandardRestore(state), progress=ocp.args.JsonRestore()))
+  restored = manager.restore(
+    step,
+    args=ocp.args.Composite(state=ocp.args.StandardRestore(state), progress=ocp.args.JsonRestore()),
+  )
   return restored.state, restored.progress
 
 
@@ -52,10 +67,13 @@ def restore_params(workdir: str) -> tuple[Any, int, str]:
   Returns (params, step, 'best' | 'latest').
   """
   latest, best = managers(workdir, keep=1)
-  for which, manager, step in ((BEST, best, best.best_step()),
-                               (LATEST, latest, latest.latest_step())):
+  for which, manager, step in (
+    (BEST, best, best.best_step()),
+    (LATEST, latest, latest.latest_step()),
+  ):
     if step is not None:
       restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
       return restored.state['params'], step, which
-  raise FileNotFoundError(f'{workdir_lib.path(workdir, workdir_lib.CHECKPOINTS)}: no checkpoint '
-                          'to evaluate')
+  raise FileNotFoundError(
+    f'{workdir_lib.path(workdir, workdir_lib.CHECKPOINTS)}: no checkpoint to evaluate'
+  )

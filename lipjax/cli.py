@@ -28,8 +28,7 @@ def error_message(error: BaseException) -> str:
   return '; '.join(line.strip() for line in text.splitlines() if line.strip())
 
 
-def run(main: Callable[[list[str]], None], program: str,
-        define_flags: Callable[[], None]) -> None:
+def run(main: Callable[[list[str]], None], program: str, define_flags: Callable[[], None]) -> None:
   """Defines the flags, parses them and runs main; user errors exit 1 with one line."""
   define_flags()
 
@@ -37,8 +36,10 @@ def run(main: Callable[[list[str]], None], program: str,
     try:
       return flags.FLAGS(argv)
     except (flags.Error, AttributeError, KeyError, TypeError, ValueError) as e:
-      sys.exit(f'{program}: error: bad command line: {error_message(e)} (see --helpfull for '
-               'flags, configs/*.py for config keys)')
+      sys.exit(
+        f'{program}: error: bad command line: {error_message(e)} (see --helpfull for '
+        'flags, configs/*.py for config keys)'
+      )
 
   def guarded(argv):
     try:
@@ -76,7 +77,8 @@ def split_cpu_into_devices(requested: int, batch_sizes: tuple[int, ...]) -> int:
     return 0
   count = requested
   if requested < 0:
-    count = max(n for n in range(1, (os.cpu_count() or 1) + 1)
-                if all(size % n == 0 for size in batch_sizes))
+    count = max(
+      n for n in range(1, (os.cpu_count() or 1) + 1) if all(size % n == 0 for size in batch_sizes)
+    )
   os.environ['XLA_FLAGS'] = f'{os.environ.get("XLA_FLAGS", "")} {flag}={count}'.strip()
   return count

@@ -33,15 +33,16 @@ def define_flags() -> None:
   flags.DEFINE_string('split', 'val', 'Split for the confusion matrix (val or test).')
   flags.DEFINE_string('data_dir', None, 'Data set directory (default: the one in config.json).')
 
+
 # Verdict thresholds. Accuracy margins are fractions of the way from chance to
 # perfect, so they mean the same for 3 words and for 500.
-NOT_LEARNING_MARGIN = 0.10   # best val accuracy below chance + 0.10 * (1 - chance): not learning
-GAP_THRESHOLD = 0.15         # final train - val accuracy at or above this: overfitting
-VAL_LOSS_RISE = 0.10         # final val loss >= (1 + this) * its minimum ...
-MIN_EVALS_AFTER_MIN = 2      # ... with at least this many evaluations after the minimum ...
-                             # ... while train loss kept falling: overfitting
-MIN_EVALUATIONS = 3          # fewer evaluations than this: trends are weak evidence
-TOP_CONFUSIONS = 10          # most confused class pairs listed
+NOT_LEARNING_MARGIN = 0.10  # best val accuracy below chance + 0.10 * (1 - chance): not learning
+GAP_THRESHOLD = 0.15  # final train - val accuracy at or above this: overfitting
+VAL_LOSS_RISE = 0.10  # final val loss >= (1 + this) * its minimum ...
+MIN_EVALS_AFTER_MIN = 2  # ... with at least this many evaluations after the minimum ...
+# ... while train loss kept falling: overfitting
+MIN_EVALUATIONS = 3  # fewer evaluations than this: trends are weak evidence
+TOP_CONFUSIONS = 10  # most confused class pairs listed
 
 VERDICT_OVERFITTING = 'overfitting'
 VERDICT_HEALTHY = 'healthy'
@@ -52,6 +53,7 @@ EXPECTED_MASK = 'speech'
 
 
 # ---------------------------------------------------------------- pure analysis
+
 
 def metric_curves(records: list[dict[str, Any]], source: str) -> dict[str, np.ndarray]:
   """Evaluation records (metrics_log.read) as one array per curve key.  # each [E]"""
@@ -83,8 +85,11 @@ def overfitting_evidence(curves: dict[str, np.ndarray], num_classes: int) -> dic
   val_loss_rise = float(val_loss[final] / max(val_loss[min_index], 1e-12) - 1.0)
   train_loss_change = float(train_loss[final] - train_loss[min_index])
   evals_after_min = final - min_index
-  loss_diverging = bool(evals_after_min >= MIN_EVALS_AFTER_MIN and val_loss_rise >= VAL_LOSS_RISE
-                        and train_loss_change < 0)
+  loss_diverging = bool(
+    evals_after_min >= MIN_EVALS_AFTER_MIN
+    and val_loss_rise >= VAL_LOSS_RISE
+    and train_loss_change < 0
+  )
   gap_too_large = bool(gaps[final] >= GAP_THRESHOLD)
   threshold = not_learning_threshold(num_classes)
   near_chance = bool(val_acc[peak_index] < threshold)
@@ -97,36 +102,36 @@ def overfitting_evidence(curves: dict[str, np.ndarray], num_classes: int) -> dic
     verdict = VERDICT_HEALTHY
   epoch_per_step = curves['epoch'][final] / max(steps[final], 1)
   return {
-      'verdict': verdict,
-      'evaluations': len(steps),
-      'few_evaluations': len(steps) < MIN_EVALUATIONS,
-      'num_classes': num_classes,
-      'chance': chance_level(num_classes),
-      'not_learning_threshold': threshold,
-      'near_chance': near_chance,
-      'final_step': int(steps[final]),
-      'final_epoch': float(curves['epoch'][final]),
-      'steps_per_epoch': (1.0 / epoch_per_step) if epoch_per_step > 0 else None,
-      'final_train_loss': float(train_loss[final]),
-      'final_val_loss': float(val_loss[final]),
-      'final_train_accuracy': float(train_acc[final]),
-      'final_val_accuracy': float(val_acc[final]),
-      'val_loss_min': float(val_loss[min_index]),
-      'val_loss_min_step': int(steps[min_index]),
-      'val_loss_min_epoch': float(curves['epoch'][min_index]),
-      'evals_after_val_loss_min': evals_after_min,
-      'val_loss_rise': val_loss_rise,
-      'train_loss_at_val_loss_min': float(train_loss[min_index]),
-      'train_loss_change_after_val_loss_min': train_loss_change,
-      'loss_diverging': loss_diverging,
-      'val_accuracy_peak': float(val_acc[peak_index]),
-      'val_accuracy_peak_step': int(steps[peak_index]),
-      'val_accuracy_peak_epoch': float(curves['epoch'][peak_index]),
-      'val_accuracy_drop_from_peak': float(val_acc[peak_index] - val_acc[final]),
-      'final_accuracy_gap': float(gaps[final]),
-      'peak_accuracy_gap': float(gaps.max()),
-      'peak_accuracy_gap_step': int(steps[int(np.argmax(gaps))]),
-      'gap_too_large': gap_too_large,
+    'verdict': verdict,
+    'evaluations': len(steps),
+    'few_evaluations': len(steps) < MIN_EVALUATIONS,
+    'num_classes': num_classes,
+    'chance': chance_level(num_classes),
+    'not_learning_threshold': threshold,
+    'near_chance': near_chance,
+    'final_step': int(steps[final]),
+    'final_epoch': float(curves['epoch'][final]),
+    'steps_per_epoch': (1.0 / epoch_per_step) if epoch_per_step > 0 else None,
+    'final_train_loss': float(train_loss[final]),
+    'final_val_loss': float(val_loss[final]),
+    'final_train_accuracy': float(train_acc[final]),
+    'final_val_accuracy': float(val_acc[final]),
+    'val_loss_min': float(val_loss[min_index]),
+    'val_loss_min_step': int(steps[min_index]),
+    'val_loss_min_epoch': float(curves['epoch'][min_index]),
+    'evals_after_val_loss_min': evals_after_min,
+    'val_loss_rise': val_loss_rise,
+    'train_loss_at_val_loss_min': float(train_loss[min_index]),
+    'train_loss_change_after_val_loss_min': train_loss_change,
+    'loss_diverging': loss_diverging,
+    'val_accuracy_peak': float(val_acc[peak_index]),
+    'val_accuracy_peak_step': int(steps[peak_index]),
+    'val_accuracy_peak_epoch': float(curves['epoch'][peak_index]),
+    'val_accuracy_drop_from_peak': float(val_acc[peak_index] - val_acc[final]),
+    'final_accuracy_gap': float(gaps[final]),
+    'peak_accuracy_gap': float(gaps.max()),
+    'peak_accuracy_gap_step': int(steps[int(np.argmax(gaps))]),
+    'gap_too_large': gap_too_large,
   }
 
 
@@ -136,48 +141,57 @@ def verdict_reasons(evidence: dict[str, Any]) -> list[str]:
   reasons = []
   if e['loss_diverging']:
     reasons.append(
-        f'val loss rose {e["val_loss_rise"]:+.1%} from its minimum {e["val_loss_min"]:.4f} '
-        f'(step {e["val_loss_min_step"]}) to {e["final_val_loss"]:.4f} over '
-        f'{e["evals_after_val_loss_min"]} evaluations while train loss fell '
-        f'{e["train_loss_change_after_val_loss_min"]:+.4f} (rise threshold '
-        f'{VAL_LOSS_RISE:.0%} over >= {MIN_EVALS_AFTER_MIN} evaluations)')
+      f'val loss rose {e["val_loss_rise"]:+.1%} from its minimum {e["val_loss_min"]:.4f} '
+      f'(step {e["val_loss_min_step"]}) to {e["final_val_loss"]:.4f} over '
+      f'{e["evals_after_val_loss_min"]} evaluations while train loss fell '
+      f'{e["train_loss_change_after_val_loss_min"]:+.4f} (rise threshold '
+      f'{VAL_LOSS_RISE:.0%} over >= {MIN_EVALS_AFTER_MIN} evaluations)'
+    )
   else:
     reasons.append(
-        f'val loss did not diverge: final {e["final_val_loss"]:.4f} is {e["val_loss_rise"]:+.1%} '
-        f'from its minimum {e["val_loss_min"]:.4f} (step {e["val_loss_min_step"]}, evaluations '
-        f'after it: {e["evals_after_val_loss_min"]}, train loss change since then '
-        f'{e["train_loss_change_after_val_loss_min"]:+.4f}); overfitting needs a rise >= '
-        f'{VAL_LOSS_RISE:.0%} over >= {MIN_EVALS_AFTER_MIN} evaluations with falling train loss)')
+      f'val loss did not diverge: final {e["final_val_loss"]:.4f} is {e["val_loss_rise"]:+.1%} '
+      f'from its minimum {e["val_loss_min"]:.4f} (step {e["val_loss_min_step"]}, evaluations '
+      f'after it: {e["evals_after_val_loss_min"]}, train loss change since then '
+      f'{e["train_loss_change_after_val_loss_min"]:+.4f}); overfitting needs a rise >= '
+      f'{VAL_LOSS_RISE:.0%} over >= {MIN_EVALS_AFTER_MIN} evaluations with falling train loss)'
+    )
   relation = '>=' if e['gap_too_large'] else '<'
   reasons.append(
-      f'final train-val accuracy gap {e["final_accuracy_gap"]:+.3f} '
-      f'({e["final_train_accuracy"]:.3f} - {e["final_val_accuracy"]:.3f}) {relation} '
-      f'{GAP_THRESHOLD:.2f}; the largest gap was {e["peak_accuracy_gap"]:+.3f} at step '
-      f'{e["peak_accuracy_gap_step"]}')
+    f'final train-val accuracy gap {e["final_accuracy_gap"]:+.3f} '
+    f'({e["final_train_accuracy"]:.3f} - {e["final_val_accuracy"]:.3f}) {relation} '
+    f'{GAP_THRESHOLD:.2f}; the largest gap was {e["peak_accuracy_gap"]:+.3f} at step '
+    f'{e["peak_accuracy_gap_step"]}'
+  )
   relation = '<' if e['near_chance'] else '>='
   reasons.append(
-      f'val accuracy peaked at {e["val_accuracy_peak"]:.3f} at step '
-      f'{e["val_accuracy_peak_step"]} (epoch {e["val_accuracy_peak_epoch"]:.1f}) and ended at '
-      f'{e["final_val_accuracy"]:.3f}; the peak is {relation} the not-learning threshold '
-      f'{e["not_learning_threshold"]:.3f} (chance 1/{e["num_classes"]} = {e["chance"]:.3f} '
-      f'+ {NOT_LEARNING_MARGIN:.2f} x (1 - chance))')
+    f'val accuracy peaked at {e["val_accuracy_peak"]:.3f} at step '
+    f'{e["val_accuracy_peak_step"]} (epoch {e["val_accuracy_peak_epoch"]:.1f}) and ended at '
+    f'{e["final_val_accuracy"]:.3f}; the peak is {relation} the not-learning threshold '
+    f'{e["not_learning_threshold"]:.3f} (chance 1/{e["num_classes"]} = {e["chance"]:.3f} '
+    f'+ {NOT_LEARNING_MARGIN:.2f} x (1 - chance))'
+  )
   if e['few_evaluations']:
-    reasons.append(f'only {e["evaluations"]} evaluations (< {MIN_EVALUATIONS}): the trends '
-                   'above are weak evidence; train longer or evaluate more often')
+    reasons.append(
+      f'only {e["evaluations"]} evaluations (< {MIN_EVALUATIONS}): the trends '
+      'above are weak evidence; train longer or evaluate more often'
+    )
   return reasons
 
 
 def verdict_summary(evidence: dict[str, Any]) -> str:
   """One line: the verdict and the numbers that decided it."""
   e = evidence
-  return (f'{e["verdict"]}: val accuracy peak {e["val_accuracy_peak"]:.3f} at step '
-          f'{e["val_accuracy_peak_step"]} (chance {e["chance"]:.3f}), final train-val accuracy '
-          f'gap {e["final_accuracy_gap"]:+.3f}, val loss {e["val_loss_rise"]:+.1%} from its '
-          f'minimum at step {e["val_loss_min_step"]}')
+  return (
+    f'{e["verdict"]}: val accuracy peak {e["val_accuracy_peak"]:.3f} at step '
+    f'{e["val_accuracy_peak_step"]} (chance {e["chance"]:.3f}), final train-val accuracy '
+    f'gap {e["final_accuracy_gap"]:+.3f}, val loss {e["val_loss_rise"]:+.1%} from its '
+    f'minimum at step {e["val_loss_min_step"]}'
+  )
 
 
-def top_confusions(confusion, class_names: list[str], k: int = TOP_CONFUSIONS
-                   ) -> list[dict[str, Any]]:
+def top_confusions(
+  confusion, class_names: list[str], k: int = TOP_CONFUSIONS
+) -> list[dict[str, Any]]:
   """The k largest off-diagonal cells (true -> predicted), with the share of the true class."""
   confusion = np.asarray(confusion)  # [C, C] rows true, columns predicted
   rows = confusion.sum(axis=1)
@@ -189,37 +203,52 @@ def top_confusions(confusion, class_names: list[str], k: int = TOP_CONFUSIONS
     true, predicted = np.unravel_index(flat, off.shape)
     if off[true, predicted] == 0:
       break
-    pairs.append({'true': class_names[true], 'predicted': class_names[predicted],
-                  'count': int(off[true, predicted]),
-                  'share_of_true': float(off[true, predicted] / max(rows[true], 1)),
-                  'reverse_count': int(off[predicted, true])})
+    pairs.append(
+      {
+        'true': class_names[true],
+        'predicted': class_names[predicted],
+        'count': int(off[true, predicted]),
+        'share_of_true': float(off[true, predicted] / max(rows[true], 1)),
+        'reverse_count': int(off[predicted, true]),
+      }
+    )
   return pairs
 
 
 def dataset_facts(report: dict[str, Any]) -> dict[str, Any]:
   """Clips per class and split, speakers and their overlap, masks, cuts and skips."""
   splits = report.get('splits', {})
-  classes = list(report.get('classes') or sorted({c for s in splits.values()
-                                                  for c in s.get('per_class', {})}))
+  classes = list(
+    report.get('classes') or sorted({c for s in splits.values() for c in s.get('per_class', {})})
+  )
   speakers = {name: set(s.get('speakers', [])) for name, s in splits.items()}
   names = list(splits)
-  overlaps = {f'{a}/{b}': sorted(speakers[a] & speakers[b])
-              for i, a in enumerate(names) for b in names[i + 1:]}
+  overlaps = {
+    f'{a}/{b}': sorted(speakers[a] & speakers[b])
+    for i, a in enumerate(names)
+    for b in names[i + 1 :]
+  }
   return {
-      'classes': classes,
-      'splits': {name: {
-          'written': s.get('written', 0),
-          'per_class': {c: s.get('per_class', {}).get(c, 0) for c in classes},
-          'speakers': len(speakers[name]),
-          'speech_fraction': s.get('speech_fraction'),
-          'face_detection_rate': s.get('face_detection_rate'),
-          'cut_to_max_frames': s.get('cut_to_max_frames', 0),
-          'skipped': len(s.get('skipped', [])),
-          'skip_reasons': dict(collections.Counter(
-              x.get('reason', 'unknown') for x in s.get('skipped', [])).most_common()),
-      } for name, s in splits.items()},
-      'speaker_overlaps': overlaps,
-      'speaker_disjoint': all(not v for v in overlaps.values()),
+    'classes': classes,
+    'splits': {
+      name: {
+        'written': s.get('written', 0),
+        'per_class': {c: s.get('per_class', {}).get(c, 0) for c in classes},
+        'speakers': len(speakers[name]),
+        'speech_fraction': s.get('speech_fraction'),
+        'face_detection_rate': s.get('face_detection_rate'),
+        'cut_to_max_frames': s.get('cut_to_max_frames', 0),
+        'skipped': len(s.get('skipped', [])),
+        'skip_reasons': dict(
+          collections.Counter(
+            x.get('reason', 'unknown') for x in s.get('skipped', [])
+          ).most_common()
+        ),
+      }
+      for name, s in splits.items()
+    },
+    'speaker_overlaps': overlaps,
+    'speaker_disjoint': all(not v for v in overlaps.values()),
   }
 
 
@@ -228,34 +257,57 @@ def edge_set(senders, receivers) -> set[tuple[int, int]]:
   return set(zip((int(s) for s in senders), (int(r) for r in receivers)))
 
 
-def consistency_checks(model_config, workdir_meta, data_meta, model_edges,
-                       report: dict | None) -> list[dict[str, Any]]:
+def consistency_checks(
+  model_config, workdir_meta, data_meta, model_edges, report: dict | None
+) -> list[dict[str, Any]]:
   """Whether the model used the data set's edge list and speech mask; one row per check."""
   meta_edges = edge_set(workdir_meta.senders, workdir_meta.receivers)
   used = edge_set(*model_edges)
   edges_mode = model_config.get('edges', EXPECTED_EDGES)
   mask_mode = model_config.get('mask_mode', EXPECTED_MASK)
   checks = [
-      {'check': 'config model.edges', 'ok': edges_mode == EXPECTED_EDGES,
-       'detail': f'{edges_mode!r}' + ('' if edges_mode == EXPECTED_EDGES else
-                                      f' (an ablation; the data set edge list is {EXPECTED_EDGES!r})')},
-      {'check': 'model graph == workdir dataset_meta senders/receivers', 'ok': used == meta_edges,
-       'detail': f'model {len(used)} directed edges, metadata {len(meta_edges)}, '
-                 f'shared {len(used & meta_edges)}'},
+    {
+      'check': 'config model.edges',
+      'ok': edges_mode == EXPECTED_EDGES,
+      'detail': f'{edges_mode!r}'
+      + (
+        ''
+        if edges_mode == EXPECTED_EDGES
+        else f' (an ablation; the data set edge list is {EXPECTED_EDGES!r})'
+      ),
+    },
+    {
+      'check': 'model graph == workdir dataset_meta senders/receivers',
+      'ok': used == meta_edges,
+      'detail': f'model {len(used)} directed edges, metadata {len(meta_edges)}, '
+      f'shared {len(used & meta_edges)}',
+    },
   ]
   if data_meta is None:
-    checks.append({'check': 'workdir dataset_meta == data set metadata', 'ok': None,
-                   'detail': 'data set not found; cannot compare'})
+    checks.append(
+      {
+        'check': 'workdir dataset_meta == data set metadata',
+        'ok': None,
+        'detail': 'data set not found; cannot compare',
+      }
+    )
   else:
     data_edges = edge_set(data_meta.senders, data_meta.receivers)
-    same = (data_edges == meta_edges and list(data_meta.class_names) == list(workdir_meta.class_names)
-            and data_meta.max_frames == workdir_meta.max_frames)
-    checks.append({
-        'check': 'workdir dataset_meta == data set metadata', 'ok': same,
+    same = (
+      data_edges == meta_edges
+      and list(data_meta.class_names) == list(workdir_meta.class_names)
+      and data_meta.max_frames == workdir_meta.max_frames
+    )
+    checks.append(
+      {
+        'check': 'workdir dataset_meta == data set metadata',
+        'ok': same,
         'detail': f'edges {len(meta_edges)} vs {len(data_edges)} (shared '
-                  f'{len(meta_edges & data_edges)}), classes {workdir_meta.num_classes} vs '
-                  f'{data_meta.num_classes}, max_frames {workdir_meta.max_frames} vs '
-                  f'{data_meta.max_frames}'})
+        f'{len(meta_edges & data_edges)}), classes {workdir_meta.num_classes} vs '
+        f'{data_meta.num_classes}, max_frames {workdir_meta.max_frames} vs '
+        f'{data_meta.max_frames}',
+      }
+    )
   detail = f'{mask_mode!r}'
   if mask_mode == 'none':
     detail += ' (pools over padding too, the seed behaviour)'
@@ -269,12 +321,14 @@ def consistency_checks(model_config, workdir_meta, data_meta, model_edges,
     detail += f' but the speech fraction is {fractions[0]:.3f}: the mask selects nothing useful'
   elif ok and fractions:
     detail += f' (speech fraction {min(fractions):.3f}-{max(fractions):.3f} across splits)'
-  checks.append({'check': 'config model.mask_mode (pooling over speech frames)', 'ok': ok,
-                 'detail': detail})
+  checks.append(
+    {'check': 'config model.mask_mode (pooling over speech frames)', 'ok': ok, 'detail': detail}
+  )
   return checks
 
 
 # ---------------------------------------------------------------- report text
+
 
 def _fmt(value, spec: str = '.3f') -> str:
   return 'n/a' if value is None else format(value, spec)
@@ -286,78 +340,174 @@ def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
   return lines
 
 
-def render_report(workdir: str, config, evidence, param_rows, checkpoint: dict, facts,
-                  facts_source: str, checks, evaluation: dict | None, confusions) -> str:
+def render_report(
+  workdir: str,
+  config,
+  evidence,
+  param_rows,
+  checkpoint: dict,
+  facts,
+  facts_source: str,
+  checks,
+  evaluation: dict | None,
+  confusions,
+) -> str:
   """The Markdown report."""
   e = evidence
-  lines = [f'# Diagnosis of {os.path.abspath(workdir)}', '',
-           f'**Verdict: {e["verdict"]}** after {e["evaluations"]} evaluations '
-           f'(last at step {e["final_step"]}, epoch {e["final_epoch"]:.1f}).', '',
-           '![learning curves](learning_curves.png)', '', '## Evidence', '']
+  lines = [
+    f'# Diagnosis of {os.path.abspath(workdir)}',
+    '',
+    f'**Verdict: {e["verdict"]}** after {e["evaluations"]} evaluations '
+    f'(last at step {e["final_step"]}, epoch {e["final_epoch"]:.1f}).',
+    '',
+    '![learning curves](learning_curves.png)',
+    '',
+    '## Evidence',
+    '',
+  ]
   lines += [f'- {r}' for r in verdict_reasons(e)]
-  lines += ['', 'Thresholds (lipjax/diagnose.py): overfitting if the final train-val accuracy gap '
-            f'is >= {GAP_THRESHOLD}, or val loss ends >= {VAL_LOSS_RISE:.0%} above its minimum '
-            f'with >= {MIN_EVALS_AFTER_MIN} evaluations after it while train loss falls; '
-            'underfitting/not learning if the best val accuracy is below chance + '
-            f'{NOT_LEARNING_MARGIN} x (1 - chance) and the gap is small; otherwise healthy. '
-            'Train figures are running means over the steps since the previous log, with '
-            'the config\'s dropout, augmentation and label smoothing, so they can understate the fit.', '']
-  lines += _table(['', 'step', 'epoch', 'train loss', 'val loss', 'train acc', 'val acc'], [
-      ['val loss minimum', e['val_loss_min_step'], f'{e["val_loss_min_epoch"]:.1f}',
-       f'{e["train_loss_at_val_loss_min"]:.4f}', f'{e["val_loss_min"]:.4f}', '', ''],
-      ['val accuracy peak', e['val_accuracy_peak_step'], f'{e["val_accuracy_peak_epoch"]:.1f}',
-       '', '', '', f'{e["val_accuracy_peak"]:.4f}'],
-      ['final', e['final_step'], f'{e["final_epoch"]:.1f}', f'{e["final_train_loss"]:.4f}',
-       f'{e["final_val_loss"]:.4f}', f'{e["final_train_accuracy"]:.4f}',
-       f'{e["final_val_accuracy"]:.4f}']])
+  lines += [
+    '',
+    'Thresholds (lipjax/diagnose.py): overfitting if the final train-val accuracy gap '
+    f'is >= {GAP_THRESHOLD}, or val loss ends >= {VAL_LOSS_RISE:.0%} above its minimum '
+    f'with >= {MIN_EVALS_AFTER_MIN} evaluations after it while train loss falls; '
+    'underfitting/not learning if the best val accuracy is below chance + '
+    f'{NOT_LEARNING_MARGIN} x (1 - chance) and the gap is small; otherwise healthy. '
+    'Train figures are running means over the steps since the previous log, with '
+    "the config's dropout, augmentation and label smoothing, so they can understate the fit.",
+    '',
+  ]
+  lines += _table(
+    ['', 'step', 'epoch', 'train loss', 'val loss', 'train acc', 'val acc'],
+    [
+      [
+        'val loss minimum',
+        e['val_loss_min_step'],
+        f'{e["val_loss_min_epoch"]:.1f}',
+        f'{e["train_loss_at_val_loss_min"]:.4f}',
+        f'{e["val_loss_min"]:.4f}',
+        '',
+        '',
+      ],
+      [
+        'val accuracy peak',
+        e['val_accuracy_peak_step'],
+        f'{e["val_accuracy_peak_epoch"]:.1f}',
+        '',
+        '',
+        '',
+        f'{e["val_accuracy_peak"]:.4f}',
+      ],
+      [
+        'final',
+        e['final_step'],
+        f'{e["final_epoch"]:.1f}',
+        f'{e["final_train_loss"]:.4f}',
+        f'{e["final_val_loss"]:.4f}',
+        f'{e["final_train_accuracy"]:.4f}',
+        f'{e["final_val_accuracy"]:.4f}',
+      ],
+    ],
+  )
 
   total = sum(c for p, c in param_rows if '/' not in p)
-  lines += ['', '## Parameters by module', '',
-            f'{checkpoint["which"]} checkpoint, step {checkpoint["step"]}; model '
-            f'{config.model.get("temporal", "?")}.', '', '![parameters](parameters.png)', '']
-  lines += _table(['module', 'parameters', 'share'], [
-      [('&nbsp;&nbsp;&nbsp;&nbsp;' * path.count('/')) + path.split('/')[-1], f'{count:,}',
-       f'{count / max(total, 1):.1%}'] for path, count in param_rows])
+  lines += [
+    '',
+    '## Parameters by module',
+    '',
+    f'{checkpoint["which"]} checkpoint, step {checkpoint["step"]}; model '
+    f'{config.model.get("temporal", "?")}.',
+    '',
+    '![parameters](parameters.png)',
+    '',
+  ]
+  lines += _table(
+    ['module', 'parameters', 'share'],
+    [
+      [
+        ('&nbsp;&nbsp;&nbsp;&nbsp;' * path.count('/')) + path.split('/')[-1],
+        f'{count:,}',
+        f'{count / max(total, 1):.1%}',
+      ]
+      for path, count in param_rows
+    ],
+  )
   lines += [f'| **total** | **{total:,}** | 100% |']
 
   lines += ['', '## Data set', '', facts_source, '']
   if facts:
     split_names = list(facts['splits'])
-    rows = [[c] + [facts['splits'][s]['per_class'][c] for s in split_names]
-            for c in facts['classes']]
+    rows = [
+      [c] + [facts['splits'][s]['per_class'][c] for s in split_names] for c in facts['classes']
+    ]
     rows.append(['**clips written**'] + [facts['splits'][s]['written'] for s in split_names])
     lines += _table(['class'] + split_names, rows) + ['']
-    lines += _table(['split', 'speakers', 'speech fraction', 'face-detection rate',
-                     'clips cut to max_frames', 'clips skipped', 'skip reasons'], [
-        [s, f['speakers'], _fmt(f['speech_fraction']), _fmt(f['face_detection_rate']),
-         f['cut_to_max_frames'], f['skipped'],
-         '; '.join(f'{r} ({n})' for r, n in f['skip_reasons'].items()) or '-']
-        for s, f in facts['splits'].items()])
+    lines += _table(
+      [
+        'split',
+        'speakers',
+        'speech fraction',
+        'face-detection rate',
+        'clips cut to max_frames',
+        'clips skipped',
+        'skip reasons',
+      ],
+      [
+        [
+          s,
+          f['speakers'],
+          _fmt(f['speech_fraction']),
+          _fmt(f['face_detection_rate']),
+          f['cut_to_max_frames'],
+          f['skipped'],
+          '; '.join(f'{r} ({n})' for r, n in f['skip_reasons'].items()) or '-',
+        ]
+        for s, f in facts['splits'].items()
+      ],
+    )
     overlaps = {k: v for k, v in facts['speaker_overlaps'].items() if v}
-    lines += ['', 'Splits are speaker-disjoint.' if facts['speaker_disjoint'] else
-              'Splits are NOT speaker-disjoint: ' + '; '.join(
-                  f'{pair} share {len(v)} ({", ".join(v[:5])}{"..." if len(v) > 5 else ""})'
-                  for pair, v in overlaps.items())]
+    lines += [
+      '',
+      'Splits are speaker-disjoint.'
+      if facts['speaker_disjoint']
+      else 'Splits are NOT speaker-disjoint: '
+      + '; '.join(
+        f'{pair} share {len(v)} ({", ".join(v[:5])}{"..." if len(v) > 5 else ""})'
+        for pair, v in overlaps.items()
+      ),
+    ]
 
   lines += ['', '## Consistency with the data set', '']
-  lines += _table(['check', 'result', 'detail'], [
+  lines += _table(
+    ['check', 'result', 'detail'],
+    [
       [c['check'], {True: 'ok', False: '**MISMATCH**', None: 'not checked'}[c['ok']], c['detail']]
-      for c in checks])
+      for c in checks
+    ],
+  )
 
   lines += ['', '## Confusion', '']
   if evaluation is None:
     lines += ['No confusion matrix: the data set is not available to evaluate on.']
   else:
-    lines += [f'{evaluation["split"]} split, {evaluation["checkpoint"]} checkpoint (step '
-              f'{evaluation["step"]}): accuracy {evaluation["accuracy"]:.4f}, macro-F1 '
-              f'{evaluation["macro_f1"]:.4f}, top-5 {evaluation["top5"]:.4f} on '
-              f'{evaluation["examples"]} clips.', '',
-              f'![confusion](confusion_{evaluation["split"]}.png)', '']
+    lines += [
+      f'{evaluation["split"]} split, {evaluation["checkpoint"]} checkpoint (step '
+      f'{evaluation["step"]}): accuracy {evaluation["accuracy"]:.4f}, macro-F1 '
+      f'{evaluation["macro_f1"]:.4f}, top-5 {evaluation["top5"]:.4f} on '
+      f'{evaluation["examples"]} clips.',
+      '',
+      f'![confusion](confusion_{evaluation["split"]}.png)',
+      '',
+    ]
     if confusions:
       lines += ['Most confused (true -> predicted):', '']
-      lines += _table(['true', 'predicted', 'clips', 'share of true', 'reverse'], [
+      lines += _table(
+        ['true', 'predicted', 'clips', 'share of true', 'reverse'],
+        [
           [p['true'], p['predicted'], p['count'], f'{p["share_of_true"]:.1%}', p['reverse_count']]
-          for p in confusions])
+          for p in confusions
+        ],
+      )
     else:
       lines += ['No confusions: every clip was classified correctly.']
   return '\n'.join(lines) + '\n'
@@ -365,10 +515,12 @@ def render_report(workdir: str, config, evidence, param_rows, checkpoint: dict, 
 
 # ---------------------------------------------------------------- I/O shell
 
+
 def read_metrics(workdir: str) -> dict[str, np.ndarray]:
   """The workdir's evaluation curves from metrics.jsonl."""
-  return metric_curves(metrics_log.read(workdir),
-                       str(workdir_lib.path(workdir, workdir_lib.METRICS)))
+  return metric_curves(
+    metrics_log.read(workdir), str(workdir_lib.path(workdir, workdir_lib.METRICS))
+  )
 
 
 def read_extraction_report(data_dir: str) -> dict | None:
@@ -387,19 +539,23 @@ def load_evaluation(workdir: str, split: str, step: int, data_dir: str | None) -
     with open(path) as f:
       evaluation = json.load(f)
     if evaluation.get('step') == step and os.path.exists(
-        os.path.join(workdir, f'confusion_{split}.png')):
+      os.path.join(workdir, f'confusion_{split}.png')
+    ):
       return evaluation
   if not data_dir:
     return None
-  from lipjax import evaluate  # pylint: disable=g-import-not-at-top
+  from lipjax import evaluate
+
   return evaluate.evaluate_workdir(workdir, split, data_dir)
 
 
-def diagnose_workdir(workdir: str, split: str = 'val', data_dir: str | None = None
-                     ) -> dict[str, Any]:
+def diagnose_workdir(
+  workdir: str, split: str = 'val', data_dir: str | None = None
+) -> dict[str, Any]:
   """Writes report.md and PNGs into the workdir; returns the evidence and the report path."""
-  from lipjax import evaluate  # pylint: disable=g-import-not-at-top
-  from lipjax import graphs  # pylint: disable=g-import-not-at-top
+  from lipjax import evaluate
+  from lipjax import graphs
+
   config, meta = workdir_lib.load(workdir)
   curves = read_metrics(workdir)
   evidence = overfitting_evidence(curves, meta.num_classes)
@@ -412,34 +568,55 @@ def diagnose_workdir(workdir: str, split: str = 'val', data_dir: str | None = No
   data_meta = schema.DatasetMeta.load(data_dir) if data_available else None
   report = read_extraction_report(data_dir) if data_available else None
   if not data_available:
-    facts_source = (f'Data set {data_dir or "(none in config.json)"} not found: no extraction '
-                    'report, no metadata comparison, no fresh evaluation. Split sizes from '
-                    f'the workdir\'s dataset_meta.json: {meta.split_sizes}.')
+    facts_source = (
+      f'Data set {data_dir or "(none in config.json)"} not found: no extraction '
+      'report, no metadata comparison, no fresh evaluation. Split sizes from '
+      f"the workdir's dataset_meta.json: {meta.split_sizes}."
+    )
   elif report is None:
-    facts_source = (f'{data_dir} has no extraction_report.json (it was not written by '
-                    '`python -m extraction`), so per-class, speaker, speech and face facts are '
-                    f'unknown. Split sizes from its metadata: {data_meta.split_sizes}.')
+    facts_source = (
+      f'{data_dir} has no extraction_report.json (it was not written by '
+      '`python -m extraction`), so per-class, speaker, speech and face facts are '
+      f'unknown. Split sizes from its metadata: {data_meta.split_sizes}.'
+    )
   else:
     facts_source = f'From {os.path.join(data_dir, "extraction_report.json")}.'
   facts = dataset_facts(report) if report else None
-  model_edges = graphs.edges_for(meta, config.model.get('edges', EXPECTED_EDGES),
-                                 config.model.get('knn_k', 4))
+  model_edges = graphs.edges_for(
+    meta, config.model.get('edges', EXPECTED_EDGES), config.model.get('knn_k', 4)
+  )
   checks = consistency_checks(config.model, meta, data_meta, model_edges, report)
 
   evaluation = load_evaluation(workdir, split, step, data_dir if data_available else None)
-  confusions = (top_confusions(evaluation['confusion_matrix'], evaluation['class_names'])
-                if evaluation else [])
+  confusions = (
+    top_confusions(evaluation['confusion_matrix'], evaluation['class_names']) if evaluation else []
+  )
 
   plots.learning_curves(curves, os.path.join(workdir, 'learning_curves.png'), evidence)
-  plots.parameter_bars([(p, c) for p, c in param_rows if '/' not in p],
-                       os.path.join(workdir, 'parameters.png'))
-  text = render_report(workdir, config, evidence, param_rows, {'step': step, 'which': which},
-                       facts, facts_source, checks, evaluation, confusions)
+  plots.parameter_bars(
+    [(p, c) for p, c in param_rows if '/' not in p], os.path.join(workdir, 'parameters.png')
+  )
+  text = render_report(
+    workdir,
+    config,
+    evidence,
+    param_rows,
+    {'step': step, 'which': which},
+    facts,
+    facts_source,
+    checks,
+    evaluation,
+    confusions,
+  )
   report_path = os.path.join(workdir, 'report.md')
   with open(report_path, 'w') as f:
     f.write(text)
-  return {'evidence': evidence, 'checks': checks, 'report_path': report_path,
-          'evaluation': evaluation}
+  return {
+    'evidence': evidence,
+    'checks': checks,
+    'report_path': report_path,
+    'evaluation': evaluation,
+  }
 
 
 def main(argv):
@@ -454,9 +631,11 @@ def main(argv):
   cli.quiet_third_party_logs()
   result = diagnose_workdir(workdir, FLAGS.split, FLAGS.data_dir)
   mismatches = [c['check'] for c in result['checks'] if c['ok'] is False]
-  print(verdict_summary(result['evidence'])
-        + (f'; consistency problems: {", ".join(mismatches)}' if mismatches else '')
-        + f'; wrote {result["report_path"]}')
+  print(
+    verdict_summary(result['evidence'])
+    + (f'; consistency problems: {", ".join(mismatches)}' if mismatches else '')
+    + f'; wrote {result["report_path"]}'
+  )
 
 
 if __name__ == '__main__':

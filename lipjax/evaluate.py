@@ -44,18 +44,25 @@ def restore_model(workdir: str):
   return config, meta, models.create_model(config, meta), params, step, which
 
 
-def evaluation_report(result: dict, meta: schema.DatasetMeta, split: str, step: int,
-                      which: str) -> dict[str, Any]:
+def evaluation_report(
+  result: dict, meta: schema.DatasetMeta, split: str, step: int, which: str
+) -> dict[str, Any]:
   """The JSON-ready report of one evaluation."""
   per_class = metrics_lib.per_class_accuracy(result['confusion'])
   return {
-      'split': split, 'checkpoint': which, 'step': int(step), 'examples': result['count'],
-      'accuracy': result['accuracy'], 'macro_f1': result['macro_f1'], 'top5': result['top5'],
-      'loss': result['loss'],
-      'per_class_accuracy': {name: (None if np.isnan(a) else float(a))
-                             for name, a in zip(meta.class_names, per_class)},
-      'class_names': list(meta.class_names),
-      'confusion_matrix': result['confusion'].tolist(),
+    'split': split,
+    'checkpoint': which,
+    'step': int(step),
+    'examples': result['count'],
+    'accuracy': result['accuracy'],
+    'macro_f1': result['macro_f1'],
+    'top5': result['top5'],
+    'loss': result['loss'],
+    'per_class_accuracy': {
+      name: (None if np.isnan(a) else float(a)) for name, a in zip(meta.class_names, per_class)
+    },
+    'class_names': list(meta.class_names),
+    'confusion_matrix': result['confusion'].tolist(),
   }
 
 
@@ -65,18 +72,25 @@ def evaluate_workdir(workdir: str, split: str = 'test', data_dir: str | None = N
   if data_dir:
     config.data_dir = data_dir
   if not os.path.exists(config.data_dir):
-    raise FileNotFoundError(f'data set {config.data_dir} (from {workdir}/config.json) does not '
-                            'exist; pass --data_dir')
+    raise FileNotFoundError(
+      f'data set {config.data_dir} (from {workdir}/config.json) does not exist; pass --data_dir'
+    )
   dataset = input_pipeline.eval_dataset(config, split, parallel.num_devices())
-  result = evaluation.evaluate_model(evaluation.parallel_evaluate_step(model.apply),
-                                     parallel.replicate(params), dataset, meta.num_classes)
+  result = evaluation.evaluate_model(
+    evaluation.parallel_evaluate_step(model.apply),
+    parallel.replicate(params),
+    dataset,
+    meta.num_classes,
+  )
   report = evaluation_report(result, meta, split, step, which)
   workdir_lib.path(workdir, f'eval_{split}.json').write_text(json.dumps(report, indent=1))
   plots.confusion_matrix(
-      result['confusion'], meta.class_names,
-      f'{split}: accuracy {report["accuracy"]:.3f}, macro-F1 {report["macro_f1"]:.3f}\n'
-      f'{report["examples"]} clips, {which} checkpoint (step {step})',
-      workdir_lib.path(workdir, f'confusion_{split}.png'))
+    result['confusion'],
+    meta.class_names,
+    f'{split}: accuracy {report["accuracy"]:.3f}, macro-F1 {report["macro_f1"]:.3f}\n'
+    f'{report["examples"]} clips, {which} checkpoint (step {step})',
+    workdir_lib.path(workdir, f'confusion_{split}.png'),
+  )
   return report
 
 
@@ -88,10 +102,12 @@ def main(argv):
     raise app.UsageError('--workdir is required')
   cli.quiet_third_party_logs()
   report = evaluate_workdir(FLAGS.workdir, FLAGS.split, FLAGS.data_dir)
-  print(f'{FLAGS.split}: accuracy {report["accuracy"]:.4f}, macro-F1 {report["macro_f1"]:.4f}, '
-        f'top-5 {report["top5"]:.4f} on {report["examples"]} clips ({report["checkpoint"]} '
-        f'checkpoint, step {report["step"]}); wrote {FLAGS.workdir}/eval_{FLAGS.split}.json '
-        f'and confusion_{FLAGS.split}.png')
+  print(
+    f'{FLAGS.split}: accuracy {report["accuracy"]:.4f}, macro-F1 {report["macro_f1"]:.4f}, '
+    f'top-5 {report["top5"]:.4f} on {report["examples"]} clips ({report["checkpoint"]} '
+    f'checkpoint, step {report["step"]}); wrote {FLAGS.workdir}/eval_{FLAGS.split}.json '
+    f'and confusion_{FLAGS.split}.png'
+  )
 
 
 if __name__ == '__main__':

@@ -20,9 +20,13 @@ def evaluate_step(params, batch, apply_fn):
   logits = apply_fn({'params': params}, batch, train=False)  # [B, C]
   _, top5 = jax.lax.top_k(logits, min(5, logits.shape[-1]))  # [B, 5]
   one_hot = jax.nn.one_hot(batch['label'], logits.shape[-1])
-  return {'loss': optax.softmax_cross_entropy(logits, one_hot),
-          'prediction': jnp.argmax(logits, -1), 'top5': top5,
-          'label': batch['label'], 'example_mask': batch['example_mask']}
+  return {
+    'loss': optax.softmax_cross_entropy(logits, one_hot),
+    'prediction': jnp.argmax(logits, -1),
+    'top5': top5,
+    'label': batch['label'],
+    'example_mask': batch['example_mask'],
+  }
 
 
 def evaluate_model(p_evaluate_step, params, dataset, num_classes: int) -> dict[str, Any]:
@@ -31,20 +35,21 @@ def evaluate_model(p_evaluate_step, params, dataset, num_classes: int) -> dict[s
   p_evaluate_step: evaluate_step under parallel.data_parallel with apply_fn bound;
   params: replicated over the local devices.
   """
-  outputs = [parallel.to_host(p_evaluate_step(params, batch))
-             for batch in dataset.as_numpy_iterator()]
+  outputs = [
+    parallel.to_host(p_evaluate_step(params, batch)) for batch in dataset.as_numpy_iterator()
+  ]
   out = {key: np.concatenate([o[key] for o in outputs]) for key in outputs[0]}
   mask = out['example_mask']
   confusion = metrics_lib.confusion_matrix(out['label'], out['prediction'], num_classes, mask)
   top5_hits = np.any(out['top5'] == out['label'][:, None], axis=-1)
   count = float(mask.sum())
   return {
-      'loss': float((out['loss'] * mask).sum() / max(count, 1.0)),
-      'accuracy': metrics_lib.masked_accuracy(out['label'], out['prediction'], mask),
-      'macro_f1': metrics_lib.macro_f1(confusion),
-      'top5': float((top5_hits * mask).sum() / max(count, 1.0)),
-      'count': int(count),
-      'confusion': confusion,
+    'loss': float((out['loss'] * mask).sum() / max(count, 1.0)),
+    'accuracy': metrics_lib.masked_accuracy(out['label'], out['prediction'], mask),
+    'macro_f1': metrics_lib.macro_f1(confusion),
+    'top5': float((top5_hits * mask).sum() / max(count, 1.0)),
+    'count': int(count),
+    'confusion': confusion,
   }
 
 

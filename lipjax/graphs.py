@@ -17,8 +17,10 @@ def symmetrize(senders: np.ndarray, receivers: np.ndarray) -> tuple[np.ndarray, 
   pairs = {(int(s), int(r)) for s, r in zip(senders, receivers) if s != r}
   pairs |= {(r, s) for s, r in pairs}
   ordered = sorted(pairs)
-  return (np.array([s for s, _ in ordered], np.int32),  # [E]
-          np.array([r for _, r in ordered], np.int32))  # [E]
+  return (
+    np.array([s for s, _ in ordered], np.int32),  # [E]
+    np.array([r for _, r in ordered], np.int32),
+  )  # [E]
 
 
 def knn_distance_edges(mean_landmarks: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -46,8 +48,10 @@ def knn_index_edges(num_nodes: int, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 def ring_edges(num_nodes: int) -> tuple[np.ndarray, np.ndarray]:
   """A connected graph for random data in tests and benchmarks: i -- i+1 and i -- i+7 (mod N)."""
-  pairs = sorted({(i, (i + d) % num_nodes) for i in range(num_nodes) for d in (1, 7)}
-                 | {((i + d) % num_nodes, i) for i in range(num_nodes) for d in (1, 7)})
+  pairs = sorted(
+    {(i, (i + d) % num_nodes) for i in range(num_nodes) for d in (1, 7)}
+    | {((i + d) % num_nodes, i) for i in range(num_nodes) for d in (1, 7)}
+  )
   return (np.array([s for s, _ in pairs], np.int32), np.array([r for _, r in pairs], np.int32))
 
 
@@ -78,8 +82,11 @@ def normalized_adjacency(senders, receivers, num_nodes: int):
   sender_degree = jnp.zeros(num_nodes).at[senders].add(ones)
   receiver_degree = jnp.zeros(num_nodes).at[receivers].add(ones)
   adjacency = jnp.zeros((num_nodes, num_nodes)).at[receivers, senders].add(ones)
-  return (adjacency * jnp.sqrt(1.0 / jnp.maximum(receiver_degree, 1.0))[:, None]
-          * jnp.sqrt(1.0 / jnp.maximum(sender_degree, 1.0))[None, :])
+  return (
+    adjacency
+    * jnp.sqrt(1.0 / jnp.maximum(receiver_degree, 1.0))[:, None]
+    * jnp.sqrt(1.0 / jnp.maximum(sender_degree, 1.0))[None, :]
+  )
 
 
 def frame_graphs(nodes, globals_, senders, receivers) -> jraph.GraphsTuple:
@@ -88,12 +95,17 @@ def frame_graphs(nodes, globals_, senders, receivers) -> jraph.GraphsTuple:
   Leading axes are frames (FRAME_GRAPH_AXES); the topology is stored once.
   """
   return jraph.GraphsTuple(
-      nodes=nodes, edges=None,
-      senders=jnp.asarray(senders, jnp.int32), receivers=jnp.asarray(receivers, jnp.int32),
-      globals=globals_[:, None, :],  # [F, 1, G]: one graph per frame
-      n_node=jnp.array([nodes.shape[1]]), n_edge=jnp.array([len(senders)]))
+    nodes=nodes,
+    edges=None,
+    senders=jnp.asarray(senders, jnp.int32),
+    receivers=jnp.asarray(receivers, jnp.int32),
+    globals=globals_[:, None, :],  # [F, 1, G]: one graph per frame
+    n_node=jnp.array([nodes.shape[1]]),
+    n_edge=jnp.array([len(senders)]),
+  )
 
 
 # nn.vmap axes of a batch of frame graphs: features vary per frame, topology is shared.
 FRAME_GRAPH_AXES = jraph.GraphsTuple(
-    nodes=0, edges=None, senders=None, receivers=None, globals=0, n_node=None, n_edge=None)
+  nodes=0, edges=None, senders=None, receivers=None, globals=0, n_node=None, n_edge=None
+)

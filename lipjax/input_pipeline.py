@@ -19,17 +19,20 @@ from typing import Iterator
 import numpy as np
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # TF's C++ start-up chatter, not ours
-import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
+import tensorflow as tf
 
-from extraction import schema  # pylint: disable=g-import-not-at-top,wrong-import-position
-from extraction import shards  # pylint: disable=g-import-not-at-top,wrong-import-position
+from extraction import schema
+from extraction import shards
 
 # JAX owns the accelerators; tf.data only reads and augments on the host.
 tf.config.set_visible_devices([], 'GPU')
 
 # The numeric fields of a shard's example as the model reads them (the rest are strings).
-MODEL_DTYPES = {**{key: np.float32 for key in schema.FRAME_KEYS},
-                'length': np.int32, 'label': np.int32}
+MODEL_DTYPES = {
+  **{key: np.float32 for key in schema.FRAME_KEYS},
+  'length': np.int32,
+  'label': np.int32,
+}
 
 
 def parse_example(example: dict) -> dict:
@@ -66,7 +69,7 @@ def resample(batch: dict, position, frame_mask) -> dict:
     x = batch[key]
     extra = [1] * (len(x.shape) - 2)
     w = tf.reshape(weight, weight.shape + extra)
-    lerp = (tf.gather(x, lower, batch_dims=1) * (1.0 - w) + tf.gather(x, upper, batch_dims=1) * w)
+    lerp = tf.gather(x, lower, batch_dims=1) * (1.0 - w) + tf.gather(x, upper, batch_dims=1) * w
     out[key] = lerp * tf.reshape(frame_mask, frame_mask.shape + extra)
   for key in ('face_mask', 'speech_mask'):
     out[key] = tf.gather(batch[key], nearest, batch_dims=1) * frame_mask
@@ -101,8 +104,9 @@ def time_warp(batch: dict, log_slopes) -> dict:
   u = tf.range(steps, dtype=tf.float32)[None, :] / last * parts  # [B, T] in parts
   part = tf.clip_by_value(tf.cast(tf.floor(u), tf.int32), 0, parts - 1)
   within = u - tf.cast(part, tf.float32)
-  warped = (tf.gather(starts, part, batch_dims=1)
-            + within * tf.gather(ends - starts, part, batch_dims=1))  # [B, T] in [0, 1]
+  warped = tf.gather(starts, part, batch_dims=1) + within * tf.gather(
+    ends - starts, part, batch_dims=1
+  )  # [B, T] in [0, 1]
   return resample(batch, warped * last, batch['frame_mask'])
 
 
@@ -148,6 +152,7 @@ def mix_clips(batch: dict, partner, weight) -> dict:
   `mix_label` / `mix_weight` tell the loss to aim at the same mixture of the two
   labels. A clip's own `label` stays the majority one (weight >= 0.5).
   """
+
   def partner_of(x):
     return tf.gather(x, partner)
 
@@ -157,10 +162,12 @@ def mix_clips(batch: dict, partner, weight) -> dict:
     x = batch[key]
     extra = [1] * (len(x.shape) - 2)
     share = tf.reshape(both, tf.concat([tf.shape(both), extra], 0)) * tf.reshape(
-        1.0 - weight, [-1, 1] + extra)
+      1.0 - weight, [-1, 1] + extra
+    )
     out[key] = x + share * (partner_of(x) - x)
   out['speech_mask'] = tf.maximum(
-      batch['speech_mask'], partner_of(batch['speech_mask']) * batch['frame_mask'])
+    batch['speech_mask'], partner_of(batch['speech_mask']) * batch['frame_mask']
+  )
   out['face_mask'] = batch['face_mask'] * tf.where(both > 0, partner_of(batch['face_mask']), 1.0)
   out['mix_label'] = partner_of(batch['label'])
   out['mix_weight'] = weight
@@ -172,10 +179,14 @@ def affine_landmarks(landmarks, frame_mask, angle, scale, shift):
   cos, sin = tf.cos(angle)[:, None, None], tf.sin(angle)[:, None, None]  # [B, 1, 1]
   x, y, z = landmarks[..., 0] - 0.5, landmarks[..., 1] - 0.5, landmarks[..., 2] - 0.5  # [B, T, N]
   s = scale[:, None, None]
-  moved = tf.stack([
+  moved = tf.stack(
+    [
       s * (cos * x - sin * y) + 0.5 + shift[:, 0, None, None],
       s * (sin * x + cos * y) + 0.5 + shift[:, 1, None, None],
-      s * z + 0.5], axis=-1)  # [B, T, N, 3]
+      s * z + 0.5,
+    ],
+    axis=-1,
+  )  # [B, T, N, 3]
   return moved * frame_mask[..., None, None]
 
 
@@ -200,6 +211,7 @@ def augment_batch(batch: dict, seed, augment, mirror_perm, jit_compile: bool = F
   the same augmentations with other roundings and random draws.
   """
   seeds = tf.random.experimental.stateless_split(seed, num=14)
+
   def per_clip(batch, seeds):  # a closure: tf.function traces only the tensors it is given
     return augment_clips(batch, seeds, augment, mirror_perm)
 
@@ -213,11 +225,19 @@ def augment_clips(batch: dict, seeds, augment, mirror_perm) -> dict:
   size = tf.shape(batch['length'])[0]
   uniform = lambda i, shape, lo, hi: tf.random.stateless_uniform(shape, seeds[i], lo, hi)
   if augment.time_shift > 0:
-    batch = time_shift(batch, tf.random.stateless_uniform(
-        [size], seeds[10], -augment.time_shift, augment.time_shift + 1, tf.int32))
+    batch = time_shift(
+      batch,
+      tf.random.stateless_uniform(
+        [size], seeds[10], -augment.time_shift, augment.time_shift + 1, tf.int32
+      ),
+    )
   if augment.time_warp > 0:
-    batch = time_warp(batch, tf.random.stateless_normal(
-        [size, augment.time_warp_parts], seeds[13], stddev=augment.time_warp))
+    batch = time_warp(
+      batch,
+      tf.random.stateless_normal(
+        [size, augment.time_warp_parts], seeds[13], stddev=augment.time_warp
+      ),
+    )
   if augment.speed > 0:
     batch = speed_perturb(batch, uniform(0, [size], 1.0 - augment.speed, 1.0 + augment.speed))
   if augment.time_mask_max > 0:
@@ -230,24 +250,37 @@ def augment_clips(batch: dict, seeds, augment, mirror_perm) -> dict:
     # AU and geometry stay as they are: most are left-right symmetric measures, and
     # the asymmetric ones (symmetry, corner_angle) are kept unflipped by design.
     do_flip = uniform(3, [size], 0.0, 1.0) < 0.5
-    batch = dict(batch, landmarks=tf.where(do_flip[:, None, None, None], flipped, batch['landmarks']))
+    batch = dict(
+      batch, landmarks=tf.where(do_flip[:, None, None, None], flipped, batch['landmarks'])
+    )
   if augment.yaw_degrees > 0 or augment.pitch_degrees > 0:
     yaw, pitch = (augment.yaw_degrees * np.pi / 180.0, augment.pitch_degrees * np.pi / 180.0)
-    batch = dict(batch, landmarks=turn_head(
-        batch['landmarks'], batch['frame_mask'], yaw=uniform(8, [size], -yaw, yaw + 1e-9),
-        pitch=uniform(9, [size], -pitch, pitch + 1e-9)))
+    batch = dict(
+      batch,
+      landmarks=turn_head(
+        batch['landmarks'],
+        batch['frame_mask'],
+        yaw=uniform(8, [size], -yaw, yaw + 1e-9),
+        pitch=uniform(9, [size], -pitch, pitch + 1e-9),
+      ),
+    )
   if augment.rotate_degrees > 0 or augment.scale > 0 or augment.translate > 0:
     radians = augment.rotate_degrees * np.pi / 180.0
-    batch = dict(batch, landmarks=affine_landmarks(
-        batch['landmarks'], batch['frame_mask'],
+    batch = dict(
+      batch,
+      landmarks=affine_landmarks(
+        batch['landmarks'],
+        batch['frame_mask'],
         angle=uniform(4, [size], -radians, radians + 1e-9),
         scale=uniform(5, [size], 1.0 - augment.scale, 1.0 + augment.scale + 1e-9),
-        shift=uniform(6, [size, 2], -augment.translate, augment.translate + 1e-9)))
+        shift=uniform(6, [size, 2], -augment.translate, augment.translate + 1e-9),
+      ),
+    )
   if augment.jitter_std > 0:
-    noise = tf.random.stateless_normal(tf.shape(batch['landmarks']), seeds[7],
-                                       stddev=augment.jitter_std)
-    batch = dict(batch, landmarks=batch['landmarks']
-                 + noise * batch['frame_mask'][..., None, None])
+    noise = tf.random.stateless_normal(
+      tf.shape(batch['landmarks']), seeds[7], stddev=augment.jitter_std
+    )
+    batch = dict(batch, landmarks=batch['landmarks'] + noise * batch['frame_mask'][..., None, None])
   return batch
 
 
@@ -271,15 +304,18 @@ def mix_batch(batch: dict, seeds, alpha: float) -> dict:
 
 def shard_for_devices(batch: dict, num_devices: int) -> dict:
   """Reshapes every [B, ...] tensor to [devices, B / devices, ...] for pmap."""
-  return {key: tf.reshape(x, tf.concat([[num_devices, -1], tf.shape(x)[1:]], 0))
-          for key, x in batch.items()}
+  return {
+    key: tf.reshape(x, tf.concat([[num_devices, -1], tf.shape(x)[1:]], 0))
+    for key, x in batch.items()
+  }
 
 
 def pad_batch(batch: dict, batch_size: int) -> dict:
   """Pads a short last batch with zero examples (example_mask 0) up to batch_size."""
   missing = batch_size - tf.shape(batch['label'])[0]
-  return {key: tf.pad(x, [[0, missing]] + [[0, 0]] * (len(x.shape) - 1))
-          for key, x in batch.items()}
+  return {
+    key: tf.pad(x, [[0, missing]] + [[0, 0]] * (len(x.shape) - 1)) for key, x in batch.items()
+  }
 
 
 def steps_per_epoch(meta, batch_size: int, host_count: int = 1) -> int:
@@ -298,15 +334,17 @@ def load_examples(data_dir: str, split: str, cache: bool):
   return examples.cache() if cache else examples
 
 
-def host_files(data_dir: str, split: str, host_index: int, host_count: int,
-               min_examples: int) -> tuple[list[str], bool]:
+def host_files(
+  data_dir: str, split: str, host_index: int, host_count: int, min_examples: int
+) -> tuple[list[str], bool]:
   """(shard files this host reads, whether it must still keep only every host_count-th record).
 
   Hosts take whole files round-robin when every host's files then hold at
   least min_examples records; otherwise (fewer files than hosts, uneven
   shards) each reads all files and keeps its 1/host_count of the records.
   """
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  import tensorflow_datasets as tfds
+
   info = tfds.builder_from_directory(data_dir).info.splits[split]
   paths = [os.fspath(path) for path in info.filepaths]
   lengths = list(info.shard_lengths)
@@ -325,40 +363,57 @@ def decode_batch(records, max_frames: int) -> dict:
   """
   spec = schema.features(max_frames, ['unused'])
   arrays = ('landmarks', 'au', 'geometry', 'frame_mask', 'face_mask', 'speech_mask')
-  parsed = tf.io.parse_example(records, {
+  parsed = tf.io.parse_example(
+    records,
+    {
       **{key: tf.io.FixedLenFeature([], tf.string) for key in arrays},
       'length': tf.io.FixedLenFeature([], tf.int64),
-      'label': tf.io.FixedLenFeature([], tf.int64)})
+      'label': tf.io.FixedLenFeature([], tf.int64),
+    },
+  )
   size = tf.shape(records)[0]
-  batch = {key: tf.cast(tf.reshape(tf.io.decode_raw(parsed[key], spec[key].tf_dtype),
-                                   tf.concat([[size], spec[key].shape], 0)), tf.float32)
-           for key in arrays}
+  batch = {
+    key: tf.cast(
+      tf.reshape(
+        tf.io.decode_raw(parsed[key], spec[key].tf_dtype), tf.concat([[size], spec[key].shape], 0)
+      ),
+      tf.float32,
+    )
+    for key in arrays
+  }
   batch['length'] = tf.cast(parsed['length'], tf.int32)
   batch['label'] = tf.cast(parsed['label'], tf.int32)
   batch['example_mask'] = tf.ones([size], tf.float32)
   return batch
 
 
-def streamed_batches(config, meta, epoch, host_batch: int, per_epoch: int, host_index: int,
-                     host_count: int):
+def streamed_batches(
+  config, meta, epoch, host_batch: int, per_epoch: int, host_index: int, host_count: int
+):
   """One epoch's batches of serialised records [host_batch], read from the shards (no cache)."""
-  files, keep_every = host_files(config.data_dir, 'train', host_index, host_count,
-                                 per_epoch * host_batch)
+  files, keep_every = host_files(
+    config.data_dir, 'train', host_index, host_count, per_epoch * host_batch
+  )
   seed = tf.constant(config.seed, tf.int64) * 1_000_003 + epoch
   order = tf.data.Dataset.from_tensor_slices(files).shuffle(
-      len(files), seed=seed, reshuffle_each_iteration=False)
+    len(files), seed=seed, reshuffle_each_iteration=False
+  )
   records = order.interleave(
-      tf.data.TFRecordDataset, cycle_length=min(config.input.cycle_length, len(files)),
-      block_length=1, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    tf.data.TFRecordDataset,
+    cycle_length=min(config.input.cycle_length, len(files)),
+    block_length=1,
+    num_parallel_calls=tf.data.AUTOTUNE,
+    deterministic=True,
+  )
   if keep_every:
     records = records.shard(host_count, host_index)
-  records = records.shuffle(config.input.shuffle_buffer, seed=seed,
-                            reshuffle_each_iteration=False)
+  records = records.shuffle(config.input.shuffle_buffer, seed=seed, reshuffle_each_iteration=False)
   return records.batch(host_batch, drop_remainder=True).take(per_epoch)
 
 
-def train_dataset(config, meta, start_step: int, num_devices: int, host_index: int = 0,
-                  host_count: int = 1):
+def train_dataset(
+  config, meta, start_step: int, num_devices: int, host_index: int = 0, host_count: int = 1
+):
   """Endless augmented training batches from global step start_step on (deterministic).
 
   Epoch e is the train split shuffled with seed (config.seed, e) and cut into
@@ -371,8 +426,9 @@ def train_dataset(config, meta, start_step: int, num_devices: int, host_index: i
   host_batch = config.batch_size // host_count
   per_epoch = steps_per_epoch(meta, config.batch_size, host_count)
   if host_batch % num_devices:
-    raise ValueError(f'batch_size={config.batch_size} is not divisible by '
-                     f'{host_count * num_devices} devices')
+    raise ValueError(
+      f'batch_size={config.batch_size} is not divisible by {host_count * num_devices} devices'
+    )
   first_epoch, skip = divmod(start_step, per_epoch)
   seed = tf.constant(config.seed, tf.int64)
   if config.input.cache:
@@ -382,23 +438,31 @@ def train_dataset(config, meta, start_step: int, num_devices: int, host_index: i
 
   def epoch_batches(epoch):
     if not config.input.cache:
-      batches = streamed_batches(config, meta, epoch, host_batch, per_epoch, host_index,
-                                 host_count)
+      batches = streamed_batches(config, meta, epoch, host_batch, per_epoch, host_index, host_count)
       return batches.enumerate(start=epoch * per_epoch)  # (global step, records)
-    shuffled = examples.shuffle(config.input.shuffle_buffer, seed=seed * 1_000_003 + epoch,
-                                reshuffle_each_iteration=False)
+    shuffled = examples.shuffle(
+      config.input.shuffle_buffer, seed=seed * 1_000_003 + epoch, reshuffle_each_iteration=False
+    )
     batches = shuffled.batch(host_batch, drop_remainder=True).take(per_epoch)
     return batches.enumerate(start=epoch * per_epoch)  # (global step, batch)
 
   ds = tf.data.Dataset.range(first_epoch, 2**62).flat_map(epoch_batches).skip(skip)
   if not config.input.cache:
     # Decoded after the skip: a resumed run does not decode the batches it passes over.
-    ds = ds.map(lambda step, records: (step, decode_batch(records, meta.max_frames)),
-                tf.data.AUTOTUNE)
+    ds = ds.map(
+      lambda step, records: (step, decode_batch(records, meta.max_frames)), tf.data.AUTOTUNE
+    )
   mirror_perm = tf.constant(meta.mirror_perm, tf.int32)
-  ds = ds.map(lambda step, batch: augment_batch(
-      batch, tf.stack([seed, step * host_count + host_index]), config.augment, mirror_perm,
-      config.input.jit_augment), tf.data.AUTOTUNE)
+  ds = ds.map(
+    lambda step, batch: augment_batch(
+      batch,
+      tf.stack([seed, step * host_count + host_index]),
+      config.augment,
+      mirror_perm,
+      config.input.jit_augment,
+    ),
+    tf.data.AUTOTUNE,
+  )
   ds = ds.map(lambda batch: shard_for_devices(batch, num_devices), tf.data.AUTOTUNE)
   options = tf.data.Options()
   if config.input.threads:
@@ -416,8 +480,9 @@ def checked_numpy_iterator(dataset, data_dir: str, split: str) -> Iterator[dict]
     yield from dataset.as_numpy_iterator()
   except tf.errors.OpError as e:
     bad = shards.find_bad_shard(data_dir, split)
-    raise ShardReadError(bad or f'{data_dir} ({split} split): {e.message.splitlines()[0]}'
-                         ) from None
+    raise ShardReadError(
+      bad or f'{data_dir} ({split} split): {e.message.splitlines()[0]}'
+    ) from None
 
 
 class CheckedDataset:
@@ -430,12 +495,15 @@ class CheckedDataset:
     return checked_numpy_iterator(self.dataset, self.data_dir, self.split)
 
 
-def train_iterator(config, meta, start_step: int, num_devices: int, host_index: int = 0,
-                   host_count: int = 1) -> Iterator[dict]:
+def train_iterator(
+  config, meta, start_step: int, num_devices: int, host_index: int = 0, host_count: int = 1
+) -> Iterator[dict]:
   """Numpy batches of train_dataset."""
   return checked_numpy_iterator(
-      train_dataset(config, meta, start_step, num_devices, host_index, host_count),
-      config.data_dir, 'train')
+    train_dataset(config, meta, start_step, num_devices, host_index, host_count),
+    config.data_dir,
+    'train',
+  )
 
 
 def eval_dataset(config, split: str, num_devices: int):
@@ -446,10 +514,10 @@ def eval_dataset(config, split: str, num_devices: int):
   """
   if config.eval_batch_size % num_devices:
     raise ValueError(
-        f'eval_batch_size={config.eval_batch_size} is not divisible by {num_devices} devices')
+      f'eval_batch_size={config.eval_batch_size} is not divisible by {num_devices} devices'
+    )
   ds = load_examples(config.data_dir, split, config.input.cache)
   ds = ds.batch(config.eval_batch_size, drop_remainder=False)
   ds = ds.map(lambda batch: pad_batch(batch, config.eval_batch_size), tf.data.AUTOTUNE)
   ds = ds.map(lambda batch: shard_for_devices(batch, num_devices), tf.data.AUTOTUNE)
   return CheckedDataset(ds.prefetch(config.input.prefetch), config.data_dir, split)
-

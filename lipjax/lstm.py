@@ -24,14 +24,17 @@ def reverse_within_length(x, lengths):
 
 def _forget_bias_init(hidden: int):
   """Bias initialiser [2 directions, 4H] with the forget gate at 1 (gate order i, f, g, o)."""
+
   def init(key, shape, dtype=jnp.float32):
     del key
-    return jnp.zeros(shape, dtype).at[:, hidden:2 * hidden].set(1.0)
+    return jnp.zeros(shape, dtype).at[:, hidden : 2 * hidden].set(1.0)
+
   return init
 
 
 class BiLSTM(nn.Module):
   """Bidirectional LSTM honouring sequence lengths; outputs are zero after each length."""
+
   hidden: int
   unroll: int = 1
   dtype: jnp.dtype = jnp.float32  # of the matmuls and outputs; the cell state stays float32
@@ -41,26 +44,32 @@ class BiLSTM(nn.Module):
     """Maps inputs [B, T, D] and lengths [B] to outputs [B, T, 2H] (forward ++ backward)."""
     batch, steps, _ = inputs.shape
     hidden = self.hidden
-    input_kernel = self.param('input_kernel', nn.initializers.lecun_normal(),
-                              (inputs.shape[-1], 2 * 4 * hidden))
-    recurrent_kernel = self.param('recurrent_kernel', nn.initializers.orthogonal(),
-                                  (2, hidden, 4 * hidden))
+    input_kernel = self.param(
+      'input_kernel', nn.initializers.lecun_normal(), (inputs.shape[-1], 2 * 4 * hidden)
+    )
+    recurrent_kernel = self.param(
+      'recurrent_kernel', nn.initializers.orthogonal(), (2, hidden, 4 * hidden)
+    )
     bias = self.param('bias', _forget_bias_init(hidden), (2, 4 * hidden))
 
     inputs = inputs.astype(self.dtype)
     recurrent_kernel = recurrent_kernel.astype(self.dtype)
     # Gates accumulate and pass their nonlinearities in float32 (a no-op at float32).
-    projected = jnp.matmul(inputs, input_kernel.astype(self.dtype),
-                           preferred_element_type=jnp.float32)
+    projected = jnp.matmul(
+      inputs, input_kernel.astype(self.dtype), preferred_element_type=jnp.float32
+    )
     projected = projected.reshape(batch, steps, 2, 4 * hidden) + bias  # [B, T, 2, 4H]
     forward_in = projected[:, :, 0]  # [B, T, 4H]
     backward_in = reverse_within_length(projected[:, :, 1], lengths)  # [B, T, 4H]
-    gate_inputs = jnp.stack([forward_in, backward_in], axis=0).transpose(2, 0, 1, 3)  # [T, 2, B, 4H]
+    gate_inputs = jnp.stack([forward_in, backward_in], axis=0).transpose(
+      2, 0, 1, 3
+    )  # [T, 2, B, 4H]
 
     def step(carry, gate_input):
       h, c = carry  # [2, B, H] each
-      gates = gate_input + jnp.einsum('dbh,dhg->dbg', h, recurrent_kernel,
-                                      preferred_element_type=jnp.float32)  # [2, B, 4H]
+      gates = gate_input + jnp.einsum(
+        'dbh,dhg->dbg', h, recurrent_kernel, preferred_element_type=jnp.float32
+      )  # [2, B, 4H]
       i, f, g, o = jnp.split(gates, 4, axis=-1)
       c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
       h = (jax.nn.sigmoid(o) * jnp.tanh(c)).astype(self.dtype)

@@ -20,10 +20,12 @@ PROGRAM = 'lipjax.train'
 
 def define_flags() -> None:
   """Command-line flags; defined only when run as a program (absl flags are process-global)."""
-  config_flags.DEFINE_config_file('config', None, 'Training configuration file (configs/*.py).',
-                                  lock_config=True)
-  flags.DEFINE_string('workdir', None, 'Directory for checkpoints, metrics and plots '
-                      '(default: runs/<config name>).')
+  config_flags.DEFINE_config_file(
+    'config', None, 'Training configuration file (configs/*.py).', lock_config=True
+  )
+  flags.DEFINE_string(
+    'workdir', None, 'Directory for checkpoints, metrics and plots (default: runs/<config name>).'
+  )
 
 
 def ensure_demo_data(data_dir: str) -> None:
@@ -31,11 +33,12 @@ def ensure_demo_data(data_dir: str) -> None:
   if os.path.exists(data_dir) or os.path.abspath(os.path.expanduser(data_dir)) != cli.DEMO_DATA_DIR:
     return
   try:
-    from extraction import demo  # pylint: disable=g-import-not-at-top
+    from extraction import demo
   except ImportError as e:
     raise FileNotFoundError(
-        f'demo data set {data_dir} is missing and extraction.demo cannot build it ({e}); '
-        'install lipjax[extract]') from e
+      f'demo data set {data_dir} is missing and extraction.demo cannot build it ({e}); '
+      'install lipjax[extract]'
+    ) from e
   print(f'Building the demo data set in {data_dir}', file=sys.stderr)
   demo.build_demo_dataset(data_dir)
 
@@ -48,7 +51,8 @@ def main(argv):
     raise app.UsageError('--config is required, e.g. --config configs/small.py')
   config = FLAGS.config
   cli.split_cpu_into_devices(config.cpu_devices, (config.batch_size, config.eval_batch_size))
-  from lipjax import train  # pylint: disable=g-import-not-at-top
+  from lipjax import train
+
   config_path = config_flags.get_config_filename(FLAGS['config'])
   config_name = os.path.splitext(os.path.basename(config_path))[0]
   workdir = FLAGS.workdir or os.path.join('runs', config_name)

@@ -49,8 +49,9 @@ def read(workdir: str, required: bool = True) -> list[dict[str, Any]]:
   path = workdir_lib.path(workdir, workdir_lib.METRICS)
   if not path.exists():
     if required:
-      raise FileNotFoundError(f'{path} does not exist; has this workdir been trained to its '
-                              'first evaluation?')
+      raise FileNotFoundError(
+        f'{path} does not exist; has this workdir been trained to its first evaluation?'
+      )
     return []
   return parse(path.read_text().splitlines(), str(path))
 
@@ -66,6 +67,9 @@ def truncate(workdir: str, last_step: int) -> None:
   path = workdir_lib.path(workdir, workdir_lib.METRICS)
   if not path.exists():
     return
-  kept = [line + '\n' for line in path.read_text().splitlines()
-          if line.strip() and json.loads(line)['step'] <= last_step]
+  kept = [
+    line + '\n'
+    for line in path.read_text().splitlines()
+    if line.strip() and json.loads(line)['step'] <= last_step
+  ]
   path.write_text(''.join(kept))

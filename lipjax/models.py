@@ -61,9 +61,9 @@ def centre_on_rest(landmarks, globals_, frame_mask, speech_mask, mode: str):
   shifted = (globals_ - rest_mean(globals_, frame_mask, speech_mask)) * real[..., None]
   if mode == 'rest_scaled':
     count = jnp.maximum(jnp.sum(real, axis=1), 1.0)  # [B]
-    landmark_rms = jnp.sqrt(jnp.sum(moved ** 2, axis=(1, 2, 3)) / (count * moved.shape[2] * 3))
+    landmark_rms = jnp.sqrt(jnp.sum(moved**2, axis=(1, 2, 3)) / (count * moved.shape[2] * 3))
     moved = moved / (landmark_rms[:, None, None, None] + 1e-3)
-    feature_rms = jnp.sqrt(jnp.sum(shifted ** 2, axis=1) / count[:, None])  # [B, G]
+    feature_rms = jnp.sqrt(jnp.sum(shifted**2, axis=1) / count[:, None])  # [B, G]
     shifted = shifted / (feature_rms[:, None] + 1e-2)
   # Back near the data's own range: node_features subtracts 0.5 from landmarks.
   return moved + 0.5 * real[..., None, None], shifted
@@ -111,6 +111,7 @@ class GCNLayer(nn.Module):
   impl='jraph' is jraph.GraphConvolution; impl='dense' is the same operator as a
   dense normalised-adjacency matmul (88 nodes: one small matmul beats gather/scatter).
   """
+
   features: int
   impl: str = 'dense'
   dtype: jnp.dtype = jnp.float32  # computation; parameters stay float32
@@ -119,13 +120,16 @@ class GCNLayer(nn.Module):
   def __call__(self, graph: jraph.GraphsTuple) -> jraph.GraphsTuple:
     if self.impl == 'jraph':
       return jraph.GraphConvolution(
-          update_node_fn=nn.Dense(self.features, dtype=self.dtype), add_self_edges=True,
-          symmetric_normalization=True)(graph)
+        update_node_fn=nn.Dense(self.features, dtype=self.dtype),
+        add_self_edges=True,
+        symmetric_normalization=True,
+      )(graph)
     if self.impl != 'dense':
       raise ValueError(f'config model.gcn_impl={self.impl!r}; expected dense or jraph')
     nodes = graph.nodes  # [N, F_in]
     adjacency = graphs_lib.normalized_adjacency(
-        graph.senders, graph.receivers, nodes.shape[0]).astype(self.dtype)
+      graph.senders, graph.receivers, nodes.shape[0]
+    ).astype(self.dtype)
     kernel = nn.Dense(self.features, use_bias=False, dtype=self.dtype, name='kernel')
     bias = self.param('bias', nn.initializers.zeros, (self.features,))
     # A (X W) == (A X) W: aggregate on whichever side is narrower.
@@ -141,6 +145,7 @@ class GCNLayer(nn.Module):
 
 class FrameEncoder(nn.Module):
   """GCN stack over one frame's graph, mean+max node pooling (+ globals), dropout.  # [D]"""
+
   gcn_features: Sequence[int]
   gcn_impl: str
   dropout_rate: float
@@ -159,11 +164,13 @@ class FrameEncoder(nn.Module):
     # Dropout on the frame embedding, not on every node: per-node masks would draw
     # B*T*N*F random numbers per step, a large share of a CPU training step.
     return nn.Dropout(self.dropout_rate, deterministic=self.deterministic)(
-        jnp.concatenate(pooled, axis=-1))
+      jnp.concatenate(pooled, axis=-1)
+    )
 
 
 class SeedFusion(nn.Module):
   """The seed's over-wide temporal block: LSTM, attention and conv1d branches, gated fusion.  # [B, D]"""
+
   lstm_hidden: int
   attention_dim: int
   attention_heads: int
@@ -178,20 +185,24 @@ class SeedFusion(nn.Module):
     lstm_out = lstm_lib.BiLSTM(self.lstm_hidden)(frames, lengths)  # [B, T, 2H]
     attended = nn.Dense(self.attention_dim)(frames)  # [B, T, A]
     attention_mask = nn.make_attention_mask(frame_mask > 0, frame_mask > 0)
-    attended = nn.LayerNorm()(attended + nn.MultiHeadDotProductAttention(
-        self.attention_heads, deterministic=not train, dropout_rate=self.dropout_rate)(
-            attended, attended, mask=attention_mask))
+    attended = nn.LayerNorm()(
+      attended
+      + nn.MultiHeadDotProductAttention(
+        self.attention_heads, deterministic=not train, dropout_rate=self.dropout_rate
+      )(attended, attended, mask=attention_mask)
+    )
     convolved = frames
     for _ in range(self.conv_layers):
       convolved = nn.gelu(nn.Conv(self.conv_features, (self.conv_kernel,))(convolved))  # [B, T, C]
     branches = [masked_mean(x, pool_mask) for x in (lstm_out, attended, convolved)]
     projected = [nn.Dense(self.fusion_dim)(x) for x in branches]  # 3 x [B, fusion]
     gates = nn.softmax(nn.Dense(len(projected))(jnp.concatenate(branches, axis=-1)))  # [B, 3]
-    return sum(gates[:, i:i + 1] * p for i, p in enumerate(projected))  # [B, fusion]
+    return sum(gates[:, i : i + 1] * p for i, p in enumerate(projected))  # [B, fusion]
 
 
 class LipReader(nn.Module):
   """Landmark graphs per frame -> GCN -> BiLSTM (or seed fusion) -> masked pooling -> logits."""
+
   num_classes: int
   senders: Sequence[int]
   receivers: Sequence[int]
@@ -223,12 +234,17 @@ class LipReader(nn.Module):
   def frame_embeddings(self, batch, train: bool):
     """Per-frame embeddings: the GCN vmapped over batch and time, or flattened nodes.  # [B, T, D]"""
     if self.globals_mode not in GLOBALS_MODES:
-      raise ValueError(f'config model.globals_mode={self.globals_mode!r}; '
-                       f'expected one of {GLOBALS_MODES}')
+      raise ValueError(
+        f'config model.globals_mode={self.globals_mode!r}; expected one of {GLOBALS_MODES}'
+      )
     b, t, n, _ = batch['landmarks'].shape
     landmarks, globals_ = centre_on_rest(
-        batch['landmarks'], jnp.concatenate([batch['au'], batch['geometry']], axis=-1),
-        batch['frame_mask'], batch['speech_mask'], self.centre)  # [B, T, N, 3], [B, T, G]
+      batch['landmarks'],
+      jnp.concatenate([batch['au'], batch['geometry']], axis=-1),
+      batch['frame_mask'],
+      batch['speech_mask'],
+      self.centre,
+    )  # [B, T, N, 3], [B, T, G]
     nodes = node_features(landmarks, batch['frame_mask'], self.velocities, self.velocity_scale)
     dtype = compute_dtype(self.dtype)
     nodes, globals_ = nodes.astype(dtype), globals_.astype(dtype)
@@ -241,16 +257,30 @@ class LipReader(nn.Module):
       raise ValueError(f'config model.spatial={self.spatial!r}; expected one of {SPATIAL_MODES}')
     if self.globals_mode == 'broadcast':
       nodes = jnp.concatenate(
-          [nodes, jnp.broadcast_to(globals_[:, :, None], (b, t, n, globals_.shape[-1]))], axis=-1)
+        [nodes, jnp.broadcast_to(globals_[:, :, None], (b, t, n, globals_.shape[-1]))], axis=-1
+      )
     graph = graphs_lib.frame_graphs(
-        nodes.reshape(b * t, n, nodes.shape[-1]), globals_.reshape(b * t, -1),
-        self.senders, self.receivers)
+      nodes.reshape(b * t, n, nodes.shape[-1]),
+      globals_.reshape(b * t, -1),
+      self.senders,
+      self.receivers,
+    )
     encoder = nn.vmap(
-        FrameEncoder, in_axes=(graphs_lib.FRAME_GRAPH_AXES,), out_axes=0,
-        variable_axes={'params': None}, split_rngs={'params': False, 'dropout': True})
-    frames = encoder(self.gcn_features, self.gcn_impl, self.dropout_rate,
-                     with_globals=self.globals_mode == 'globals', deterministic=not train,
-                     dtype=dtype, name='frame_encoder')(graph)  # [B*T, D]
+      FrameEncoder,
+      in_axes=(graphs_lib.FRAME_GRAPH_AXES,),
+      out_axes=0,
+      variable_axes={'params': None},
+      split_rngs={'params': False, 'dropout': True},
+    )
+    frames = encoder(
+      self.gcn_features,
+      self.gcn_impl,
+      self.dropout_rate,
+      with_globals=self.globals_mode == 'globals',
+      deterministic=not train,
+      dtype=dtype,
+      name='frame_encoder',
+    )(graph)  # [B*T, D]
     return frames.reshape(b, t, -1) * frame_mask[..., None]
 
   @nn.compact
@@ -262,32 +292,46 @@ class LipReader(nn.Module):
       sequence = frames
       for _ in range(self.lstm_layers):
         sequence = lstm_lib.BiLSTM(self.lstm_hidden, self.lstm_unroll, sequence.dtype)(
-            sequence, lengths)
+          sequence, lengths
+        )
         sequence = nn.Dropout(self.dropout_rate, deterministic=not train)(sequence)
       pooled = masked_mean(sequence, pool_mask)  # [B, 2H]
     elif self.temporal == 'seed_fusion':
-      pooled = SeedFusion(self.lstm_hidden, self.attention_dim, self.attention_heads,
-                          self.conv_features, self.conv_layers, self.conv_kernel,
-                          self.fusion_dim, self.dropout_rate)(
-                              frames, lengths, batch['frame_mask'], pool_mask, train)
+      pooled = SeedFusion(
+        self.lstm_hidden,
+        self.attention_dim,
+        self.attention_heads,
+        self.conv_features,
+        self.conv_layers,
+        self.conv_kernel,
+        self.fusion_dim,
+        self.dropout_rate,
+      )(frames, lengths, batch['frame_mask'], pool_mask, train)
     else:
       raise ValueError(f'config model.temporal={self.temporal!r}; expected bilstm or seed_fusion')
     hidden = pooled
     for features in self.head_hidden:
       hidden = nn.Dropout(self.dropout_rate, deterministic=not train)(
-          nn.relu(nn.Dense(features, dtype=hidden.dtype)(hidden)))
+        nn.relu(nn.Dense(features, dtype=hidden.dtype)(hidden))
+      )
     # Logits in float32 whatever the compute dtype: softmax and loss need the range.
     return nn.Dense(self.num_classes, dtype=jnp.float32, name='classifier')(hidden)  # [B, C]
-
 
 
 def create_model(config, meta) -> LipReader:
   """Builds the network from a config; classes and graph edges come from the data set's metadata."""
   senders, receivers = graphs_lib.edges_for(meta, config.model.edges, config.model.knn_k)
-  fields = {key: tuple(value) if isinstance(value, list) else value
-            for key, value in config.model.items() if key not in ('edges', 'knn_k')}
-  return LipReader(num_classes=meta.num_classes, senders=tuple(map(int, senders)),
-                   receivers=tuple(map(int, receivers)), **fields)
+  fields = {
+    key: tuple(value) if isinstance(value, list) else value
+    for key, value in config.model.items()
+    if key not in ('edges', 'knn_k')
+  }
+  return LipReader(
+    num_classes=meta.num_classes,
+    senders=tuple(map(int, senders)),
+    receivers=tuple(map(int, receivers)),
+    **fields,
+  )
 
 
 def parameter_counts(params, depth: int = 2) -> list[tuple[str, int]]:
@@ -317,12 +361,12 @@ def dummy_batch(meta, batch_size: int = 1) -> dict[str, np.ndarray]:
   """A zero batch with a data set's shapes (input_pipeline's batch dict), for model.init."""
   t, n = meta.max_frames, meta.num_nodes
   return {
-      'landmarks': np.zeros((batch_size, t, n, 3), np.float32),
-      'au': np.zeros((batch_size, t, len(meta.au_names)), np.float32),
-      'geometry': np.zeros((batch_size, t, len(meta.geometry_names)), np.float32),
-      'frame_mask': np.ones((batch_size, t), np.float32),
-      'face_mask': np.ones((batch_size, t), np.float32),
-      'speech_mask': np.ones((batch_size, t), np.float32),
-      'length': np.full((batch_size,), t, np.int32),
-      'label': np.zeros((batch_size,), np.int32),
+    'landmarks': np.zeros((batch_size, t, n, 3), np.float32),
+    'au': np.zeros((batch_size, t, len(meta.au_names)), np.float32),
+    'geometry': np.zeros((batch_size, t, len(meta.geometry_names)), np.float32),
+    'frame_mask': np.ones((batch_size, t), np.float32),
+    'face_mask': np.ones((batch_size, t), np.float32),
+    'speech_mask': np.ones((batch_size, t), np.float32),
+    'length': np.full((batch_size,), t, np.int32),
+    'label': np.zeros((batch_size,), np.int32),
   }

@@ -19,9 +19,11 @@ def initialize(config) -> None:
   detects them itself on Cloud TPU and under SLURM.
   """
   if config.distributed and not jax.distributed.is_initialized():
-    jax.distributed.initialize(coordinator_address=config.get('coordinator_address'),
-                               num_processes=config.get('num_processes'),
-                               process_id=config.get('process_id'))
+    jax.distributed.initialize(
+      coordinator_address=config.get('coordinator_address'),
+      num_processes=config.get('num_processes'),
+      process_id=config.get('process_id'),
+    )
 
 
 def num_devices() -> int:
@@ -48,7 +50,8 @@ def replicate(tree):
   """Copies a pytree onto every local device (leading axis = device)."""
   devices = jax.local_devices()
   return jax.tree.map(
-      lambda x: jax.device_put_sharded([np.asarray(x)] * len(devices), devices), tree)
+    lambda x: jax.device_put_sharded([np.asarray(x)] * len(devices), devices), tree
+  )
 
 
 def unreplicate(tree):

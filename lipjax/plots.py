@@ -3,15 +3,16 @@
 import matplotlib
 
 matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
-import numpy as np  # pylint: disable=wrong-import-position
+import matplotlib.pyplot as plt
+import numpy as np
 
 
 def _epoch_axis(ax, steps_per_epoch: float | None) -> None:
   """Adds an epoch scale on top of a step axis."""
   if steps_per_epoch:
-    top = ax.secondary_xaxis('top', functions=(lambda s: s / steps_per_epoch,
-                                               lambda e: e * steps_per_epoch))
+    top = ax.secondary_xaxis(
+      'top', functions=(lambda s: s / steps_per_epoch, lambda e: e * steps_per_epoch)
+    )
     top.set_xlabel('epoch')
 
 
@@ -27,26 +28,52 @@ def learning_curves(curves, png_path, evidence: dict | None = None) -> None:
     return
   steps = curves['step']  # [E] one entry per evaluation
   fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(12, 4.8))
-  loss_ax.plot(steps, curves['train_loss'], 'o-', ms=3,
-               label='train loss (augmented batches, label smoothing)')
+  loss_ax.plot(
+    steps, curves['train_loss'], 'o-', ms=3, label='train loss (augmented batches, label smoothing)'
+  )
   loss_ax.plot(steps, curves['val_loss'], 's-', ms=3, label='val loss')
-  acc_ax.plot(steps, curves['train_accuracy'], 'o-', ms=3,
-              label='train accuracy (augmented batches, dropout on)')
+  acc_ax.plot(
+    steps,
+    curves['train_accuracy'],
+    'o-',
+    ms=3,
+    label='train accuracy (augmented batches, dropout on)',
+  )
   acc_ax.plot(steps, curves['val_accuracy'], 's-', ms=3, label='val accuracy')
   if evidence:
     loss_ax.axvline(evidence['val_loss_min_step'], color='gray', ls=':', lw=1)
-    loss_ax.plot([evidence['val_loss_min_step']], [evidence['val_loss_min']], 'v', color='C1',
-                 ms=9, label=f'val loss minimum {evidence["val_loss_min"]:.3f} '
-                             f'(step {evidence["val_loss_min_step"]})')
-    acc_ax.axhline(evidence['chance'], color='k', ls='--', lw=1,
-                   label=f'chance 1/{evidence["num_classes"]} = {evidence["chance"]:.3f}')
-    acc_ax.plot([evidence['val_accuracy_peak_step']], [evidence['val_accuracy_peak']], '*',
-                color='C1', ms=13, label=f'val peak {evidence["val_accuracy_peak"]:.3f} '
-                                          f'(step {evidence["val_accuracy_peak_step"]})')
+    loss_ax.plot(
+      [evidence['val_loss_min_step']],
+      [evidence['val_loss_min']],
+      'v',
+      color='C1',
+      ms=9,
+      label=f'val loss minimum {evidence["val_loss_min"]:.3f} '
+      f'(step {evidence["val_loss_min_step"]})',
+    )
+    acc_ax.axhline(
+      evidence['chance'],
+      color='k',
+      ls='--',
+      lw=1,
+      label=f'chance 1/{evidence["num_classes"]} = {evidence["chance"]:.3f}',
+    )
+    acc_ax.plot(
+      [evidence['val_accuracy_peak_step']],
+      [evidence['val_accuracy_peak']],
+      '*',
+      color='C1',
+      ms=13,
+      label=f'val peak {evidence["val_accuracy_peak"]:.3f} '
+      f'(step {evidence["val_accuracy_peak_step"]})',
+    )
     for ax in (loss_ax, acc_ax):
       _epoch_axis(ax, evidence.get('steps_per_epoch'))
-    fig.suptitle(f'Verdict: {evidence["verdict"]} - final train-val accuracy gap '
-                 f'{evidence["final_accuracy_gap"]:+.3f}', fontsize=12)
+    fig.suptitle(
+      f'Verdict: {evidence["verdict"]} - final train-val accuracy gap '
+      f'{evidence["final_accuracy_gap"]:+.3f}',
+      fontsize=12,
+    )
   loss_ax.set(title='Loss', xlabel='step', ylabel='cross-entropy')
   loss_ax.set_ylim(bottom=0)
   acc_ax.set(title='Accuracy', xlabel='step', ylabel='fraction correct', ylim=(0, 1.02))

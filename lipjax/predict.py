@@ -40,48 +40,58 @@ class Predictor:
   """A restored model plus the extraction settings its data set was made with."""
 
   def __init__(self, workdir: str):
-    self.config, self.meta, model, self.params, self.step, self.checkpoint = (
-        evaluate.restore_model(workdir))
-    self._logits = jax.jit(lambda params, batch: model.apply({'params': params}, batch,
-                                                             train=False))
+    self.config, self.meta, model, self.params, self.step, self.checkpoint = evaluate.restore_model(
+      workdir
+    )
+    self._logits = jax.jit(
+      lambda params, batch: model.apply({'params': params}, batch, train=False)
+    )
     recorded = self.meta.extraction.get('settings', {})
     known = {f.name for f in dataclasses.fields(clip_lib.Settings)}
     self.settings = clip_lib.Settings(**{k: v for k, v in recorded.items() if k in known})
 
   def features(self, video_path: str, tracker, interval=None) -> dict:
     """Extracts one video into a padded, parsed example (ClipError if unusable)."""
-    arrays = clip_lib.extract_clip(video_path, tracker, self.settings,
-                                   intervals=[interval] if interval else None)
-    example = arrays.to_example(label=0, speaker='', video_id=video_path,
-                                max_frames=self.meta.max_frames)
-    parsed = {key: np.asarray(example[key], dtype)
-              for key, dtype in input_pipeline.MODEL_DTYPES.items()}
+    arrays = clip_lib.extract_clip(
+      video_path, tracker, self.settings, intervals=[interval] if interval else None
+    )
+    example = arrays.to_example(
+      label=0, speaker='', video_id=video_path, max_frames=self.meta.max_frames
+    )
+    parsed = {
+      key: np.asarray(example[key], dtype) for key, dtype in input_pipeline.MODEL_DTYPES.items()
+    }
     return dict(parsed, example_mask=np.float32(1.0))
 
   def probabilities(self, examples: list[dict], batch_size: int) -> np.ndarray:
     """Class probabilities for parsed examples, in fixed-size jitted batches.  # [V, C]"""
     out = []
     for start in range(0, len(examples), batch_size):
-      chunk = examples[start:start + batch_size]
+      chunk = examples[start : start + batch_size]
       # Pad with copies of the first example so every call has the same shape (one compile).
       padded = chunk + [chunk[0]] * (batch_size - len(chunk))
       batch = {key: np.stack([e[key] for e in padded]) for key in chunk[0]}
-      logits = np.asarray(self._logits(self.params, batch))[:len(chunk)]
+      logits = np.asarray(self._logits(self.params, batch))[: len(chunk)]
       out.append(jax.nn.softmax(logits, axis=-1))
     return np.concatenate(out) if out else np.zeros((0, self.meta.num_classes))
 
 
-def predict_videos(workdir: str, videos: list[str], interval=None, top_k: int = 5,
-                   batch_size: int = 16) -> list[dict]:
+def predict_videos(
+  workdir: str, videos: list[str], interval=None, top_k: int = 5, batch_size: int = 16
+) -> list[dict]:
   """Returns, per video, either its top-k words with probabilities or the error."""
-  from extraction import facemesh  # pylint: disable=g-import-not-at-top
-  from extraction import native_stderr  # pylint: disable=g-import-not-at-top
+  from extraction import facemesh
+  from extraction import native_stderr
+
   predictor = Predictor(workdir)
   results, examples = [], []
   # MediaPipe's and FFmpeg's own stderr lines are noise here; a bad video's reason is in its error.
-  with native_stderr.silenced(), facemesh.FaceMeshTracker(
-      predictor.settings.min_detection_confidence,
-      predictor.settings.min_tracking_confidence) as tracker:
+  with (
+    native_stderr.silenced(),
+    facemesh.FaceMeshTracker(
+      predictor.settings.min_detection_confidence, predictor.settings.min_tracking_confidence
+    ) as tracker,
+  ):
     for path in videos:
       try:
         examples.append(predictor.features(path, tracker, interval))

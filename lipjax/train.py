@@ -40,54 +40,66 @@ def load_dataset_meta(data_dir: str) -> schema.DatasetMeta:
     raise ValueError('config.data_dir is empty; pass --config.data_dir=DIR or set LIPJAX_DATA_DIR')
   if not workdir_lib.path(data_dir).exists():
     raise FileNotFoundError(
-        f'data set {data_dir} does not exist; write one with `python -m extraction '
-        '--input ... --out DIR` and pass --config.data_dir=DIR')
+      f'data set {data_dir} does not exist; write one with `python -m extraction '
+      '--input ... --out DIR` and pass --config.data_dir=DIR'
+    )
   return schema.DatasetMeta.load(data_dir)
 
 
-def validate(config: ml_collections.ConfigDict, meta: schema.DatasetMeta, num_devices: int,
-             host_count: int) -> None:
+def validate(
+  config: ml_collections.ConfigDict, meta: schema.DatasetMeta, num_devices: int, host_count: int
+) -> None:
   """Raises ValueError for a config that cannot train on this data set and these devices."""
   if config.num_train_steps <= 0:
     raise ValueError(f'config.num_train_steps={config.num_train_steps}; it must be positive')
   if meta.num_classes < 2:
-    raise ValueError(f'data set {config.data_dir} has {meta.num_classes} class(es) '
-                     f'({meta.class_names}); a classifier needs at least 2')
+    raise ValueError(
+      f'data set {config.data_dir} has {meta.num_classes} class(es) '
+      f'({meta.class_names}); a classifier needs at least 2'
+    )
   input_pipeline.steps_per_epoch(meta, config.batch_size, host_count)
   if (config.batch_size // host_count) % num_devices:
-    raise ValueError(f'batch_size={config.batch_size} is not divisible by '
-                     f'{host_count * num_devices} devices')
+    raise ValueError(
+      f'batch_size={config.batch_size} is not divisible by {host_count * num_devices} devices'
+    )
   if config.eval_batch_size % num_devices:
     raise ValueError(
-        f'eval_batch_size={config.eval_batch_size} is not divisible by {num_devices} devices')
+      f'eval_batch_size={config.eval_batch_size} is not divisible by {num_devices} devices'
+    )
 
 
 def create_learning_rate_fn(config: ml_collections.ConfigDict):
   """Linear warmup to config.learning_rate, then cosine decay to zero at num_train_steps."""
   return optax.warmup_cosine_decay_schedule(
-      init_value=0.0, peak_value=config.learning_rate, warmup_steps=config.warmup_steps,
-      decay_steps=max(config.num_train_steps, config.warmup_steps + 1), end_value=0.0)
+    init_value=0.0,
+    peak_value=config.learning_rate,
+    warmup_steps=config.warmup_steps,
+    decay_steps=max(config.num_train_steps, config.warmup_steps + 1),
+    end_value=0.0,
+  )
 
 
 def create_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
   """AdamW with global-norm clipping; biases and layer-norm scales are not decayed."""
   decay_mask = lambda params: jax.tree.map(lambda p: p.ndim > 1, params)
   return optax.chain(
-      optax.clip_by_global_norm(config.grad_clip),
-      optax.adamw(create_learning_rate_fn(config), weight_decay=config.weight_decay,
-                  mask=decay_mask))
+    optax.clip_by_global_norm(config.grad_clip),
+    optax.adamw(create_learning_rate_fn(config), weight_decay=config.weight_decay, mask=decay_mask),
+  )
 
 
 def init_params(model: models.LipReader, meta: schema.DatasetMeta, rng):
   """Initial parameters of a model for a data set's shapes."""
   return jax.jit(functools.partial(model.init, train=False))(
-      {'params': rng}, models.dummy_batch(meta))['params']
+    {'params': rng}, models.dummy_batch(meta)
+  )['params']
 
 
 def create_train_state(config, meta, model, rng) -> train_state.TrainState:
   """Initialises parameters and optimizer state on the host."""
-  return train_state.TrainState.create(apply_fn=model.apply, params=init_params(model, meta, rng),
-                                       tx=create_optimizer(config))
+  return train_state.TrainState.create(
+    apply_fn=model.apply, params=init_params(model, meta, rng), tx=create_optimizer(config)
+  )
 
 
 def parameter_summary(params) -> str:
@@ -107,15 +119,17 @@ def cross_entropy(logits, labels, label_smoothing: float):
 def mixed_cross_entropy(logits, batch, label_smoothing: float):
   """Cross-entropy against mix_weight of `label` plus 1 - mix_weight of `mix_label` (mixup).  # [B]"""
   weight = batch['mix_weight']
-  return (weight * cross_entropy(logits, batch['label'], label_smoothing)
-          + (1.0 - weight) * cross_entropy(logits, batch['mix_label'], label_smoothing))
+  return weight * cross_entropy(logits, batch['label'], label_smoothing) + (
+    1.0 - weight
+  ) * cross_entropy(logits, batch['mix_label'], label_smoothing)
 
 
 def train_step(state, batch, dropout_root, label_smoothing: float):
   """One optimizer step on a device's slice; gradients are averaged over devices."""
   # Dropout depends only on (seed, step, device), so a resumed run draws the same masks.
-  dropout_rng = jax.random.fold_in(jax.random.fold_in(dropout_root, state.step),
-                                   parallel.device_index())
+  dropout_rng = jax.random.fold_in(
+    jax.random.fold_in(dropout_root, state.step), parallel.device_index()
+  )
 
   def loss_fn(params):
     logits = state.apply_fn({'params': params}, batch, train=True, rngs={'dropout': dropout_rng})
@@ -134,11 +148,13 @@ def data_position(step: int, per_epoch: int) -> dict[str, int]:
 
 def eval_line(record: dict) -> str:
   """One readable line summarising an evaluation."""
-  return (f'step {record["step"]}: train loss {record["train_loss"]:.3f} '
-          f'acc {record["train_accuracy"]:.3f} | val loss {record["val_loss"]:.3f} '
-          f'acc {record["val_accuracy"]:.3f} F1 {record["val_macro_f1"]:.3f} '
-          f'top5 {record["val_top5"]:.3f} | {record["steps_per_sec"]:.2f} steps/s '
-          f'{record["examples_per_sec"]:.0f} ex/s')
+  return (
+    f'step {record["step"]}: train loss {record["train_loss"]:.3f} '
+    f'acc {record["train_accuracy"]:.3f} | val loss {record["val_loss"]:.3f} '
+    f'acc {record["val_accuracy"]:.3f} F1 {record["val_macro_f1"]:.3f} '
+    f'top5 {record["val_top5"]:.3f} | {record["steps_per_sec"]:.2f} steps/s '
+    f'{record["examples_per_sec"]:.0f} ex/s'
+  )
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
@@ -166,15 +182,23 @@ def _train(config, meta: schema.DatasetMeta, workdir: str, is_primary: bool) -> 
   model = models.create_model(config, meta)
   init_rng, dropout_root = jax.random.split(jax.random.PRNGKey(config.seed))
   state = create_train_state(config, meta, model, init_rng)
-  logging.info('Parameters by module (%s, %d classes):\n%s', config.model.temporal,
-               meta.num_classes, parameter_summary(state.params))
+  logging.info(
+    'Parameters by module (%s, %d classes):\n%s',
+    config.model.temporal,
+    meta.num_classes,
+    parameter_summary(state.params),
+  )
 
   latest, best = checkpoints.managers(workdir, config.keep_checkpoints)
   progress = {'step': 0, 'best_val_accuracy': -1.0, 'evals_since_best': 0, 'stopped_early': False}
   if latest.latest_step() is not None:
     state, progress = checkpoints.restore(latest, state)
-    logging.info('Resumed from step %d (epoch %d, batch %d of the epoch)', progress['step'],
-                 progress['epoch'], progress['step_in_epoch'])
+    logging.info(
+      'Resumed from step %d (epoch %d, batch %d of the epoch)',
+      progress['step'],
+      progress['epoch'],
+      progress['step_in_epoch'],
+    )
   start_step = int(progress['step'])
   for step in best.all_steps():
     if step > start_step:  # evaluated after the checkpoint we resume from; it will be redone
@@ -186,23 +210,30 @@ def _train(config, meta: schema.DatasetMeta, workdir: str, is_primary: bool) -> 
     return metrics_log.last(workdir)
 
   p_train_step = parallel.data_parallel(
-      functools.partial(train_step, label_smoothing=config.label_smoothing), donate_argnums=(0,))
+    functools.partial(train_step, label_smoothing=config.label_smoothing), donate_argnums=(0,)
+  )
   p_evaluate_step = evaluation.parallel_evaluate_step(model.apply)
   train_batches = flax.jax_utils.prefetch_to_device(
-      input_pipeline.train_iterator(config, meta, start_step, num_devices,
-                                    jax.process_index(), jax.process_count()), 2)
+    input_pipeline.train_iterator(
+      config, meta, start_step, num_devices, jax.process_index(), jax.process_count()
+    ),
+    2,
+  )
   val_dataset = input_pipeline.eval_dataset(config, 'val', num_devices)
   replicated = parallel.replicate(state)
   dropout_roots = parallel.replicate(dropout_root)
   learning_rate_fn = create_learning_rate_fn(config)
 
   writer = metric_writers.create_default_writer(
-      workdir_lib.path(workdir, workdir_lib.TENSORBOARD), just_logging=not is_primary,
-      asynchronous=False)
+    workdir_lib.path(workdir, workdir_lib.TENSORBOARD),
+    just_logging=not is_primary,
+    asynchronous=False,
+  )
   train_history, record = [], {}
   window_start, window_steps = time.perf_counter(), 0
-  with tqdm.tqdm(total=config.num_train_steps, initial=start_step, unit='step',
-                 dynamic_ncols=True, disable=None) as bar:
+  with tqdm.tqdm(
+    total=config.num_train_steps, initial=start_step, unit='step', dynamic_ncols=True, disable=None
+  ) as bar:
     for step in range(start_step + 1, config.num_train_steps + 1):
       replicated, step_metrics = p_train_step(replicated, next(train_batches), dropout_roots)
       train_history.append(step_metrics)
@@ -214,37 +245,58 @@ def _train(config, meta: schema.DatasetMeta, workdir: str, is_primary: bool) -> 
       if step % config.log_every_steps == 0 or is_eval:
         train = jax.tree.map(lambda *x: float(np.mean([v[0] for v in x])), *train_history)
         examples_per_sec = window_steps * config.batch_size / (time.perf_counter() - window_start)
-        bar.set_postfix(loss=f'{train["loss"]:.3f}', acc=f'{train["accuracy"]:.3f}',
-                        ex_s=f'{examples_per_sec:.0f}')
-        writer.write_scalars(step, {'train/loss': train['loss'],
-                                    'train/accuracy': train['accuracy'],
-                                    'train/examples_per_sec': examples_per_sec})
+        bar.set_postfix(
+          loss=f'{train["loss"]:.3f}',
+          acc=f'{train["accuracy"]:.3f}',
+          ex_s=f'{examples_per_sec:.0f}',
+        )
+        writer.write_scalars(
+          step,
+          {
+            'train/loss': train['loss'],
+            'train/accuracy': train['accuracy'],
+            'train/examples_per_sec': examples_per_sec,
+          },
+        )
 
       if is_eval:
-        val = evaluation.evaluate_model(p_evaluate_step, replicated.params, val_dataset,
-                                        meta.num_classes)
+        val = evaluation.evaluate_model(
+          p_evaluate_step, replicated.params, val_dataset, meta.num_classes
+        )
         improved = val['accuracy'] > progress['best_val_accuracy']
         progress['best_val_accuracy'] = max(val['accuracy'], progress['best_val_accuracy'])
         progress['evals_since_best'] = 0 if improved else progress['evals_since_best'] + 1
         progress['stopped_early'] = progress['evals_since_best'] >= config.patience
         record = {
-            'step': step, 'epoch': step / per_epoch, 'train_loss': train['loss'],
-            'train_accuracy': train['accuracy'], 'val_loss': val['loss'],
-            'val_accuracy': val['accuracy'], 'val_macro_f1': val['macro_f1'],
-            'val_top5': val['top5'], 'val_examples': val['count'],
-            'learning_rate': float(learning_rate_fn(step)),
-            'steps_per_sec': examples_per_sec / config.batch_size, 'devices': num_devices,
-            'examples_per_sec': examples_per_sec}
+          'step': step,
+          'epoch': step / per_epoch,
+          'train_loss': train['loss'],
+          'train_accuracy': train['accuracy'],
+          'val_loss': val['loss'],
+          'val_accuracy': val['accuracy'],
+          'val_macro_f1': val['macro_f1'],
+          'val_top5': val['top5'],
+          'val_examples': val['count'],
+          'learning_rate': float(learning_rate_fn(step)),
+          'steps_per_sec': examples_per_sec / config.batch_size,
+          'devices': num_devices,
+          'examples_per_sec': examples_per_sec,
+        }
         if is_primary:
           metrics_log.append(workdir, record)
-        writer.write_scalars(step, {f'val/{k}': val[k]
-                                    for k in ('loss', 'accuracy', 'macro_f1', 'top5')})
+        writer.write_scalars(
+          step, {f'val/{k}': val[k] for k in ('loss', 'accuracy', 'macro_f1', 'top5')}
+        )
         writer.flush()
         bar.write(eval_line(record))
         if improved:  # ties keep the earlier checkpoint, the step early stopping counts from
-          checkpoints.save(best, step, parallel.unreplicate(replicated),
-                           dict(progress, **data_position(step, per_epoch)),
-                           metrics={'val_accuracy': val['accuracy']})
+          checkpoints.save(
+            best,
+            step,
+            parallel.unreplicate(replicated),
+            dict(progress, **data_position(step, per_epoch)),
+            metrics={'val_accuracy': val['accuracy']},
+          )
 
       if step % config.checkpoint_every_steps == 0 or is_last or progress['stopped_early']:
         progress.update(data_position(step, per_epoch))
@@ -253,18 +305,25 @@ def _train(config, meta: schema.DatasetMeta, workdir: str, is_primary: bool) -> 
         # Evaluation and checkpoint time stay out of the throughput figures.
         train_history, window_start, window_steps = [], time.perf_counter(), 0
       if progress['stopped_early']:
-        bar.write(f'Early stop at step {step}: val accuracy has not improved for '
-                  f'{config.patience} evaluations (best {progress["best_val_accuracy"]:.4f})')
+        bar.write(
+          f'Early stop at step {step}: val accuracy has not improved for '
+          f'{config.patience} evaluations (best {progress["best_val_accuracy"]:.4f})'
+        )
         break
 
   latest.wait_until_finished()
   best.wait_until_finished()
   writer.close()
   if is_primary:
-    plots.learning_curves(metrics_log.read(workdir),
-                          workdir_lib.path(workdir, workdir_lib.TRAINING_CURVES))
-  logging.info('Finished at step %d; best val accuracy %.4f; workdir %s', step,
-               progress['best_val_accuracy'], workdir)
+    plots.learning_curves(
+      metrics_log.read(workdir), workdir_lib.path(workdir, workdir_lib.TRAINING_CURVES)
+    )
+  logging.info(
+    'Finished at step %d; best val accuracy %.4f; workdir %s',
+    step,
+    progress['best_val_accuracy'],
+    workdir,
+  )
   return record
 
 

@@ -58,13 +58,13 @@ def identity(config: ml_collections.ConfigDict, meta: schema.DatasetMeta) -> dic
   """What a workdir's parameters are tied to: the classes, input shapes, edges and model config."""
   model = json.loads(ml_collections.ConfigDict(config.model).to_json_best_effort())
   return {
-      'classes': list(meta.class_names),
-      'max_frames': int(meta.max_frames),
-      'nodes': int(meta.num_nodes),
-      'au_names': list(meta.au_names),
-      'geometry_names': list(meta.geometry_names),
-      'edges': [list(map(int, meta.senders)), list(map(int, meta.receivers))],
-      'model': model,
+    'classes': list(meta.class_names),
+    'max_frames': int(meta.max_frames),
+    'nodes': int(meta.num_nodes),
+    'au_names': list(meta.au_names),
+    'geometry_names': list(meta.geometry_names),
+    'edges': [list(map(int, meta.senders)), list(map(int, meta.receivers))],
+    'model': model,
   }
 
 
@@ -79,8 +79,9 @@ def _describe(key: str, value: Any) -> str:
   return text if len(text) < 120 else text[:117] + '...'
 
 
-def check_compatible(workdir: str, config: ml_collections.ConfigDict,
-                     meta: schema.DatasetMeta) -> None:
+def check_compatible(
+  workdir: str, config: ml_collections.ConfigDict, meta: schema.DatasetMeta
+) -> None:
   """Refuses (WorkdirError) to resume a workdir trained on other classes, shapes or model."""
   if not path(workdir, CONFIG).exists() or not path(workdir, DATASET_META).exists():
     return
@@ -88,18 +89,21 @@ def check_compatible(workdir: str, config: ml_collections.ConfigDict,
   old, new = identity(old_config, old_meta), identity(config, meta)
   for key in old:
     if key == 'model':
-      changed = sorted(k for k in set(old[key]) | set(new[key])
-                       if old[key].get(k) != new[key].get(k))
+      changed = sorted(
+        k for k in set(old[key]) | set(new[key]) if old[key].get(k) != new[key].get(k)
+      )
       if changed:
         k = changed[0]
         raise WorkdirError(
-            f'{workdir} was trained with model.{k}={_describe(k, old[key].get(k))}, this run '
-            f'has model.{k}={_describe(k, new[key].get(k))}; resume with the same model or '
-            'use another --workdir')
+          f'{workdir} was trained with model.{k}={_describe(k, old[key].get(k))}, this run '
+          f'has model.{k}={_describe(k, new[key].get(k))}; resume with the same model or '
+          'use another --workdir'
+        )
     elif old[key] != new[key]:
       raise WorkdirError(
-          f'{workdir} was trained on {_describe(key, old[key])} ({key}), this run\'s data set '
-          f'{config.data_dir} has {_describe(key, new[key])}; use another --workdir')
+        f"{workdir} was trained on {_describe(key, old[key])} ({key}), this run's data set "
+        f'{config.data_dir} has {_describe(key, new[key])}; use another --workdir'
+      )
 
 
 @contextlib.contextmanager
@@ -121,8 +125,10 @@ def exclusive(workdir: str) -> Iterator[None]:
         raise
       lock.seek(0)
       holder = lock.read().strip() or 'another process'
-      raise WorkdirError(f'{workdir} is in use by a running training ({holder}); wait for it '
-                         'to finish or use another --workdir') from None
+      raise WorkdirError(
+        f'{workdir} is in use by a running training ({holder}); wait for it '
+        'to finish or use another --workdir'
+      ) from None
     lock.seek(0)
     lock.truncate()
     lock.write(f'pid {os.getpid()}')

@@ -16,31 +16,62 @@ WORDS = ('BAT', 'PAT', 'FEW')
 
 
 def _run(*args, ok_codes=(0,)):
-  result = subprocess.run([sys.executable, '-m', *args], capture_output=True, text=True,
-                          timeout=600, cwd=REPO, env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2'})
+  result = subprocess.run(
+    [sys.executable, '-m', *args],
+    capture_output=True,
+    text=True,
+    timeout=600,
+    cwd=REPO,
+    env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2'},
+  )
   assert result.returncode in ok_codes, (
-      f'{args[0]} exited {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}')
+    f'{args[0]} exited {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}'
+  )
   return result
 
 
 def test_videos_to_predictions_through_the_command_lines(tmp_path):
   videos, data, workdir = (str(tmp_path / name) for name in ('videos', 'data', 'workdir'))
-  _run('extraction.synthetic', 'generate', '--out', videos, '--words', ','.join(WORDS),
-       '--clips-per-speaker', '2', '--variants', '1', '--val-speakers', '1',
-       '--test-speakers', '1', '--workers', '1')
+  _run(
+    'extraction.synthetic',
+    'generate',
+    '--out',
+    videos,
+    '--words',
+    ','.join(WORDS),
+    '--clips-per-speaker',
+    '2',
+    '--variants',
+    '1',
+    '--val-speakers',
+    '1',
+    '--test-speakers',
+    '1',
+    '--workers',
+    '1',
+  )
   with open(os.path.join(videos, 'generator.json')) as f:
     generated = json.load(f)
   assert 0 < generated['ceiling_accuracy'] < 1  # BAT and PAT look alike
 
-  extracted = _run('extraction', '--input', os.path.join(videos, 'manifest.csv'), '--out', data,
-                   '--workers', '2', '--quiet')
+  extracted = _run(
+    'extraction',
+    '--input',
+    os.path.join(videos, 'manifest.csv'),
+    '--out',
+    data,
+    '--workers',
+    '2',
+    '--quiet',
+  )
   assert 'wrote 42 clips' in extracted.stdout and '0 skipped' in extracted.stdout  # 3 x 7 x 2
   with open(os.path.join(data, 'extraction_report.json')) as f:
     report = json.load(f)
   assert set(report['splits']['train']['speakers']).isdisjoint(report['splits']['test']['speakers'])
 
-  _run('lipjax.train', '--config', 'configs/test.py', '--workdir', workdir,
-       f'--config.data_dir={data}')
+  _run(
+    'lipjax.train', '--config', 'configs/test.py', '--workdir', workdir, f'--config.data_dir={data}'
+  )
   for name in ('config.json', 'dataset_meta.json', 'metrics.jsonl', 'checkpoints'):
     assert os.path.exists(os.path.join(workdir, name)), name
   with open(os.path.join(workdir, 'metrics.jsonl')) as f:
@@ -58,8 +89,19 @@ def test_videos_to_predictions_through_the_command_lines(tmp_path):
 
   with open(os.path.join(videos, 'manifest.csv')) as f:
     clip = next(row for row in csv.DictReader(f) if row['split'] == 'test')
-  predicted = _run('lipjax.predict', os.path.join(videos, clip['path']), '--workdir', workdir,
-                   '--start', clip['start'], '--end', clip['end'], '--top_k', '3', '--json')
+  predicted = _run(
+    'lipjax.predict',
+    os.path.join(videos, clip['path']),
+    '--workdir',
+    workdir,
+    '--start',
+    clip['start'],
+    '--end',
+    clip['end'],
+    '--top_k',
+    '3',
+    '--json',
+  )
   (result,) = json.loads(predicted.stdout)
   assert sorted(w['word'] for w in result['top_k']) == sorted(WORDS)
   probabilities = [w['probability'] for w in result['top_k']]

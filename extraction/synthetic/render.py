@@ -28,42 +28,45 @@ _CHEEK_RIGHT, _CHEEK_LEFT = 234, 454
 _INNER_TOP, _INNER_BOTTOM = 13, 14
 
 # Displacement gains at channel value 1, in interocular units.
-JAW_DROP = 0.20        # chin/lower lip travel of a wide-open jaw
+JAW_DROP = 0.20  # chin/lower lip travel of a wide-open jaw
 LOWER_LIP_OPEN = 0.07  # lower lip travel beyond the jaw
 UPPER_LIP_OPEN = 0.05  # upper lip raise
-SPREAD_WIDTH = 0.14    # relative mouth-width change at spread +-1
-ROUND_WIDTH = 0.12     # relative mouth-width loss at protrusion 1
+SPREAD_WIDTH = 0.14  # relative mouth-width change at spread +-1
+ROUND_WIDTH = 0.12  # relative mouth-width loss at protrusion 1
 PROTRUDE_THICK = 0.35  # relative lip-thickness gain at protrusion 1
-PRESS_THIN = 0.30      # relative lip-thickness loss at closure 1
-CORNER_LIFT = 0.04     # corner raise of a full spread (a slight smile)
-CLOSURE_GAIN = 1.5     # smoothed closure >= 1/1.5 closes the lips completely
+PRESS_THIN = 0.30  # relative lip-thickness loss at closure 1
+CORNER_LIFT = 0.04  # corner raise of a full spread (a slight smile)
+CLOSURE_GAIN = 1.5  # smoothed closure >= 1/1.5 closes the lips completely
 
 
 @dataclasses.dataclass(frozen=True)
 class MouthRig:
   """Per-identity constants of the mouth warp (all per-landmark arrays are [468])."""
+
   origin: np.ndarray  # [2] pixels
-  axes: np.ndarray    # [2, 2] rows: u (eye line), v (toward the chin), unit vectors
-  scale: float        # pixels per interocular unit
+  axes: np.ndarray  # [2, 2] rows: u (eye line), v (toward the chin), unit vectors
+  scale: float  # pixels per interocular unit
   u: np.ndarray
   v: np.ndarray
-  lower: np.ndarray     # 1 moves with the lower lip/jaw, 0 with the upper lip
-  lipness: np.ndarray   # 1 on the lips, decaying over the skin around them
+  lower: np.ndarray  # 1 moves with the lower lip/jaw, 0 with the upper lip
+  lipness: np.ndarray  # 1 on the lips, decaying over the skin around them
   dragness: np.ndarray  # like lipness with a wider reach: skin dragged sideways
-  profile: np.ndarray   # opening profile across the mouth: 1 mid, 0 at corners
+  profile: np.ndarray  # opening profile across the mouth: 1 mid, 0 at corners
   jaw_weight: np.ndarray
-  line: np.ndarray      # v of the lip meeting line at each landmark's u
+  line: np.ndarray  # v of the lip meeting line at each landmark's u
   base_gap: np.ndarray  # inner-lip gap of the photo at each landmark's u
-  half_width: float     # mouth corner to midline, interocular units
+  half_width: float  # mouth corner to midline, interocular units
   landmarks: np.ndarray  # [468, 2] pixels
 
 
 def _inner_lines(u, v):
   """Returns (upper(u'), lower(u')) inner-lip v as functions of u' (linear, clamped)."""
+
   def along(contour):
     order = np.argsort(u[list(contour)])
     us, vs = u[list(contour)][order], v[list(contour)][order]
     return lambda q: np.interp(q, us, vs)
+
   return along(UPPER_INNER), along(LOWER_INNER)
 
 
@@ -84,11 +87,12 @@ def make_rig(landmarks: np.ndarray) -> MouthRig:
   half_width = 0.5 * (abs(u[61]) + abs(u[291]))
 
   outer = np.array([(u[i], v[i]) for i in UPPER_OUTER + LOWER_OUTER[-2:0:-1]], np.float32)
-  outside = np.array([-cv2.pointPolygonTest(outer, (float(a), float(b)), True)
-                      for a, b in zip(u, v)])  # >0 outside the lips, interocular units
+  outside = np.array(
+    [-cv2.pointPolygonTest(outer, (float(a), float(b)), True) for a, b in zip(u, v)]
+  )  # >0 outside the lips, interocular units
   outside = np.maximum(outside, 0.0)
-  lipness = np.exp(-(outside / 0.10) ** 2)
-  dragness = np.exp(-(outside / 0.16) ** 2)
+  lipness = np.exp(-((outside / 0.10) ** 2))
+  dragness = np.exp(-((outside / 0.16) ** 2))
 
   width = 0.025 + 0.25 * np.maximum(np.abs(u) - half_width, 0.0)
   lower = 1.0 / (1.0 + np.exp(-np.clip((v - line) / width, -50, 50)))
@@ -100,12 +104,26 @@ def make_rig(landmarks: np.ndarray) -> MouthRig:
 
   face_half_width = 0.5 * (abs(u[_CHEEK_RIGHT]) + abs(u[_CHEEK_LEFT]))
   chin_v = max(v[_CHIN], 1e-3)
-  jaw_weight = (np.clip(1.0 - (u / face_half_width) ** 2, 0.0, 1.0)
-                * (0.8 + 0.4 * np.clip(v / chin_v, 0.0, 1.0)))
+  jaw_weight = np.clip(1.0 - (u / face_half_width) ** 2, 0.0, 1.0) * (
+    0.8 + 0.4 * np.clip(v / chin_v, 0.0, 1.0)
+  )
   profile = np.sqrt(np.clip(1.0 - (u / half_width) ** 2, 0.0, 1.0))
-  return MouthRig(origin, np.stack([u_axis, v_axis]), scale, u, v, lower, lipness,
-                  dragness, profile, jaw_weight, line, base_gap, float(half_width),
-                  landmarks)
+  return MouthRig(
+    origin,
+    np.stack([u_axis, v_axis]),
+    scale,
+    u,
+    v,
+    lower,
+    lipness,
+    dragness,
+    profile,
+    jaw_weight,
+    line,
+    base_gap,
+    float(half_width),
+    landmarks,
+  )
 
 
 def displacement(rig: MouthRig, articulation: np.ndarray) -> np.ndarray:
@@ -114,11 +132,12 @@ def displacement(rig: MouthRig, articulation: np.ndarray) -> np.ndarray:
   close = min(1.0, CLOSURE_GAIN * max(closure, 0.0))
   lower, upper, lip = rig.lower, 1.0 - rig.lower, rig.lipness
   jaw_drop = JAW_DROP * jaw * rig.jaw_weight
-  dv = (lower * (jaw_drop * (1.0 - close * lip)
-                 + lip * ((1.0 - close) * LOWER_LIP_OPEN * lip_open * rig.profile
-                          - close * 0.5 * rig.base_gap))
-        + upper * lip * (-(1.0 - close) * UPPER_LIP_OPEN * lip_open * rig.profile
-                         + close * 0.5 * rig.base_gap))
+  dv = lower * (
+    jaw_drop * (1.0 - close * lip)
+    + lip * ((1.0 - close) * LOWER_LIP_OPEN * lip_open * rig.profile - close * 0.5 * rig.base_gap)
+  ) + upper * lip * (
+    -(1.0 - close) * UPPER_LIP_OPEN * lip_open * rig.profile + close * 0.5 * rig.base_gap
+  )
   thickness = PROTRUDE_THICK * protrusion - PRESS_THIN * close
   dv += lip * thickness * (rig.v - rig.line)
   corner = np.clip(np.abs(rig.u) / rig.half_width, 0.0, 1.0) ** 2
@@ -146,8 +165,14 @@ def lip_gap(landmarks: np.ndarray) -> np.ndarray:
   return gap / eyes
 
 
-def sample_head_motion(rng: np.random.Generator, num_frames: int, fps: float,
-                       max_degrees: float, max_scale: float, max_shift: float) -> np.ndarray:
+def sample_head_motion(
+  rng: np.random.Generator,
+  num_frames: int,
+  fps: float,
+  max_degrees: float,
+  max_scale: float,
+  max_shift: float,
+) -> np.ndarray:
   """Smooth small head motion per frame: (degrees, scale, dx, dy) as sums of slow sines.  # [T, 4]"""
   times = np.arange(num_frames) / fps
   amplitude = rng.uniform(0, 1, size=4) * np.array([max_degrees, max_scale, max_shift, max_shift])
@@ -160,8 +185,9 @@ def sample_head_motion(rng: np.random.Generator, num_frames: int, fps: float,
 
 def head_affine(center: np.ndarray, motion: np.ndarray) -> np.ndarray:
   """Returns the 2x3 similarity (identity image -> frame) of one (degrees, scale, dx, dy)."""
-  affine = cv2.getRotationMatrix2D((float(center[0]), float(center[1])), float(motion[0]),
-                                   float(motion[1]))
+  affine = cv2.getRotationMatrix2D(
+    (float(center[0]), float(center[1])), float(motion[0]), float(motion[1])
+  )
   affine[:, 2] += motion[2:4]
   return affine
 
@@ -178,8 +204,14 @@ class FrameRenderer:
     extent = np.max(np.abs(landmarks - center))
     angles = np.linspace(0, 2 * np.pi, 32, endpoint=False)
     ring = center + 1.35 * extent * np.stack([np.cos(angles), np.sin(angles)], axis=1)
-    border = np.array([(x, y) for x in (-size, 0, size / 2, size, 2 * size)
-                       for y in (-size, 0, size / 2, size, 2 * size)], np.float64)
+    border = np.array(
+      [
+        (x, y)
+        for x in (-size, 0, size / 2, size, 2 * size)
+        for y in (-size, 0, size / 2, size, 2 * size)
+      ],
+      np.float64,
+    )
     self.anchors = np.concatenate([ring, border])  # zero displacement
     ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
     self.grid = np.stack([xs, ys, np.ones_like(xs)], axis=-1)  # [S, S, 3] homogeneous
@@ -198,18 +230,26 @@ class FrameRenderer:
     affine = head_affine(self.landmarks.mean(axis=0), motion)
     points = (self.grid @ cv2.invertAffineTransform(affine).T).astype(np.float32)  # [S, S, 2]
     # Backward map: frame pixel -> unmoved head (inverse motion) -> photo (minus the warp).
-    field_at = cv2.remap(field, points[..., 0], points[..., 1], cv2.INTER_LINEAR,
-                         borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    field_at = cv2.remap(
+      field,
+      points[..., 0],
+      points[..., 1],
+      cv2.INTER_LINEAR,
+      borderMode=cv2.BORDER_CONSTANT,
+      borderValue=0,
+    )
     source = points - field_at
-    frame = cv2.remap(self.image, source[..., 0], source[..., 1], cv2.INTER_LINEAR,
-                      borderMode=cv2.BORDER_REPLICATE)
+    frame = cv2.remap(
+      self.image, source[..., 0], source[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
     frame_landmarks = moved @ affine[:, :2].T + affine[:, 2]
     paint_mouth(frame, frame_landmarks, self.throat, self.teeth, self.lip_shadow)
     return frame, frame_landmarks
 
 
-def displacement_field(moved: np.ndarray, shift: np.ndarray, anchors: np.ndarray,
-                       shape: tuple[int, int]) -> np.ndarray:
+def displacement_field(
+  moved: np.ndarray, shift: np.ndarray, anchors: np.ndarray, shape: tuple[int, int]
+) -> np.ndarray:
   """Piecewise-affine displacement at every pixel of the moved face.  # [H, W, 2] float32
 
   Linear inside each triangle of the Delaunay triangulation of the moved
@@ -260,14 +300,21 @@ def mouth_colours(skin: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   tint = np.clip(skin / REFERENCE_SKIN, 0.3, 1.4)
   saturation = lambda bgr: np.ptp(bgr) / max(float(np.max(bgr)), 1.0)
   colourfulness = min(saturation(skin) / saturation(REFERENCE_SKIN), 1.0)
+
   def paint(colour):
     tinted = colour * tint
     return (tinted.mean() + colourfulness * (tinted - tinted.mean())).astype(np.float32)
+
   return paint(THROAT), paint(TEETH)
 
 
-def paint_mouth(frame: np.ndarray, landmarks: np.ndarray, throat: np.ndarray,
-                teeth: np.ndarray, lip_shadow: np.ndarray) -> None:
+def paint_mouth(
+  frame: np.ndarray,
+  landmarks: np.ndarray,
+  throat: np.ndarray,
+  teeth: np.ndarray,
+  lip_shadow: np.ndarray,
+) -> None:
   """Paints the mouth in place: the lips' meeting line, and inside them throat and teeth.
 
   Only a window around the inner lips is touched (the paint plus the reach of its
@@ -283,8 +330,9 @@ def paint_mouth(frame: np.ndarray, landmarks: np.ndarray, throat: np.ndarray,
   x1, y1 = np.ceil(lips.max(axis=0)).astype(int) + margin + 1
   if x0 >= min(x1, width) or y0 >= min(y1, height):
     return  # the mouth is outside the frame
-  _paint_mouth_window(frame[y0:y1, x0:x1], landmarks - np.array([x0, y0]), gap, eyes, throat,
-                      teeth, lip_shadow)
+  _paint_mouth_window(
+    frame[y0:y1, x0:x1], landmarks - np.array([x0, y0]), gap, eyes, throat, teeth, lip_shadow
+  )
 
 
 def _throat_sigma(gap: float) -> float:
@@ -297,9 +345,15 @@ def _seam_width(eyes: float) -> int:
   return max(1, int(round(0.015 * eyes)))
 
 
-def _paint_mouth_window(frame: np.ndarray, landmarks: np.ndarray, gap: float, eyes: float,
-                        throat_colour: np.ndarray, teeth: np.ndarray,
-                        lip_shadow: np.ndarray) -> None:
+def _paint_mouth_window(
+  frame: np.ndarray,
+  landmarks: np.ndarray,
+  gap: float,
+  eyes: float,
+  throat_colour: np.ndarray,
+  teeth: np.ndarray,
+  lip_shadow: np.ndarray,
+) -> None:
   """paint_mouth on a window of the frame (a view; landmarks in the window's pixels)."""
   upper = landmarks[list(UPPER_INNER)]
   lower = landmarks[list(LOWER_INNER)]
@@ -317,13 +371,15 @@ def _paint_mouth_window(frame: np.ndarray, landmarks: np.ndarray, gap: float, ey
   down = landmarks[_INNER_BOTTOM] - landmarks[_INNER_TOP]
   down /= max(np.linalg.norm(down), 1e-6)
   across = np.linspace(-1, 1, len(UPPER_INNER))
-  bulge = np.sqrt(np.clip(1 - across ** 2, 0, 1))[:, None]
+  bulge = np.sqrt(np.clip(1 - across**2, 0, 1))[:, None]
   upper_teeth_depth = min(0.055 * eyes, 0.45 * gap)
   lower_teeth_depth = min(0.035 * eyes, 0.25 * gap)
   upper_teeth = _polygon_alpha(
-      frame.shape[:2], np.concatenate([upper, (upper + upper_teeth_depth * bulge * down)[::-1]]), 0.8)
+    frame.shape[:2], np.concatenate([upper, (upper + upper_teeth_depth * bulge * down)[::-1]]), 0.8
+  )
   lower_teeth = _polygon_alpha(
-      frame.shape[:2], np.concatenate([lower, (lower - lower_teeth_depth * bulge * down)[::-1]]), 0.8)
+    frame.shape[:2], np.concatenate([lower, (lower - lower_teeth_depth * bulge * down)[::-1]]), 0.8
+  )
   # The throat darkens away from the lips: a blurred copy of the cavity is ~1 deep inside.
   depth = cv2.GaussianBlur(cavity, (0, 0), _throat_sigma(gap))[..., None]
   throat = throat_colour * (1.0 - 0.6 * depth)  # [H, W, 3] BGR
@@ -337,8 +393,13 @@ def _paint_mouth_window(frame: np.ndarray, landmarks: np.ndarray, gap: float, ey
   frame[:] = np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
-def camera(frame: np.ndarray, blur_sigma: float, noise_sigma: float, jpeg_quality: int,
-           rng: np.random.Generator) -> np.ndarray:
+def camera(
+  frame: np.ndarray,
+  blur_sigma: float,
+  noise_sigma: float,
+  jpeg_quality: int,
+  rng: np.random.Generator,
+) -> np.ndarray:
   """Passes a frame through the speaker's camera: blur, sensor noise, JPEG compression."""
   if blur_sigma > 0.05:
     frame = cv2.GaussianBlur(frame, (0, 0), blur_sigma)

@@ -1,8 +1,9 @@
 """Shared fixtures: real videos from installed packages and small LRW-style corpora."""
 
+from extraction_media import carphone_path
+from extraction_media import write_blank_video
+from extraction_media import write_clip
 import pytest
-
-from extraction_media import carphone_path, write_blank_video, write_clip
 
 
 @pytest.fixture
@@ -15,7 +16,9 @@ def mixed_corpus(tmp_path):
   """An LRW-style folder: 3 good clips and a broken video, a faceless video, a bad transcript."""
   root = str(tmp_path / 'corpus')
   write_clip(root, 'HELLO', 'train', 'HELLO_00001', 'Text: HELLO\nStart: 0.5\nEnd: 3.2\n')
-  write_clip(root, 'HELLO', 'test', 'HELLO_00002', 'Text:  HELLO\nConf:  4\nDuration: 0.42 seconds\n')
+  write_clip(
+    root, 'HELLO', 'test', 'HELLO_00002', 'Text:  HELLO\nConf:  4\nDuration: 0.42 seconds\n'
+  )
   write_clip(root, 'WORLD', 'train', 'WORLD_00001', 'Text: WORLD\nStart: 1.0\nEnd: 2.0\n')
   broken = write_clip(root, 'WORLD', 'train', 'WORLD_00002', 'Text: WORLD\nStart: 0.1\nEnd: 0.5\n')
   with open(broken, 'r+b') as f:

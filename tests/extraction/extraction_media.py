@@ -10,7 +10,8 @@ from extraction.synthetic.faces import carphone_path
 
 def write_blank_video(path: str, frames: int = 30) -> None:
   """A real, decodable mp4 with no face in it."""
-  import cv2  # pylint: disable=g-import-not-at-top
+  import cv2
+
   writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*'mp4v'), 25, (176, 144))
   for t in range(frames):
     writer.write(np.full((144, 176, 3), 100 + t, np.uint8))
@@ -28,8 +29,12 @@ def write_clip(folder: str, word: str, split: str, name: str, transcript: str, v
   return path
 
 
-def write_manifest(folder: str, rows: list[str], header: str = 'path,label,split,speaker,start,end',
-                   encoding: str = 'utf-8') -> str:
+def write_manifest(
+  folder: str,
+  rows: list[str],
+  header: str = 'path,label,split,speaker,start,end',
+  encoding: str = 'utf-8',
+) -> str:
   """Writes manifest.csv over copies of carphone named by each row's path; returns its path."""
   os.makedirs(folder, exist_ok=True)
   for row in rows:

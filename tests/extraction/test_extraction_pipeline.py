@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+from extraction_media import write_clip
 import numpy as np
 import pytest
 import scipy.sparse
@@ -16,17 +17,20 @@ from extraction import roi
 from extraction import schema
 from extraction import shards
 from extraction import sources
-from extraction_media import write_clip
 
 
 def _read(data_dir, split):
   import tensorflow_datasets as tfds
+
   return list(tfds.as_numpy(shards.read_split(data_dir, split)))
 
 
 def _shard_bytes(data_dir):
-  return {name: open(os.path.join(data_dir, name), 'rb').read()
-          for name in sorted(os.listdir(data_dir)) if '.tfrecord-' in name}
+  return {
+    name: open(os.path.join(data_dir, name), 'rb').read()
+    for name in sorted(os.listdir(data_dir))
+    if '.tfrecord-' in name
+  }
 
 
 @pytest.fixture
@@ -61,7 +65,9 @@ def test_carphone_becomes_shards_that_tfds_reads_back_bit_identical(carphone_cor
   for clip in sources.discover(carphone_corpus):
     status, arrays = pipeline._load_cached(out, pipeline.cache_key(clip, settings))
     assert status == 'ok'
-    expected = arrays.to_example(meta.class_names.index(clip.label), clip.speaker, clip.video_id, 29)
+    expected = arrays.to_example(
+      meta.class_names.index(clip.label), clip.speaker, clip.video_id, 29
+    )
     got = by_id[clip.video_id]
     for key in schema.FRAME_KEYS:
       assert got[key].dtype == expected[key].dtype
@@ -74,7 +80,9 @@ def test_carphone_becomes_shards_that_tfds_reads_back_bit_identical(carphone_cor
   assert report['splits']['train']['resampled_fps'] == 2  # 29.97 fps -> 25 fps
 
 
-def test_metadata_carries_a_connected_mirror_symmetric_graph_within_the_roi(carphone_corpus, tmp_path):
+def test_metadata_carries_a_connected_mirror_symmetric_graph_within_the_roi(
+  carphone_corpus, tmp_path
+):
   out = str(tmp_path / 'data')
   pipeline.run(carphone_corpus, out, workers=1, progress=False)
   meta = schema.DatasetMeta.load(out)
@@ -94,14 +102,30 @@ def test_metadata_carries_a_connected_mirror_symmetric_graph_within_the_roi(carp
 def test_bad_clips_are_reported_and_the_exit_code_says_so(mixed_corpus, tmp_path):
   out = str(tmp_path / 'data')
   result = subprocess.run(
-      [sys.executable, '-m', 'extraction', '--input', mixed_corpus, '--out', out,
-       '--workers', '2', '--quiet'], capture_output=True, text=True, timeout=300,
-      cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    [
+      sys.executable,
+      '-m',
+      'extraction',
+      '--input',
+      mixed_corpus,
+      '--out',
+      out,
+      '--workers',
+      '2',
+      '--quiet',
+    ],
+    capture_output=True,
+    text=True,
+    timeout=300,
+    cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))),
+  )
   assert result.returncode == 1, result.stderr[-2000:]
   with open(os.path.join(out, pipeline.REPORT_NAME)) as f:
     report = json.load(f)
   assert report['written'] == 3 and report['failed'] == 3
-  reasons = {s['video_id']: s['reason'] for split in report['splits'].values() for s in split['skipped']}
+  reasons = {
+    s['video_id']: s['reason'] for split in report['splits'].values() for s in split['skipped']
+  }
   assert 'OpenCV cannot open it' in reasons['WORLD/train/WORLD_00002']
   assert 'WORLD_00002.mp4' in reasons['WORLD/train/WORLD_00002']
   assert 'WORLD_00003.txt:2: expected a time in seconds' in reasons['WORLD/train/WORLD_00003']
@@ -113,15 +137,28 @@ def test_bad_clips_are_reported_and_the_exit_code_says_so(mixed_corpus, tmp_path
 
 def test_input_error_is_one_line_and_exit_code_2(tmp_path):
   result = subprocess.run(
-      [sys.executable, '-m', 'extraction', '--input', str(tmp_path / 'missing'), '--out',
-       str(tmp_path / 'o')], capture_output=True, text=True, timeout=120,
-      cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    [
+      sys.executable,
+      '-m',
+      'extraction',
+      '--input',
+      str(tmp_path / 'missing'),
+      '--out',
+      str(tmp_path / 'o'),
+    ],
+    capture_output=True,
+    text=True,
+    timeout=120,
+    cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))),
+  )
   assert result.returncode == 2
   assert result.stderr.strip().splitlines()[-1].startswith('extraction: error: ')
   assert 'Traceback' not in result.stderr
 
 
-def test_rerun_after_a_kill_skips_finished_clips_and_yields_the_same_shards(carphone_corpus, tmp_path):
+def test_rerun_after_a_kill_skips_finished_clips_and_yields_the_same_shards(
+  carphone_corpus, tmp_path
+):
   out = str(tmp_path / 'data')
   pipeline.run(carphone_corpus, out, workers=1, progress=False)
   first = _shard_bytes(out)
@@ -139,7 +176,9 @@ def test_array_jobs_split_the_corpus_and_the_last_one_writes_metadata(carphone_c
   single = str(tmp_path / 'single')
   pipeline.run(carphone_corpus, single, workers=1, num_shards=2, progress=False)
   jobs = str(tmp_path / 'jobs')
-  first = pipeline.run(carphone_corpus, jobs, workers=1, num_shards=2, shard_index=1, progress=False)
+  first = pipeline.run(
+    carphone_corpus, jobs, workers=1, num_shards=2, shard_index=1, progress=False
+  )
   assert not first['complete'] and not os.path.exists(os.path.join(jobs, 'dataset_info.json'))
   last = pipeline.run(carphone_corpus, jobs, workers=1, num_shards=2, shard_index=0, progress=False)
   assert last['complete'] and last['written'] == 3

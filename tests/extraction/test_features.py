@@ -9,8 +9,11 @@ from extraction import normalize
 
 @pytest.fixture(scope='module')
 def carphone_face():
-  from extraction import facemesh, video
   from extraction_media import carphone_path
+
+  from extraction import facemesh
+  from extraction import video
+
   frames, _ = video.read_frames(carphone_path())
   with facemesh.FaceMeshTracker() as tracker:
     points, detected = tracker.landmarks(frames[::4])
@@ -38,10 +41,17 @@ def test_opening_the_mouth_raises_lip_part_and_aspect(carphone_face):
   # Move the inner lower lip (14) and outer lower lip (17) down by a tenth of the face.
   opened[:, [14, 17], 1] += 0.1
   au, geometry = features.compute_features(np.concatenate([face, opened]))
-  assert au[1, features.AU_NAMES.index('AU25_lips_part')] > au[0, features.AU_NAMES.index('AU25_lips_part')]
-  assert geometry[1, features.GEOMETRY_NAMES.index('mouth_aspect')] > geometry[0, features.GEOMETRY_NAMES.index('mouth_aspect')]
+  assert (
+    au[1, features.AU_NAMES.index('AU25_lips_part')]
+    > au[0, features.AU_NAMES.index('AU25_lips_part')]
+  )
+  assert (
+    geometry[1, features.GEOMETRY_NAMES.index('mouth_aspect')]
+    > geometry[0, features.GEOMETRY_NAMES.index('mouth_aspect')]
+  )
   assert geometry[1, features.GEOMETRY_NAMES.index('mouth_width')] == pytest.approx(
-      geometry[0, features.GEOMETRY_NAMES.index('mouth_width')])
+    geometry[0, features.GEOMETRY_NAMES.index('mouth_width')]
+  )
 
 
 def test_rejects_wrong_shape():

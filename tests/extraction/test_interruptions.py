@@ -12,14 +12,16 @@ import subprocess
 import sys
 import time
 
+from extraction_media import write_clip
 import psutil
 
 from extraction import clip as clip_lib
 from extraction import pipeline
-from extraction_media import write_clip
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-MAX_FRAMES = 100  # every frame of carphone goes through FaceMesh: ~1 s a clip, so a kill lands mid-run
+MAX_FRAMES = (
+  100  # every frame of carphone goes through FaceMesh: ~1 s a clip, so a kill lands mid-run
+)
 
 
 def _corpus(root: str) -> str:
@@ -30,8 +32,11 @@ def _corpus(root: str) -> str:
 
 
 def _shard_bytes(data_dir):
-  return {name: open(os.path.join(data_dir, name), 'rb').read()
-          for name in sorted(os.listdir(data_dir)) if '.tfrecord-' in name}
+  return {
+    name: open(os.path.join(data_dir, name), 'rb').read()
+    for name in sorted(os.listdir(data_dir))
+    if '.tfrecord-' in name
+  }
 
 
 def _alive(process: psutil.Process) -> bool:
@@ -51,17 +56,33 @@ def _cmdline(process: psutil.Process) -> str:
 
 def _start(corpus: str, out: str) -> subprocess.Popen:
   return subprocess.Popen(
-      [sys.executable, '-m', 'extraction', '--input', corpus, '--out', out, '--workers', '2',
-       '--max-frames', str(MAX_FRAMES), '--quiet'],
-      cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    [
+      sys.executable,
+      '-m',
+      'extraction',
+      '--input',
+      corpus,
+      '--out',
+      out,
+      '--workers',
+      '2',
+      '--max-frames',
+      str(MAX_FRAMES),
+      '--quiet',
+    ],
+    cwd=REPO,
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.DEVNULL,
+  )
 
 
 def _kill_when(parent: subprocess.Popen, ready, timeout: float = 120.0) -> list[psutil.Process]:
   """SIGKILLs the parent once ready() holds and both workers run; returns its descendants then."""
   deadline = time.monotonic() + timeout
   while time.monotonic() < deadline:
-    workers = [p for p in psutil.Process(parent.pid).children(recursive=True)
-               if 'spawn_main' in _cmdline(p)]
+    workers = [
+      p for p in psutil.Process(parent.pid).children(recursive=True) if 'spawn_main' in _cmdline(p)
+    ]
     if len(workers) >= 2 and ready():
       descendants = psutil.Process(parent.pid).children(recursive=True)
       os.kill(parent.pid, signal.SIGKILL)
@@ -100,8 +121,24 @@ def test_kill_9_of_the_parent_leaves_no_worker_and_the_rerun_gives_the_same_shar
   _assert_all_exit(_kill_when(_start(corpus, out), lambda: time.monotonic() > at))
 
   result = subprocess.run(
-      [sys.executable, '-m', 'extraction', '--input', corpus, '--out', out, '--workers', '2',
-       '--max-frames', str(MAX_FRAMES), '--quiet'], cwd=REPO, capture_output=True, text=True,
-      timeout=300)
+    [
+      sys.executable,
+      '-m',
+      'extraction',
+      '--input',
+      corpus,
+      '--out',
+      out,
+      '--workers',
+      '2',
+      '--max-frames',
+      str(MAX_FRAMES),
+      '--quiet',
+    ],
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
   assert result.returncode == 0, result.stderr[-2000:]
   assert _shard_bytes(out) == _shard_bytes(reference)

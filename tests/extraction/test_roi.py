@@ -12,6 +12,7 @@ from extraction import roi
 
 def test_roi_has_88_unique_nodes_including_every_lip_landmark():
   from mediapipe.python.solutions import face_mesh_connections
+
   lips = {i for edge in face_mesh_connections.FACEMESH_LIPS for i in edge}
   assert roi.NUM_NODES == 88 == len(set(roi.ROI_INDICES))
   assert len(lips) == 40 and lips <= set(roi.ROI_INDICES)
@@ -48,7 +49,9 @@ def test_edges_are_not_index_space_neighbours():
 def test_mirror_pairs_match_facemesh_on_a_flipped_real_face():
   import cv2
   import skimage
+
   from extraction import facemesh
+
   image = cv2.imread(os.path.join(os.path.dirname(skimage.__file__), 'data', 'astronaut.png'))
   image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
   with facemesh.FaceMeshTracker() as tracker:

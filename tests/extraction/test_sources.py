@@ -12,7 +12,9 @@ def test_lrw_folder_gives_label_split_and_transcript(tmp_path):
   (tmp_path / 'ABOUT' / 'train' / 'notes.md').write_text('ignored')
   clips = sources.discover(str(tmp_path))
   assert [(c.label, c.split, c.video_id) for c in clips] == [
-      ('ABOUT', 'train', 'ABOUT/train/ABOUT_00001'), ('ABOUT', 'val', 'ABOUT/val/ABOUT_00001')]
+    ('ABOUT', 'train', 'ABOUT/train/ABOUT_00001'),
+    ('ABOUT', 'val', 'ABOUT/val/ABOUT_00001'),
+  ]
   assert clips[0].transcript_path.endswith('ABOUT_00001.txt')
 
 
@@ -24,14 +26,21 @@ def test_lrw_folder_rejects_unknown_split(tmp_path):
 
 def test_manifest_rows_with_problems_become_clip_errors(tmp_path):
   manifest = tmp_path / 'm.csv'
-  manifest.write_text('path,label,split,speaker,start,end\n'
-                      'a.mp4,bat,train,s1,0.2,0.6\n'
-                      'b.mp4,pat,holdout,s2,,\n'
-                      'c.mp4,mat,test,,x,1\n'
-                      'a.mp4,bat,train,s1,0.2,0.6\n')
+  manifest.write_text(
+    'path,label,split,speaker,start,end\n'
+    'a.mp4,bat,train,s1,0.2,0.6\n'
+    'b.mp4,pat,holdout,s2,,\n'
+    'c.mp4,mat,test,,x,1\n'
+    'a.mp4,bat,train,s1,0.2,0.6\n'
+  )
   clips = {c.video_id + str(c.error is None): c for c in sources.discover(str(manifest))}
   good = clips['aTrue']
-  assert (good.label, good.speaker, good.interval, good.transcript_path) == ('BAT', 's1', (0.2, 0.6), None)
+  assert (good.label, good.speaker, good.interval, good.transcript_path) == (
+    'BAT',
+    's1',
+    (0.2, 0.6),
+    None,
+  )
   assert "m.csv:3: split 'holdout'" in clips['bFalse'].error
   assert 'm.csv:4: start/end must be seconds' in clips['cFalse'].error
   assert clips['cFalse'].speaker == sources.UNKNOWN_SPEAKER
@@ -52,20 +61,23 @@ def test_missing_input_is_an_input_error(tmp_path):
 
 def test_manifest_saved_by_excel_with_a_byte_order_mark_is_read(tmp_path):
   manifest = tmp_path / 'm.csv'
-  manifest.write_text('path,label,split,speaker,start,end\na.mp4,bat,train,s1,0.2,0.6\n',
-                      encoding='utf-8-sig')
+  manifest.write_text(
+    'path,label,split,speaker,start,end\na.mp4,bat,train,s1,0.2,0.6\n', encoding='utf-8-sig'
+  )
   assert manifest.read_bytes().startswith(b'\xef\xbb\xbf')
-  clip, = sources.discover(str(manifest))
+  (clip,) = sources.discover(str(manifest))
   assert (clip.video_id, clip.label, clip.interval, clip.error) == ('a', 'BAT', (0.2, 0.6), None)
 
 
 def test_control_characters_in_a_label_or_speaker_are_a_row_error_not_a_new_class(tmp_path):
   manifest = tmp_path / 'm.csv'
-  manifest.write_text('path,label,split,speaker,start,end\n'
-                      'a.mp4,bat,train,s1,0.2,0.6\n'
-                      'b.mp4,"ba\nt",train,s1,0.2,0.6\n'
-                      'c.mp4,bat,train,"s\t2",0.2,0.6\n'
-                      'd.mp4,b\x00at,train,s1,0.2,0.6\n')  # rows count records, as a spreadsheet does
+  manifest.write_text(
+    'path,label,split,speaker,start,end\n'
+    'a.mp4,bat,train,s1,0.2,0.6\n'
+    'b.mp4,"ba\nt",train,s1,0.2,0.6\n'
+    'c.mp4,bat,train,"s\t2",0.2,0.6\n'
+    'd.mp4,b\x00at,train,s1,0.2,0.6\n'
+  )  # rows count records, as a spreadsheet does
   clips = {c.video_id: c for c in sources.discover(str(manifest))}
   assert clips['a'].error is None
   assert "m.csv:3: label 'BA\\nT' holds control characters" in clips['b'].error
@@ -79,4 +91,7 @@ def test_lrw_word_folder_with_a_control_character_is_a_clip_error(tmp_path):
     (tmp_path / word / 'train').mkdir(parents=True)
     (tmp_path / word / 'train' / 'x_00001.mp4').write_bytes(b'x')
   errors = {c.label: c.error for c in sources.discover(str(tmp_path))}
-  assert errors['ABOUT'] is None and "word folder name 'AB\\nOUT' holds control characters" in errors['AB\nOUT']
+  assert (
+    errors['ABOUT'] is None
+    and "word folder name 'AB\\nOUT' holds control characters" in errors['AB\nOUT']
+  )

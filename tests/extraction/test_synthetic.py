@@ -22,8 +22,14 @@ from extraction.synthetic import render
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # Seven built-in faces (six people) x 1 variant = 7 speakers: 5 train, 1 val, 1 test.
-SMALL = dataset.Settings(words=('BAT', 'PAT', 'WATCH'), seed=7, clips_per_speaker=1,
-                         variants_per_face=1, val_speakers=1, test_speakers=1)
+SMALL = dataset.Settings(
+  words=('BAT', 'PAT', 'WATCH'),
+  seed=7,
+  clips_per_speaker=1,
+  variants_per_face=1,
+  val_speakers=1,
+  test_speakers=1,
+)
 
 
 def _read_video(path):
@@ -57,8 +63,9 @@ def _rerender(out_dir, row, settings):
   speakers = sorted({r['speaker'] for r in _manifest(out_dir) if r['split'] == row['split']})
   take -= speakers.index(row['speaker']) * settings.clips_per_speaker
   rng = dataset.clip_rng(settings, row['label'], row['speaker'], take)
-  return dataset.render_clip(render.FrameRenderer(identity.image, identity.landmarks),
-                             identity, row['label'], settings, rng)
+  return dataset.render_clip(
+    render.FrameRenderer(identity.image, identity.landmarks), identity, row['label'], settings, rng
+  )
 
 
 def _manifest(out_dir):
@@ -77,6 +84,7 @@ def generated(tmp_path_factory):
 
 # --- phonetics: pure functions --------------------------------------------------------------
 
+
 def test_viseme_table_on_known_words():
   assert phonetics.phones('bat') == ('B', 'AE', 'T')
   assert phonetics.visemes('BAT') == ('PP', 'aa', 'DD')
@@ -87,12 +95,51 @@ def test_viseme_table_on_known_words():
   assert phonetics.visemes('BOAT') == ('PP', 'O', 'U', 'DD')  # diphthong ow = O U
   assert phonetics.visemes('THE') == ('TH', 'aa')
   # Every ARPAbet phone has a viseme, and every viseme has targets.
-  arpabet = {'AA', 'AE', 'AH', 'AO', 'AW', 'AY', 'B', 'CH', 'D', 'DH', 'EH', 'ER', 'EY', 'F',
-             'G', 'HH', 'IH', 'IY', 'JH', 'K', 'L', 'M', 'N', 'NG', 'OW', 'OY', 'P', 'R', 'S',
-             'SH', 'T', 'TH', 'UH', 'UW', 'V', 'W', 'Y', 'Z', 'ZH'}
+  arpabet = {
+    'AA',
+    'AE',
+    'AH',
+    'AO',
+    'AW',
+    'AY',
+    'B',
+    'CH',
+    'D',
+    'DH',
+    'EH',
+    'ER',
+    'EY',
+    'F',
+    'G',
+    'HH',
+    'IH',
+    'IY',
+    'JH',
+    'K',
+    'L',
+    'M',
+    'N',
+    'NG',
+    'OW',
+    'OY',
+    'P',
+    'R',
+    'S',
+    'SH',
+    'T',
+    'TH',
+    'UH',
+    'UW',
+    'V',
+    'W',
+    'Y',
+    'Z',
+    'ZH',
+  }
   assert set(phonetics.VISEME_OF_PHONE) == arpabet
   assert {v for vs in phonetics.VISEME_OF_PHONE.values() for v in vs} | {'sil'} == set(
-      phonetics.VISEME_TARGETS)
+    phonetics.VISEME_TARGETS
+  )
 
 
 def test_unknown_word_is_an_error_naming_it():
@@ -115,8 +162,9 @@ def test_confusable_words_have_identical_tracks():
   for word in ('BAT', 'PAT', 'MAT', 'FAN'):
     rng = np.random.default_rng(3)  # same draws for every word
     durations, start, _ = dataset.speech_timing(phonetics.visemes(word), settings, rng)
-    tracks[word] = phonetics.articulation_track(phonetics.visemes(word), durations, start,
-                                                29, 25.0, 0.03)
+    tracks[word] = phonetics.articulation_track(
+      phonetics.visemes(word), durations, start, 29, 25.0, 0.03
+    )
   np.testing.assert_array_equal(tracks['BAT'], tracks['PAT'])
   np.testing.assert_array_equal(tracks['BAT'], tracks['MAT'])
   assert np.abs(tracks['BAT'] - tracks['FAN']).max() > 0.1  # FF differs from PP
@@ -149,6 +197,7 @@ def test_durations_scale_with_rate():
 
 # --- rendering: the rig on a real face ---------------------------------------------------------
 
+
 @pytest.fixture(scope='module')
 def hopper():
   """Grace Hopper's face crop (mouth closed in the photo)."""
@@ -167,11 +216,12 @@ def test_rest_articulation_moves_nothing(hopper):
   frame, landmarks = renderer.render(np.zeros(5), np.array([0.0, 1.0, 0.0, 0.0]))
   np.testing.assert_allclose(landmarks, hopper.landmarks, atol=1e-9)
   # Outside the painted mouth the rest frame is the photo itself.
-  mouth = cv2.boundingRect(hopper.landmarks[list(render.UPPER_OUTER + render.LOWER_OUTER)]
-                           .astype(np.float32))
+  mouth = cv2.boundingRect(
+    hopper.landmarks[list(render.UPPER_OUTER + render.LOWER_OUTER)].astype(np.float32)
+  )
   x, y, w, h = mouth
   diff = np.abs(frame.astype(int) - hopper.image.astype(int))
-  diff[y - 3:y + h + 3, x - 3:x + w + 3] = 0
+  diff[y - 3 : y + h + 3, x - 3 : x + w + 3] = 0
   assert diff.max() <= 1
 
 
@@ -190,8 +240,9 @@ def test_jaw_opens_and_closure_closes_the_lips(hopper):
 
 def test_open_mouth_is_dark_inside(hopper):
   renderer = render.FrameRenderer(hopper.image, hopper.landmarks)
-  frame, landmarks = renderer.render(np.array([1.0, 0.9, 0.0, 0.0, 0.0]),
-                                     np.array([0.0, 1.0, 0.0, 0.0]))
+  frame, landmarks = renderer.render(
+    np.array([1.0, 0.9, 0.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0, 0.0])
+  )
   center = np.round(0.5 * (landmarks[13] + landmarks[14]) + 0.3 * (landmarks[14] - landmarks[13]))
   x, y = center.astype(int)
   lips = frame[int(landmarks[17][1]), int(landmarks[17][0])].astype(float).mean()
@@ -211,19 +262,33 @@ def test_mouth_paint_takes_the_skin_colour():
 
 # --- the generated set ---------------------------------------------------------------------------
 
+
 def test_splits_hold_whole_people_out_of_training():
   # The built-in faces: six people, the carphone man in two photos, three variants each.
   photos = [name for name, _ in faces.builtin_photos()]
-  assert photos == ['astronaut', 'hopper', 'takeo', 'breakingbad-left', 'breakingbad-right',
-                    'carphone10', 'carphone75']
+  assert photos == [
+    'astronaut',
+    'hopper',
+    'takeo',
+    'breakingbad-left',
+    'breakingbad-right',
+    'carphone10',
+    'carphone75',
+  ]
   person_of = {f'{photo}-{v}': faces.builtin_person(photo) for photo in photos for v in range(3)}
   split_of = dataset.assign_splits(person_of, dataset.Settings())
   assert set(split_of) == set(person_of)
-  people = {split: {person_of[s] for s, sp in split_of.items() if sp == split}
-            for split in dataset.SPLITS}
+  people = {
+    split: {person_of[s] for s, sp in split_of.items() if sp == split} for split in dataset.SPLITS
+  }
   assert people['train'].isdisjoint(people['val'] | people['test'])
-  assert people['train'] == {'astronaut', 'hopper', 'takeo', 'breakingbad-left',
-                             'breakingbad-right'} and people['test'] == {'carphone'}
+  assert people['train'] == {
+    'astronaut',
+    'hopper',
+    'takeo',
+    'breakingbad-left',
+    'breakingbad-right',
+  } and people['test'] == {'carphone'}
   assert list(split_of.values()).count('val') == 2 and list(split_of.values()).count('test') == 4
   with pytest.raises(ValueError, match='keep one person for training'):
     dataset.assign_splits({'a-0': 'a', 'b-0': 'b'}, dataset.Settings())
@@ -259,14 +324,15 @@ def test_same_seed_same_bytes_and_landmarks(generated, tmp_path):
       digests = [hashlib.sha256(open(p, 'rb').read()).hexdigest() for p in paths]
       assert digests[0] == digests[1], paths
   row = _manifest(generated)[0]
-  gaps = [_measured_gaps(_read_video(os.path.join(d, row['path'])))
-          for d in (generated, again)]
+  gaps = [_measured_gaps(_read_video(os.path.join(d, row['path']))) for d in (generated, again)]
   np.testing.assert_array_equal(gaps[0], gaps[1])
   other = dataclasses.replace(SMALL, seed=8, words=(row['label'],))
   third = str(tmp_path / 'other_seed')
   dataset.generate(third, other, workers=1)
-  assert open(os.path.join(third, row['path']), 'rb').read() != open(
-      os.path.join(generated, row['path']), 'rb').read()
+  assert (
+    open(os.path.join(third, row['path']), 'rb').read()
+    != open(os.path.join(generated, row['path']), 'rb').read()
+  )
 
 
 def test_facemesh_follows_the_rendered_mouth(generated):
@@ -276,8 +342,9 @@ def test_facemesh_follows_the_rendered_mouth(generated):
     measured = _measured_gaps(_read_video(os.path.join(generated, row['path'])))
     assert np.isfinite(measured).mean() >= 0.99, row
     clip = _rerender(generated, row, SMALL)
-    assert (clip.start, clip.end) == pytest.approx((float(row['start']), float(row['end'])),
-                                                   abs=0.006)
+    assert (clip.start, clip.end) == pytest.approx(
+      (float(row['start']), float(row['end'])), abs=0.006
+    )
     r = np.corrcoef(clip.lip_gap, measured)[0, 1]
     assert r >= 0.8, (row, r)
 
@@ -304,8 +371,9 @@ def test_mouth_moves_only_inside_the_speech_interval(generated):
 
 
 def test_extraction_pipeline_reads_the_manifest(generated, tmp_path):
-  report = pipeline.run(os.path.join(generated, 'manifest.csv'), str(tmp_path / 'data'),
-                        workers=1, progress=False)
+  report = pipeline.run(
+    os.path.join(generated, 'manifest.csv'), str(tmp_path / 'data'), workers=1, progress=False
+  )
   assert report['written'] == 21 and report['failed'] == 0
   for split, stats in report['splits'].items():
     assert stats['face_detection_rate'] >= 0.99, split
@@ -322,10 +390,31 @@ def test_photo_without_face_is_reported_and_skipped(tmp_path):
   cv2.imwrite(str(faces_dir / 'wall.png'), gradient)
   out_dir = tmp_path / 'out'
   result = subprocess.run(
-      [sys.executable, '-m', 'extraction.synthetic', 'generate', '--out', str(out_dir),
-       '--faces', str(faces_dir), '--words', 'BAT', '--variants', '1',
-       '--clips-per-speaker', '1', '--val-speakers', '1', '--test-speakers', '1'],
-      cwd=REPO, capture_output=True, text=True, timeout=300)
+    [
+      sys.executable,
+      '-m',
+      'extraction.synthetic',
+      'generate',
+      '--out',
+      str(out_dir),
+      '--faces',
+      str(faces_dir),
+      '--words',
+      'BAT',
+      '--variants',
+      '1',
+      '--clips-per-speaker',
+      '1',
+      '--val-speakers',
+      '1',
+      '--test-speakers',
+      '1',
+    ],
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
   assert result.returncode == 0, result.stderr[-2000:]
   assert 'skipped: wall: FaceMesh found no face' in result.stderr
   assert 'wrote 3 clips' in result.stdout
@@ -336,23 +425,44 @@ def test_photo_without_face_is_reported_and_skipped(tmp_path):
 
 
 def test_cli_rejects_bad_input(tmp_path):
-  assert synthetic_cli.main(['generate', '--out', str(tmp_path / 'x'), '--faces',
-                             str(tmp_path / 'missing')]) == 1
+  assert (
+    synthetic_cli.main(
+      ['generate', '--out', str(tmp_path / 'x'), '--faces', str(tmp_path / 'missing')]
+    )
+    == 1
+  )
   with pytest.raises(SystemExit):
     synthetic_cli.main(['generate', '--out', str(tmp_path / 'x'), '--rate-range', '2,1'])
 
 
 def test_contact_sheet(tmp_path):
   path = str(tmp_path / 'sheet.png')
-  assert synthetic_cli.main(['contact-sheet', '--out', path, '--rows', '2', '--words', 'BAT',
-                             '--variants', '1', '--seed', '7']) == 0
+  assert (
+    synthetic_cli.main(
+      [
+        'contact-sheet',
+        '--out',
+        path,
+        '--rows',
+        '2',
+        '--words',
+        'BAT',
+        '--variants',
+        '1',
+        '--seed',
+        '7',
+      ]
+    )
+    == 0
+  )
   sheet = cv2.imread(path)
   assert sheet.shape[0] == 2 * 128 and sheet.shape[1] > 5 * 128
 
 
 @pytest.mark.slow
 def test_demo_dataset_builds_in_five_minutes(tmp_path):
-  from extraction import demo  # pylint: disable=g-import-not-at-top
+  from extraction import demo
+
   began = time.time()
   demo.build_demo_dataset(str(tmp_path / 'demo'), workers=2)
   assert time.time() - began < 300

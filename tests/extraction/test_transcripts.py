@@ -9,7 +9,7 @@ from extraction import transcripts
 def test_lrw_duration_is_centred_in_the_clip():
   t = transcripts.parse('Text:  ABOUT\nConf:  4\nDuration: 0.420000 seconds\n\nWORD START END\n')
   assert t.text == 'ABOUT'
-  (start, end), = t.speech_intervals(1.16)
+  ((start, end),) = t.speech_intervals(1.16)
   assert start == pytest.approx(0.37) and end == pytest.approx(0.79)
 
 
@@ -19,7 +19,9 @@ def test_start_end_pairs_give_several_intervals():
   assert t.speech_intervals(10.0) == ((0.2, 0.4), (0.6, 0.8))
 
 
-@pytest.mark.parametrize('text, message', [
+@pytest.mark.parametrize(
+  'text, message',
+  [
     ('Text: A\nStart: zero\n', 'f.txt:2: expected a time in seconds'),
     ('Text: A\nEnd: 1\n', 'f.txt:2: End without a preceding Start'),
     ('Text: A\nStart: 1\nEnd: 0.5\n', 'f.txt:3: End 0.5 is not after Start 1.0'),
@@ -27,7 +29,8 @@ def test_start_end_pairs_give_several_intervals():
     ('Text: A\nColour: red\n', "f.txt:2: unknown key 'Colour'"),
     ('Text: A\n', 'f.txt: no Duration and no Start/End'),
     ('Text: A\nDuration: 0.3\nStart: 0.1\nEnd: 0.2\n', 'f.txt: both Duration and Start/End'),
-])
+  ],
+)
 def test_malformed_transcripts_name_file_and_line(text, message):
   with pytest.raises(transcripts.TranscriptError, match=message.replace('.', r'\.')):
     transcripts.parse(text, source='f.txt')

@@ -6,11 +6,10 @@ import sys
 import textwrap
 
 import cv2
+from extraction_media import carphone_path
 import numpy as np
 
-from extraction import clip as clip_lib
 from extraction import video
-from extraction_media import carphone_path
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -39,12 +38,14 @@ def _window_by_decoding_everything(path, fps, length, first_of):
   frames, source_fps = video.read_frames(path)
   index = video.resample_indices(len(frames), source_fps, fps)
   first = first_of(len(index))
-  return frames[index][first:first + length], first, len(index)
+  return frames[index][first : first + length], first, len(index)
 
 
 def test_window_equals_decoding_everything_at_every_rate(tmp_path):
   frames = _carphone_frames()
-  paths = [carphone_path()] + [_write(str(tmp_path / f'{fps}.mp4'), frames, fps) for fps in (12, 25, 50)]
+  paths = [carphone_path()] + [
+    _write(str(tmp_path / f'{fps}.mp4'), frames, fps) for fps in (12, 25, 50)
+  ]
   for path in paths:
     for target_fps, centre in ((25.0, 0.3), (25.0, 0.5), (30.0, 0.9)):
       first_of = lambda n, c=centre: max(0, min(int(c * n) - 14, n - 29))
@@ -58,7 +59,7 @@ def test_a_container_that_miscounts_its_frames_is_read_again_with_the_true_count
   full = _write(str(tmp_path / 'full.avi'), _carphone_frames(), 25, fourcc='MJPG')
   cut = str(tmp_path / 'cut.avi')
   with open(full, 'rb') as f, open(cut, 'wb') as g:
-    g.write(f.read()[:int(0.7 * os.path.getsize(full))])  # the header still says 120 frames
+    g.write(f.read()[: int(0.7 * os.path.getsize(full))])  # the header still says 120 frames
   assert cv2.VideoCapture(cut).get(cv2.CAP_PROP_FRAME_COUNT) == 120
   asked = []
   first_of = lambda n: asked.append(n) or n - 29  # the last 29 frames: wrong if the count is
@@ -71,9 +72,10 @@ def test_a_container_that_miscounts_its_frames_is_read_again_with_the_true_count
 def test_memory_does_not_grow_with_the_video_length(tmp_path):
   """Extracts 1 s of speech from a 5 s and a 20 s 640x360 video: peak RSS must not grow by 15 s of frames."""
   frames = _carphone_frames()
-  short, long = (_write(str(tmp_path / f'{s}s.mp4'), frames, 25, size=(360, 640), count=25 * s)
-                 for s in (5, 20))
-  script = textwrap.dedent(f'''
+  short, long = (
+    _write(str(tmp_path / f'{s}s.mp4'), frames, 25, size=(360, 640), count=25 * s) for s in (5, 20)
+  )
+  script = textwrap.dedent(f"""
       import resource
       from extraction import clip, facemesh
       with facemesh.FaceMeshTracker() as tracker:
@@ -81,9 +83,15 @@ def test_memory_does_not_grow_with_the_video_length(tmp_path):
           arrays = clip.extract_clip(path, tracker, clip.Settings(), intervals=[(2.0, 3.0)])
           assert arrays.landmarks.shape[0] == 29 and arrays.face_mask.all()
           print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)  # KiB on Linux
-  ''')
-  result = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True,
-                          timeout=120, cwd=REPO, env={**os.environ, 'PYTHONPATH': REPO})
+  """)
+  result = subprocess.run(
+    [sys.executable, '-c', script],
+    capture_output=True,
+    text=True,
+    timeout=120,
+    cwd=REPO,
+    env={**os.environ, 'PYTHONPATH': REPO},
+  )
   assert result.returncode == 0, result.stderr[-2000:]
   peak_short, peak_long = (int(line) / 1024 for line in result.stdout.split())
   frame_mb = 360 * 640 * 3 / 2**20

@@ -25,8 +25,9 @@ def checkpoint_dir(workdir, which, step):
 
 def checkpoint_params(workdir, which, step):
   """The parameter leaves of checkpoints/{which}/{step}."""
-  state = ocp.StandardCheckpointer().restore(os.path.join(checkpoint_dir(workdir, which, step),
-                                                          'state'))
+  state = ocp.StandardCheckpointer().restore(
+    os.path.join(checkpoint_dir(workdir, which, step), 'state')
+  )
   return [np.asarray(x) for x in jax.tree.leaves(state['params'])]
 
 
@@ -38,6 +39,9 @@ def checkpoint_progress(workdir, which, step):
 
 def latest(workdir):
   """(parameter leaves, progress record) of the newest checkpoint in checkpoints/latest."""
-  step = max(int(name) for name in os.listdir(os.path.join(workdir, 'checkpoints', 'latest'))
-             if name.isdigit())
+  step = max(
+    int(name)
+    for name in os.listdir(os.path.join(workdir, 'checkpoints', 'latest'))
+    if name.isdigit()
+  )
   return checkpoint_params(workdir, 'latest', step), checkpoint_progress(workdir, 'latest', step)

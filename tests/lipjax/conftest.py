@@ -32,11 +32,18 @@ def synthetic_example(rng, label: int, speaker: str, video_id: str) -> dict:
   au = np.clip(0.3 + 0.1 * label + rng.normal(0, 0.1, (length, schema.NUM_AU)), 0, 1)
   geometry = np.clip(0.5 + rng.normal(0, 0.1, (length, schema.NUM_GEOMETRY)), 0, 1)
   speech = np.zeros(length)
-  speech[1:length - 1] = 1
+  speech[1 : length - 1] = 1
   return schema.pad_example(
-      landmarks=landmarks.astype(np.float32), au=au, geometry=geometry,
-      face_mask=np.ones(length), speech_mask=speech, label=label, speaker=speaker,
-      video_id=video_id, max_frames=MAX_FRAMES)
+    landmarks=landmarks.astype(np.float32),
+    au=au,
+    geometry=geometry,
+    face_mask=np.ones(length),
+    speech_mask=speech,
+    label=label,
+    speaker=speaker,
+    video_id=video_id,
+    max_frames=MAX_FRAMES,
+  )
 
 
 def write_synthetic_dataset(data_dir: str, seed: int = 0) -> schema.DatasetMeta:
@@ -45,12 +52,18 @@ def write_synthetic_dataset(data_dir: str, seed: int = 0) -> schema.DatasetMeta:
   examples = {}
   for split, size in SPLIT_SIZES.items():
     examples[split] = [
-        synthetic_example(rng, i % len(CLASS_NAMES), f'spk{i % 4}', f'{split}_{i:03d}')
-        for i in range(size)]
+      synthetic_example(rng, i % len(CLASS_NAMES), f'spk{i % 4}', f'{split}_{i:03d}')
+      for i in range(size)
+    ]
   senders, receivers = graphs.ring_edges(schema.NUM_NODES)
-  meta = schema.DatasetMeta.for_roi(class_names=CLASS_NAMES, max_frames=MAX_FRAMES, fps=25.0,
-                                    senders=senders, receivers=receivers,
-                                    extraction={'source': 'tests/lipjax/conftest.py'})
+  meta = schema.DatasetMeta.for_roi(
+    class_names=CLASS_NAMES,
+    max_frames=MAX_FRAMES,
+    fps=25.0,
+    senders=senders,
+    receivers=receivers,
+    extraction={'source': 'tests/lipjax/conftest.py'},
+  )
   shards.write_dataset(data_dir, examples, meta, num_shards=2)
   return schema.DatasetMeta.load(data_dir)
 
@@ -61,7 +74,8 @@ def compilation_cache(tmp_path_factory):
 
   LIPJAX_TEST_XLA_CACHE names a folder to keep it across sessions (experiments/mutants.py).
   """
-  import jax  # pylint: disable=g-import-not-at-top
+  import jax
+
   cache_dir = os.environ.get('LIPJAX_TEST_XLA_CACHE') or str(tmp_path_factory.mktemp('xla_cache'))
   jax.config.update('jax_compilation_cache_dir', cache_dir)
   jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.0)
@@ -80,7 +94,8 @@ def dataset(tmp_path_factory):
 @pytest.fixture()
 def test_config(dataset):
   """configs/test.py pointed at the synthetic data set."""
-  from configs import test as test_config_lib  # pylint: disable=g-import-not-at-top
+  from configs import test as test_config_lib
+
   config = test_config_lib.get_config()
   config.data_dir = dataset[0]
   return config
@@ -92,7 +107,8 @@ def learned_config(data_dir: str):
   Rest centring would remove the words' AU offsets and the time augmentations
   blur their rhythm; without them the tiny model separates most val clips.
   """
-  from configs import test as test_config_lib  # pylint: disable=g-import-not-at-top
+  from configs import test as test_config_lib
+
   config = test_config_lib.get_config()
   config.data_dir = data_dir
   config.model.centre = 'none'
@@ -121,15 +137,20 @@ def train_then_unlearn(config, workdir: str) -> dict:
   of the first run's evaluations with a wide margin for rounding differences.
   Returns the workdir, best and latest steps and the metrics records.
   """
-  from lipjax import train  # pylint: disable=g-import-not-at-top
+  from lipjax import train
+
   train.train_and_evaluate(config, workdir)
   config.num_train_steps += UNLEARN_STEPS
   config.learning_rate = -0.05
   train.train_and_evaluate(config, workdir)
   records = read_metrics(workdir)
   (best_step,) = checkpoint_steps(workdir, 'best')
-  return {'workdir': workdir, 'best_step': best_step,
-          'latest_step': checkpoint_steps(workdir, 'latest')[-1], 'records': records}
+  return {
+    'workdir': workdir,
+    'best_step': best_step,
+    'latest_step': checkpoint_steps(workdir, 'latest')[-1],
+    'records': records,
+  }
 
 
 @pytest.fixture(scope='session')
@@ -163,10 +184,13 @@ def carphone_run(tmp_path_factory):
   extraction report), workdir, best_step, latest_step, records, intervals,
   splits (clip numbers per split), word (clip number -> label).
   """
-  import cv2  # pylint: disable=g-import-not-at-top
-  import shutil  # pylint: disable=g-import-not-at-top
-  from extraction import pipeline  # pylint: disable=g-import-not-at-top
-  from extraction.synthetic.faces import carphone_path  # pylint: disable=g-import-not-at-top
+  import shutil
+
+  import cv2
+
+  from extraction import pipeline
+  from extraction.synthetic.faces import carphone_path
+
   root = tmp_path_factory.mktemp('carphone')
   videos = root / 'videos'
   videos.mkdir()
@@ -176,8 +200,9 @@ def carphone_run(tmp_path_factory):
       shutil.copy(carphone_path(), videos / f'clip{k:02d}.mp4')
       start, end = CARPHONE_INTERVALS[k]
       rows.append(f'videos/clip{k:02d}.mp4,{carphone_word(k)},{split},s{k % 3},{start},{end}')
-  writer = cv2.VideoWriter(str(videos / 'blank.mp4'), cv2.VideoWriter_fourcc(*'mp4v'), 25,
-                           (176, 144))
+  writer = cv2.VideoWriter(
+    str(videos / 'blank.mp4'), cv2.VideoWriter_fourcc(*'mp4v'), 25, (176, 144)
+  )
   for _ in range(100):  # 4 s, as long as carphone, so any cut of it fits
     writer.write(np.full((144, 176, 3), 90, np.uint8))
   writer.release()
@@ -188,5 +213,12 @@ def carphone_run(tmp_path_factory):
   assert report['written'] == 14 and report['failed'] == 1, report
   run = train_then_unlearn(learned_config(data_dir), str(root / 'workdir'))
   assert run['best_step'] <= LEARN_STEPS < run['latest_step'], run
-  return dict(run, root=root, data_dir=data_dir, report=report,
-              intervals=CARPHONE_INTERVALS, splits=CARPHONE_SPLITS, word=carphone_word)
+  return dict(
+    run,
+    root=root,
+    data_dir=data_dir,
+    report=report,
+    intervals=CARPHONE_INTERVALS,
+    splits=CARPHONE_SPLITS,
+    word=carphone_word,
+  )

@@ -3,12 +3,10 @@
 import os
 import sys
 
-import pytest
-
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(REPO, 'experiments'))
 
-import bench_gpu  # pylint: disable=g-import-not-at-top,wrong-import-position
+import bench_gpu
 
 
 def test_cost_analysis_flops_from_a_dict_or_a_list_of_dicts():
@@ -18,9 +16,27 @@ def test_cost_analysis_flops_from_a_dict_or_a_list_of_dicts():
 
 
 def test_tiny_run_measures_every_row(monkeypatch):
-  monkeypatch.setattr(sys, 'argv', [
-      'bench_gpu.py', '--configs', 'small', '--batch_sizes', '2', '--dtypes', 'bfloat16',
-      '--frames', '6', '--matmul_size', '64', '--min_seconds', '0.01', '--max_steps', '2'])
+  monkeypatch.setattr(
+    sys,
+    'argv',
+    [
+      'bench_gpu.py',
+      '--configs',
+      'small',
+      '--batch_sizes',
+      '2',
+      '--dtypes',
+      'bfloat16',
+      '--frames',
+      '6',
+      '--matmul_size',
+      '64',
+      '--min_seconds',
+      '0.01',
+      '--max_steps',
+      '2',
+    ],
+  )
   rows = bench_gpu.main()
   assert [(r['dtype'], r['batch']) for r in rows] == [('bfloat16', 2)]
   for row in rows:

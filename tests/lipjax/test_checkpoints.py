@@ -17,7 +17,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 # Trains configs/test.py for 8 steps (checkpoints every 2) and SIGKILLs itself at one point:
 # 'write:S' inside the orbax write of the latest checkpoint of step S (its files half
 # written, not yet committed), or 'step:S' just before training step S.
-KILLED_RUN = textwrap.dedent('''
+KILLED_RUN = textwrap.dedent("""
     import os, signal, sys
     from configs import test
     from lipjax import input_pipeline, train
@@ -48,11 +48,10 @@ KILLED_RUN = textwrap.dedent('''
     config = test.get_config()
     config.data_dir, config.num_train_steps, config.eval_every_steps = sys.argv[1], 8, 4
     train.train_and_evaluate(config, sys.argv[2])
-''')
+""")
 
 
-def test_kills_during_a_write_and_at_random_steps_resume_to_the_same_params(
-    test_config, tmp_path):
+def test_kills_during_a_write_and_at_random_steps_resume_to_the_same_params(test_config, tmp_path):
   test_config.num_train_steps, test_config.eval_every_steps = 8, 4
   straight = str(tmp_path / 'straight')
   train.train_and_evaluate(test_config, straight)
@@ -64,12 +63,21 @@ def test_kills_during_a_write_and_at_random_steps_resume_to_the_same_params(
   kill_points = ['write:4', f'step:{rng.randint(5, 6)}', f'step:{rng.randint(7, 8)}']
   committed = []
   for point in kill_points:
-    result = subprocess.run([sys.executable, str(script), test_config.data_dir, workdir, point],
-                            cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO),
-                            capture_output=True, text=True, timeout=240, check=False)
+    result = subprocess.run(
+      [sys.executable, str(script), test_config.data_dir, workdir, point],
+      cwd=REPO,
+      env=dict(os.environ, PYTHONPATH=REPO),
+      capture_output=True,
+      text=True,
+      timeout=240,
+      check=False,
+    )
     assert result.returncode == -9, (point, result.stderr[-3000:])
-    committed.append(sorted(int(s) for s in os.listdir(os.path.join(
-        workdir, 'checkpoints', 'latest')) if s.isdigit()))
+    committed.append(
+      sorted(
+        int(s) for s in os.listdir(os.path.join(workdir, 'checkpoints', 'latest')) if s.isdigit()
+      )
+    )
   # The write killed at step 4 left step 2 as the newest complete checkpoint; each later
   # run resumed from the newest one and got further.
   assert committed[0] == [2]

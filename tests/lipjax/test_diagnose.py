@@ -21,13 +21,26 @@ def write_metrics(workdir, train_loss, val_loss, train_accuracy, val_accuracy):
   os.makedirs(workdir, exist_ok=True)
   with open(os.path.join(workdir, 'metrics.jsonl'), 'w') as f:
     for i, step in enumerate(STEPS):
-      f.write(json.dumps({
-          'step': int(step), 'epoch': step / 10, 'train_loss': float(train_loss[i]),
-          'train_accuracy': float(train_accuracy[i]), 'val_loss': float(val_loss[i]),
-          'val_accuracy': float(val_accuracy[i]), 'val_macro_f1': float(val_accuracy[i]) * 0.95,
-          'val_top5': min(1.0, float(val_accuracy[i]) + 0.2), 'val_examples': 200,
-          'learning_rate': 1e-3, 'steps_per_sec': 5.0, 'devices': 1,
-          'examples_per_sec': 160.0}) + '\n')
+      f.write(
+        json.dumps(
+          {
+            'step': int(step),
+            'epoch': step / 10,
+            'train_loss': float(train_loss[i]),
+            'train_accuracy': float(train_accuracy[i]),
+            'val_loss': float(val_loss[i]),
+            'val_accuracy': float(val_accuracy[i]),
+            'val_macro_f1': float(val_accuracy[i]) * 0.95,
+            'val_top5': min(1.0, float(val_accuracy[i]) + 0.2),
+            'val_examples': 200,
+            'learning_rate': 1e-3,
+            'steps_per_sec': 5.0,
+            'devices': 1,
+            'examples_per_sec': 160.0,
+          }
+        )
+        + '\n'
+      )
   return str(workdir)
 
 
@@ -48,8 +61,12 @@ def evidence_of(workdir, num_classes=10):
 def test_healthy_run(tmp_path):
   # 10 words: both losses fall together, val accuracy tracks train accuracy to ~0.8.
   workdir = write_metrics(
-      tmp_path / 'healthy', decay(2.3, 0.95) + jitter(0, 0.01), decay(2.25, 0.72) + jitter(1, 0.01),
-      decay(0.1, 0.78, 3.0) + jitter(2, 0.01), decay(0.1, 0.81, 3.0) + jitter(3, 0.01))
+    tmp_path / 'healthy',
+    decay(2.3, 0.95) + jitter(0, 0.01),
+    decay(2.25, 0.72) + jitter(1, 0.01),
+    decay(0.1, 0.78, 3.0) + jitter(2, 0.01),
+    decay(0.1, 0.81, 3.0) + jitter(3, 0.01),
+  )
   e = evidence_of(workdir)
   assert e['verdict'] == diagnose.VERDICT_HEALTHY
   assert not e['loss_diverging'] and not e['gap_too_large'] and not e['near_chance']
@@ -60,12 +77,15 @@ def test_healthy_run(tmp_path):
 def test_overfitting_run(tmp_path):
   # Train loss keeps falling to ~0; val loss bottoms out at step 800 then climbs; val accuracy
   # peaks at step 1000 and sags while train accuracy reaches 1.
-  val_loss = np.array([2.1, 1.8, 1.6, 1.42, 1.45, 1.5, 1.58, 1.67, 1.78, 1.9, 2.0, 2.12, 2.25,
-                       2.37, 2.5])
-  val_accuracy = np.array([0.2, 0.31, 0.4, 0.48, 0.52, 0.51, 0.5, 0.49, 0.5, 0.48, 0.47, 0.47,
-                           0.46, 0.46, 0.45])
-  workdir = write_metrics(tmp_path / 'overfit', decay(2.2, 0.03, 5.0), val_loss,
-                          decay(0.15, 1.0, 5.0), val_accuracy)
+  val_loss = np.array(
+    [2.1, 1.8, 1.6, 1.42, 1.45, 1.5, 1.58, 1.67, 1.78, 1.9, 2.0, 2.12, 2.25, 2.37, 2.5]
+  )
+  val_accuracy = np.array(
+    [0.2, 0.31, 0.4, 0.48, 0.52, 0.51, 0.5, 0.49, 0.5, 0.48, 0.47, 0.47, 0.46, 0.46, 0.45]
+  )
+  workdir = write_metrics(
+    tmp_path / 'overfit', decay(2.2, 0.03, 5.0), val_loss, decay(0.15, 1.0, 5.0), val_accuracy
+  )
   e = evidence_of(workdir)
   assert e['verdict'] == diagnose.VERDICT_OVERFITTING
   assert e['loss_diverging'] and e['gap_too_large']
@@ -84,8 +104,9 @@ def test_overfitting_run(tmp_path):
 def test_val_loss_divergence_alone_is_overfitting(tmp_path):
   # Accuracies stay close, but val loss climbs 25% from its minimum while train loss falls.
   val_loss = np.concatenate([decay(2.2, 1.0)[:8], np.linspace(1.05, 1.3, 7)])
-  workdir = write_metrics(tmp_path / 'diverge', decay(2.3, 0.6), val_loss,
-                          decay(0.1, 0.7, 3.0), decay(0.1, 0.66, 3.0))
+  workdir = write_metrics(
+    tmp_path / 'diverge', decay(2.3, 0.6), val_loss, decay(0.1, 0.7, 3.0), decay(0.1, 0.66, 3.0)
+  )
   e = evidence_of(workdir)
   assert not e['gap_too_large'] and e['loss_diverging']
   assert e['verdict'] == diagnose.VERDICT_OVERFITTING
@@ -95,8 +116,9 @@ def test_one_late_val_loss_spike_is_not_overfitting(tmp_path):
   # A single noisy last evaluation is not a trend (needs MIN_EVALS_AFTER_MIN after the minimum).
   val_loss = decay(2.25, 0.72)
   val_loss[-1] = val_loss[-2] * 1.3
-  workdir = write_metrics(tmp_path / 'spike', decay(2.3, 0.95), val_loss,
-                          decay(0.1, 0.78, 3.0), decay(0.1, 0.8, 3.0))
+  workdir = write_metrics(
+    tmp_path / 'spike', decay(2.3, 0.95), val_loss, decay(0.1, 0.78, 3.0), decay(0.1, 0.8, 3.0)
+  )
   e = evidence_of(workdir)
   assert e['evals_after_val_loss_min'] == 1 and not e['loss_diverging']
   assert e['verdict'] == diagnose.VERDICT_HEALTHY
@@ -105,8 +127,12 @@ def test_one_late_val_loss_spike_is_not_overfitting(tmp_path):
 def test_not_learning_run(tmp_path):
   # 10 words: losses hover at ln(10), accuracies at chance.
   workdir = write_metrics(
-      tmp_path / 'flat', 2.30 + jitter(4, 0.005), 2.303 + jitter(5, 0.004),
-      0.1 + jitter(6, 0.015), 0.1 + jitter(7, 0.012))
+    tmp_path / 'flat',
+    2.30 + jitter(4, 0.005),
+    2.303 + jitter(5, 0.004),
+    0.1 + jitter(6, 0.015),
+    0.1 + jitter(7, 0.012),
+  )
   e = evidence_of(workdir)
   assert e['verdict'] == diagnose.VERDICT_NOT_LEARNING
   assert e['near_chance'] and e['chance'] == pytest.approx(0.1)
@@ -115,8 +141,12 @@ def test_not_learning_run(tmp_path):
 
 def test_memorising_train_set_at_chance_val_is_overfitting(tmp_path):
   workdir = write_metrics(
-      tmp_path / 'memorise', decay(1.1, 0.02, 5.0), 1.1 + np.linspace(0, 1.5, 15),
-      decay(0.33, 1.0, 5.0), 0.33 + jitter(8, 0.02))
+    tmp_path / 'memorise',
+    decay(1.1, 0.02, 5.0),
+    1.1 + np.linspace(0, 1.5, 15),
+    decay(0.33, 1.0, 5.0),
+    0.33 + jitter(8, 0.02),
+  )
   e = evidence_of(workdir, num_classes=3)
   assert e['near_chance'] and e['gap_too_large']
   assert e['verdict'] == diagnose.VERDICT_OVERFITTING
@@ -136,31 +166,57 @@ def test_metrics_errors_name_the_file_and_line(tmp_path):
 
 
 def test_top_confusions_orders_off_diagonal_cells():
-  confusion = np.array([[5, 3, 0],
-                        [1, 6, 0],
-                        [0, 4, 2]])
+  confusion = np.array([[5, 3, 0], [1, 6, 0], [0, 4, 2]])
   pairs = diagnose.top_confusions(confusion, ['bat', 'pat', 'moon'])
   assert [(p['true'], p['predicted'], p['count']) for p in pairs] == [
-      ('moon', 'pat', 4), ('bat', 'pat', 3), ('pat', 'bat', 1)]
+    ('moon', 'pat', 4),
+    ('bat', 'pat', 3),
+    ('pat', 'bat', 1),
+  ]
   assert pairs[0]['share_of_true'] == pytest.approx(4 / 6)
   assert pairs[1]['reverse_count'] == 1
 
 
 def test_parameter_counts_by_module():
-  params = {'encoder': {'dense': {'kernel': np.zeros((3, 4)), 'bias': np.zeros(4)},
-                        'norm': {'scale': np.zeros(4)}},
-            'classifier': {'kernel': np.zeros((4, 2)), 'bias': np.zeros(2)}}
+  params = {
+    'encoder': {
+      'dense': {'kernel': np.zeros((3, 4)), 'bias': np.zeros(4)},
+      'norm': {'scale': np.zeros(4)},
+    },
+    'classifier': {'kernel': np.zeros((4, 2)), 'bias': np.zeros(2)},
+  }
   assert models.parameter_counts(params) == [
-      ('encoder', 20), ('encoder/dense', 16), ('encoder/norm', 4), ('classifier', 10)]
+    ('encoder', 20),
+    ('encoder/dense', 16),
+    ('encoder/norm', 4),
+    ('classifier', 10),
+  ]
 
 
 def test_dataset_facts_find_shared_speakers_and_skips():
-  report = {'classes': ['bat', 'pat'], 'splits': {
-      'train': {'written': 3, 'per_class': {'bat': 2, 'pat': 1}, 'speakers': ['a', 'b'],
-                'speech_fraction': 0.6, 'face_detection_rate': 0.99, 'cut_to_max_frames': 1,
-                'skipped': [{'video_id': 'x', 'reason': 'face found in 2/29 frames'}]},
-      'val': {'written': 1, 'per_class': {'pat': 1}, 'speakers': ['b'], 'speech_fraction': 0.5,
-              'face_detection_rate': 1.0, 'cut_to_max_frames': 0, 'skipped': []}}}
+  report = {
+    'classes': ['bat', 'pat'],
+    'splits': {
+      'train': {
+        'written': 3,
+        'per_class': {'bat': 2, 'pat': 1},
+        'speakers': ['a', 'b'],
+        'speech_fraction': 0.6,
+        'face_detection_rate': 0.99,
+        'cut_to_max_frames': 1,
+        'skipped': [{'video_id': 'x', 'reason': 'face found in 2/29 frames'}],
+      },
+      'val': {
+        'written': 1,
+        'per_class': {'pat': 1},
+        'speakers': ['b'],
+        'speech_fraction': 0.5,
+        'face_detection_rate': 1.0,
+        'cut_to_max_frames': 0,
+        'skipped': [],
+      },
+    },
+  }
   facts = diagnose.dataset_facts(report)
   assert facts['splits']['val']['per_class'] == {'bat': 0, 'pat': 1}
   assert facts['speaker_overlaps'] == {'train/val': ['b']} and not facts['speaker_disjoint']
@@ -168,12 +224,14 @@ def test_dataset_facts_find_shared_speakers_and_skips():
 
 
 def test_consistency_flags_an_ablated_graph_and_mask(dataset):
-  from lipjax import graphs  # pylint: disable=g-import-not-at-top
+  from lipjax import graphs
+
   _, meta = dataset
   model_config = {'edges': 'knn_index', 'knn_k': 4, 'mask_mode': 'none'}
   edges = graphs.edges_for(meta, 'knn_index', 4)
-  checks = {c['check']: c for c in diagnose.consistency_checks(model_config, meta, meta, edges,
-                                                                None)}
+  checks = {
+    c['check']: c for c in diagnose.consistency_checks(model_config, meta, meta, edges, None)
+  }
   assert not checks['config model.edges']['ok']
   assert not checks['model graph == workdir dataset_meta senders/receivers']['ok']
   assert checks['workdir dataset_meta == data set metadata']['ok']
@@ -193,14 +251,16 @@ def test_diagnose_a_trained_workdir_end_to_end(learned):
   assert e['val_accuracy_peak'] == pytest.approx(max(r['val_accuracy'] for r in records))
   assert e['final_val_accuracy'] == pytest.approx(records[-1]['val_accuracy'])
   assert e['val_accuracy_drop_from_peak'] == pytest.approx(
-      e['val_accuracy_peak'] - records[-1]['val_accuracy'])
+    e['val_accuracy_peak'] - records[-1]['val_accuracy']
+  )
   assert not e['near_chance']  # it did learn: the peak is far above 1/3
 
   with open(result['report_path']) as f:
     report = f.read()
   assert f'**Verdict: {e["verdict"]}** after 7 evaluations' in report
-  assert f'val accuracy peaked at {e["val_accuracy_peak"]:.3f} at step ' \
-         f'{learned["best_step"]}' in report
+  assert (
+    f'val accuracy peaked at {e["val_accuracy_peak"]:.3f} at step {learned["best_step"]}' in report
+  )
   assert f'final train-val accuracy gap {e["final_accuracy_gap"]:+.3f}' in report
   assert f'best checkpoint, step {learned["best_step"]}' in report
   assert re.search(r'\| BiLSTM_0 \| [\d,]+ \|', report) and '| **total** |' in report
@@ -210,8 +270,10 @@ def test_diagnose_a_trained_workdir_end_to_end(learned):
   evaluation = result['evaluation']
   assert evaluation['split'] == 'val' and evaluation['examples'] == 13
   assert evaluation['step'] == learned['best_step']
-  assert evaluation['accuracy'] == records[[r['step'] for r in records].index(
-      learned['best_step'])]['val_accuracy']
+  assert (
+    evaluation['accuracy']
+    == records[[r['step'] for r in records].index(learned['best_step'])]['val_accuracy']
+  )
   assert f'accuracy {evaluation["accuracy"]:.4f}' in report
   assert os.path.exists(os.path.join(workdir, 'eval_val.json'))
   for name in ('learning_curves.png', 'parameters.png', 'confusion_val.png'):
@@ -227,15 +289,14 @@ def markdown_table(text, first_header):
   cells = lambda line: [c.strip() for c in line.strip().strip('|').split('|')]
   header = cells(lines[start])
   rows = []
-  for line in lines[start + 2:]:
+  for line in lines[start + 2 :]:
     if not line.startswith('|'):
       break
     rows.append(dict(zip(header, cells(line))))
   return rows
 
 
-def test_diagnose_reports_the_extracted_data_sets_classes_speakers_and_skipped_clips(
-    carphone_run):
+def test_diagnose_reports_the_extracted_data_sets_classes_speakers_and_skipped_clips(carphone_run):
   # By hand from the manifest (conftest.carphone_run): clip k is speaker s{k % 3}, the
   # faceless blank.mp4 (train, s9) is skipped, and every 4 s clip is cut to 29 frames.
   result = diagnose.diagnose_workdir(carphone_run['workdir'])
@@ -243,13 +304,17 @@ def test_diagnose_reports_the_extracted_data_sets_classes_speakers_and_skipped_c
     report = f.read()
   classes = {row['class']: row for row in markdown_table(report, 'class')}
   assert {k: (v['train'], v['val'], v['test']) for k, v in classes.items()} == {
-      'EARLY': ('4', '1', '1'), 'LATE': ('4', '1', '3'), '**clips written**': ('8', '2', '4')}
+    'EARLY': ('4', '1', '1'),
+    'LATE': ('4', '1', '3'),
+    '**clips written**': ('8', '2', '4'),
+  }
   splits = {row['split']: row for row in markdown_table(report, 'split')}
-  assert {s: (r['speakers'], r['clips cut to max_frames'], r['clips skipped'])
-          for s, r in splits.items()} == {
-              'train': ('3', '8', '1'), 'val': ('2', '2', '0'), 'test': ('3', '4', '0')}
-  assert re.fullmatch(r'\S*blank\.mp4: face found in 0 of 29 frames .* \(1\)',
-                      splits['train']['skip reasons'])
+  assert {
+    s: (r['speakers'], r['clips cut to max_frames'], r['clips skipped']) for s, r in splits.items()
+  } == {'train': ('3', '8', '1'), 'val': ('2', '2', '0'), 'test': ('3', '4', '0')}
+  assert re.fullmatch(
+    r'\S*blank\.mp4: face found in 0 of 29 frames .* \(1\)', splits['train']['skip reasons']
+  )
   assert splits['val']['skip reasons'] == splits['test']['skip reasons'] == '-'
   assert 'Splits are NOT speaker-disjoint' in report and 'train/val share 2 (s0, s2)' in report
   # Its best val accuracy is chance (one of two val clips): not learning, whatever train did.
@@ -259,9 +324,14 @@ def test_diagnose_reports_the_extracted_data_sets_classes_speakers_and_skipped_c
 
 def test_cli_reports_a_missing_workdir_in_one_line(tmp_path):
   result = subprocess.run(
-      [sys.executable, '-m', 'lipjax.diagnose', str(tmp_path / 'nowhere')], cwd=REPO,
-      env=dict(os.environ, PYTHONPATH=REPO), capture_output=True, text=True, timeout=120,
-      check=False)
+    [sys.executable, '-m', 'lipjax.diagnose', str(tmp_path / 'nowhere')],
+    cwd=REPO,
+    env=dict(os.environ, PYTHONPATH=REPO),
+    capture_output=True,
+    text=True,
+    timeout=120,
+    check=False,
+  )
   assert result.returncode == 1
   assert 'Traceback' not in result.stderr
   assert f'lipjax.diagnose: error: {tmp_path / "nowhere"}: no config.json' in result.stderr

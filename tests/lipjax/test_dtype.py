@@ -18,17 +18,29 @@ def small_batch(batch_size=3, frames=6):
   speech_mask = frame_mask.copy()
   speech_mask[:, 0] = 0
   landmarks = rng.random((batch_size, frames, 88, 3), dtype=np.float32)  # [B, T, N, 3]
-  return {'landmarks': landmarks * frame_mask[..., None, None],
-          'au': rng.random((batch_size, frames, 18), dtype=np.float32),
-          'geometry': rng.random((batch_size, frames, 10), dtype=np.float32),
-          'frame_mask': frame_mask, 'face_mask': frame_mask, 'speech_mask': speech_mask,
-          'length': length}
+  return {
+    'landmarks': landmarks * frame_mask[..., None, None],
+    'au': rng.random((batch_size, frames, 18), dtype=np.float32),
+    'geometry': rng.random((batch_size, frames, 10), dtype=np.float32),
+    'frame_mask': frame_mask,
+    'face_mask': frame_mask,
+    'speech_mask': speech_mask,
+    'length': length,
+  }
 
 
 def model(dtype):
-  return models.LipReader(num_classes=5, senders=SENDERS, receivers=RECEIVERS,
-                          gcn_features=(16, 16), lstm_hidden=16, lstm_layers=2,
-                          head_hidden=(16,), centre='rest_scaled', dtype=dtype)
+  return models.LipReader(
+    num_classes=5,
+    senders=SENDERS,
+    receivers=RECEIVERS,
+    gcn_features=(16, 16),
+    lstm_hidden=16,
+    lstm_layers=2,
+    head_hidden=(16,),
+    centre='rest_scaled',
+    dtype=dtype,
+  )
 
 
 def test_bfloat16_keeps_float32_params_and_logits_close_to_float32():

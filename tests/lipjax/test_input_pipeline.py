@@ -30,7 +30,8 @@ def test_flip_twice_is_identity():
   frame_mask = np.ones(4, np.float32)
   perm = roi.mirror_perm()
   twice = input_pipeline.flip_landmarks(
-      input_pipeline.flip_landmarks(landmarks, frame_mask, perm), frame_mask, perm)
+    input_pipeline.flip_landmarks(landmarks, frame_mask, perm), frame_mask, perm
+  )
   np.testing.assert_allclose(twice, landmarks, atol=1e-6)
 
 
@@ -40,12 +41,15 @@ def toy_batch():
   frame_mask = np.array([[1, 1, 1, 1, 0, 0], [1] * 6], np.float32)
   ramp = t[None] * frame_mask  # [2, 6]
   return {
-      'landmarks': tf.constant(np.broadcast_to(ramp[..., None, None], (2, 6, 88, 3)).copy()),
-      'au': tf.constant(np.broadcast_to(ramp[..., None], (2, 6, 18)).copy()),
-      'geometry': tf.constant(np.broadcast_to(ramp[..., None], (2, 6, 10)).copy()),
-      'frame_mask': tf.constant(frame_mask), 'face_mask': tf.constant(frame_mask),
-      'speech_mask': tf.constant(frame_mask), 'length': tf.constant([4, 6], tf.int32),
-      'label': tf.constant([0, 1], tf.int32)}
+    'landmarks': tf.constant(np.broadcast_to(ramp[..., None, None], (2, 6, 88, 3)).copy()),
+    'au': tf.constant(np.broadcast_to(ramp[..., None], (2, 6, 18)).copy()),
+    'geometry': tf.constant(np.broadcast_to(ramp[..., None], (2, 6, 10)).copy()),
+    'frame_mask': tf.constant(frame_mask),
+    'face_mask': tf.constant(frame_mask),
+    'speech_mask': tf.constant(frame_mask),
+    'length': tf.constant([4, 6], tf.int32),
+    'label': tf.constant([0, 1], tf.int32),
+  }
 
 
 def test_speed_perturbation_resamples_and_updates_masks():
@@ -115,11 +119,13 @@ def test_mixup_mixes_real_frames_unions_speech_and_names_both_labels():
 def test_affine_keeps_padding_zero_and_identity_parameters_change_nothing():
   batch = toy_batch()
   landmarks = batch['landmarks'] / 10.0
-  same = input_pipeline.affine_landmarks(landmarks, batch['frame_mask'], tf.zeros(2),
-                                         tf.ones(2), tf.zeros((2, 2)))
+  same = input_pipeline.affine_landmarks(
+    landmarks, batch['frame_mask'], tf.zeros(2), tf.ones(2), tf.zeros((2, 2))
+  )
   np.testing.assert_allclose(same, landmarks, atol=1e-6)
-  moved = input_pipeline.affine_landmarks(landmarks, batch['frame_mask'], tf.fill([2], 0.1),
-                                          tf.fill([2], 1.1), tf.fill([2, 2], 0.02))
+  moved = input_pipeline.affine_landmarks(
+    landmarks, batch['frame_mask'], tf.fill([2], 0.1), tf.fill([2], 1.1), tf.fill([2, 2], 0.02)
+  )
   assert np.all(moved.numpy()[0, 4:] == 0) and not np.allclose(moved, landmarks)
 
 
@@ -127,10 +133,14 @@ def take(iterator, n):
   return list(itertools.islice(iterator, n))
 
 
-@pytest.mark.parametrize('cache, jit_augment', [(True, False), (False, False), (False, True)],
-                         ids=['cached', 'streamed', 'streamed_jit'])
-def test_train_batches_are_deterministic_resumable_and_device_shaped(test_config, dataset, cache,
-                                                                     jit_augment):
+@pytest.mark.parametrize(
+  'cache, jit_augment',
+  [(True, False), (False, False), (False, True)],
+  ids=['cached', 'streamed', 'streamed_jit'],
+)
+def test_train_batches_are_deterministic_resumable_and_device_shaped(
+  test_config, dataset, cache, jit_augment
+):
   _, meta = dataset
   test_config.batch_size = 8
   test_config.input.cache = cache
@@ -146,21 +156,36 @@ def test_train_batches_are_deterministic_resumable_and_device_shaped(test_config
     np.testing.assert_array_equal(a['label'], b['label'])
   # A new epoch is a new order.
   assert not np.array_equal(first[0]['label'], first[6]['label']) or not np.array_equal(
-      first[0]['landmarks'], first[6]['landmarks'])
+    first[0]['landmarks'], first[6]['landmarks']
+  )
 
 
-NO_AUGMENTATION = ml_collections.ConfigDict({
-    'flip': False, 'yaw_degrees': 0.0, 'pitch_degrees': 0.0, 'rotate_degrees': 0.0, 'scale': 0.0, 'translate': 0.0,
-    'jitter_std': 0.0, 'time_mask_max': 0, 'speed': 0.0, 'time_warp': 0.0, 'time_shift': 0,
-    'mixup_alpha': 0.0})
+NO_AUGMENTATION = ml_collections.ConfigDict(
+  {
+    'flip': False,
+    'yaw_degrees': 0.0,
+    'pitch_degrees': 0.0,
+    'rotate_degrees': 0.0,
+    'scale': 0.0,
+    'translate': 0.0,
+    'jitter_std': 0.0,
+    'time_mask_max': 0,
+    'speed': 0.0,
+    'time_warp': 0.0,
+    'time_shift': 0,
+    'mixup_alpha': 0.0,
+  }
+)
 
 
 def test_augmentation_can_be_switched_off(test_config, dataset):
   _, meta = dataset
   test_config.augment = NO_AUGMENTATION
   batch = take(input_pipeline.train_iterator(test_config, meta, 0, 1), 1)[0]
-  clean = [e for e in input_pipeline.load_examples(test_config.data_dir, 'train', False)
-           .as_numpy_iterator()]
+  clean = [
+    e
+    for e in input_pipeline.load_examples(test_config.data_dir, 'train', False).as_numpy_iterator()
+  ]
   by_landmarks = {e['landmarks'].tobytes() for e in clean}
   assert all(x.tobytes() in by_landmarks for x in batch['landmarks'][0])
   np.testing.assert_array_equal(batch['mix_label'], batch['label'])  # mixup off: weight 1
@@ -182,8 +207,10 @@ def test_hosts_read_disjoint_halves_with_equal_batch_counts(test_config, dataset
   test_config.augment = NO_AUGMENTATION  # so that a clip's landmarks identify it
   test_config.input.cache = cache
   per_epoch = input_pipeline.steps_per_epoch(meta, test_config.batch_size, host_count=2)
-  hosts = [take(input_pipeline.train_iterator(test_config, meta, 0, 1, index, 2), per_epoch)
-           for index in (0, 1)]
+  hosts = [
+    take(input_pipeline.train_iterator(test_config, meta, 0, 1, index, 2), per_epoch)
+    for index in (0, 1)
+  ]
   assert per_epoch == 6 and hosts[0][0]['label'].shape == (1, 4)
   seen = [{clip.tobytes() for batch in host for clip in batch['landmarks'][0]} for host in hosts]
   assert len(seen[0]) == len(seen[1]) == 24 and not seen[0] & seen[1]
@@ -196,10 +223,14 @@ def test_turn_head_is_a_rotation_about_the_face_centre():
   yaw, pitch = np.array([0.4, -0.3], np.float32), np.array([0.0, 0.2], np.float32)
   turned = input_pipeline.turn_head(landmarks, mask, yaw, pitch).numpy()
   # Distances to the centre and between nodes are kept; the points did move.
-  np.testing.assert_allclose(np.linalg.norm(turned - 0.5, axis=-1),
-                             np.linalg.norm(landmarks - 0.5, axis=-1), rtol=1e-5)
-  np.testing.assert_allclose(np.linalg.norm(turned[..., 0, :] - turned[..., 1, :], axis=-1),
-                             np.linalg.norm(landmarks[..., 0, :] - landmarks[..., 1, :], axis=-1), rtol=1e-5)
+  np.testing.assert_allclose(
+    np.linalg.norm(turned - 0.5, axis=-1), np.linalg.norm(landmarks - 0.5, axis=-1), rtol=1e-5
+  )
+  np.testing.assert_allclose(
+    np.linalg.norm(turned[..., 0, :] - turned[..., 1, :], axis=-1),
+    np.linalg.norm(landmarks[..., 0, :] - landmarks[..., 1, :], axis=-1),
+    rtol=1e-5,
+  )
   assert np.abs(turned - landmarks).max() > 0.05
   # A pure yaw keeps heights; turning back undoes it.
   np.testing.assert_allclose(turned[0, ..., 1], landmarks[0, ..., 1], atol=1e-6)
@@ -212,11 +243,9 @@ def test_turn_head_is_a_rotation_about_the_face_centre():
 
 def test_decoding_a_batch_of_records_matches_parsing_each_example(dataset):
   data_dir, meta = dataset
-  records = tf.data.TFRecordDataset(
-      input_pipeline.host_files(data_dir, 'val', 0, 1, 0)[0]).batch(5)
+  records = tf.data.TFRecordDataset(input_pipeline.host_files(data_dir, 'val', 0, 1, 0)[0]).batch(5)
   decoded = input_pipeline.decode_batch(next(iter(records)), meta.max_frames)
-  parsed = next(iter(shards.read_split(data_dir, 'val').map(input_pipeline.parse_example)
-                     .batch(5)))
+  parsed = next(iter(shards.read_split(data_dir, 'val').map(input_pipeline.parse_example).batch(5)))
   assert set(decoded) == set(parsed)
   for key in parsed:
     assert decoded[key].dtype == parsed[key].dtype, key
@@ -269,8 +298,12 @@ def test_flip_in_the_training_stream_mirrors_about_half_the_clips(test_config, d
   batches = take(input_pipeline.train_iterator(test_config, meta, 0, 1), 2)
   clean = clean_train_examples(test_config)
   as_stored = {e['landmarks'].tobytes() for e in clean}
-  mirrored = {input_pipeline.flip_landmarks(e['landmarks'], e['frame_mask'], meta.mirror_perm)
-              .numpy().tobytes() for e in clean}
+  mirrored = {
+    input_pipeline.flip_landmarks(e['landmarks'], e['frame_mask'], meta.mirror_perm)
+    .numpy()
+    .tobytes()
+    for e in clean
+  }
   kinds = []
   for clip in (c for batch in batches for c in batch['landmarks'][0]):
     assert (clip.tobytes() in as_stored) != (clip.tobytes() in mirrored)
@@ -279,8 +312,7 @@ def test_flip_in_the_training_stream_mirrors_about_half_the_clips(test_config, d
   assert kinds[:8] != kinds[8:]  # each step draws its own flips
 
 
-def test_mixup_in_the_training_stream_keeps_each_clips_own_label_the_majority(test_config,
-                                                                               dataset):
+def test_mixup_in_the_training_stream_keeps_each_clips_own_label_the_majority(test_config, dataset):
   _, meta = dataset
   test_config.augment = only(mixup_alpha=0.4)
   batches = take(input_pipeline.train_iterator(test_config, meta, 0, 1), 3)
@@ -291,9 +323,10 @@ def test_mixup_in_the_training_stream_keeps_each_clips_own_label_the_majority(te
   first_frames = np.stack([e['landmarks'][0] for e in clean])  # [48, N, 3]: real in every clip
   labels = np.array([e['label'] for e in clean])
   for batch in batches:
-    for clip, label, partner_label, weight in zip(batch['landmarks'][0], batch['label'][0],
-                                                  batch['mix_label'][0], batch['mix_weight'][0]):
+    for clip, label, partner_label, weight in zip(
+      batch['landmarks'][0], batch['label'][0], batch['mix_label'][0], batch['mix_weight'][0]
+    ):
       # Which stored clips, weight of one and 1 - weight of the other, make this first frame?
-      blends = (weight * first_frames[:, None] + (1 - weight) * first_frames[None])  # [48, 48, N, 3]
+      blends = weight * first_frames[:, None] + (1 - weight) * first_frames[None]  # [48, 48, N, 3]
       own, partner = np.nonzero(np.abs(blends - clip[0]).max(axis=(2, 3)) < 1e-5)
       assert any(labels[o] == label and labels[p] == partner_label for o, p in zip(own, partner))

@@ -24,16 +24,18 @@ def test_frames_outside_the_mask_do_not_move_pooled_features():
   mask = np.array([[0, 1, 1, 0, 0, 0], [1, 1, 1, 1, 0, 0]], np.float32)
   changed = values.copy()
   changed[mask == 0] += 50.0
-  np.testing.assert_allclose(models.masked_mean(values, mask), models.masked_mean(changed, mask),
-                             rtol=1e-6)
+  np.testing.assert_allclose(
+    models.masked_mean(values, mask), models.masked_mean(changed, mask), rtol=1e-6
+  )
 
 
 def test_pooling_mask_modes():
   frame_mask = jnp.array([[1, 1, 1, 0], [1, 1, 0, 0]], jnp.float32)
   speech_mask = jnp.array([[0, 1, 1, 1], [0, 0, 0, 0]], jnp.float32)
   # Speech inside real frames; the second clip has no speech and falls back to its frames.
-  np.testing.assert_array_equal(models.pooling_mask(frame_mask, speech_mask, 'speech'),
-                                [[0, 1, 1, 0], [1, 1, 0, 0]])
+  np.testing.assert_array_equal(
+    models.pooling_mask(frame_mask, speech_mask, 'speech'), [[0, 1, 1, 0], [1, 1, 0, 0]]
+  )
   np.testing.assert_array_equal(models.pooling_mask(frame_mask, speech_mask, 'frames'), frame_mask)
   np.testing.assert_array_equal(models.pooling_mask(frame_mask, speech_mask, 'none'), 1)
 
@@ -51,8 +53,9 @@ def test_rest_mean_uses_frames_outside_speech_and_falls_back_to_all_real_frames(
   frame_mask = jnp.array([[1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 0, 0]], jnp.float32)
   speech_mask = jnp.array([[0, 0, 1, 1, 0, 0], [0, 1, 1, 1, 0, 0]], jnp.float32)
   # Clip 0 rests on frames 0, 1, 4; clip 1 has one rest frame only, so its real frames count.
-  np.testing.assert_allclose(models.rest_mean(values, frame_mask, speech_mask)[:, 0],
-                             [2.0, 31.0], rtol=1e-6)
+  np.testing.assert_allclose(
+    models.rest_mean(values, frame_mask, speech_mask)[:, 0], [2.0, 31.0], rtol=1e-6
+  )
 
 
 def test_centring_on_rest_removes_the_speakers_pose_and_articulation_strength():
@@ -76,8 +79,9 @@ def test_centring_on_rest_removes_the_speakers_pose_and_articulation_strength():
       np.testing.assert_allclose(moved, moved2, rtol=0.02, atol=5e-3)
       np.testing.assert_allclose(shifted, shifted2, rtol=0.05, atol=1e-3)
     else:  # the pose is gone, the movement's size is not
-      np.testing.assert_allclose(np.asarray(moved2 - 0.5)[:, :6], 2.0 * np.asarray(moved - 0.5)[:, :6],
-                                 atol=1e-5)
+      np.testing.assert_allclose(
+        np.asarray(moved2 - 0.5)[:, :6], 2.0 * np.asarray(moved - 0.5)[:, :6], atol=1e-5
+      )
   unchanged = models.centre_on_rest(landmarks, globals_, frame_mask, speech_mask, 'none')
   assert unchanged[0] is landmarks and unchanged[1] is globals_
   with pytest.raises(ValueError, match='model.centre'):
@@ -121,15 +125,18 @@ def test_speech_pooling_averages_the_lstm_outputs_of_the_speech_frames(test_conf
   test_config.model.head_hidden = ()  # logits = classifier(pooled): linear in the pooled vector
   model = models.create_model(test_config, meta)
   params = model.init(jax.random.PRNGKey(0), batch)['params']
-  logits, state = model.apply({'params': params}, batch, mutable=['intermediates'],
-                              capture_intermediates=lambda m, _: isinstance(m, lstm.BiLSTM))
+  logits, state = model.apply(
+    {'params': params},
+    batch,
+    mutable=['intermediates'],
+    capture_intermediates=lambda m, _: isinstance(m, lstm.BiLSTM),
+  )
   (sequence,) = state['intermediates']['BiLSTM_0']['__call__']  # [B, T, 2H]
   speech = batch['speech_mask'] * batch['frame_mask']  # [B, T]
   assert np.all(speech.sum(1) > 0) and np.any(speech != batch['frame_mask'])
   pooled = (sequence * speech[..., None]).sum(1) / speech.sum(1, keepdims=True)  # [B, 2H]
   kernel, bias = params['classifier']['kernel'], params['classifier']['bias']
-  np.testing.assert_allclose(logits, pooled @ kernel + bias,
-                             rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(logits, pooled @ kernel + bias, rtol=1e-4, atol=1e-5)
 
 
 def test_model_reads_the_edges_in_the_metadata(test_config, dataset):
@@ -140,8 +147,9 @@ def test_model_reads_the_edges_in_the_metadata(test_config, dataset):
   assert list(model.senders) == meta.senders and list(model.receivers) == meta.receivers
   # Another edge list (a different data set's metadata) with the same parameters.
   permutation = np.random.default_rng(1).permutation(meta.num_nodes)
-  other = dataclasses.replace(meta, senders=permutation[meta.senders].tolist(),
-                              receivers=permutation[meta.receivers].tolist())
+  other = dataclasses.replace(
+    meta, senders=permutation[meta.senders].tolist(), receivers=permutation[meta.receivers].tolist()
+  )
   assert list(models.create_model(test_config, other).senders) == other.senders
   other_logits, _ = model_output(test_config, other, batch, params)
   assert np.abs(logits - other_logits).max() > 1e-4
@@ -197,11 +205,16 @@ def parameter_count(config, meta):
 
 
 def test_config_parameter_budgets(dataset):
-  import importlib  # pylint: disable=g-import-not-at-top
+  import importlib
+
   _, meta = dataset
   lrw = dataclasses.replace(meta, class_names=[f'w{i}' for i in range(500)])
-  budgets = {'test': (1_000, 100_000), 'small': (100_000, 1_000_000),
-             'base': (1_000_000, 10_000_000), 'seed': (28_000_000, 38_000_000)}
+  budgets = {
+    'test': (1_000, 100_000),
+    'small': (100_000, 1_000_000),
+    'base': (1_000_000, 10_000_000),
+    'seed': (28_000_000, 38_000_000),
+  }
   for name, (low, high) in budgets.items():
     config = importlib.import_module(f'configs.{name}').get_config()
     assert low < parameter_count(config, lrw) < high, name
@@ -213,10 +226,13 @@ def test_no_graph_baseline_ignores_the_edges_and_has_no_gcn(test_config, dataset
   test_config.model.spatial = 'none'
   logits, params = model_output(test_config, meta, batch)
   assert 'frame_encoder' not in params and logits.shape == (4, meta.num_classes)
-  reversed_edges = dataclasses.replace(meta, senders=meta.receivers[::-1], receivers=meta.senders[::-1])
+  reversed_edges = dataclasses.replace(
+    meta, senders=meta.receivers[::-1], receivers=meta.senders[::-1]
+  )
   permutation = np.random.default_rng(2).permutation(meta.num_nodes)
-  rewired = dataclasses.replace(meta, senders=permutation[meta.senders].tolist(),
-                                receivers=permutation[meta.receivers].tolist())
+  rewired = dataclasses.replace(
+    meta, senders=permutation[meta.senders].tolist(), receivers=permutation[meta.receivers].tolist()
+  )
   for other in (reversed_edges, rewired):
     np.testing.assert_array_equal(model_output(test_config, other, batch, params)[0], logits)
   test_config.model.spatial = 'graph'

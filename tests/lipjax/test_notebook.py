@@ -33,8 +33,9 @@ def test_notebook_trains_evaluates_and_diagnoses_on_cpu(dataset, tmp_path, monke
   monkeypatch.setenv('XLA_FLAGS', '--xla_force_host_platform_device_count=2')
   with open(NOTEBOOK) as f:
     notebook = nbformat.read(f, as_version=4)
-  nbclient.NotebookClient(notebook, timeout=240, kernel_name='python3',
-                          resources={'metadata': {'path': REPO}}).execute()
+  nbclient.NotebookClient(
+    notebook, timeout=240, kernel_name='python3', resources={'metadata': {'path': REPO}}
+  ).execute()
   text = '\n'.join(cell_text(c) for c in notebook.cells if c.cell_type == 'code')
 
   assert 'lipjax already importable' in text  # the install cell was skipped
@@ -43,8 +44,11 @@ def test_notebook_trains_evaluates_and_diagnoses_on_cpu(dataset, tmp_path, monke
     records = [line for line in f if line.strip()]
   assert len(records) == 2  # configs/test.py: 6 steps, an evaluation every 3
   assert '"devices": 2' in records[-1]
-  accuracy = re.search(r'test: accuracy (\d\.\d{4}), macro-F1 \d\.\d{4}, top-5 \d\.\d{4} on '
-                       rf'{meta.split_sizes["test"]} clips \(best checkpoint, step (\d)\)', text)
+  accuracy = re.search(
+    r'test: accuracy (\d\.\d{4}), macro-F1 \d\.\d{4}, top-5 \d\.\d{4} on '
+    rf'{meta.split_sizes["test"]} clips \(best checkpoint, step (\d)\)',
+    text,
+  )
   assert accuracy, text[-3000:]
   # The line reports the evaluation it wrote, of the first val-accuracy peak's checkpoint.
   with open(os.path.join(workdir, 'eval_test.json')) as f:
@@ -53,10 +57,16 @@ def test_notebook_trains_evaluates_and_diagnoses_on_cpu(dataset, tmp_path, monke
   best = max((json.loads(r) for r in records), key=lambda r: r['val_accuracy'])['step']
   assert int(accuracy.group(2)) == report['step'] == best
   assert os.listdir(os.path.join(workdir, 'checkpoints', 'best')) == [str(best)]
-  verdict = re.search(r'^(healthy|overfitting|underfitting/not learning): val accuracy peak '
-                      r'\d\.\d{3} at step \d.*wrote (\S+report\.md)$', text, re.M)
+  verdict = re.search(
+    r'^(healthy|overfitting|underfitting/not learning): val accuracy peak '
+    r'\d\.\d{3} at step \d.*wrote (\S+report\.md)$',
+    text,
+    re.M,
+  )
   assert verdict, text[-3000:]
   assert os.path.exists(verdict.group(2))
   assert f'**Verdict: {verdict.group(1)}**' in text  # the report itself was displayed
-  images = [o for c in notebook.cells for o in c.get('outputs', []) if 'image/png' in o.get('data', {})]
+  images = [
+    o for c in notebook.cells for o in c.get('outputs', []) if 'image/png' in o.get('data', {})
+  ]
   assert len(images) == 3  # learning curves, parameters, confusion

@@ -24,19 +24,24 @@ def trained(carphone_run):
 
 def stored_examples(data_dir, split):
   """The split's examples as written by extraction, by clip number."""
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  return {int(e['video_id'].decode()[-2:]): e for e in tfds.as_numpy(shards.read_split(data_dir, split))}
+  import tensorflow_datasets as tfds
+
+  return {
+    int(e['video_id'].decode()[-2:]): e for e in tfds.as_numpy(shards.read_split(data_dir, split))
+  }
 
 
 def test_prediction_features_are_bit_identical_to_the_extracted_shards(trained):
   from extraction import facemesh
+
   predictor = predict.Predictor(trained['workdir'])
   stored = stored_examples(trained['data_dir'], 'test')
   assert sorted(stored) == trained['splits']['test']
   with facemesh.FaceMeshTracker() as tracker:
     for k, example in stored.items():
-      parsed = predictor.features(str(trained['root'] / 'videos' / f'clip{k:02d}.mp4'), tracker,
-                                  trained['intervals'][k])
+      parsed = predictor.features(
+        str(trained['root'] / 'videos' / f'clip{k:02d}.mp4'), tracker, trained['intervals'][k]
+      )
       for key in ('landmarks', 'au', 'geometry', 'speech_mask', 'frame_mask', 'face_mask'):
         np.testing.assert_array_equal(parsed[key], example[key].astype(np.float32), err_msg=key)
 
@@ -44,16 +49,24 @@ def test_prediction_features_are_bit_identical_to_the_extracted_shards(trained):
 @pytest.fixture(scope='module')
 def clip_probabilities(trained):
   """Class probabilities of each test clip's video, cut at its interval, by clip number."""
-  from extraction import facemesh  # pylint: disable=g-import-not-at-top
+  from extraction import facemesh
+
   predictor = predict.Predictor(trained['workdir'])
   clips = trained['splits']['test']
   with facemesh.FaceMeshTracker() as tracker:
-    examples = [predictor.features(str(trained['root'] / 'videos' / f'clip{k:02d}.mp4'), tracker,
-                                   trained['intervals'][k]) for k in clips]
+    examples = [
+      predictor.features(
+        str(trained['root'] / 'videos' / f'clip{k:02d}.mp4'), tracker, trained['intervals'][k]
+      )
+      for k in clips
+    ]
     uncut = predictor.features(carphone_path(), tracker)  # no interval: the video's middle
   probabilities = predictor.probabilities(examples + [uncut], batch_size=8)
-  return {'predictor': predictor, 'by_clip': dict(zip(clips, probabilities[:-1])),
-          'no_interval': probabilities[-1]}
+  return {
+    'predictor': predictor,
+    'by_clip': dict(zip(clips, probabilities[:-1])),
+    'no_interval': probabilities[-1],
+  }
 
 
 def best_by_val_accuracy(records):
@@ -87,18 +100,21 @@ def test_predictions_agree_with_evaluate_clip_by_clip(trained, clip_probabilitie
 def test_predict_videos_reports_each_videos_top_k_with_the_checkpoint(trained, clip_probabilities):
   k = trained['splits']['test'][0]
   video = str(trained['root'] / 'videos' / f'clip{k:02d}.mp4')
-  (result,) = predict.predict_videos(trained['workdir'], [video], interval=trained['intervals'][k],
-                                     top_k=2)
+  (result,) = predict.predict_videos(
+    trained['workdir'], [video], interval=trained['intervals'][k], top_k=2
+  )
   p = clip_probabilities['by_clip'][k]
   names = clip_probabilities['predictor'].meta.class_names
   assert [w['word'] for w in result['top_k']] == [names[i] for i in np.argsort(-p)]
-  np.testing.assert_allclose([w['probability'] for w in result['top_k']], np.sort(p)[::-1],
-                             rtol=1e-5)
+  np.testing.assert_allclose(
+    [w['probability'] for w in result['top_k']], np.sort(p)[::-1], rtol=1e-5
+  )
   assert result['checkpoint'] == {'which': 'best', 'step': trained['best_step']}
 
 
 def test_predict_cli_cuts_at_start_end_and_fails_cleanly_on_a_faceless_video(
-    trained, clip_probabilities):
+  trained, clip_probabilities
+):
   k = trained['splits']['test'][0]
   start, end = trained['intervals'][k]
   expected = clip_probabilities['by_clip'][k]
@@ -106,14 +122,31 @@ def test_predict_cli_cuts_at_start_end_and_fails_cleanly_on_a_faceless_video(
   assert np.abs(expected - clip_probabilities['no_interval']).max() > 0.01
   blank = str(trained['root'] / 'videos' / 'blank.mp4')
   result = subprocess.run(
-      [sys.executable, '-m', 'lipjax.predict', carphone_path(), blank, '--workdir', trained['workdir'],
-       '--top_k', '2', '--start', str(start), '--end', str(end)], capture_output=True, text=True,
-      timeout=300, cwd=REPO, env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2'})
+    [
+      sys.executable,
+      '-m',
+      'lipjax.predict',
+      carphone_path(),
+      blank,
+      '--workdir',
+      trained['workdir'],
+      '--top_k',
+      '2',
+      '--start',
+      str(start),
+      '--end',
+      str(end),
+    ],
+    capture_output=True,
+    text=True,
+    timeout=300,
+    cwd=REPO,
+    env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2'},
+  )
   assert result.returncode == 1
   line = next(row for row in result.stdout.splitlines() if row.startswith(carphone_path()))
   names = clip_probabilities['predictor'].meta.class_names
   order = np.argsort(-expected)
-  assert line == f'{carphone_path()}: ' + ', '.join(
-      f'{names[i]} {expected[i]:.3f}' for i in order)
+  assert line == f'{carphone_path()}: ' + ', '.join(f'{names[i]} {expected[i]:.3f}' for i in order)
   assert f'{blank}: error: ' in result.stderr and 'face found in 0 of' in result.stderr
   assert 'Traceback' not in result.stderr

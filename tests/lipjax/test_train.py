@@ -7,12 +7,13 @@ import subprocess
 import sys
 import textwrap
 
-import numpy as np
-import pytest
-
+from checkpoint_files import checkpoint_dir
 from checkpoint_files import checkpoint_progress
 from checkpoint_files import latest
 from checkpoint_files import read_metrics
+import numpy as np
+import pytest
+
 from lipjax import evaluate
 from lipjax import input_pipeline
 from lipjax import train
@@ -23,8 +24,15 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 def run_python(args, env_extra=None, timeout=240):
   """Runs `python args...` from the repo root; returns the CompletedProcess."""
   env = dict(os.environ, PYTHONPATH=REPO, **(env_extra or {}))
-  return subprocess.run([sys.executable] + args, cwd=REPO, env=env, capture_output=True,
-                        text=True, timeout=timeout, check=False)
+  return subprocess.run(
+    [sys.executable] + args,
+    cwd=REPO,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=timeout,
+    check=False,
+  )
 
 
 def test_one_and_two_devices_give_the_same_loss_trajectory(test_config, tmp_path):
@@ -35,21 +43,31 @@ def test_one_and_two_devices_give_the_same_loss_trajectory(test_config, tmp_path
   train.train_and_evaluate(test_config, one)
   two = str(tmp_path / 'two')
   result = run_python(
-      ['-m', 'lipjax.train', '--config', 'configs/test.py', '--workdir', two,
-       f'--config.data_dir={test_config.data_dir}', '--config.model.dropout_rate=0.0',
-       '--config.eval_every_steps=1'],
-      env_extra={'XLA_FLAGS': '--xla_force_host_platform_device_count=2'})
+    [
+      '-m',
+      'lipjax.train',
+      '--config',
+      'configs/test.py',
+      '--workdir',
+      two,
+      f'--config.data_dir={test_config.data_dir}',
+      '--config.model.dropout_rate=0.0',
+      '--config.eval_every_steps=1',
+    ],
+    env_extra={'XLA_FLAGS': '--xla_force_host_platform_device_count=2'},
+  )
   assert result.returncode == 0, result.stderr[-3000:]
   one_metrics, two_metrics = read_metrics(one), read_metrics(two)
   assert [m['devices'] for m in one_metrics] == [1] * 6
   assert [m['devices'] for m in two_metrics] == [2] * 6
   for key in ('train_loss', 'val_loss'):
-    np.testing.assert_allclose([m[key] for m in one_metrics], [m[key] for m in two_metrics],
-                               rtol=2e-4, atol=2e-5)
+    np.testing.assert_allclose(
+      [m[key] for m in one_metrics], [m[key] for m in two_metrics], rtol=2e-4, atol=2e-5
+    )
   assert one_metrics[-1]['train_loss'] != one_metrics[0]['train_loss']
 
 
-KILL_AFTER_CHECKPOINT = textwrap.dedent('''
+KILL_AFTER_CHECKPOINT = textwrap.dedent("""
     import os, signal, sys
     from configs import test
     from lipjax import checkpoints, train
@@ -64,7 +82,7 @@ KILL_AFTER_CHECKPOINT = textwrap.dedent('''
     config = test.get_config()
     config.data_dir, config.num_train_steps, config.eval_every_steps = sys.argv[1], 8, 4
     train.train_and_evaluate(config, sys.argv[2])
-''')
+""")
 
 
 def test_killed_run_resumes_to_the_same_params(test_config, tmp_path):
@@ -91,7 +109,8 @@ def test_killed_run_resumes_to_the_same_params(test_config, tmp_path):
 
 
 def test_resumed_run_starts_at_its_checkpoint_with_the_next_batches_and_redoes_later_evals(
-    test_config, tmp_path, monkeypatch):
+  test_config, tmp_path, monkeypatch
+):
   test_config.num_train_steps = 8
   test_config.eval_every_steps = 2
   test_config.checkpoint_every_steps = 4
@@ -138,13 +157,27 @@ def trained_workdir(learned):
 
 def test_workdir_layout(trained_workdir):
   names = set(os.listdir(trained_workdir))
-  assert {'config.json', 'dataset_meta.json', 'checkpoints', 'tensorboard', 'metrics.jsonl',
-          'training_curves.png'} <= names
+  assert {
+    'config.json',
+    'dataset_meta.json',
+    'checkpoints',
+    'tensorboard',
+    'metrics.jsonl',
+    'training_curves.png',
+  } <= names
   assert os.listdir(os.path.join(trained_workdir, 'tensorboard'))
   assert os.listdir(os.path.join(trained_workdir, 'checkpoints', 'best'))
   record = read_metrics(trained_workdir)[-1]
-  for key in ('step', 'train_loss', 'train_accuracy', 'val_loss', 'val_accuracy',
-              'val_macro_f1', 'val_top5', 'examples_per_sec'):
+  for key in (
+    'step',
+    'train_loss',
+    'train_accuracy',
+    'val_loss',
+    'val_accuracy',
+    'val_macro_f1',
+    'val_top5',
+    'examples_per_sec',
+  ):
     assert key in record
   assert record['val_examples'] == 13
 
@@ -163,8 +196,12 @@ def test_evaluate_writes_confusion_and_counts_each_example_once(trained_workdir,
     assert json.load(f)['confusion_matrix'] == report['confusion_matrix']
   with open(os.path.join(trained_workdir, 'confusion_test.png'), 'rb') as f:
     assert f.read(8) == b'\x89PNG\r\n\x1a\n'
-  assert report['per_class_accuracy'] == pytest.approx({
-      name: confusion[i, i] / confusion[i].sum() for i, name in enumerate(('about', 'black', 'close'))})
+  assert report['per_class_accuracy'] == pytest.approx(
+    {
+      name: confusion[i, i] / confusion[i].sum()
+      for i, name in enumerate(('about', 'black', 'close'))
+    }
+  )
 
 
 def first_best_step(records):
@@ -185,14 +222,25 @@ def test_best_checkpoint_is_the_first_val_accuracy_peak_and_evaluate_restores_it
   assert (report['checkpoint'], report['step']) == ('best', best)
   assert report['accuracy'] == records[best]['val_accuracy']
   assert report['loss'] == pytest.approx(records[best]['val_loss'], rel=1e-5)
-  assert checkpoint_progress(learned['workdir'], 'best', best)['best_val_accuracy'] == (
-      records[best]['val_accuracy'])
+  assert (
+    checkpoint_progress(learned['workdir'], 'best', best)['best_val_accuracy']
+    == (records[best]['val_accuracy'])
+  )
 
 
 def test_cli_reports_a_missing_data_set_in_one_line(tmp_path):
   missing = str(tmp_path / 'no_such_data')
-  result = run_python(['-m', 'lipjax.train', '--config', 'configs/test.py',
-                       '--workdir', str(tmp_path / 'w'), f'--config.data_dir={missing}'])
+  result = run_python(
+    [
+      '-m',
+      'lipjax.train',
+      '--config',
+      'configs/test.py',
+      '--workdir',
+      str(tmp_path / 'w'),
+      f'--config.data_dir={missing}',
+    ]
+  )
   assert result.returncode == 1
   assert result.stderr.strip().splitlines()[-1].startswith('lipjax.train: error: data set')
   assert 'Traceback' not in result.stderr
@@ -229,18 +277,21 @@ def test_cross_entropy_smooths_the_labels():
   np.testing.assert_allclose(train.cross_entropy(logits, labels, 0.1)[0], 0.39130, rtol=1e-4)
   for smoothing in (0.0, 0.1, 0.3):
     np.testing.assert_allclose(
-        train.cross_entropy(logits, labels, smoothing),
-        [smoothed_cross_entropy_by_hand(x, y, smoothing) for x, y in zip(logits, labels)],
-        rtol=1e-5)
+      train.cross_entropy(logits, labels, smoothing),
+      [smoothed_cross_entropy_by_hand(x, y, smoothing) for x, y in zip(logits, labels)],
+      rtol=1e-5,
+    )
 
 
 def test_mixup_loss_interpolates_the_two_labels_losses():
   logits = np.array([[2.0, 0.5, -1.0], [0.0, 1.0, 3.0]], np.float32)
   labels, partners = np.array([0, 2]), np.array([1, 0])
   batch = {'label': labels, 'mix_label': partners, 'mix_weight': np.array([0.7, 1.0], np.float32)}
-  by_hand = [0.7 * smoothed_cross_entropy_by_hand(logits[0], 0, 0.1)
-             + 0.3 * smoothed_cross_entropy_by_hand(logits[0], 1, 0.1),
-             smoothed_cross_entropy_by_hand(logits[1], 2, 0.1)]
+  by_hand = [
+    0.7 * smoothed_cross_entropy_by_hand(logits[0], 0, 0.1)
+    + 0.3 * smoothed_cross_entropy_by_hand(logits[0], 1, 0.1),
+    smoothed_cross_entropy_by_hand(logits[1], 2, 0.1),
+  ]
   np.testing.assert_allclose(train.mixed_cross_entropy(logits, batch, 0.1), by_hand, rtol=1e-5)
 
 
@@ -258,9 +309,11 @@ def test_training_loss_is_the_label_smoothed_loss_of_the_config(test_config, tmp
   (record,) = read_metrics(workdir)
   meta = train.ensure_data(test_config.data_dir)
   model = train.create_model(test_config, meta)
-  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  import orbax.checkpoint as ocp
+
   params = ocp.StandardCheckpointer().restore(
-      os.path.join(checkpoint_dir(workdir, 'latest', 1), 'state'))['params']
+    os.path.join(checkpoint_dir(workdir, 'latest', 1), 'state')
+  )['params']
   batch = {k: v[0] for k, v in next(input_pipeline.train_iterator(test_config, meta, 0, 1)).items()}
   logits = model.apply({'params': params}, batch, train=False)
   smoothed = float(np.mean(train.mixed_cross_entropy(logits, batch, 0.5)))
