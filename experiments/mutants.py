@@ -29,6 +29,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @dataclasses.dataclass(frozen=True)
 class Mutant:
   """One bug: replace `old` (exactly once) by `new` in `path`; `tests` should fail."""
+
   name: str
   path: str
   old: str
@@ -39,6 +40,8 @@ class Mutant:
 TRAIN = 'lipjax/train.py'
 MODELS = 'lipjax/models.py'
 PIPELINE = 'lipjax/input_pipeline.py'
+CHECKPOINTS = 'lipjax/checkpoints.py'
+EVALUATION = 'lipjax/evaluation.py'
 T_TRAIN = 'tests/lipjax/test_train.py'
 T_PIPELINE = 'tests/lipjax/test_input_pipeline.py'
 T_MODELS = 'tests/lipjax/test_models.py'
@@ -46,146 +49,280 @@ T_PREDICT = 'tests/lipjax/test_predict.py'
 T_DIAGNOSE = 'tests/lipjax/test_diagnose.py'
 
 MUTANTS = (
-    # --- the bugs of issue 17's table ---
-    Mutant('pooling reads frame_mask instead of speech_mask', MODELS,
-           "pooling_mask(batch['frame_mask'], batch['speech_mask'], self.mask_mode)",
-           "pooling_mask(batch['frame_mask'], batch['frame_mask'], self.mask_mode)",
-           (T_MODELS, '-k', 'speech')),
-    Mutant('resume: checkpoint never restored', TRAIN,
-           'if latest.latest_step() is not None:', 'if False:',
-           (T_TRAIN, '-k', 'resumed')),
-    Mutant('resume: metrics past the checkpoint kept', TRAIN,
-           '    truncate_metrics_log(metrics_path, start_step)\n', '    pass\n',
-           (T_TRAIN, '-k', 'resumed')),
-    Mutant('loss: label smoothing dropped', TRAIN,
-           'optax.smooth_labels(jax.nn.one_hot(labels, logits.shape[-1]), label_smoothing)',
-           'jax.nn.one_hot(labels, logits.shape[-1])',
-           (T_TRAIN, '-k', 'cross_entropy or mixup')),
-    Mutant('best checkpoint by minimum val accuracy', TRAIN,
-           "best_mode='max'", "best_mode='min'",
-           (T_TRAIN, '-k', 'best_checkpoint')),
-    Mutant('flip through an identity permutation', PIPELINE,
-           'mirror_perm = tf.constant(meta.mirror_perm, tf.int32)',
-           'mirror_perm = tf.range(len(meta.mirror_perm), dtype=tf.int32)',
-           (T_PIPELINE, '-k', 'flip_in')),
-    Mutant('mixup weight not the majority', PIPELINE,
-           'tf.maximum(weight, 1.0 - weight)', 'weight',
-           (T_PIPELINE, '-k', 'mixup_in')),
-    Mutant('the same shuffle order every epoch', PIPELINE,
-           'seed=seed * 1_000_003 + epoch', 'seed=seed * 1_000_003',
-           (T_PIPELINE, '-k', 'epoch_is')),
-    Mutant('predict ignores --start/--end', 'lipjax/predict.py',
-           'interval = (FLAGS.start, FLAGS.end) if FLAGS.start is not None else None',
-           'interval = None',
-           (T_PREDICT, '-k', 'cli')),
-    Mutant('predict loads the latest checkpoint (and calls it best)', 'lipjax/predict.py',
-           '    state, self.step, self.checkpoint = evaluate.restore_for_evaluation(\n'
-           '        self.config, self.meta, workdir)\n',
-           '    from lipjax import train  # pylint: disable=g-import-not-at-top\n'
-           '    state = train.create_train_state(self.config, self.meta, train.create_model(\n'
-           '        self.config, self.meta), jax.random.PRNGKey(0))\n'
-           '    latest, _ = train.checkpoint_managers(workdir, self.config)\n'
-           "    self.step, self.checkpoint = latest.latest_step(), 'best'\n"
-           '    state, _ = train.restore_checkpoint(latest, state, self.step)\n',
-           (T_PREDICT, '-k', 'best_checkpoint or clip_by_clip')),
-    Mutant('evaluate and predict prefer the latest checkpoint', 'lipjax/evaluate.py',
-           "(('best', best), ('latest', latest))", "(('latest', latest), ('best', best))",
-           (T_TRAIN, '-k', 'best_checkpoint')),
-    Mutant('speech mask one frame late after the cut', 'extraction/clip.py',
-           '(s - start / settings.fps, e - start / settings.fps)',
-           '(s - (start - 1) / settings.fps, e - (start - 1) / settings.fps)',
-           ('tests/extraction/test_clip.py',)),
-    Mutant("diagnose's data-set table blanked", 'lipjax/diagnose.py',
-           'facts = dataset_facts(report) if report else None', 'facts = None',
-           (T_DIAGNOSE, '-k', 'extracted')),
-    Mutant('confusion matrix transposed (metrics)', 'lipjax/metrics.py',
-           '(labels[keep], predictions[keep])', '(predictions[keep], labels[keep])',
-           (T_TRAIN, '-k', 'evaluate_writes')),
-    Mutant('confusion matrix transposed (evaluate report)', 'lipjax/evaluate.py',
-           "'confusion_matrix': result['confusion'].tolist()",
-           "'confusion_matrix': result['confusion'].T.tolist()",
-           (T_TRAIN, '-k', 'evaluate_writes')),
-    # --- more on losses ---
-    Mutant('mixup loss weights swapped', TRAIN,
-           "return (weight * cross_entropy(logits, batch['label'], label_smoothing)",
-           "return ((1.0 - weight) * cross_entropy(logits, batch['label'], label_smoothing)",
-           (T_TRAIN, '-k', 'mixup')),
-    Mutant('train step ignores label_smoothing', TRAIN,
-           'jnp.mean(mixed_cross_entropy(logits, batch, label_smoothing))',
-           'jnp.mean(mixed_cross_entropy(logits, batch, 0.0))',
-           (T_TRAIN, '-k', 'label_smoothed')),
-    Mutant('eval loss over padded examples too', TRAIN,
-           "'loss': float((out['loss'] * mask).sum() / max(count, 1.0))",
-           "'loss': float(out['loss'].mean())",
-           (T_PREDICT, '-k', 'clip_by_clip')),
-    Mutant('eval accuracy over padded examples too', TRAIN,
-           "metrics_lib.masked_accuracy(out['label'], out['prediction'], mask)",
-           "metrics_lib.masked_accuracy(out['label'], out['prediction'], mask * 0 + 1)",
-           (T_TRAIN, '-k', 'evaluate_writes')),
-    # --- masks and pooling ---
-    Mutant('speech pooling without the fallback to frames', MODELS,
-           'return jnp.where(has_speech, speech, frame_mask)', 'return speech',
-           (T_MODELS, '-k', 'pooling')),
-    Mutant('masked mean divides by all steps', MODELS,
-           'jnp.maximum(jnp.sum(weights, axis=1), 1.0)', 'values.shape[1]',
-           (T_MODELS, '-k', 'masked_mean or pooling')),
-    Mutant('rest pose taken from speech frames', MODELS,
-           'rest = frame_mask * (1 - speech_mask)', 'rest = frame_mask * speech_mask',
-           (T_MODELS, '-k', 'rest or centring')),
-    Mutant('velocity across the first padding frame', MODELS,
-           'both_real = real[:, 1:] * real[:, :-1]', 'both_real = real[:, :-1]',
-           (T_MODELS, '-k', 'velocity')),
-    Mutant('mixup speech mask not the union', PIPELINE,
-           "out['speech_mask'] = tf.maximum(\n      batch['speech_mask'], partner_of(batch['speech_mask']) * batch['frame_mask'])",
-           "out['speech_mask'] = batch['speech_mask']",
-           (T_PIPELINE, '-k', 'mixup')),
-    # --- checkpoint selection and resume ---
-    Mutant('best checkpoint on ties moves to the later one', TRAIN,
-           "improved = val['accuracy'] > progress['best_val_accuracy']",
-           "improved = val['accuracy'] >= progress['best_val_accuracy']",
-           (T_TRAIN, '-k', 'best_checkpoint or resumed or early_stopping')),
-    Mutant('resume: stale best checkpoints past the restart kept', TRAIN,
-           'if step > start_step:', 'if step > start_step + 10**9:',
-           (T_TRAIN, '-k', 'resumed')),
-    Mutant('resume: data stream restarts at step 0', TRAIN,
-           'input_pipeline.train_iterator(config, meta, start_step, num_devices,',
-           'input_pipeline.train_iterator(config, meta, 0, num_devices,',
-           (T_TRAIN, '-k', 'resumed')),
-    Mutant('resume: data position not saved', TRAIN,
-           '        progress.update(data_position(step, per_epoch))\n', '',
-           (T_TRAIN, '-k', 'resumed')),
-    # --- augmentation wiring ---
-    Mutant('flip never applied', PIPELINE,
-           'do_flip = uniform(3, [size], 0.0, 1.0) < 0.5', 'do_flip = uniform(3, [size], 0.0, 1.0) < 0.0',
-           (T_PIPELINE, '-k', 'flip_in')),
-    Mutant('mixup partner labels not carried', PIPELINE,
-           "out['mix_label'] = partner_of(batch['label'])", "out['mix_label'] = batch['label']",
-           (T_PIPELINE, '-k', 'mixup')),
-    Mutant('augmentation seeded by epoch, not step', PIPELINE,
-           'tf.stack([seed, step * host_count + host_index])',
-           'tf.stack([seed, step // per_epoch * host_count + host_index])',
-           (T_PIPELINE, '-k', 'deterministic or epoch_is or flip_in or mixup_in')),
-    # --- reports ---
-    Mutant('diagnose: skip reasons dropped', 'lipjax/diagnose.py',
-           "x.get('reason', 'unknown') for x in s.get('skipped', [])).most_common()),",
-           "'' for x in s.get('skipped', [])[:0]).most_common()),",
-           (T_DIAGNOSE, '-k', 'dataset_facts or extracted')),
-    Mutant('diagnose: speaker counts from the wrong split', 'lipjax/diagnose.py',
-           "'speakers': len(speakers[name]),", "'speakers': len(speakers[names[0]]),",
-           (T_DIAGNOSE, '-k', 'dataset_facts or extracted')),
-    Mutant('diagnose: not-learning verdict never given', 'lipjax/diagnose.py',
-           'if near_chance and not gap_too_large:', 'if False:',
-           (T_DIAGNOSE, '-k', 'not_learning or extracted')),
-    Mutant('evaluate reports the wrong checkpoint step', 'lipjax/evaluate.py',
-           "'step': int(step), 'examples'", "'step': int(step) + 1, 'examples'",
-           (T_TRAIN, '-k', 'best_checkpoint')),
+  # --- the bugs of issue 17's table ---
+  Mutant(
+    'pooling reads frame_mask instead of speech_mask',
+    MODELS,
+    "pooling_mask(batch['frame_mask'], batch['speech_mask'], self.mask_mode)",
+    "pooling_mask(batch['frame_mask'], batch['frame_mask'], self.mask_mode)",
+    (T_MODELS, '-k', 'speech'),
+  ),
+  Mutant(
+    'resume: checkpoint never restored',
+    TRAIN,
+    'if latest.latest_step() is not None:',
+    'if False:',
+    (T_TRAIN, '-k', 'resumed'),
+  ),
+  Mutant(
+    'resume: metrics past the checkpoint kept',
+    TRAIN,
+    '    metrics_log.truncate(workdir, start_step)\n',
+    '    pass\n',
+    (T_TRAIN, '-k', 'resumed'),
+  ),
+  Mutant(
+    'loss: label smoothing dropped',
+    TRAIN,
+    'optax.smooth_labels(jax.nn.one_hot(labels, logits.shape[-1]), label_smoothing)',
+    'jax.nn.one_hot(labels, logits.shape[-1])',
+    (T_TRAIN, '-k', 'cross_entropy or mixup'),
+  ),
+  Mutant(
+    'best checkpoint by minimum val accuracy',
+    CHECKPOINTS,
+    "best_mode='max'",
+    "best_mode='min'",
+    (T_TRAIN, '-k', 'best_checkpoint'),
+  ),
+  Mutant(
+    'flip through an identity permutation',
+    PIPELINE,
+    'mirror_perm = tf.constant(meta.mirror_perm, tf.int32)',
+    'mirror_perm = tf.range(len(meta.mirror_perm), dtype=tf.int32)',
+    (T_PIPELINE, '-k', 'flip_in'),
+  ),
+  Mutant(
+    'mixup weight not the majority',
+    PIPELINE,
+    'tf.maximum(weight, 1.0 - weight)',
+    'weight',
+    (T_PIPELINE, '-k', 'mixup_in'),
+  ),
+  Mutant(
+    'the same shuffle order every epoch',
+    PIPELINE,
+    'seed=seed * 1_000_003 + epoch',
+    'seed=seed * 1_000_003',
+    (T_PIPELINE, '-k', 'epoch_is'),
+  ),
+  Mutant(
+    'predict ignores --start/--end',
+    'lipjax/predict.py',
+    'interval = (FLAGS.start, FLAGS.end) if FLAGS.start is not None else None',
+    'interval = None',
+    (T_PREDICT, '-k', 'cli'),
+  ),
+  Mutant(
+    'predict loads the latest checkpoint (and calls it best)',
+    'lipjax/predict.py',
+    '    self.config, self.meta, model, self.params, self.step, self.checkpoint = evaluate.restore_model(\n'
+    '      workdir\n'
+    '    )\n',
+    '    from lipjax import checkpoints\n'
+    '\n'
+    '    self.config, self.meta, model, _, _, _ = evaluate.restore_model(workdir)\n'
+    '    latest, _ = checkpoints.managers(workdir, keep=1)\n'
+    "    self.step, self.checkpoint = latest.latest_step(), 'best'\n"
+    '    self.params = latest.restore(\n'
+    '      self.step,\n'
+    '      args=checkpoints.ocp.args.Composite(state=checkpoints.ocp.args.StandardRestore()),\n'
+    "    ).state['params']\n",
+    (T_PREDICT, '-k', 'best_checkpoint or clip_by_clip'),
+  ),
+  Mutant(
+    'evaluate and predict prefer the latest checkpoint',
+    CHECKPOINTS,
+    '    (BEST, best, best.best_step()),\n    (LATEST, latest, latest.latest_step()),\n',
+    '    (LATEST, latest, latest.latest_step()),\n    (BEST, best, best.best_step()),\n',
+    (T_TRAIN, '-k', 'best_checkpoint'),
+  ),
+  Mutant(
+    'speech mask one frame late after the cut',
+    'extraction/clip.py',
+    'offset = window.first / settings.fps',
+    'offset = (window.first - 1) / settings.fps',
+    ('tests/extraction/test_clip.py',),
+  ),
+  Mutant(
+    "diagnose's data-set table blanked",
+    'lipjax/diagnose.py',
+    'facts = dataset_facts(report) if report else None',
+    'facts = None',
+    (T_DIAGNOSE, '-k', 'extracted'),
+  ),
+  Mutant(
+    'confusion matrix transposed (metrics)',
+    'lipjax/metrics.py',
+    '(labels[keep], predictions[keep])',
+    '(predictions[keep], labels[keep])',
+    (T_TRAIN, '-k', 'evaluate_writes'),
+  ),
+  Mutant(
+    'confusion matrix transposed (evaluate report)',
+    'lipjax/evaluate.py',
+    "'confusion_matrix': result['confusion'].tolist()",
+    "'confusion_matrix': result['confusion'].T.tolist()",
+    (T_TRAIN, '-k', 'evaluate_writes'),
+  ),
+  # --- more on losses ---
+  Mutant(
+    'mixup loss weights swapped',
+    TRAIN,
+    "return weight * cross_entropy(logits, batch['label'], label_smoothing) + (",
+    "return (1.0 - weight) * cross_entropy(logits, batch['label'], label_smoothing) + (",
+    (T_TRAIN, '-k', 'mixup'),
+  ),
+  Mutant(
+    'train step ignores label_smoothing',
+    TRAIN,
+    'jnp.mean(mixed_cross_entropy(logits, batch, label_smoothing))',
+    'jnp.mean(mixed_cross_entropy(logits, batch, 0.0))',
+    (T_TRAIN, '-k', 'label_smoothed'),
+  ),
+  Mutant(
+    'eval loss over padded examples too',
+    EVALUATION,
+    "'loss': float((out['loss'] * mask).sum() / max(count, 1.0))",
+    "'loss': float(out['loss'].mean())",
+    (T_PREDICT, '-k', 'clip_by_clip'),
+  ),
+  Mutant(
+    'eval accuracy over padded examples too',
+    EVALUATION,
+    "metrics_lib.masked_accuracy(out['label'], out['prediction'], mask)",
+    "metrics_lib.masked_accuracy(out['label'], out['prediction'], mask * 0 + 1)",
+    (T_TRAIN, '-k', 'evaluate_writes'),
+  ),
+  # --- masks and pooling ---
+  Mutant(
+    'speech pooling without the fallback to frames',
+    MODELS,
+    'return jnp.where(has_speech, speech, frame_mask)',
+    'return speech',
+    (T_MODELS, '-k', 'pooling'),
+  ),
+  Mutant(
+    'masked mean divides by all steps',
+    MODELS,
+    'jnp.maximum(jnp.sum(weights, axis=1), 1.0)',
+    'values.shape[1]',
+    (T_MODELS, '-k', 'masked_mean or pooling'),
+  ),
+  Mutant(
+    'rest pose taken from speech frames',
+    MODELS,
+    'rest = frame_mask * (1 - speech_mask)',
+    'rest = frame_mask * speech_mask',
+    (T_MODELS, '-k', 'rest or centring'),
+  ),
+  Mutant(
+    'velocity across the first padding frame',
+    MODELS,
+    'both_real = real[:, 1:] * real[:, :-1]',
+    'both_real = real[:, :-1]',
+    (T_MODELS, '-k', 'velocity'),
+  ),
+  Mutant(
+    'mixup speech mask not the union',
+    PIPELINE,
+    "out['speech_mask'] = tf.maximum(\n"
+    "    batch['speech_mask'], partner_of(batch['speech_mask']) * batch['frame_mask']\n"
+    '  )',
+    "out['speech_mask'] = batch['speech_mask']",
+    (T_PIPELINE, '-k', 'mixup'),
+  ),
+  # --- checkpoint selection and resume ---
+  Mutant(
+    'best checkpoint on ties moves to the later one',
+    TRAIN,
+    "improved = val['accuracy'] > progress['best_val_accuracy']",
+    "improved = val['accuracy'] >= progress['best_val_accuracy']",
+    (T_TRAIN, '-k', 'best_checkpoint or resumed or early_stopping'),
+  ),
+  Mutant(
+    'resume: stale best checkpoints past the restart kept',
+    TRAIN,
+    'if step > start_step:',
+    'if step > start_step + 10**9:',
+    (T_TRAIN, '-k', 'resumed'),
+  ),
+  Mutant(
+    'resume: data stream restarts at step 0',
+    TRAIN,
+    'config, meta, start_step, num_devices, jax.process_index(), jax.process_count()',
+    'config, meta, 0, num_devices, jax.process_index(), jax.process_count()',
+    (T_TRAIN, '-k', 'resumed'),
+  ),
+  Mutant(
+    'resume: data position not saved',
+    TRAIN,
+    '        progress.update(data_position(step, per_epoch))\n',
+    '',
+    (T_TRAIN, '-k', 'resumed'),
+  ),
+  # --- augmentation wiring ---
+  Mutant(
+    'flip never applied',
+    PIPELINE,
+    'do_flip = uniform(3, [size], 0.0, 1.0) < 0.5',
+    'do_flip = uniform(3, [size], 0.0, 1.0) < 0.0',
+    (T_PIPELINE, '-k', 'flip_in'),
+  ),
+  Mutant(
+    'mixup partner labels not carried',
+    PIPELINE,
+    "out['mix_label'] = partner_of(batch['label'])",
+    "out['mix_label'] = batch['label']",
+    (T_PIPELINE, '-k', 'mixup'),
+  ),
+  Mutant(
+    'augmentation seeded by epoch, not step',
+    PIPELINE,
+    'tf.stack([seed, step * host_count + host_index])',
+    'tf.stack([seed, step // per_epoch * host_count + host_index])',
+    (T_PIPELINE, '-k', 'deterministic or epoch_is or flip_in or mixup_in'),
+  ),
+  # --- reports ---
+  Mutant(
+    'diagnose: skip reasons dropped',
+    'lipjax/diagnose.py',
+    "x.get('reason', 'unknown') for x in s.get('skipped', [])\n",
+    "'' for x in s.get('skipped', [])[:0]\n",
+    (T_DIAGNOSE, '-k', 'dataset_facts or extracted'),
+  ),
+  Mutant(
+    'diagnose: speaker counts from the wrong split',
+    'lipjax/diagnose.py',
+    "'speakers': len(speakers[name]),",
+    "'speakers': len(speakers[names[0]]),",
+    (T_DIAGNOSE, '-k', 'dataset_facts or extracted'),
+  ),
+  Mutant(
+    'diagnose: not-learning verdict never given',
+    'lipjax/diagnose.py',
+    'if near_chance and not gap_too_large:',
+    'if False:',
+    (T_DIAGNOSE, '-k', 'not_learning or extracted'),
+  ),
+  Mutant(
+    'evaluate reports the wrong checkpoint step',
+    'lipjax/evaluate.py',
+    "'step': int(step),\n    'examples'",
+    "'step': int(step) + 1,\n    'examples'",
+    (T_TRAIN, '-k', 'best_checkpoint'),
+  ),
 )
 
 
 def copy_tree(destination: str) -> None:
   """Copies the files git tracks or would track (not ignored) into destination."""
-  names = subprocess.run(['git', 'ls-files', '-z', '--cached', '--others', '--exclude-standard'],
-                         cwd=REPO, capture_output=True, check=True).stdout.split(b'\0')
+  names = subprocess.run(
+    ['git', 'ls-files', '-z', '--cached', '--others', '--exclude-standard'],
+    cwd=REPO,
+    capture_output=True,
+    check=True,
+  ).stdout.split(b'\0')
   for name in (n.decode() for n in names if n):
     source = os.path.join(REPO, name)
     if not os.path.isfile(source):
@@ -204,17 +341,22 @@ def run_mutant(mutant: Mutant, tree: str, cache_dir: str, timeout: float) -> tup
     return 'stale', 0.0
   with open(path, 'w') as f:
     f.write(original.replace(mutant.old, mutant.new))
-  env = dict(os.environ, PYTHONPATH=tree, TF_CPP_MIN_LOG_LEVEL='2',
-             LIPJAX_TEST_XLA_CACHE=cache_dir)
+  env = dict(os.environ, PYTHONPATH=tree, TF_CPP_MIN_LOG_LEVEL='2', LIPJAX_TEST_XLA_CACHE=cache_dir)
   start = time.perf_counter()
   try:
-    result = subprocess.run([sys.executable, '-m', 'pytest', '-q', '-x', '-rfE', '-p', 'no:cacheprovider',
-                             *mutant.tests], cwd=tree, env=env, capture_output=True, text=True,
-                            timeout=timeout)
+    result = subprocess.run(
+      [sys.executable, '-m', 'pytest', '-q', '-x', '-rfE', '-p', 'no:cacheprovider', *mutant.tests],
+      cwd=tree,
+      env=env,
+      capture_output=True,
+      text=True,
+      timeout=timeout,
+    )
     # 5: no test collected, which would make every mutant look killed.
     outcome = {0: 'survived', 5: 'no tests'}.get(result.returncode, 'killed')
-    failures = [line for line in result.stdout.splitlines()
-                if line.startswith(('FAILED ', 'ERROR '))]
+    failures = [
+      line for line in result.stdout.splitlines() if line.startswith(('FAILED ', 'ERROR '))
+    ]
     if failures:  # which test caught it, and how
       outcome += '\n          by ' + failures[0][:220]
   except subprocess.TimeoutExpired:
@@ -246,8 +388,10 @@ def main() -> int:
       outcome, seconds = run_mutant(mutant, tree, cache_dir, args.timeout)
       outcome, _, caught_by = outcome.partition('\n')
       outcomes[mutant.name] = outcome
-      print(f'{outcome:<9} {seconds:6.0f}s  {mutant.name}  [{" ".join(mutant.tests)}]{caught_by}',
-            flush=True)
+      print(
+        f'{outcome:<9} {seconds:6.0f}s  {mutant.name}  [{" ".join(mutant.tests)}]{caught_by}',
+        flush=True,
+      )
   tally = {o: sum(1 for v in outcomes.values() if v == o) for o in sorted(set(outcomes.values()))}
   print('mutants: ' + ', '.join(f'{n} {o}' for o, n in tally.items()))
   return 0 if set(outcomes.values()) <= {'killed'} else 1
