@@ -54,22 +54,15 @@ def _cmdline(process: psutil.Process) -> str:
     return ''
 
 
+def _command(corpus: str, out: str) -> list[str]:
+  """The extraction command line of these tests (2 workers)."""
+  workers = ['--workers', '2', '--max-frames', str(MAX_FRAMES), '--quiet']
+  return [sys.executable, '-m', 'extraction', '--input', corpus, '--out', out, *workers]
+
+
 def _start(corpus: str, out: str) -> subprocess.Popen:
   return subprocess.Popen(
-    [
-      sys.executable,
-      '-m',
-      'extraction',
-      '--input',
-      corpus,
-      '--out',
-      out,
-      '--workers',
-      '2',
-      '--max-frames',
-      str(MAX_FRAMES),
-      '--quiet',
-    ],
+    _command(corpus, out),
     cwd=REPO,
     stdout=subprocess.DEVNULL,
     stderr=subprocess.DEVNULL,
@@ -121,20 +114,7 @@ def test_kill_9_of_the_parent_leaves_no_worker_and_the_rerun_gives_the_same_shar
   _assert_all_exit(_kill_when(_start(corpus, out), lambda: time.monotonic() > at))
 
   result = subprocess.run(
-    [
-      sys.executable,
-      '-m',
-      'extraction',
-      '--input',
-      corpus,
-      '--out',
-      out,
-      '--workers',
-      '2',
-      '--max-frames',
-      str(MAX_FRAMES),
-      '--quiet',
-    ],
+    _command(corpus, out),
     cwd=REPO,
     capture_output=True,
     text=True,
