@@ -16,6 +16,7 @@ import pytest
 
 from lipjax import evaluate
 from lipjax import input_pipeline
+from lipjax import models
 from lipjax import train
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -307,8 +308,8 @@ def test_training_loss_is_the_label_smoothed_loss_of_the_config(test_config, tmp
   workdir = str(tmp_path / 'one_step')
   train.train_and_evaluate(test_config, workdir)
   (record,) = read_metrics(workdir)
-  meta = train.ensure_data(test_config.data_dir)
-  model = train.create_model(test_config, meta)
+  meta = train.load_dataset_meta(test_config.data_dir)
+  model = models.create_model(test_config, meta)
   import orbax.checkpoint as ocp
 
   params = ocp.StandardCheckpointer().restore(
