@@ -15,7 +15,6 @@ size on disk and the shuffle buffer's share of it.
 
 import argparse
 import glob
-import importlib.util
 import json
 import os
 import resource
@@ -30,14 +29,6 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 NUM_CLASSES = 500
 FRAMES = 29
-
-
-def load_config(path: str):
-  """Imports a configs/*.py file and returns its get_config()."""
-  spec = importlib.util.spec_from_file_location('bench_config', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
 
 
 def write_dataset(data_dir: str, num_examples: int, num_shards: int) -> None:
@@ -114,10 +105,12 @@ def measure(args) -> dict:
 
   tf.config.threading.set_inter_op_parallelism_threads(cores)
   tf.config.threading.set_intra_op_parallelism_threads(cores)
+  import bench_train  # the sibling script: one loader of configs by path
+
   from extraction import schema
   from lipjax import input_pipeline
 
-  config = load_config(args.config)
+  config = bench_train.load_config(args.config)
   config.data_dir = args.data_dir
   config.input.threads = cores
   if args.shuffle_buffer:
