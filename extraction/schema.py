@@ -34,6 +34,12 @@ NUM_NODES = roi.NUM_NODES
 NUM_AU = len(features_lib.AU_NAMES)
 NUM_GEOMETRY = len(features_lib.GEOMETRY_NAMES)
 
+# The reserved class of word spotting: a window with no vocabulary word at its centre
+# (another word, a pause, or a word boundary). The generator writes it as an ordinary
+# label (LRW folder name or manifest label); the stream never emits it. The leading
+# underscore keeps it apart from real words, which are letters only.
+BACKGROUND_LABEL = '_BACKGROUND_'
+
 FRAME_KEYS = ('landmarks', 'au', 'geometry', 'frame_mask', 'face_mask', 'speech_mask')
 # The per-frame arrays a clip's extraction produces (frame_mask is made when padding).
 CLIP_KEYS = tuple(key for key in FRAME_KEYS if key != 'frame_mask')
