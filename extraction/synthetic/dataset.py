@@ -1,12 +1,33 @@
 """Synthetic word clips -> LRW-style folders, a CSV manifest and generator.json.
 
 Layout written under OUT:
-  WORD/{train,val,test}/WORD_00001.mp4 + WORD_00001.txt (Text/Start/End)
-  manifest.csv   path,label,split,speaker,start,end (paths relative to OUT)
-  generator.json settings, vocabulary, viseme sequences, speakers per split,
-                 ceiling accuracy; written last, so its presence marks a finished set.
+  WORD/{train,val,test}/WORD_00001.mp4 + WORD_00001.txt
+      isolated words (context_words 0): Text/Start/End, the word between silences;
+      running speech (context_words K > 0): a num_frames window cut as LRW cuts it,
+      the word's centre at the window's centre, and LRW's own transcript
+      (Text: WORD / Conf: 4 / Duration: 0.420000 seconds), Duration the word's true length
+  _BACKGROUND_/{train,val,test}/_BACKGROUND__00001.mp4 + .txt   (background_fraction F > 0)
+      windows of the same cut with no vocabulary word: centred on a context word of 4+
+      letters (half of them), on a pause or on a word boundary (a quarter each); round(F x
+      word clips per speaker) per speaker. Transcript: LRW's, Text _BACKGROUND_ (schema.
+      BACKGROUND_LABEL), Duration the centred word's, or for a pause or boundary the mean
+      duration of the two words beside it (word-sized, so it does not give the class away)
+  manifest.csv   path,label,split,speaker,start,end of all the above (paths relative to
+                 OUT); start/end empty for running speech: read the transcript's Duration
+  sentences/{split}_00001.mp4 + .txt   (sentences N > 0: N per speaker)
+      whole utterances (vocabulary and context words mixed, silence before and after) with
+      the LRS2/LRS3 transcript: Text: THE WHOLE SENTENCE, Conf, a blank line, then
+      `WORD START END ASDSCORE` and one `WORD 0.12 0.40 1.0` row per word (seconds from
+      the first frame; transcripts.Transcript.words reads them). Flat, not in split
+      folders, so that `python -m extraction --input OUT` does not take them for a word.
+  sentences.csv  path,split,speaker,frames,text of the sentences
+  generator.json settings, running_speech settings, vocabulary, viseme sequences, the
+                 lexicon, speakers per split, ceiling accuracy (over the vocabulary; with
+                 background also ceiling_accuracy_with_background); written last, so its
+                 presence marks a finished set.
 Every clip draws its randomness from its own seed (run seed, word, speaker,
 clip number), so a clip's bytes do not depend on worker count or order.
+Speakers and splits are the same for words, background and sentences.
 """
 
 import contextlib
