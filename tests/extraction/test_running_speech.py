@@ -16,12 +16,12 @@ from extraction import transcripts
 from extraction.synthetic import __main__ as synthetic_cli
 from extraction.synthetic import dataset
 from extraction.synthetic import faces
+from extraction.synthetic import lexicon
 from extraction.synthetic import phonetics
 from extraction.synthetic import render
 from extraction.synthetic import running
 
 pytest.importorskip('wordfreq', reason="the lexicon needs wordfreq (pip install -e '.[extract]')")
-from extraction.synthetic import lexicon  # noqa: E402  (after the skip: it needs wordfreq)
 
 WORDS = ('ABOUT', 'WATCH')
 # Three photos, one speaker each: train, val and test get one speaker apiece.
