@@ -173,11 +173,11 @@ def test_predict_with_the_export_matches_the_workdir_and_never_imports_jax(shipp
   assert result.stdout.rstrip().endswith('no jax'), result.stdout[-500:]
   (got,) = json.loads(result.stdout.rstrip()[: -len('no jax')])
   assert [w['word'] for w in got['top_k']] == [w['word'] for w in expected['top_k']]
-  np.testing.assert_allclose(
-    [w['probability'] for w in got['top_k']],
-    [w['probability'] for w in expected['top_k']],
-    atol=1e-4,
-  )
+  got_p = [w['probability'] for w in got['top_k']]
+  expected_p = [w['probability'] for w in expected['top_k']]
+  np.testing.assert_allclose(got_p, expected_p, atol=1e-4, rtol=0)
+  # A confident model's runner-up probability is tiny: compare it relatively too.
+  np.testing.assert_allclose(got_p, expected_p, rtol=1e-3, atol=0)
   assert got['checkpoint'] == expected['checkpoint'] == {'which': 'best', 'step': run['best_step']}
 
 
