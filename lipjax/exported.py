@@ -24,6 +24,7 @@ import warnings
 
 import numpy as np
 
+from extraction import native_stderr
 from extraction import schema
 from lipjax import workdir as workdir_lib
 
@@ -66,6 +67,7 @@ class _SavedModelRunner:
   """The SavedModel's serving signature; any batch size."""
 
   batch_size = None
+  _started = False
 
   def __init__(self, path: str):
     self._loaded = tf.saved_model.load(path)  # keeps the variables alive
@@ -76,7 +78,14 @@ class _SavedModelRunner:
     }
 
   def __call__(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
-    return self._function(**{k: tf.constant(v) for k, v in inputs.items()})[OUTPUT].numpy()
+    tensors = {k: tf.constant(v) for k, v in inputs.items()}
+    if self._started:
+      return self._function(**tensors)[OUTPUT].numpy()
+    # The first call starts TF's XLA, which writes its start-up lines straight to stderr.
+    with native_stderr.silenced():
+      logits = self._function(**tensors)[OUTPUT].numpy()
+    self._started = True
+    return logits
 
 
 class _TFLiteRunner:
