@@ -485,18 +485,18 @@ class Display:
     self.edges = list(zip(meta.senders, meta.receivers))
     self.text: list[str] = []
 
-  def draw(self, frame: np.ndarray, points, hop) -> bool:
-    """Shows one frame; returns False once the user pressed q or Esc."""
+  def render(self, frame: np.ndarray, points, hop) -> np.ndarray:
+    """The frame (BGR) with the mouth graph where FaceMesh found the face and the top words."""
     import cv2
 
     image = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
     if points is not None:
-      xy = np.round(points[self.meta.roi_indices, :2]).astype(int)
+      xy = [tuple(int(v) for v in p) for p in np.round(points[self.meta.roi_indices, :2])]
       for s, r in self.edges:
         if s < r:
-          cv2.line(image, tuple(xy[s]), tuple(xy[r]), (0, 200, 0), 1, cv2.LINE_AA)
-      for x, y in xy:
-        cv2.circle(image, (int(x), int(y)), 1, (0, 0, 255), -1)
+          cv2.line(image, xy[s], xy[r], (0, 200, 0), 1, cv2.LINE_AA)
+      for point in xy:
+        cv2.circle(image, point, 1, (0, 0, 255), -1)
     if hop is not None and hop.probabilities is not None:
       order = np.argsort(-hop.probabilities)[: self.top_k]
       self.text = [f'{self.meta.class_names[k]} {hop.probabilities[k]:.2f}' for k in order]
@@ -504,7 +504,13 @@ class Display:
       self.text = ['(no face)']
     for row, line in enumerate(self.text):
       cv2.putText(image, line, (8, 20 + 18 * row), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 0), 1)
-    cv2.imshow('lipjax.stream', image)
+    return image
+
+  def draw(self, frame: np.ndarray, points, hop) -> bool:
+    """Shows one frame; returns False once the user pressed q or Esc."""
+    import cv2
+
+    cv2.imshow('lipjax.stream', self.render(frame, points, hop))
     return cv2.waitKey(1) & 0xFF not in (ord('q'), 27)
 
 
