@@ -61,9 +61,9 @@ class TimedScorer:
     self.meta, self.settings = scorer.meta, scorer.settings
     self.seconds, self.calls = 0.0, 0
 
-  def probabilities(self, examples):
+  def probabilities(self, examples, batch_size):
     started = time.perf_counter()
-    out = self._scorer.probabilities(examples)
+    out = self._scorer.probabilities(examples, batch_size)
     self.seconds += time.perf_counter() - started
     self.calls += 1
     return out
@@ -73,7 +73,7 @@ def speed(workdir: str, video: str, hop: int, repeats: int) -> dict:
   """Per-frame and per-window cost of the stream on one video file (best of `repeats` runs)."""
   from lipjax import stream
 
-  scorer = TimedScorer(stream.WorkdirScorer(workdir))
+  scorer = TimedScorer(stream.load_predictor(workdir))
   runs = []
   for _ in range(repeats):
     scorer.seconds, scorer.calls = 0.0, 0
@@ -181,7 +181,7 @@ def spotting_scores(
   from lipjax import spotting
   from lipjax import stream
 
-  scorer = stream.WorkdirScorer(workdir)
+  scorer = stream.load_predictor(workdir)
   vocabulary = set(scorer.meta.class_names)
   half = 0.5 * scorer.meta.max_frames / scorer.meta.fps
   scored = []

@@ -56,13 +56,6 @@ class Settings:
       (name, f'{message}, got {getattr(self, name)!r}') for name, ok, message in checks if not ok
     ]
 
-  @classmethod
-  def recorded(cls, extraction: dict) -> 'Settings':
-    """The settings a data set's metadata records (`DatasetMeta.extraction`); defaults where absent."""
-    recorded = extraction.get('settings', {})
-    known = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in recorded.items() if k in known})
-
   def check(self) -> None:
     """Raises ValueError naming every bad setting."""
     problems = self.problems()

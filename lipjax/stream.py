@@ -46,6 +46,7 @@ from extraction import clip as clip_lib
 from extraction import schema
 from extraction import transcripts
 from lipjax import cli
+from lipjax import exported  # before input_pipeline, as in lipjax.predict
 from lipjax import input_pipeline
 from lipjax import spotting
 
@@ -57,7 +58,10 @@ DEFAULT_WORD_SECONDS = 0.35
 def define_flags() -> None:
   """Command-line flags; defined only when run as a program (absl flags are process-global)."""
   flags.DEFINE_string('workdir', None, 'Training workdir whose best checkpoint scores windows.')
-  flags.DEFINE_string('model', None, 'Exported model directory (python -m lipjax.export).')
+  flags.DEFINE_string('model', None, 'Exported model folder (python -m lipjax.export --out).')
+  flags.DEFINE_enum(
+    'backend', exported.SAVEDMODEL, exported.BACKENDS, 'With --model: which of its models runs.'
+  )
   flags.DEFINE_integer('hop', 2, 'Frames between scored windows.')
   flags.DEFINE_float('threshold', 0.5, 'Lowest peak probability of an emitted word.')
   flags.DEFINE_float(
@@ -70,54 +74,21 @@ def define_flags() -> None:
   flags.DEFINE_bool('show', False, 'Draw the mouth graph and the top words in an OpenCV window.')
 
 
-# --- scorers: a workdir (JAX, through lipjax.predict) or an exported model ---------------------
+# --- the model: a workdir (JAX) or an exported model (TensorFlow), both through predict ---------
 
 
-class WorkdirScorer:
-  """Scores examples with a training workdir's best checkpoint (lipjax.predict.Predictor)."""
+def load_predictor(
+  workdir: str | None = None, model: str | None = None, backend: str = 'savedmodel'
+):
+  """lipjax.predict's Predictor of a workdir or an exported model folder (exactly one of them).
 
-  def __init__(self, workdir: str):
-    from lipjax import predict
+  The stream needs its meta, settings and probabilities(examples, batch_size).
+  """
+  from lipjax import predict
 
-    self._predictor = predict.Predictor(workdir)
-    self.meta: schema.DatasetMeta = self._predictor.meta
-    self.settings: clip_lib.Settings = self._predictor.settings
-    self.name = f'{workdir} ({self._predictor.checkpoint} checkpoint, step {self._predictor.step})'
-
-  def probabilities(self, examples: list[dict]) -> np.ndarray:
-    """Class probabilities of parsed examples.  # [B, C]"""
-    return self._predictor.probabilities(examples, batch_size=len(examples))
-
-
-class ExportedScorer:
-  """Scores examples with an exported model: `lipjax.exported.load(dir)` (.logits, .meta)."""
-
-  def __init__(self, model_dir: str):
-    try:
-      from lipjax import exported
-    except ImportError as error:
-      raise ValueError(
-        f'--model {model_dir}: this lipjax has no lipjax.exported (use --workdir)'
-      ) from error
-    self._model = exported.load(model_dir)
-    self.meta: schema.DatasetMeta = self._model.meta
-    self.settings = clip_lib.Settings.recorded(self.meta.extraction)
-    self.name = model_dir
-
-  def probabilities(self, examples: list[dict]) -> np.ndarray:
-    """Class probabilities of parsed examples.  # [B, C]"""
-    batch = {key: np.stack([e[key] for e in examples]) for key in examples[0]}
-    logits = np.asarray(self._model.logits(batch), np.float64)
-    logits -= logits.max(axis=-1, keepdims=True)
-    p = np.exp(logits)
-    return p / p.sum(axis=-1, keepdims=True)
-
-
-def load_scorer(workdir: str | None = None, model: str | None = None):
-  """The scorer of a workdir or an exported model directory (exactly one of them)."""
   if (workdir is None) == (model is None):
     raise ValueError('give exactly one of --workdir and --model')
-  return WorkdirScorer(workdir) if workdir else ExportedScorer(model)
+  return predict.Predictor(workdir) if workdir else predict.Predictor.from_export(model, backend)
 
 
 # --- frames: a file as fast as possible, a live source without falling behind ----------------
@@ -194,7 +165,7 @@ class LiveFrames:
 
     self._resampler = Resampler(float(capture.get(cv2.CAP_PROP_FPS)), target_fps)
     self._capture = capture
-    self._slot = None  # (target frames so far, newest BGR frame)
+    self._slot = None  # (target frames so far, of them the newest frame's, newest BGR frame)
     self._ready = threading.Condition()
     self._done = False
     self._stop = threading.Event()
@@ -209,10 +180,13 @@ class LiveFrames:
         ok, frame = self._capture.read()
         if not ok:
           break
-        count += self._resampler.repeats(index)
+        repeats = self._resampler.repeats(index)
         index += 1
+        if not repeats:  # resampled away: not a frame of the time line
+          continue
+        count += repeats
         with self._ready:
-          self._slot = (count, frame)
+          self._slot = (count, repeats, frame)
           self._ready.notify()
     finally:
       self._capture.release()
@@ -231,11 +205,14 @@ class LiveFrames:
             if self._done:
               return
             self._ready.wait()
-          count, frame = self._slot
-        for _ in range(count - taken - 1):
+          count, repeats, frame = self._slot
+        shown = min(repeats, count - taken)  # the newest frame's places not yet handed out
+        for _ in range(count - taken - shown):
           yield None
         taken = count
-        yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+        rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+        for _ in range(shown):
+          yield rgb
     finally:
       self._stop.set()
       self._thread.join(timeout=2.0)
@@ -305,7 +282,7 @@ class WindowStream:
       'face_mask': np.ones(self.length, np.uint8),
       'speech_mask': self.speech_mask,
     }
-    scorer.probabilities([parsed_example(empty, self.length)])
+    scorer.probabilities([parsed_example(empty, self.length)], 1)
     self._faces = collections.deque(maxlen=self.length)  # [468, 3] float32 or None
     self.frames = 0  # frames pushed so far
 
@@ -348,7 +325,7 @@ class WindowStream:
     example = probabilities = None
     if arrays is not None:
       example = parsed_example(arrays, self.length)
-      probabilities = self.scorer.probabilities([example])[0]
+      probabilities = self.scorer.probabilities([example], 1)[0]
     words = self.spotter.step(centre, end, probabilities)
     return Hop(first, centre, end, probabilities, example, words, time_lib.perf_counter() - started)
 
@@ -527,7 +504,7 @@ def main(argv):
     raise app.UsageError('give one SOURCE: a camera index, a video file or a URL')
   source = argv[1]
   logging.set_verbosity(logging.WARNING)
-  scorer = load_scorer(FLAGS.workdir, FLAGS.model)
+  scorer = load_predictor(FLAGS.workdir, FLAGS.model, FLAGS.backend)
   window = WindowStream(scorer, FLAGS.hop, FLAGS.threshold, FLAGS.min_gap, FLAGS.word_seconds)
   display = Display(scorer.meta) if FLAGS.show else None
 

@@ -83,7 +83,7 @@ def workdir(learned, tmp_path_factory):
 @pytest.fixture(scope='module')
 def streamed(workdir, talk):
   """The stream's hops over the talk video, in-process."""
-  scorer = stream.WorkdirScorer(workdir)
+  scorer = predict.Predictor(workdir)
   hops, summary = stream.spot_file(talk['path'], scorer, hop=HOP, threshold=1.0)
   return {'scorer': scorer, 'hops': hops, 'summary': summary}
 
@@ -195,3 +195,27 @@ def test_the_command_line_prints_the_words_spotted_in_the_windows_scores_in_orde
   assert all(w['time'] < w['emitted_at'] <= duration for w in words)
   assert all(w['word'] in names and w['word'] != schema.BACKGROUND_LABEL for w in words)
   assert 'real-time factor' in result.stderr and 'Traceback' not in result.stderr
+
+
+def test_frames_are_resampled_as_extraction_resamples_and_a_slow_reader_drops_them_in_place():
+  import time
+
+  from extraction import video
+  from extraction.synthetic.faces import carphone_path
+
+  decoded, fps = video.read_frames(carphone_path())  # 29.97 fps
+  wanted = decoded[video.resample_indices(len(decoded), fps, 25.0)]
+  capture, live = stream.open_capture(carphone_path())
+  assert not live
+  np.testing.assert_array_equal(np.stack(list(stream.file_frames(capture, 25.0))), wanted)
+
+  live_frames = []
+  for frame in stream.LiveFrames(cv2.VideoCapture(carphone_path()), 25.0):
+    live_frames.append(frame)
+    if frame is not None:
+      time.sleep(0.01)  # slower than the decoder: frames arrive while this one is processed
+  assert len(live_frames) == len(wanted)  # a dropped frame keeps its place in the time line
+  kept = [t for t, frame in enumerate(live_frames) if frame is not None]
+  assert 0 < len(kept) < len(wanted)
+  for t in kept:
+    np.testing.assert_array_equal(live_frames[t], wanted[t])
