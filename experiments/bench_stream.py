@@ -12,11 +12,12 @@ frame, frames/s and the real-time factor (processing time / video duration). The
 process pins itself to one core (as `taskset -c 0` does) before JAX and MediaPipe start.
 
 spotting: the stream over held-out talk, scored against the words' spoken times.
-  --concat MANIFEST: an LRW-style manifest's clips (one word each, its interval in
-    the manifest) of the split's speakers concatenated per speaker into one video
-    of --words_per_video words; truth = each clip's word and interval, moved.
+  --concat MANIFEST: an LRW-style manifest's one-word clips (interval in the
+    manifest) of each speaker of --split, words in turn, joined into one video per
+    speaker; truth = each clip's word and interval, moved.
   --sentences SENTENCES_CSV: the generator's whole utterances (`--sentences N`,
-    LRS3-style transcripts with a word table), vocabulary and other words mixed.
+    LRS2/LRS3-style transcripts with a word table), vocabulary and other words
+    mixed, each speaker's joined into one video (as someone talking for a while).
 A hit is an emitted word equal to a vocabulary word of the truth whose time (the
 peak window's centre) lies in that word's spoken interval widened by --tolerance
 seconds on each side; each spoken word and each emission count once (matched in
@@ -104,55 +105,61 @@ class Talk:
   words: list  # (word, start, end) seconds, every spoken word
 
 
-def concat_talks(manifest: str, split: str, out_dir: str, words_per_video: int) -> list[Talk]:
-  """Concatenates a manifest's one-word clips of each speaker of a split into videos."""
+def join_talks(parts_by_speaker: dict, out_dir: str) -> list[Talk]:
+  """Joins each speaker's videos (path, (word, start, end) list) into one video, times moved."""
   from extraction import video
   from extraction.synthetic import dataset
 
+  talks = []
+  for speaker, parts in sorted(parts_by_speaker.items()):
+    frames, words, offset = [], [], 0.0
+    for path, spoken in parts:
+      clip, fps = video.read_frames(path)
+      words += [(w, offset + s, offset + e) for w, s, e in spoken]
+      frames.append(clip[..., ::-1])  # RGB -> BGR for the writer
+      offset += len(clip) / fps
+    out = os.path.join(out_dir, f'{speaker}.mp4')
+    dataset.write_video(out, np.concatenate(frames), fps)
+    talks.append(Talk(out, words))
+  return talks
+
+
+def _rows(manifest: str, split: str) -> list[dict]:
+  """A manifest's rows of a split ('any': all), paths made absolute."""
   root = os.path.dirname(os.path.abspath(manifest))
   with open(manifest) as f:
-    rows = [r for r in csv.DictReader(f) if r['split'] == split]
+    rows = [r for r in csv.DictReader(f) if split in ('any', r['split'])]
+  return [dict(r, path=os.path.join(root, r['path'])) for r in rows]
+
+
+def concat_talks(manifest: str, split: str, out_dir: str) -> list[Talk]:
+  """A manifest's one-word clips of each speaker, words taken in turn, joined into one video."""
   by_speaker = {}
-  for row in rows:
-    by_speaker.setdefault(row['speaker'], []).append(row)
-  talks = []
-  for speaker, clips in sorted(by_speaker.items()):
+  for row in sorted(_rows(manifest, split), key=lambda r: r['path']):
+    by_speaker.setdefault(row['speaker'], {}).setdefault(row['label'], []).append(row)
+  parts = {}
+  for speaker, by_word in by_speaker.items():
     # Round robin over the words, so that a video does not say one word twice in a row.
-    by_word = {}
-    for row in sorted(clips, key=lambda r: r['path']):
-      by_word.setdefault(row['label'], []).append(row)
-    clips = [
+    rows = [
       by_word[w][k]
       for k in range(max(map(len, by_word.values())))
       for w in sorted(by_word)
       if k < len(by_word[w])
     ]
-    for first in range(0, len(clips) - words_per_video + 1, words_per_video):
-      frames, words, offset = [], [], 0.0
-      for row in clips[first : first + words_per_video]:
-        clip, fps = video.read_frames(os.path.join(root, row['path']))
-        words.append((row['label'], offset + float(row['start']), offset + float(row['end'])))
-        frames.append(clip[..., ::-1])  # RGB -> BGR for the writer
-        offset += len(clip) / fps
-      path = os.path.join(out_dir, f'{speaker}_{first:04d}.mp4')
-      dataset.write_video(path, np.concatenate(frames), fps)
-      talks.append(Talk(path, words))
-  return talks
+    parts[speaker] = [(r['path'], [(r['label'], float(r['start']), float(r['end']))]) for r in rows]
+  return join_talks(parts, out_dir)
 
 
-def sentence_talks(sentences_csv: str, split: str) -> list[Talk]:
-  """The generator's sentences of a split with their transcripts' word tables."""
+def sentence_talks(sentences_csv: str, split: str, out_dir: str) -> list[Talk]:
+  """The generator's sentences of each speaker (word tables of their transcripts), joined."""
   from extraction import transcripts
 
-  root = os.path.dirname(os.path.abspath(sentences_csv))
-  with open(sentences_csv) as f:
-    rows = [r for r in csv.DictReader(f) if r['split'] == split]
-  talks = []
-  for row in rows:
-    path = os.path.join(root, row['path'])
-    words = transcripts.read(os.path.splitext(path)[0] + '.txt').words
-    talks.append(Talk(path, [(w.upper(), float(s), float(e)) for w, s, e in words]))
-  return talks
+  parts = {}
+  for row in _rows(sentences_csv, split):
+    table = transcripts.read(os.path.splitext(row['path'])[0] + '.txt').words
+    spoken = [(w.upper(), float(s), float(e)) for w, s, e in table]
+    parts.setdefault(row['speaker'], []).append((row['path'], spoken))
+  return join_talks(parts, out_dir)
 
 
 def match(emitted, truth, tolerance: float) -> tuple[int, list[float]]:
@@ -250,8 +257,7 @@ def main():
   source = p.add_mutually_exclusive_group(required=True)
   source.add_argument('--concat', help='LRW-style manifest.csv of one-word clips')
   source.add_argument('--sentences', help="the generator's sentences.csv")
-  p.add_argument('--split', default='test')
-  p.add_argument('--words_per_video', type=int, default=6)
+  p.add_argument('--split', default='test', help="the split's speakers ('any': all)")
   p.add_argument('--hop', type=int, default=2)
   p.add_argument('--thresholds', default='0.3,0.4,0.5,0.6,0.7,0.8')
   p.add_argument('--min_gap', type=float, default=0.3)
@@ -264,9 +270,9 @@ def main():
   else:
     with tempfile.TemporaryDirectory() as tmp:
       if args.concat:
-        talks = concat_talks(args.concat, args.split, tmp, args.words_per_video)
+        talks = concat_talks(args.concat, args.split, tmp)
       else:
-        talks = sentence_talks(args.sentences, args.split)
+        talks = sentence_talks(args.sentences, args.split, tmp)
       thresholds = [float(t) for t in args.thresholds.split(',')]
       result = spotting_scores(
         args.workdir, talks, args.hop, thresholds, args.min_gap, args.tolerance
