@@ -28,8 +28,26 @@ source adds the processing time of that hop (the `speed` figures). Words in the
 first or last half window of a video can never be centred in a window, so they
 are excluded from the truth and reported apart.
 
-Measured on the 2-core VM (no GPU), 2026-11-26, while other jobs shared the cores:
-  see the "Live lip reading (stream)" section of README.md for the figures and commands.
+Run of 2026-11-26 on the 2-core VM (no GPU), load average 7-9 from other jobs throughout
+(figures in README.md, "Live lip reading (stream)"); all with nice -n 5, one at a time but for the
+first two, and the wordfreq package on PYTHONPATH for the generator:
+  # spotting training set: 10 demo words + _BACKGROUND_, 14 speakers (10 train), 448 clips +
+  # 28 sentences: 8 min 38 s with 2 workers
+  python -m extraction.synthetic generate --out spot_videos --context-words 2 \
+      --background-fraction 0.5 --clips-per-speaker 2 --variants 2 --sentences 2 --workers 2
+  # 420 clips, 156 frames/s: 2 min
+  python -m extraction --input spot_videos/manifest.csv --out spot_data --workers 2
+  # early stop at step 1200 (best val accuracy 0.633 at step 400): 25 min
+  python -m lipjax.train --config configs/small.py --config.data_dir=spot_data --workdir spot_run
+  # held-out sentences: the two carphone frames as photos (that man is in no training clip),
+  # 6 speakers x 4 sentences: 11 min with 1 worker
+  python -m extraction.synthetic generate --out heldout_sentences --faces heldout_faces \
+      --variants 3 --val-speakers 1 --test-speakers 1 --clips-per-speaker 0 --sentences 4 --seed 11
+  python experiments/bench_stream.py spotting --workdir spot_run \
+      --sentences heldout_sentences/sentences.csv --split any --hop 1          # 40 s
+  taskset -c 0 python experiments/bench_stream.py speed --workdir spot_run --video V --hop 1
+  python experiments/bench_stream.py spotting --workdir runs/demo \
+      --concat ~/.cache/lipjax/demo_videos/manifest.csv --split test           # 2.5 min
 """
 
 import argparse
@@ -55,18 +73,27 @@ def pin_to_one_core() -> int:
 
 
 class TimedScorer:
-  """A stream scorer that times the model alone."""
+  """A stream scorer that times the model alone, from the second call of a run on.
+
+  The first call of a run is the stream's warm-up (it compiles the model), not a window.
+  """
 
   def __init__(self, scorer):
     self._scorer = scorer
     self.meta, self.settings = scorer.meta, scorer.settings
-    self.seconds, self.calls = 0.0, 0
+    self.start_run()
+
+  def start_run(self):
+    self.seconds, self.calls, self._warm_up = 0.0, 0, True
 
   def probabilities(self, examples, batch_size):
     started = time.perf_counter()
     out = self._scorer.probabilities(examples, batch_size)
-    self.seconds += time.perf_counter() - started
-    self.calls += 1
+    if self._warm_up:
+      self._warm_up = False
+    else:
+      self.seconds += time.perf_counter() - started
+      self.calls += 1
     return out
 
 
@@ -77,7 +104,7 @@ def speed(workdir: str, video: str, hop: int, repeats: int) -> dict:
   scorer = TimedScorer(stream.load_predictor(workdir))
   runs = []
   for _ in range(repeats):
-    scorer.seconds, scorer.calls = 0.0, 0
+    scorer.start_run()
     _, summary = stream.spot_file(video, scorer, hop=hop)
     runs.append((summary.seconds, summary, scorer.seconds / max(scorer.calls, 1)))
   _, summary, model_seconds = min(runs, key=lambda r: r[0])
