@@ -126,26 +126,18 @@ def test_logits_name_a_missing_input_and_a_wrong_shape(saved_model, jax_referenc
     model.logits(dict(batch, landmarks=batch['landmarks'][:, :-1]))
 
 
-def test_tflite_matches_jax_or_its_failure_is_recorded(shipped, jax_reference):
+def test_tflite_converts_and_matches_jax(shipped, jax_reference):
   _, out, info = shipped
   tflite = info['formats']['tflite']
-  if tflite['status'] == 'ok':
-    model = exported.load(out, 'tflite')
-    assert model.batch_size == 1 and os.path.isfile(os.path.join(out, 'model.tflite'))
-    reference = jax_reference['test']
-    for batch, want in zip(reference['batches'], reference['logits']):
-      got = model.logits(batch)  # one example at a time
-      np.testing.assert_allclose(got, want, atol=1e-4, rtol=0)
-      np.testing.assert_array_equal(np.argmax(got, -1), np.argmax(want, -1))
-  else:
-    # Today's model: jax2tf without XLA ops cannot take the adjacency's scatter (see export.py).
-    assert tflite['status'] == 'failed' and tflite['path'] is None
-    assert 'model.tflite' not in os.listdir(out)
-    (attempt,) = tflite['attempts']
-    assert attempt['step'] == 'jax2tf enable_xla=False'
-    assert 'scatter' in attempt['error'] and 'graphs.py' in attempt['error']
-    with pytest.raises(ValueError, match='has no TFLite model .*scatter.*; use the savedmodel'):
-      exported.load(out, 'tflite')
+  # The model avoids scatter and batched gather so that TFLITE_BUILTINS alone converts it.
+  assert tflite['status'] == 'ok', tflite
+  model = exported.load(out, 'tflite')
+  assert model.batch_size == 1 and os.path.isfile(os.path.join(out, 'model.tflite'))
+  reference = jax_reference['test']
+  for batch, want in zip(reference['batches'], reference['logits']):
+    got = model.logits(batch)  # one example at a time
+    np.testing.assert_allclose(got, want, atol=1e-4, rtol=0)
+    np.testing.assert_array_equal(np.argmax(got, -1), np.argmax(want, -1))
 
 
 def test_predict_with_the_export_matches_the_workdir_and_never_imports_jax(shipped):
