@@ -162,7 +162,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   """Trains with periodic evaluation, checkpointing and early stopping; returns the last metrics.
 
   Checks the config, the data set and the workdir (its lock, and that it was
-  trained on the same classes, shapes and model) before writing anything.
+  trained on the same classes, shapes and model) before writing anything. With
+  config.distributed every process of the job calls it with the same config and
+  workdir (a str or epath.Path; gs:// works); it returns the same on each.
   """
   parallel.initialize(config)
   meta = load_dataset_meta(config.data_dir)
