@@ -78,8 +78,12 @@ def get_config():
   config.model.knn_k = 4
   config.model.mask_mode = 'speech'  # speech | frames | none
   config.model.globals_mode = 'globals'  # globals | broadcast
-  # none | rest | rest_scaled: inputs relative to each clip's rest pose (frames outside speech).
+  # none | rest | rest_scaled: inputs relative to each clip's rest pose (frames outside
+  # speech); window | window_scaled: relative to the whole window's mean (needs no silence).
+  # The demo's words are spoken alone, with silence around them: rest_scaled.
   config.model.centre = 'rest_scaled'
+  # The speech mask as an input channel of the BiLSTM too (not only the pooling mask).
+  config.model.boundary_input = False
   config.model.velocities = True
   config.model.velocity_scale = 10.0
   config.model.gcn_features = (64, 64)

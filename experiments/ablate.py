@@ -73,6 +73,26 @@ VARIANTS = {
     {'model.centre': 'none'},
     'raw landmarks and features, not movement away from the rest pose',
   ),
+  'rest centring, unscaled': (
+    small_config,
+    {'model.centre': 'rest'},
+    'movement away from the rest pose, without dividing by its RMS',
+  ),
+  'window centring': (
+    small_config,
+    {'model.centre': 'window_scaled'},
+    "the whole window's mean pose as reference (needs no silence), RMS-scaled",
+  ),
+  'boundary input': (
+    small_config,
+    {'model.boundary_input': True},
+    'the speech mask also as an input channel of the BiLSTM',
+  ),
+  'window centring + boundary input': (
+    small_config,
+    {'model.centre': 'window_scaled', 'model.boundary_input': True},
+    'configs/lrw.py: both of the above',
+  ),
   'no time warp': (
     small_config,
     {'augment.time_warp': 0.0},
@@ -236,7 +256,8 @@ def main() -> None:
   if args.out != parser.get_default('out'):
     command += f' --out {args.out}'
   header = (
-    f'Ablation on the demo data set ({time.strftime("%Y-%m-%d")}, {platform.machine()}, '
+    f'Ablation on {args.data_dir or "the demo data set"} ({time.strftime("%Y-%m-%d")}, '
+    f'{platform.machine()}, '
     f'{os.cpu_count()} cores), {args.steps} steps per run, seeds {args.seeds}; '
     f'`{command}`; {(time.perf_counter() - began) / 60:.0f} min for the runs not cached.'
   )

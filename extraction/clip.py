@@ -3,6 +3,9 @@
 `extract_clip` is the single definition of what a clip becomes; extraction runs
 it for every clip of a corpus and `lipjax.predict` runs it on a user's video,
 so training and prediction see the same ROI, normalisation, smoothing and features.
+Its steps come in two halves that `lipjax.stream` runs on a live video too: per
+frame as it arrives (FaceMesh tracking, `face_frame`), then per window of frames
+(`check_faces`, `window_arrays`: smoothing, filling frames without a face, features).
 """
 
 import dataclasses
@@ -180,6 +183,34 @@ def read_clip(
   )
 
 
+def face_frame(points: np.ndarray) -> np.ndarray:
+  """One frame's FaceMesh landmarks [468, 3] in pixels -> face-normalised [468, 3] (no state)."""
+  return normalize.face_normalize(points[None])[0]
+
+
+def check_faces(where: str, detected: np.ndarray, settings: Settings) -> None:
+  """Raises ClipError if FaceMesh found a face in too few of a clip's (or window's) frames."""
+  if detected.mean() < settings.min_face_fraction:
+    raise ClipError(
+      f'{where}: face found in {int(detected.sum())} of {len(detected)} frames '
+      f'(< {settings.min_face_fraction:.0%}); no usable face'
+    )
+
+
+def window_arrays(
+  faces: np.ndarray, detected: np.ndarray, settings: Settings
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """Face-normalised frames of a clip or stream window -> (landmarks [L, 88, 3], au, geometry).
+
+  Smoothing starts at the window's first frame and frames without a face are filled
+  from the window's detected frames, so a stream window scored after its last frame
+  has arrived becomes exactly what extraction makes of a clip of the same frames.
+  """
+  face = normalize.smooth_track(faces, detected, settings.ema_alpha)  # [L, 468, 3]
+  au, geometry = features.compute_features(face)
+  return face[:, list(roi.ROI_INDICES)], au, geometry
+
+
 def extract_clip(
   video_path: str,
   tracker,
@@ -190,20 +221,18 @@ def extract_clip(
   """Runs FaceMesh on a video and turns it into normalised landmarks, features and masks.
 
   Speech comes from `intervals` (seconds) or a `transcript`; with neither the
-  speech mask is empty, and the model pools over all frames instead.
+  speech mask is empty, and the model pools over all frames instead. The frames
+  go through the per-frame steps the stream runs (`face_frame`, `window_arrays`).
   """
   clip = read_clip(video_path, settings, intervals, transcript)
   points, detected = tracker.landmarks(clip.frames)
-  face_fraction = detected.mean()
-  if face_fraction < settings.min_face_fraction:
-    raise ClipError(
-      f'{video_path}: face found in {int(detected.sum())} of {len(clip.frames)} frames '
-      f'(< {settings.min_face_fraction:.0%}); no usable face'
-    )
-  face = normalize.normalize_track(points, detected, settings.ema_alpha)  # [L, 468, 3]
-  au, geometry = features.compute_features(face)
+  check_faces(video_path, detected, settings)
+  faces = np.zeros(points.shape, np.float32)  # [L, 468, 3]
+  for t in np.flatnonzero(detected):
+    faces[t] = face_frame(points[t])
+  landmarks, au, geometry = window_arrays(faces, detected, settings)
   return ClipArrays(
-    landmarks=face[:, list(roi.ROI_INDICES)],
+    landmarks=landmarks,
     au=au,
     geometry=geometry,
     face_mask=detected.astype(np.uint8),

@@ -66,18 +66,37 @@ class FaceMeshTracker:
     self._mesh = _face_mesh(False, min_detection_confidence, min_tracking_confidence)
 
   def landmarks(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Returns (landmarks [T, 468, 3] in pixels, z scaled like x; detected [T] bool)."""
-    self._mesh.reset()
-    num_frames, height, width = frames.shape[:3]
+    """Returns (landmarks [T, 468, 3] in pixels, z scaled like x; detected [T] bool).
+
+    Tracking starts afresh: a clip's landmarks never depend on the clip before it.
+    """
+    self.reset()
+    num_frames = len(frames)
     points = np.zeros((num_frames, roi.NUM_FACEMESH_LANDMARKS, 3), np.float32)
     detected = np.zeros(num_frames, bool)
-    scale = np.array([width, height, width], np.float32)
     for t in range(num_frames):
-      result = self._mesh.process(frames[t])
-      if result.multi_face_landmarks:
-        points[t] = _landmark_array(result.multi_face_landmarks[0]) * scale
+      found = self.track(frames[t])
+      if found is not None:
+        points[t] = found
         detected[t] = True
     return points, detected
+
+  def track(self, frame: np.ndarray) -> np.ndarray | None:
+    """The next frame [H, W, 3] RGB of a video -> landmarks [468, 3] in pixels, or None (no face).
+
+    Continues the tracking of the frames before it (`reset` starts a new video).
+    """
+    result = self._mesh.process(frame)
+    if not result.multi_face_landmarks:
+      return None
+    height, width = frame.shape[:2]
+    return _landmark_array(result.multi_face_landmarks[0]) * np.array(
+      [width, height, width], np.float32
+    )
+
+  def reset(self) -> None:
+    """Forgets the tracked face: the next frame is searched for a face from scratch."""
+    self._mesh.reset()
 
   def close(self) -> None:
     self._mesh.close()

@@ -62,9 +62,17 @@ def fill_missing(x: np.ndarray, detected: np.ndarray) -> np.ndarray:
   return filled.reshape(x.shape).astype(x.dtype)
 
 
+def smooth_track(faces: np.ndarray, detected: np.ndarray, alpha: float) -> np.ndarray:
+  """Smooths (detected frames only) and fills face-normalised landmarks [T, 468, 3]."""
+  detected = np.asarray(detected, bool)
+  out = np.zeros(faces.shape, np.float32)
+  out[detected] = ema_smooth(faces[detected], alpha)
+  return fill_missing(out, detected)
+
+
 def normalize_track(points: np.ndarray, detected: np.ndarray, alpha: float) -> np.ndarray:
   """Normalises, smooths (detected frames only) and fills a clip's landmarks [T, 468, 3]."""
   detected = np.asarray(detected, bool)
-  out = np.zeros(points.shape, np.float32)
-  out[detected] = ema_smooth(face_normalize(points[detected]), alpha)
-  return fill_missing(out, detected)
+  faces = np.zeros(points.shape, np.float32)
+  faces[detected] = face_normalize(points[detected])
+  return smooth_track(faces, detected, alpha)

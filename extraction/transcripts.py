@@ -13,8 +13,20 @@ follow each other for several speech intervals):
     Start: 0.36
     End: 0.78
 
-Blank lines and LRW's optional word-timing table after a blank line are ignored.
-A CSV manifest's start/end columns give the same interval without a file.
+LRS2/LRS3 (a sentence; after a blank line, a table of each word's start and
+end in seconds from the clip's first frame; ASDSCORE, the audio-visual sync
+score, is optional and ignored):
+    Text: THE WHOLE SENTENCE
+    Conf: 4
+
+    WORD START END ASDSCORE
+    THE 0.12 0.40 1.0
+    WHOLE 0.40 0.71 1.0
+
+The table's words become `Transcript.words`; without Duration or Start/End, the
+words' intervals are the speech intervals. After a blank line, anything but such
+a table is ignored. A CSV manifest's start/end columns give an interval without
+a file.
 """
 
 import dataclasses
@@ -34,6 +46,7 @@ class Transcript:
   text: str | None
   intervals: tuple[tuple[float, float], ...] = ()
   centred_duration: float | None = None  # LRW: word of this length centred in the clip
+  words: tuple[tuple[str, float, float], ...] = ()  # LRS2/LRS3 table: (word, start, end)
 
   def speech_intervals(self, clip_seconds: float) -> tuple[tuple[float, float], ...]:
     """Returns the speech intervals in seconds for a clip of the given length."""
@@ -44,6 +57,7 @@ class Transcript:
 
 
 _LINE = re.compile(r'^\s*([A-Za-z]+)\s*:\s*(.*?)\s*$')
+_TABLE_HEADER = re.compile(r'^\s*WORD\s+START\s+END(\s+ASDSCORE)?\s*$', re.IGNORECASE)
 _SECONDS = re.compile(r'^([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(?:s|sec|secs|seconds)?$')
 
 
@@ -54,14 +68,44 @@ def _seconds(value: str, where: str) -> float:
   return float(match.group(1))
 
 
+def _word_row(line: str, where: str) -> tuple[str, float, float]:
+  """One row of an LRS2/LRS3 word table: WORD START END [ASDSCORE]."""
+  fields = line.split()
+  if len(fields) not in (3, 4):
+    raise TranscriptError(f'{where}: expected "WORD START END [ASDSCORE]", found {line.strip()!r}')
+  start, end = _seconds(fields[1], where), _seconds(fields[2], where)
+  if end < start:
+    raise TranscriptError(
+      f'{where}: word {fields[0]!r} ends at {end} s, before its start at {start} s'
+    )
+  return fields[0].upper(), start, end
+
+
+def _word_table(lines, first_number: int, source: str) -> tuple[tuple[str, float, float], ...]:
+  """The word table after a transcript's blank line, if its first line is the header, else ()."""
+  rows, header_seen = [], False
+  for number, line in enumerate(lines, start=first_number):
+    if not line.strip():
+      continue
+    if not header_seen:
+      if not _TABLE_HEADER.match(line):
+        return ()  # not a word table: ignored, as before word tables were read
+      header_seen = True
+      continue
+    rows.append(_word_row(line, f'{source}:{number}'))
+  return tuple(rows)
+
+
 def parse(text: str, source: str = '<transcript>') -> Transcript:
-  """Parses LRW or start/end transcript text; errors name source and line number."""
-  word, duration, starts, ends = None, None, [], []
-  for number, line in enumerate(text.splitlines(), start=1):
+  """Parses LRW, start/end or LRS2/LRS3 transcript text; errors name source and line number."""
+  word, duration, starts, ends, words = None, None, [], [], ()
+  lines = text.splitlines()
+  for number, line in enumerate(lines, start=1):
     where = f'{source}:{number}'
     if not line.strip():
       if word is not None:
-        break  # LRW appends a word-timing table after a blank line
+        words = _word_table(lines[number:], number + 1, source)
+        break
       continue
     match = _LINE.match(line)
     if not match:
@@ -91,9 +135,14 @@ def parse(text: str, source: str = '<transcript>') -> Transcript:
     raise TranscriptError(f'{source}: Start without End')
   if duration is not None and starts:
     raise TranscriptError(f'{source}: both Duration and Start/End given')
+  intervals = tuple(zip(starts, ends))
   if duration is None and not starts:
-    raise TranscriptError(f'{source}: no Duration and no Start/End; cannot place the speech')
-  return Transcript(text=word, intervals=tuple(zip(starts, ends)), centred_duration=duration)
+    if not words:
+      raise TranscriptError(
+        f'{source}: no Duration, no Start/End and no word table; cannot place the speech'
+      )
+    intervals = tuple((start, end) for _, start, end in words)
+  return Transcript(text=word, intervals=intervals, centred_duration=duration, words=words)
 
 
 def read(path: str) -> Transcript:

@@ -5,7 +5,6 @@ them); the k-NN variants exist only as config-selectable ablations. Everything
 here is a pure function of numpy/jax arrays.
 """
 
-import jax.numpy as jnp
 import jraph
 import numpy as np
 
@@ -73,19 +72,20 @@ def normalized_adjacency(senders, receivers, num_nodes: int):
 
   The same operator as jraph.GraphConvolution(add_self_edges=True,
   symmetric_normalization=True): sender-side and receiver-side degrees count
-  the self loop.
+  the self loop. Computed in numpy from the static edge list, so it is a constant
+  of the traced program (no scatter ops: TFLite has none for it).
   """
-  self_loops = jnp.arange(num_nodes)
-  senders = jnp.concatenate([jnp.asarray(senders), self_loops])
-  receivers = jnp.concatenate([jnp.asarray(receivers), self_loops])
-  ones = jnp.ones(senders.shape, jnp.float32)
-  sender_degree = jnp.zeros(num_nodes).at[senders].add(ones)
-  receiver_degree = jnp.zeros(num_nodes).at[receivers].add(ones)
-  adjacency = jnp.zeros((num_nodes, num_nodes)).at[receivers, senders].add(ones)
+  self_loops = np.arange(num_nodes)
+  senders = np.concatenate([np.asarray(senders, np.int64), self_loops])
+  receivers = np.concatenate([np.asarray(receivers, np.int64), self_loops])
+  sender_degree = np.bincount(senders, minlength=num_nodes).astype(np.float32)
+  receiver_degree = np.bincount(receivers, minlength=num_nodes).astype(np.float32)
+  adjacency = np.zeros((num_nodes, num_nodes), np.float32)
+  np.add.at(adjacency, (receivers, senders), 1.0)
   return (
     adjacency
-    * jnp.sqrt(1.0 / jnp.maximum(receiver_degree, 1.0))[:, None]
-    * jnp.sqrt(1.0 / jnp.maximum(sender_degree, 1.0))[None, :]
+    * np.sqrt(1.0 / np.maximum(receiver_degree, 1.0))[:, None]
+    * np.sqrt(1.0 / np.maximum(sender_degree, 1.0))[None, :]
   )
 
 
@@ -97,11 +97,12 @@ def frame_graphs(nodes, globals_, senders, receivers) -> jraph.GraphsTuple:
   return jraph.GraphsTuple(
     nodes=nodes,
     edges=None,
-    senders=jnp.asarray(senders, jnp.int32),
-    receivers=jnp.asarray(receivers, jnp.int32),
+    # numpy, not jnp: the topology stays a trace-time constant (see normalized_adjacency).
+    senders=np.asarray(senders, np.int32),
+    receivers=np.asarray(receivers, np.int32),
     globals=globals_[:, None, :],  # [F, 1, G]: one graph per frame
-    n_node=jnp.array([nodes.shape[1]]),
-    n_edge=jnp.array([len(senders)]),
+    n_node=np.array([nodes.shape[1]]),
+    n_edge=np.array([len(senders)]),
   )
 
 

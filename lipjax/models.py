@@ -18,7 +18,7 @@ from lipjax import lstm as lstm_lib
 MASK_MODES = ('speech', 'frames', 'none')
 GLOBALS_MODES = ('globals', 'broadcast')
 SPATIAL_MODES = ('gcn', 'none')
-CENTRE_MODES = ('none', 'rest', 'rest_scaled')
+CENTRE_MODES = ('none', 'rest', 'rest_scaled', 'window', 'window_scaled')
 
 
 DTYPES = ('float32', 'bfloat16')
@@ -44,12 +44,16 @@ def rest_mean(values, frame_mask, speech_mask):
 
 
 def centre_on_rest(landmarks, globals_, frame_mask, speech_mask, mode: str):
-  """Speaker normalisation from the speech mask: inputs as movement away from the rest pose.
+  """Speaker normalisation: inputs as movement away from a per-clip reference pose.
 
-  'rest' subtracts each clip's mean rest-frame pose (and features), which is the
-  speaker's face shape and head pose rather than what they say; 'rest_scaled'
-  also divides by the clip's RMS movement (one scale for the landmarks, one per
-  feature), so a speaker who articulates less looks like one who articulates more.
+  'rest' subtracts each clip's mean rest-frame pose (frames outside the speech
+  mask; and features), which is the speaker's face shape and head pose rather
+  than what they say; 'rest_scaled' also divides by the clip's RMS movement (one
+  scale for the landmarks, one per feature), so a speaker who articulates less
+  looks like one who articulates more. Both need silence in the clip: in words
+  cut from running speech (LRW) the frames outside the word are other words.
+  'window' and 'window_scaled' do the same with the mean over every real frame of
+  the window as the reference, which needs no silence.
   Returns (landmarks, globals) with the shapes they came in; 'none' returns them unchanged.
   """
   if mode == 'none':
@@ -57,9 +61,11 @@ def centre_on_rest(landmarks, globals_, frame_mask, speech_mask, mode: str):
   if mode not in CENTRE_MODES:
     raise ValueError(f'config model.centre={mode!r}; expected one of {CENTRE_MODES}')
   real = frame_mask.astype(landmarks.dtype)
+  if mode.startswith('window'):
+    speech_mask = jnp.zeros_like(speech_mask)  # every real frame is a reference frame
   moved = (landmarks - rest_mean(landmarks, frame_mask, speech_mask)) * real[..., None, None]
   shifted = (globals_ - rest_mean(globals_, frame_mask, speech_mask)) * real[..., None]
-  if mode == 'rest_scaled':
+  if mode.endswith('_scaled'):
     count = jnp.maximum(jnp.sum(real, axis=1), 1.0)  # [B]
     landmark_rms = jnp.sqrt(jnp.sum(moved**2, axis=(1, 2, 3)) / (count * moved.shape[2] * 3))
     moved = moved / (landmark_rms[:, None, None, None] + 1e-3)
@@ -213,7 +219,10 @@ class LipReader(nn.Module):
   velocity_scale: float = 10.0
   globals_mode: str = 'globals'
   mask_mode: str = 'speech'
-  centre: str = 'none'  # none | rest | rest_scaled (see centre_on_rest)
+  centre: str = 'none'  # none | rest | rest_scaled | window | window_scaled (centre_on_rest)
+  # The word boundary (speech mask) as an input channel of the temporal model, besides
+  # its use as the pooling mask: the recurrent part then knows which frames are the word.
+  boundary_input: bool = False
   temporal: str = 'bilstm'
   lstm_hidden: int = 128
   lstm_layers: int = 1
@@ -286,6 +295,9 @@ class LipReader(nn.Module):
   @nn.compact
   def __call__(self, batch, train: bool = False):
     frames = self.frame_embeddings(batch, train)  # [B, T, D]
+    if self.boundary_input:
+      boundary = (batch['speech_mask'] * batch['frame_mask']).astype(frames.dtype)  # [B, T]
+      frames = jnp.concatenate([frames, boundary[..., None]], axis=-1)  # [B, T, D + 1]
     lengths = batch['length']  # [B]
     pool_mask = pooling_mask(batch['frame_mask'], batch['speech_mask'], self.mask_mode)  # [B, T]
     if self.temporal == 'bilstm':

@@ -1,11 +1,13 @@
-"""Reads words from face videos with a trained workdir: `python -m lipjax.predict VIDEO ... --workdir DIR`.
+"""Reads words from face videos: `python -m lipjax.predict VIDEO ... (--workdir DIR | --model DIR)`.
 
 Each video goes through the same code as training data (`extraction.clip.extract_clip`
 with the settings recorded in the data set's metadata: same ROI, normalisation,
-smoothing, features, cut to max_frames), then the workdir's best orbax checkpoint
-scores it. All videos are scored in fixed-size batches by one jitted function, so
-the model compiles once however many videos are given. This is the one lipjax
-entry point that needs mediapipe.
+smoothing, features, cut to max_frames), then a model scores it: a workdir's best
+orbax checkpoint under JAX, or a model exported by `python -m lipjax.export`
+(`--model DIR [--backend savedmodel|tflite]`), which runs on TensorFlow alone: that
+path never imports JAX. With a workdir all videos are scored in fixed-size batches
+by one jitted function, so the model compiles once however many videos are given.
+This is the one lipjax entry point that needs mediapipe.
 """
 
 import dataclasses
@@ -15,12 +17,11 @@ import sys
 from absl import app
 from absl import flags
 from absl import logging
-import jax
 import numpy as np
 
 from extraction import clip as clip_lib
 from lipjax import cli
-from lipjax import evaluate
+from lipjax import exported  # before input_pipeline: TensorFlow loads without JAX
 from lipjax import input_pipeline
 
 FLAGS = flags.FLAGS
@@ -28,7 +29,16 @@ FLAGS = flags.FLAGS
 
 def define_flags() -> None:
   """Command-line flags; defined only when run as a program (absl flags are process-global)."""
-  flags.DEFINE_string('workdir', None, 'Training workdir whose best checkpoint predicts.')
+  flags.DEFINE_string('workdir', None, 'Training workdir whose best checkpoint predicts (JAX).')
+  flags.DEFINE_string(
+    'model', None, 'Exported model folder (python -m lipjax.export --out); runs without JAX.'
+  )
+  flags.DEFINE_enum(
+    'backend',
+    exported.SAVEDMODEL,
+    exported.BACKENDS,
+    'With --model: the SavedModel, or the TFLite model where the export wrote one.',
+  )
   flags.DEFINE_float('start', None, 'Start of the spoken word in seconds (all videos).')
   flags.DEFINE_float('end', None, 'End of the spoken word in seconds (all videos).')
   flags.DEFINE_integer('top_k', 5, 'How many words to print per video.')
@@ -36,16 +46,50 @@ def define_flags() -> None:
   flags.DEFINE_integer('batch_size', 16, 'Videos scored per jitted call.')
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+  """Class probabilities of logits [B, C] (float32, max-shifted).  # [B, C]"""
+  shifted = np.asarray(logits, np.float32)
+  shifted = shifted - shifted.max(axis=-1, keepdims=True)
+  p = np.exp(shifted)
+  return p / p.sum(axis=-1, keepdims=True)
+
+
 class Predictor:
-  """A restored model plus the extraction settings its data set was made with."""
+  """A model plus the extraction settings its data set was made with.
+
+  `Predictor(workdir)`: the workdir's best checkpoint under JAX;
+  `Predictor.from_export(model_dir, backend)`: an exported model on TensorFlow alone.
+  Both have meta, settings, step, checkpoint ('best' or 'latest'), features() and
+  probabilities().
+  """
 
   def __init__(self, workdir: str):
+    import jax
+
+    from lipjax import evaluate
+
     self.config, self.meta, model, self.params, self.step, self.checkpoint = evaluate.restore_model(
       workdir
     )
-    self._logits = jax.jit(
-      lambda params, batch: model.apply({'params': params}, batch, train=False)
-    )
+    apply = jax.jit(lambda params, batch: model.apply({'params': params}, batch, train=False))
+    self._logits = lambda batch: np.asarray(apply(self.params, batch))
+    self._same_shape_batches = True  # one batch shape: one compile
+    self._set_settings()
+
+  @classmethod
+  def from_export(cls, model_dir: str, backend: str = exported.SAVEDMODEL) -> 'Predictor':
+    """A predictor of a `python -m lipjax.export` folder; never imports JAX."""
+    model = exported.load(model_dir, backend)
+    predictor = cls.__new__(cls)
+    predictor.config, predictor.params = None, None
+    predictor.meta, predictor.step, predictor.checkpoint = model.meta, model.step, model.checkpoint
+    predictor._logits = model.logits
+    predictor._same_shape_batches = False  # any batch size; padding would only cost time
+    predictor._set_settings()
+    return predictor
+
+  def _set_settings(self) -> None:
+    """The extraction settings the data set's metadata records (defaults where absent)."""
     recorded = self.meta.extraction.get('settings', {})
     known = {f.name for f in dataclasses.fields(clip_lib.Settings)}
     self.settings = clip_lib.Settings(**{k: v for k, v in recorded.items() if k in known})
@@ -64,26 +108,38 @@ class Predictor:
     return dict(parsed, example_mask=np.float32(1.0))
 
   def probabilities(self, examples: list[dict], batch_size: int) -> np.ndarray:
-    """Class probabilities for parsed examples, in fixed-size jitted batches.  # [V, C]"""
+    """Class probabilities for parsed examples, in batches of batch_size.  # [V, C]"""
     out = []
     for start in range(0, len(examples), batch_size):
       chunk = examples[start : start + batch_size]
-      # Pad with copies of the first example so every call has the same shape (one compile).
-      padded = chunk + [chunk[0]] * (batch_size - len(chunk))
+      padded = chunk
+      if self._same_shape_batches:
+        # Pad with copies of the first example so every call has the same shape (one compile).
+        padded = chunk + [chunk[0]] * (batch_size - len(chunk))
       batch = {key: np.stack([e[key] for e in padded]) for key in chunk[0]}
-      logits = np.asarray(self._logits(self.params, batch))[: len(chunk)]
-      out.append(jax.nn.softmax(logits, axis=-1))
-    return np.concatenate(out) if out else np.zeros((0, self.meta.num_classes))
+      out.append(softmax(self._logits(batch)[: len(chunk)]))
+    return np.concatenate(out) if out else np.zeros((0, self.meta.num_classes), np.float32)
 
 
 def predict_videos(
-  workdir: str, videos: list[str], interval=None, top_k: int = 5, batch_size: int = 16
+  workdir: str | None,
+  videos: list[str],
+  interval=None,
+  top_k: int = 5,
+  batch_size: int = 16,
+  model_dir: str | None = None,
+  backend: str = exported.SAVEDMODEL,
 ) -> list[dict]:
-  """Returns, per video, either its top-k words with probabilities or the error."""
+  """Returns, per video, either its top-k words with probabilities or the error.
+
+  The model: a workdir's best checkpoint, or (workdir None) the export in model_dir.
+  """
   from extraction import facemesh
   from extraction import native_stderr
 
-  predictor = Predictor(workdir)
+  if (workdir is None) == (model_dir is None):
+    raise ValueError('give exactly one of a workdir and an exported model folder')
+  predictor = Predictor(workdir) if workdir else Predictor.from_export(model_dir, backend)
   results, examples = [], []
   # MediaPipe's and FFmpeg's own stderr lines are noise here; a bad video's reason is in its error.
   with (
@@ -115,15 +171,25 @@ def main(argv):
   videos = argv[1:]
   if not videos:
     raise app.UsageError('give one or more video files')
-  if not FLAGS.workdir:
-    raise app.UsageError('--workdir is required')
+  if bool(FLAGS.workdir) == bool(FLAGS.model):
+    raise app.UsageError('give exactly one of --workdir (JAX) and --model (an export)')
+  if FLAGS['backend'].present and not FLAGS.model:
+    raise app.UsageError('--backend goes with --model')
   if (FLAGS.start is None) != (FLAGS.end is None):
     raise app.UsageError('--start and --end go together')
   interval = (FLAGS.start, FLAGS.end) if FLAGS.start is not None else None
   if interval and not 0 <= interval[0] < interval[1]:
     raise app.UsageError(f'need 0 <= --start < --end, got {interval}')
   logging.set_verbosity(logging.WARNING)  # the answer, not JAX's backend probing, is the output
-  results = predict_videos(FLAGS.workdir, videos, interval, FLAGS.top_k, FLAGS.batch_size)
+  results = predict_videos(
+    FLAGS.workdir or None,
+    videos,
+    interval,
+    FLAGS.top_k,
+    FLAGS.batch_size,
+    model_dir=FLAGS.model or None,
+    backend=FLAGS.backend,
+  )
   if FLAGS.json:
     print(json.dumps(results, indent=1))
   else:

@@ -2,23 +2,30 @@
 
 Each row is one clip (every `step`-th frame); frames inside the transcript's
 speech interval get a green border, silence a grey one, so the picture shows
-both that the mouths move and that they move when the transcript says so.
+both that the mouths move and that they move when the transcript says so. In
+windows cut from running speech (--context-words K > 0), frames of the context
+words get a blue border: green is the centred word only.
 """
 
 import cv2
 import numpy as np
 
 from extraction.synthetic import dataset
+from extraction.synthetic import lexicon as lexicon_lib
 from extraction.synthetic import render
+from extraction.synthetic import running
 
 _TILE = 128  # pixels per frame on the sheet
 _LABEL_W = 150
 
 
-def _tile(frame: np.ndarray, speaking: bool) -> np.ndarray:
-  """One downscaled frame with a border saying speech (green) or silence (grey)."""
+_BORDERS = {'word': (60, 200, 60), 'context': (200, 120, 40), 'silence': (150, 150, 150)}  # BGR
+
+
+def _tile(frame: np.ndarray, kind: str) -> np.ndarray:
+  """One downscaled frame with a border saying the clip's word, a context word or silence."""
   tile = cv2.resize(frame, (_TILE, _TILE), interpolation=cv2.INTER_AREA)
-  color = (60, 200, 60) if speaking else (150, 150, 150)
+  color = _BORDERS[kind]
   cv2.rectangle(tile, (0, 0), (_TILE - 1, _TILE - 1), color, 3)
   return tile
 
@@ -33,23 +40,48 @@ def _label(lines) -> np.ndarray:
   return cell
 
 
+def frame_kinds(clip: dataset.Clip, fps: float) -> list[str]:
+  """Per frame: 'word' inside the clip's word, 'context' inside another word, else 'silence'."""
+  times = np.arange(len(clip.frames)) / fps
+  kinds = []
+  for t in times:
+    if clip.start <= t < clip.end:
+      kinds.append('word')
+    elif any(start <= t < end for _, start, end in clip.words[1:]):
+      kinds.append('context')
+    else:
+      kinds.append('silence')
+  return kinds
+
+
 def make_sheet(
-  settings: dataset.Settings, faces_dir: str | None, rows: int, step: int
+  settings: dataset.Settings,
+  faces_dir: str | None,
+  rows: int,
+  step: int,
+  speech: running.RunningSpeech | None = None,
 ) -> np.ndarray:
   """Renders `rows` clips cycling through speakers and words; returns the sheet (BGR)."""
+  speech = speech or running.RunningSpeech()
+  speech.check(settings.num_frames, settings.fps)
+  words = [w.upper() for w in settings.words]
+  lexicon = (
+    lexicon_lib.context_lexicon(words, speech.lexicon_size) if speech.context_words else None
+  )
   identities, _, _ = dataset.build_identities(settings, faces_dir)
   lines = []
   for row in range(rows):
     identity = identities[(row * max(1, len(identities) // rows + 1)) % len(identities)]
-    word = settings.words[row % len(settings.words)].upper()
+    word = words[row % len(words)]
     renderer = render.FrameRenderer(identity.image, identity.landmarks)
-    clip = dataset.render_clip(
-      renderer, identity, word, settings, dataset.clip_rng(settings, word, identity.speaker, 0)
-    )
-    times = np.arange(settings.num_frames) / settings.fps
-    speaking = (times >= clip.start) & (times < clip.end)
+    rng = dataset.clip_rng(settings, word, identity.speaker, 0)
+    if speech.context_words:
+      clip = dataset.render_window(renderer, identity, word, settings, speech, lexicon, rng)
+    else:
+      clip = dataset.render_clip(renderer, identity, word, settings, rng)
+    kinds = frame_kinds(clip, settings.fps)
     cells = [_label([word, identity.speaker, f'{clip.start:.2f}-{clip.end:.2f} s'])]
-    cells += [_tile(clip.frames[t], speaking[t]) for t in range(0, settings.num_frames, step)]
+    cells += [_tile(clip.frames[t], kinds[t]) for t in range(0, settings.num_frames, step)]
     lines.append(np.hstack(cells))
   return np.vstack(lines)
 

@@ -1,12 +1,33 @@
 """Synthetic word clips -> LRW-style folders, a CSV manifest and generator.json.
 
 Layout written under OUT:
-  WORD/{train,val,test}/WORD_00001.mp4 + WORD_00001.txt (Text/Start/End)
-  manifest.csv   path,label,split,speaker,start,end (paths relative to OUT)
-  generator.json settings, vocabulary, viseme sequences, speakers per split,
-                 ceiling accuracy; written last, so its presence marks a finished set.
+  WORD/{train,val,test}/WORD_00001.mp4 + WORD_00001.txt
+      isolated words (context_words 0): Text/Start/End, the word between silences;
+      running speech (context_words K > 0): a num_frames window cut as LRW cuts it,
+      the word's centre at the window's centre, and LRW's own transcript
+      (Text: WORD / Conf: 4 / Duration: 0.420000 seconds), Duration the word's true length
+  _BACKGROUND_/{train,val,test}/_BACKGROUND__00001.mp4 + .txt   (background_fraction F > 0)
+      windows of the same cut with no vocabulary word: centred on a context word of 4+
+      letters (half of them), on a pause or on a word boundary (a quarter each); round(F x
+      word clips per speaker) per speaker. Transcript: LRW's, Text _BACKGROUND_ (schema.
+      BACKGROUND_LABEL), Duration the centred word's, or for a pause or boundary the mean
+      duration of the two words beside it (word-sized, so it does not give the class away)
+  manifest.csv   path,label,split,speaker,start,end of all the above (paths relative to
+                 OUT); start/end empty for running speech: read the transcript's Duration
+  sentences/{split}_00001.mp4 + .txt   (sentences N > 0: N per speaker)
+      whole utterances (vocabulary and context words mixed, silence before and after) with
+      the LRS2/LRS3 transcript: Text: THE WHOLE SENTENCE, Conf, a blank line, then
+      `WORD START END ASDSCORE` and one `WORD 0.12 0.40 1.0` row per word (seconds from
+      the first frame; transcripts.Transcript.words reads them). Flat, not in split
+      folders, so that `python -m extraction --input OUT` does not take them for a word.
+  sentences.csv  path,split,speaker,frames,text of the sentences
+  generator.json settings, running_speech settings, vocabulary, viseme sequences, the
+                 lexicon, speakers per split, ceiling accuracy (over the vocabulary; with
+                 background also ceiling_accuracy_with_background); written last, so its
+                 presence marks a finished set.
 Every clip draws its randomness from its own seed (run seed, word, speaker,
 clip number), so a clip's bytes do not depend on worker count or order.
+Speakers and splits are the same for words, background and sentences.
 """
 
 import contextlib
@@ -21,10 +42,13 @@ import numpy as np
 import tqdm
 
 from extraction import facemesh
+from extraction import schema
 from extraction import workers as workers_lib
 from extraction.synthetic import faces as faces_lib
+from extraction.synthetic import lexicon as lexicon_lib
 from extraction.synthetic import phonetics
 from extraction.synthetic import render
+from extraction.synthetic import running
 
 # Three confusable sets (PP aa DD; FF aa nn) and five distinct words: ceiling 7/10.
 DEFAULT_WORDS = ('BAT', 'PAT', 'MAT', 'FAN', 'VAN', 'CHEESE', 'MOON', 'WATCH', 'YES', 'SHOE')
@@ -32,6 +56,8 @@ SPLITS = ('train', 'val', 'test')
 # Bumped when the same settings would generate a different set (the demo cache checks it).
 GENERATOR_VERSION = 3
 MANIFEST_COLUMNS = ('path', 'label', 'split', 'speaker', 'start', 'end')
+SENTENCE_COLUMNS = ('path', 'split', 'speaker', 'frames', 'text')
+SENTENCES_DIR = 'sentences'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,11 +90,14 @@ class Settings:
 class ClipJob:
   """One clip to render: where it goes and what it says."""
 
-  word: str
+  word: str  # a vocabulary word, BACKGROUND_LABEL, or SENTENCE
   split: str
   speaker: str
   take: int
   relpath: str  # WORD/split/WORD_00001.mp4
+
+
+SENTENCE = 'sentence'  # ClipJob.word of a sentence (lower case: never a vocabulary word)
 
 
 def _stable_hash(text: str) -> int:
@@ -114,6 +143,9 @@ class Clip:
   articulation: np.ndarray  # [T, 5] channels (phonetics.CHANNELS)
   landmarks: np.ndarray  # [T, 468, 2] where the renderer put the landmarks (pixels)
   lip_gap: np.ndarray  # [T] rendered 13-14 gap over 33-263 distance
+  # (word, start, end) in seconds from the clip start: the clip's word (its interval is
+  # start/end) first, then, for running speech, every spoken word in time order.
+  words: tuple = ()
 
 
 def render_clip(
@@ -136,9 +168,22 @@ def render_clip(
     settings.coarticulation_ms / 1000.0,
     rest,
   )
+  return _film(renderer, identity, track, settings, rng, ((word, start, end),))
+
+
+def _film(
+  renderer: render.FrameRenderer,
+  identity: faces_lib.Identity,
+  track: np.ndarray,
+  settings: Settings,
+  rng: np.random.Generator,
+  words: tuple,
+) -> Clip:
+  """Films an articulation track [T, 5]: head motion, exposure, camera; the first word's interval."""
+  num_frames = len(track)
   motion = render.sample_head_motion(
     rng,
-    settings.num_frames,
+    num_frames,
     settings.fps,
     settings.head_degrees,
     settings.head_scale,
@@ -154,7 +199,115 @@ def render_clip(
     )
     landmarks.append(frame_landmarks)
   landmarks = np.stack(landmarks)
-  return Clip(np.stack(frames), start, end, track, landmarks, render.lip_gap(landmarks))
+  _, start, end = words[0]
+  return Clip(
+    np.stack(frames), start, end, track, landmarks, render.lip_gap(landmarks), tuple(words)
+  )
+
+
+def _voice(settings: Settings, speech: running.RunningSpeech, rng) -> running.Voice:
+  """The clip's speaking rate and timing randomness."""
+  return running.Voice(rng.uniform(*settings.rate_range), settings.duration_jitter, speech)
+
+
+def window_margin(settings: Settings) -> float:
+  """Seconds of speech a window's utterance reaches beyond each window edge.
+
+  Three smoothing stds, so that no rest beyond the utterance bleeds into the
+  window, plus one frame.
+  """
+  return 3.0 * settings.coarticulation_ms / 1000.0 + 1.0 / settings.fps
+
+
+def render_window(
+  renderer: render.FrameRenderer,
+  identity: faces_lib.Identity,
+  centre: str,
+  settings: Settings,
+  speech: running.RunningSpeech,
+  lexicon: lexicon_lib.Lexicon,
+  rng: np.random.Generator,
+) -> Clip:
+  """Renders a window cut from running speech as LRW cuts it (no I/O).
+
+  centre: a vocabulary word, or BACKGROUND_LABEL (a background window centred on a
+  context word, a pause or a word boundary, drawn here). The returned clip's
+  start/end is the centred interval: the centre word's own interval (its centre
+  at the window's centre), or for a pause or boundary a nominal one (see
+  running.window_utterance); `words` holds every word's interval in the window.
+  """
+  voice = _voice(settings, speech, rng)
+  window_s = settings.num_frames / settings.fps
+  margin = window_margin(settings)
+  if centre == schema.BACKGROUND_LABEL:
+    kind = running.BACKGROUND_KINDS[
+      rng.choice(len(running.BACKGROUND_KINDS), p=running.BACKGROUND_KIND_PROBABILITIES)
+    ]
+    if kind == 'word':
+      word = lexicon.draw(rng, lexicon_lib.MIN_VOCABULARY_LETTERS)
+      utterance, middle, duration = running.window_utterance(
+        word, voice, lexicon, rng, window_s, margin, lexicon.visemes[word]
+      )
+    else:
+      utterance, middle, duration = running.window_utterance(
+        kind, voice, lexicon, rng, window_s, margin
+      )
+  else:
+    utterance, middle, duration = running.window_utterance(
+      centre, voice, lexicon, rng, window_s, margin, phonetics.visemes(centre)
+    )
+  duration = min(duration, window_s)
+  window_start = middle - 0.5 * window_s
+  rest = rest_articulation(rng.uniform(*settings.rest_open_range))
+  track = phonetics.utterance_track(
+    utterance.visemes,
+    utterance.durations,
+    window_start,
+    settings.num_frames,
+    settings.fps,
+    settings.coarticulation_ms / 1000.0,
+    rest,
+  )
+  centred = (0.5 * (window_s - duration), 0.5 * (window_s + duration))
+  return _film(
+    renderer,
+    identity,
+    track,
+    settings,
+    rng,
+    ((centre, *centred),) + utterance.shifted(window_start),
+  )
+
+
+def render_sentence(
+  renderer: render.FrameRenderer,
+  identity: faces_lib.Identity,
+  settings: Settings,
+  speech: running.RunningSpeech,
+  lexicon: lexicon_lib.Lexicon,
+  rng: np.random.Generator,
+) -> Clip:
+  """Renders a whole utterance with silence before and after (no I/O).
+
+  The clip's `words` are the spoken words with their times in the clip (its
+  start/end: the first word's). Its length is the utterance's plus a leading and
+  a trailing silence, each drawn from lead_range.
+  """
+  voice = _voice(settings, speech, rng)
+  utterance = running.sentence_utterance(settings.words, voice, lexicon, rng)
+  lead, trail = rng.uniform(*settings.lead_range, size=2)
+  num_frames = int(np.ceil((lead + utterance.duration + trail) * settings.fps))
+  rest = rest_articulation(rng.uniform(*settings.rest_open_range))
+  track = phonetics.utterance_track(
+    utterance.visemes,
+    utterance.durations,
+    -lead,
+    num_frames,
+    settings.fps,
+    settings.coarticulation_ms / 1000.0,
+    rest,
+  )
+  return _film(renderer, identity, track, settings, rng, utterance.shifted(-lead))
 
 
 def write_video(path: str, frames: np.ndarray, fps: float) -> None:
@@ -171,6 +324,17 @@ def write_video(path: str, frames: np.ndarray, fps: float) -> None:
 def transcript_text(word: str, start: float, end: float) -> str:
   """The transcript file's text: word and speech interval in seconds."""
   return f'Text: {word}\nStart: {start:.2f}\nEnd: {end:.2f}\n'
+
+
+def lrw_transcript_text(word: str, duration: float) -> str:
+  """LRW's transcript: the word, centred in the clip, lasts `duration` seconds."""
+  return f'Text: {word}\nConf: 4\nDuration: {duration:.6f} seconds\n'
+
+
+def sentence_transcript_text(words) -> str:
+  """LRS2/LRS3's transcript: the sentence, then a table of (word, start, end) in seconds."""
+  rows = ''.join(f'{w} {start:.2f} {end:.2f} 1.0\n' for w, start, end in words)
+  return f'Text: {" ".join(w for w, _, _ in words)}\nConf: 4\n\nWORD START END ASDSCORE\n{rows}'
 
 
 def assign_splits(person_of: dict[str, str], settings: Settings) -> dict[str, str]:
@@ -206,16 +370,34 @@ def assign_splits(person_of: dict[str, str], settings: Settings) -> dict[str, st
   return out
 
 
-def plan_clips(settings: Settings, split_of: dict[str, str]) -> list[ClipJob]:
-  """Lists every clip, numbered per word and split in LRW style (WORD_00001 ...)."""
+def background_clips_per_speaker(settings: Settings, speech: running.RunningSpeech) -> int:
+  """Background windows per speaker: background_fraction of the speaker's word clips."""
+  return round(speech.background_fraction * settings.clips_per_speaker * len(settings.words))
+
+
+def plan_clips(
+  settings: Settings, split_of: dict[str, str], speech: running.RunningSpeech | None = None
+) -> list[ClipJob]:
+  """Lists every clip, numbered per word and split in LRW style (WORD_00001 ...).
+
+  Then the background windows (label BACKGROUND_LABEL) and the sentences
+  (sentences/SPLIT_00001.mp4), each numbered per split in the same speaker order.
+  """
+  speech = speech or running.RunningSpeech()
+  takes = [(word, settings.clips_per_speaker) for word in settings.words]
+  takes.append((schema.BACKGROUND_LABEL, background_clips_per_speaker(settings, speech)))
+  takes.append((SENTENCE, speech.sentences))
   jobs = []
-  for word in settings.words:
+  for word, count in takes:
     for split in SPLITS:
       number = 0
       for speaker in sorted(s for s, sp in split_of.items() if sp == split):
-        for take in range(settings.clips_per_speaker):
+        for take in range(count):
           number += 1
-          relpath = f'{word}/{split}/{word}_{number:05d}.mp4'
+          if word == SENTENCE:
+            relpath = f'{SENTENCES_DIR}/{split}_{number:05d}.mp4'
+          else:
+            relpath = f'{word}/{split}/{word}_{number:05d}.mp4'
           jobs.append(ClipJob(word, split, speaker, take, relpath))
   return jobs
 
@@ -277,7 +459,7 @@ def _one_blas_thread_per_worker():
         os.environ[name] = value
 
 
-def _init_worker(identities, settings, out_dir):
+def _init_worker(identities, settings, out_dir, speech=None, lexicon=None):
   """Pool initializer: one renderer per identity, built once per worker process."""
   cv2.setNumThreads(1)
   workers_lib.state.update(
@@ -285,6 +467,8 @@ def _init_worker(identities, settings, out_dir):
     renderers={},
     settings=settings,
     out_dir=out_dir,
+    speech=speech or running.RunningSpeech(),
+    lexicon=lexicon,
   )
 
 
@@ -298,23 +482,44 @@ def _renderer(speaker):
 
 
 def _make_clip(job: ClipJob) -> dict:
-  """Renders and writes one clip; returns its manifest row."""
-  settings, out_dir = workers_lib.state['settings'], workers_lib.state['out_dir']
-  identity = workers_lib.state['identities'][job.speaker]
+  """Renders and writes one clip; returns its manifest row (sentences.csv row for a sentence)."""
+  state = workers_lib.state
+  settings, out_dir, speech = state['settings'], state['out_dir'], state['speech']
+  identity = state['identities'][job.speaker]
   rng = clip_rng(settings, job.word, job.speaker, job.take)
-  clip = render_clip(_renderer(job.speaker), identity, job.word, settings, rng)
+  renderer = _renderer(job.speaker)
+  if job.word == SENTENCE:
+    clip = render_sentence(renderer, identity, settings, speech, state['lexicon'], rng)
+    text = sentence_transcript_text(clip.words)
+  elif speech.context_words > 0:
+    clip = render_window(renderer, identity, job.word, settings, speech, state['lexicon'], rng)
+    text = lrw_transcript_text(job.word, clip.end - clip.start)
+  else:
+    clip = render_clip(renderer, identity, job.word, settings, rng)
+    text = transcript_text(job.word, clip.start, clip.end)
   video_path = os.path.join(out_dir, job.relpath)
   os.makedirs(os.path.dirname(video_path), exist_ok=True)
   write_video(video_path, clip.frames, settings.fps)
   with open(video_path[: -len('.mp4')] + '.txt', 'w') as f:
-    f.write(transcript_text(job.word, clip.start, clip.end))
+    f.write(text)
+  if job.word == SENTENCE:
+    return {
+      'path': job.relpath,
+      'split': job.split,
+      'speaker': job.speaker,
+      'frames': len(clip.frames),
+      'text': ' '.join(w for w, _, _ in clip.words),
+    }
+  # Running speech: empty start/end, so the manifest and the folder both read the
+  # transcript's Duration (one home for the interval, no second rounding).
+  isolated = speech.context_words == 0
   return {
     'path': job.relpath,
     'label': job.word,
     'split': job.split,
     'speaker': job.speaker,
-    'start': f'{clip.start:.2f}',
-    'end': f'{clip.end:.2f}',
+    'start': f'{clip.start:.2f}' if isolated else '',
+    'end': f'{clip.end:.2f}' if isolated else '',
   }
 
 
@@ -329,43 +534,93 @@ def vocabulary_info(words) -> dict:
   }
 
 
+def running_info(
+  settings: Settings, speech: running.RunningSpeech, lexicon: lexicon_lib.Lexicon | None
+) -> dict:
+  """generator.json's account of running speech: settings, lexicon, background and its ceiling."""
+  info = {'running_speech': dataclasses.asdict(speech)}
+  if lexicon is not None:
+    info['lexicon'] = {
+      'source': f'wordfreq {lexicon_lib.wordfreq_version()} ({lexicon_lib.LANGUAGE}), '
+      'ASCII letters, pronounced by CMUdict',
+      'size': len(lexicon.words),
+      'excluded_vocabulary_and_look_alikes': list(lexicon.excluded),
+    }
+  if background_clips_per_speaker(settings, speech):
+    word_clips = settings.clips_per_speaker * len(settings.words)
+    background = background_clips_per_speaker(settings, speech)
+    info['background'] = {
+      'label': schema.BACKGROUND_LABEL,
+      'kinds': dict(zip(running.BACKGROUND_KINDS, running.BACKGROUND_KIND_PROBABILITIES)),
+      'clips_per_speaker': background,
+      'duration_rule': "a centred word's own duration; for a pause or boundary, the mean "
+      'duration of the two words beside it',
+      # No background window holds a vocabulary word or a look-alike of one, so a perfect
+      # lip reader tells background apart: it adds only correct answers to the ceiling.
+      'ceiling_accuracy_with_background': (
+        phonetics.ceiling_accuracy(settings.words) * word_clips + background
+      )
+      / (word_clips + background),
+    }
+  return info
+
+
 def generate(
-  out_dir: str, settings: Settings, faces_dir: str | None = None, workers: int | None = None
+  out_dir: str,
+  settings: Settings,
+  faces_dir: str | None = None,
+  workers: int | None = None,
+  speech: running.RunningSpeech | None = None,
 ) -> dict:
   """Generates the whole data set into out_dir; returns the generator.json contents."""
+  speech = speech or running.RunningSpeech()
   words = tuple(w.upper() for w in settings.words)
   if len(set(words)) != len(words) or not words:
     raise ValueError(f'the vocabulary must be non-empty with distinct words, got {words}')
+  if schema.BACKGROUND_LABEL in words:
+    raise ValueError(f'{schema.BACKGROUND_LABEL} is the reserved background class, not a word')
   settings = dataclasses.replace(settings, words=words)
+  speech.check(settings.num_frames, settings.fps)
   info = vocabulary_info(words)  # fails early on a word missing from CMUdict
+  lexicon = (
+    lexicon_lib.context_lexicon(words, speech.lexicon_size) if speech.uses_lexicon() else None
+  )
   identities, skipped, variations = build_identities(settings, faces_dir)
   person_of = {
     i.speaker: faces_lib.builtin_person(i.source) if faces_dir is None else i.source
     for i in identities
   }
   split_of = assign_splits(person_of, settings)
-  jobs = plan_clips(settings, split_of)
+  jobs = plan_clips(settings, split_of, speech)
   os.makedirs(out_dir, exist_ok=True)
   marker = os.path.join(out_dir, 'generator.json')
   if os.path.exists(marker):
     os.remove(marker)  # an interrupted run must not look finished
   workers = max(1, min(workers or 1, len(jobs)))
   desc = f'synthetic clips -> {out_dir}'
+  init_args = (identities, settings, out_dir, speech, lexicon)
   if workers == 1:
-    _init_worker(identities, settings, out_dir)
+    _init_worker(*init_args)
     rows = [_make_clip(job) for job in tqdm.tqdm(jobs, desc=desc, unit='clip')]
   else:
     with (
       _one_blas_thread_per_worker(),
-      workers_lib.pool(workers, _init_worker, (identities, settings, out_dir)) as pool,
+      workers_lib.pool(workers, _init_worker, init_args) as pool,
     ):
       rows = list(
         tqdm.tqdm(pool.map(_make_clip, jobs, chunksize=4), total=len(jobs), desc=desc, unit='clip')
       )
+  sentence_rows = [r for r in rows if 'text' in r]
+  rows = [r for r in rows if 'text' not in r]
   with open(os.path.join(out_dir, 'manifest.csv'), 'w', newline='') as f:
     writer = csv.DictWriter(f, fieldnames=MANIFEST_COLUMNS)
     writer.writeheader()
     writer.writerows(rows)
+  if sentence_rows:
+    with open(os.path.join(out_dir, 'sentences.csv'), 'w', newline='') as f:
+      writer = csv.DictWriter(f, fieldnames=SENTENCE_COLUMNS)
+      writer.writeheader()
+      writer.writerows(sentence_rows)
   report = {
     'settings': dataclasses.asdict(settings),
     'faces': 'built-in' if faces_dir is None else os.path.abspath(faces_dir),
@@ -382,7 +637,13 @@ def generate(
     'speaker_variations': variations,
     'clips': {split: sum(r['split'] == split for r in rows) for split in SPLITS},
     'manifest': 'manifest.csv',
+    **running_info(settings, speech, lexicon),
   }
+  if sentence_rows:
+    report['sentences'] = {
+      split: sum(r['split'] == split for r in sentence_rows) for split in SPLITS
+    }
+    report['sentence_manifest'] = 'sentences.csv'
   with open(marker, 'w') as f:
     json.dump(report, f, indent=1)
   return report

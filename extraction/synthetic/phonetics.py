@@ -155,22 +155,58 @@ def articulation_track(
   targets are `rest` (default 'sil': all zero; a speaker may rest with the
   mouth a little open). Smoothing is a Gaussian of std `coarticulation_s`.
   """
-  step = 0.001
   clip_s = num_frames / fps
-  times = np.arange(0.0, clip_s, step)  # [M]
+  times = np.arange(0.0, clip_s, _STEP)  # [M]
+  targets = _smoothed_targets(viseme_seq, durations, start, times, coarticulation_s, rest)
+  frame_idx = np.minimum(np.round(np.arange(num_frames) / fps / _STEP).astype(int), len(times) - 1)
+  return targets[frame_idx].astype(np.float32)
+
+
+def utterance_track(
+  viseme_seq,
+  durations,
+  window_start: float,
+  num_frames: int,
+  fps: float,
+  coarticulation_s: float,
+  rest=None,
+) -> np.ndarray:
+  """Articulation of an utterance seen through a window of frames.  # [T, 5]
+
+  The visemes ('sil' = a pause at `rest`) play back to back from time 0; frame t
+  shows time window_start + t / fps, which may lie before or after the speech.
+  Unlike `articulation_track`, the smoothing sees the speech beyond the window's
+  edges, so a window cut from running speech is coarticulated across its edges.
+  """
+  margin = 4 * coarticulation_s + _STEP
+  frame_times = window_start + np.arange(num_frames) / fps  # [T]
+  lo = min(0.0, frame_times[0]) - margin
+  hi = max(float(np.sum(durations)), frame_times[-1]) + margin
+  times = lo + np.arange(int(np.ceil((hi - lo) / _STEP))) * _STEP  # [M]
+  targets = _smoothed_targets(viseme_seq, durations, 0.0, times, coarticulation_s, rest)
+  frame_idx = np.clip(np.round((frame_times - lo) / _STEP).astype(int), 0, len(times) - 1)
+  return targets[frame_idx].astype(np.float32)
+
+
+_STEP = 0.001  # seconds: the time grid the targets are smoothed on
+
+
+def _smoothed_targets(viseme_seq, durations, start, times, coarticulation_s, rest) -> np.ndarray:
+  """Piecewise-constant viseme targets on a time grid, Gaussian-smoothed.  # [M, 5]"""
   silence = VISEME_TARGETS['sil'][0] if rest is None else rest
   targets = np.tile(np.asarray(silence, np.float64), (len(times), 1))  # [M, 5]
   edges = start + np.concatenate([[0.0], np.cumsum(durations)])
   for viseme, lo, hi in zip(viseme_seq, edges[:-1], edges[1:]):
-    targets[(times >= lo) & (times < hi)] = VISEME_TARGETS[viseme][0]
+    targets[(times >= lo) & (times < hi)] = (
+      silence if viseme == 'sil' else VISEME_TARGETS[viseme][0]
+    )
   if coarticulation_s > 0:
-    radius = int(np.ceil(3 * coarticulation_s / step))
-    offsets = np.arange(-radius, radius + 1) * step
+    radius = int(np.ceil(3 * coarticulation_s / _STEP))
+    offsets = np.arange(-radius, radius + 1) * _STEP
     kernel = np.exp(-0.5 * (offsets / coarticulation_s) ** 2)
     kernel /= kernel.sum()
     padded = np.pad(targets, ((radius, radius), (0, 0)), mode='edge')
     targets = np.stack(
       [np.convolve(padded[:, c], kernel, mode='valid') for c in range(len(CHANNELS))], axis=1
     )
-  frame_idx = np.minimum(np.round(np.arange(num_frames) / fps / step).astype(int), len(times) - 1)
-  return targets[frame_idx].astype(np.float32)
+  return targets

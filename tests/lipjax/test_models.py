@@ -88,6 +88,28 @@ def test_centring_on_rest_removes_the_speakers_pose_and_articulation_strength():
     models.centre_on_rest(landmarks, globals_, frame_mask, speech_mask, 'mean')
 
 
+def test_window_centring_needs_no_silence():
+  rng = np.random.default_rng(1)
+  landmarks = rng.uniform(0.3, 0.7, size=(1, 8, 5, 3)).astype(np.float32)
+  globals_ = rng.uniform(0.0, 1.0, size=(1, 8, 4)).astype(np.float32)
+  frame_mask = np.array([[1, 1, 1, 1, 1, 1, 0, 0]], np.float32)
+  no_speech = np.zeros_like(frame_mask)
+  # In running speech the frames outside the word are other words, not rest.
+  word = np.array([[0, 0, 1, 1, 1, 0, 0, 0]], np.float32)
+  for window, rest in (('window', 'rest'), ('window_scaled', 'rest_scaled')):
+    # The window's reference is every real frame, whatever the speech mask says ...
+    a = models.centre_on_rest(landmarks, globals_, frame_mask, word, window)
+    b = models.centre_on_rest(landmarks, globals_, frame_mask, no_speech, window)
+    # ... which is what rest centring uses when nothing is marked as speech.
+    c = models.centre_on_rest(landmarks, globals_, frame_mask, no_speech, rest)
+    for x, y, z in zip(a, b, c):
+      np.testing.assert_array_equal(x, y)
+      np.testing.assert_array_equal(x, z)
+    moved = np.asarray(a[0])
+    np.testing.assert_allclose(moved[0, :6].mean(axis=0), 0.5, atol=1e-6)  # mean pose removed
+    np.testing.assert_array_equal(moved[0, 6:], 0.0)  # padding stays zero
+
+
 def real_batch(config, size=4):
   """The first eval batch of the synthetic data set, without the device axis."""
   dataset = input_pipeline.eval_dataset(config, 'val', 1)
@@ -116,6 +138,32 @@ def test_speech_mask_changes_the_output_only_when_pooling_reads_it(test_config, 
   logits, params = model_output(test_config, meta, batch)
   narrowed_logits, _ = model_output(test_config, meta, narrowed, params)
   np.testing.assert_allclose(logits, narrowed_logits, rtol=1e-6)
+
+
+def test_boundary_input_feeds_the_speech_mask_to_the_temporal_model(test_config, dataset):
+  _, meta = dataset
+  batch = real_batch(test_config)
+  narrowed = dict(batch, speech_mask=batch['speech_mask'] * (np.arange(12) < 4))
+  # Neither pooling nor centring reads the speech mask: only the input channel can.
+  test_config.model.centre = 'none'
+  test_config.model.mask_mode = 'frames'
+  test_config.model.boundary_input = True
+  logits, params = model_output(test_config, meta, batch)
+  narrowed_logits, _ = model_output(test_config, meta, narrowed, params)
+  assert np.abs(logits - narrowed_logits).max() > 1e-4
+  plain = models.create_model(with_model(test_config, boundary_input=False), meta)
+  plain_params = plain.init(jax.random.PRNGKey(0), batch)['params']
+  # One more input row of the LSTM's input kernel: the boundary channel.
+  with_channel = params['BiLSTM_0']['input_kernel'].shape[0]
+  assert with_channel == plain_params['BiLSTM_0']['input_kernel'].shape[0] + 1
+
+
+def with_model(config, **model_fields):
+  """A copy of config with some model fields changed."""
+  copy = config.copy_and_resolve_references()
+  for key, value in model_fields.items():
+    copy.model[key] = value
+  return copy
 
 
 def test_speech_pooling_averages_the_lstm_outputs_of_the_speech_frames(test_config, dataset):
@@ -213,6 +261,7 @@ def test_config_parameter_budgets(dataset):
     'test': (1_000, 100_000),
     'small': (100_000, 1_000_000),
     'base': (1_000_000, 10_000_000),
+    'lrw': (1_000_000, 10_000_000),
     'seed': (28_000_000, 38_000_000),
   }
   for name, (low, high) in budgets.items():

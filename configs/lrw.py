@@ -1,0 +1,43 @@
+"""The real LRW corpus (500 words cut from running speech): what a user with LRW runs as is.
+
+What it expects: LRW ("Lip Reading in the Wild", lipread_mp4) extracted by
+`python -m extraction --input LRW_ROOT --out DATA_DIR --workers N`, where
+LRW_ROOT holds WORD/{train,val,test}/WORD_00001.mp4 with LRW's WORD_00001.txt
+beside each video (its `Duration:` line gives the word's boundary: the word
+sits centred in the 29-frame window, other words spoken on both sides).
+Then:
+
+  python -m lipjax.train --config configs/lrw.py --config.data_dir=DATA_DIR --workdir W
+
+About 488,000 training clips: some 17 GB of parsed shards at T = 29, more than a
+Colab or TPU host holds, so the input streams from the shards (interleaved
+reads, a bounded shuffle buffer; host memory is the buffer's, not the data
+set's). Batch 256 = 32 per core of a Colab TPU v2-8 (or one GPU); 80,000 steps
+are ~42 epochs. The word boundary is used twice: the pooling mask (mask_mode
+'speech') and an input channel of the BiLSTM (boundary_input). Speaker
+normalisation cannot read a rest pose from silence (there is none in an LRW
+clip), so it is relative to the whole window (centre 'window_scaled'). Under 10M parameters (tests/lipjax/test_models.py checks).
+Multi-host (TPU pod slices, SLURM): add --config.distributed=True (README).
+"""
+
+from configs import base
+
+
+def get_config():
+  """Returns the LRW configuration."""
+  config = base.get_config()
+  config.data_dir = ''  # --config.data_dir=DATA_DIR (python -m extraction's output for LRW)
+  config.batch_size = 256  # global: 32 per core on a TPU v2-8
+  config.eval_batch_size = 512
+  config.num_train_steps = 80_000
+  config.eval_every_steps = 2_000
+  config.checkpoint_every_steps = 2_000
+  config.learning_rate = 2e-3
+  config.warmup_steps = 3_000
+  # Stream from the shards (base.py): only the shuffle buffer is held in memory.
+  config.input.cache = False
+  config.input.jit_augment = True
+  config.input.shuffle_buffer = 50_000
+  config.model.centre = 'window_scaled'  # no silence in an LRW clip: no rest pose to read
+  config.model.boundary_input = True
+  return config
