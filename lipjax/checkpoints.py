@@ -18,7 +18,7 @@ BEST = 'best'
 
 def managers(workdir: str, keep: int) -> tuple[ocp.CheckpointManager, ocp.CheckpointManager]:
   """(latest, best): the last `keep` checkpoints for resuming, and the best by val accuracy."""
-  root = workdir_lib.path(workdir, workdir_lib.CHECKPOINTS).absolute()
+  root = workdir_lib.absolute(workdir_lib.path(workdir, workdir_lib.CHECKPOINTS))
   latest = ocp.CheckpointManager(
     root / LATEST,
     options=ocp.CheckpointManagerOptions(

@@ -355,7 +355,7 @@ def render_report(
   """The Markdown report."""
   e = evidence
   lines = [
-    f'# Diagnosis of {os.path.abspath(workdir)}',
+    f'# Diagnosis of {workdir_lib.absolute(workdir)}',
     '',
     f'**Verdict: {e["verdict"]}** after {e["evaluations"]} evaluations '
     f'(last at step {e["final_step"]}, epoch {e["final_epoch"]:.1f}).',
@@ -525,21 +525,20 @@ def read_metrics(workdir: str) -> dict[str, np.ndarray]:
 
 def read_extraction_report(data_dir: str) -> dict | None:
   """The data set's extraction_report.json, or None if there is none."""
-  path = os.path.join(data_dir, 'extraction_report.json')
-  if not os.path.exists(path):
+  path = workdir_lib.path(data_dir, 'extraction_report.json')
+  if not path.exists():
     return None
-  with open(path) as f:
-    return json.load(f)
+  return json.loads(path.read_text())
 
 
 def load_evaluation(workdir: str, split: str, step: int, data_dir: str | None) -> dict | None:
   """eval_{split}.json of this checkpoint step, evaluating first when it is missing or stale."""
-  path = os.path.join(workdir, f'eval_{split}.json')
-  if os.path.exists(path):
-    with open(path) as f:
-      evaluation = json.load(f)
-    if evaluation.get('step') == step and os.path.exists(
-      os.path.join(workdir, f'confusion_{split}.png')
+  path = workdir_lib.path(workdir, f'eval_{split}.json')
+  if path.exists():
+    evaluation = json.loads(path.read_text())
+    if (
+      evaluation.get('step') == step
+      and workdir_lib.path(workdir, f'confusion_{split}.png').exists()
     ):
       return evaluation
   if not data_dir:
@@ -564,7 +563,7 @@ def diagnose_workdir(
   param_rows = models.parameter_counts(params)
 
   data_dir = data_dir or config.data_dir
-  data_available = bool(data_dir) and os.path.exists(data_dir)
+  data_available = bool(data_dir) and workdir_lib.path(data_dir).exists()
   data_meta = schema.DatasetMeta.load(data_dir) if data_available else None
   report = read_extraction_report(data_dir) if data_available else None
   if not data_available:
@@ -592,9 +591,9 @@ def diagnose_workdir(
     top_confusions(evaluation['confusion_matrix'], evaluation['class_names']) if evaluation else []
   )
 
-  plots.learning_curves(curves, os.path.join(workdir, 'learning_curves.png'), evidence)
+  plots.learning_curves(curves, workdir_lib.path(workdir, 'learning_curves.png'), evidence)
   plots.parameter_bars(
-    [(p, c) for p, c in param_rows if '/' not in p], os.path.join(workdir, 'parameters.png')
+    [(p, c) for p, c in param_rows if '/' not in p], workdir_lib.path(workdir, 'parameters.png')
   )
   text = render_report(
     workdir,
@@ -608,13 +607,12 @@ def diagnose_workdir(
     evaluation,
     confusions,
   )
-  report_path = os.path.join(workdir, 'report.md')
-  with open(report_path, 'w') as f:
-    f.write(text)
+  report_path = workdir_lib.path(workdir, 'report.md')
+  report_path.write_text(text)
   return {
     'evidence': evidence,
     'checks': checks,
-    'report_path': report_path,
+    'report_path': str(report_path),
     'evaluation': evaluation,
   }
 

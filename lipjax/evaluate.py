@@ -6,7 +6,6 @@ per-class accuracy, confusion matrix) and confusion_{split}.png into the workdir
 """
 
 import json
-import os
 from typing import Any
 
 from absl import app
@@ -71,7 +70,7 @@ def evaluate_workdir(workdir: str, split: str = 'test', data_dir: str | None = N
   config, meta, model, params, step, which = restore_model(workdir)
   if data_dir:
     config.data_dir = data_dir
-  if not os.path.exists(config.data_dir):
+  if not workdir_lib.path(config.data_dir).exists():
     raise FileNotFoundError(
       f'data set {config.data_dir} (from {workdir}/config.json) does not exist; pass --data_dir'
     )

@@ -33,12 +33,16 @@ def evaluate_model(p_evaluate_step, params, dataset, num_classes: int) -> dict[s
   """Runs a whole split once; returns loss, accuracy, macro-F1, top-5 and the confusion matrix.
 
   p_evaluate_step: evaluate_step under parallel.data_parallel with apply_fn bound;
-  params: replicated over the local devices.
+  params: replicated over the local devices. With several processes each runs
+  its share of every batch (input_pipeline.eval_dataset with its host index),
+  and the per-example outputs of all of them are gathered before the metrics
+  are taken, so every process returns what one process would.
   """
   outputs = [
     parallel.to_host(p_evaluate_step(params, batch)) for batch in dataset.as_numpy_iterator()
   ]
   out = {key: np.concatenate([o[key] for o in outputs]) for key in outputs[0]}
+  out = parallel.gather_batches(out, len(outputs))
   mask = out['example_mask']
   confusion = metrics_lib.confusion_matrix(out['label'], out['prediction'], num_classes, mask)
   top5_hits = np.any(out['top5'] == out['label'][:, None], axis=-1)

@@ -11,6 +11,24 @@ time, through a shuffle buffer of serialised records, and decodes whole batches
 after a resume's skipped batches, so host memory is the shuffle buffer's.
 Evaluation batches: every example exactly once, the last batch padded and
 flagged by `example_mask`.
+
+Several hosts (processes; jax.distributed): config.batch_size and
+config.eval_batch_size are global, and host i of n yields rows
+[i * B / n, (i + 1) * B / n) of each global batch, which then fill its devices
+in order: process-major, the order of the devices along pmap's axis.
+- Cached mode: every host holds the whole split, draws the same global order
+  and augments the same global batch (seeded by (config.seed, step)), then
+  keeps its slice. The global batch at every step is therefore the same
+  whatever the number of hosts, and one host gets exactly the batches it
+  always had; the price is that each host repeats the augmentation of the
+  whole batch, which is cheap at the sizes that fit in memory.
+- Streaming mode: each host reads its own shard files (host_files), shuffles
+  and augments only its share, seeded by (config.seed, step * n + i). The
+  steps per epoch are the same as with one host, but the batches are not: a
+  run on n hosts equals no run on another number of hosts.
+- Evaluation: every host reads the whole split in file order and keeps its
+  slice of each padded global batch (evaluation.evaluate_model gathers the
+  slices back into file order), so metrics equal a one-host run's.
 """
 
 import os
@@ -411,6 +429,14 @@ def streamed_batches(
   return records.batch(host_batch, drop_remainder=True).take(per_epoch)
 
 
+def host_slice(batch: dict, host_index: int, host_count: int) -> dict:
+  """Rows [i * B / n, (i + 1) * B / n) of every [B, ...] tensor: host i's share of a global batch."""
+  if host_count == 1:
+    return batch
+  size = tf.shape(batch['label'])[0] // host_count
+  return {key: x[host_index * size : (host_index + 1) * size] for key, x in batch.items()}
+
+
 def train_dataset(
   config, meta, start_step: int, num_devices: int, host_index: int = 0, host_count: int = 1
 ):
@@ -420,8 +446,9 @@ def train_dataset(
   full batches; batch i of the stream is global step i, whose augmentation is
   seeded by (config.seed, i). Resuming at a step skips whole batches of the
   epoch it falls in, before any augmentation work. With several hosts each
-  reads its own 1/host_count of the examples and yields its share of every
-  global batch, the same number of batches per epoch on every host.
+  yields its share of every global batch, the same number of batches per epoch
+  on every host (cached: a slice of the same global batch; streamed: batches of
+  its own files; the module docstring says which equals what).
   """
   host_batch = config.batch_size // host_count
   per_epoch = steps_per_epoch(meta, config.batch_size, host_count)
@@ -432,9 +459,7 @@ def train_dataset(
   first_epoch, skip = divmod(start_step, per_epoch)
   seed = tf.constant(config.seed, tf.int64)
   if config.input.cache:
-    examples = load_examples(config.data_dir, 'train', cache=True)
-    if host_count > 1:
-      examples = examples.shard(host_count, host_index)
+    examples = load_examples(config.data_dir, 'train', cache=True)  # the whole split, every host
 
   def epoch_batches(epoch):
     if not config.input.cache:
@@ -443,8 +468,8 @@ def train_dataset(
     shuffled = examples.shuffle(
       config.input.shuffle_buffer, seed=seed * 1_000_003 + epoch, reshuffle_each_iteration=False
     )
-    batches = shuffled.batch(host_batch, drop_remainder=True).take(per_epoch)
-    return batches.enumerate(start=epoch * per_epoch)  # (global step, batch)
+    batches = shuffled.batch(config.batch_size, drop_remainder=True).take(per_epoch)
+    return batches.enumerate(start=epoch * per_epoch)  # (global step, global batch)
 
   ds = tf.data.Dataset.range(first_epoch, 2**62).flat_map(epoch_batches).skip(skip)
   if not config.input.cache:
@@ -453,16 +478,24 @@ def train_dataset(
       lambda step, records: (step, decode_batch(records, meta.max_frames)), tf.data.AUTOTUNE
     )
   mirror_perm = tf.constant(meta.mirror_perm, tf.int32)
+
+  def augment_seed(step):
+    if config.input.cache:
+      return tf.stack([seed, step])  # the global batch's, the same on every host
+    return tf.stack([seed, step * host_count + host_index])  # this host's own batch
+
   ds = ds.map(
     lambda step, batch: augment_batch(
       batch,
-      tf.stack([seed, step * host_count + host_index]),
+      augment_seed(step),
       config.augment,
       mirror_perm,
       config.input.jit_augment,
     ),
     tf.data.AUTOTUNE,
   )
+  if config.input.cache:
+    ds = ds.map(lambda batch: host_slice(batch, host_index, host_count), tf.data.AUTOTUNE)
   ds = ds.map(lambda batch: shard_for_devices(batch, num_devices), tf.data.AUTOTUNE)
   options = tf.data.Options()
   if config.input.threads:
@@ -506,18 +539,21 @@ def train_iterator(
   )
 
 
-def eval_dataset(config, split: str, num_devices: int):
+def eval_dataset(config, split: str, num_devices: int, host_index: int = 0, host_count: int = 1):
   """Every example of a split once, in file order; the last batch padded (example_mask 0).
 
-  Each host evaluates the whole split on its own devices (no collectives), so
-  every host computes the same metrics.
+  With several hosts each keeps its slice of every global batch of
+  config.eval_batch_size (all hosts yield the same number of batches);
+  evaluation.evaluate_model puts the hosts' outputs back together.
   """
-  if config.eval_batch_size % num_devices:
+  if config.eval_batch_size % (host_count * num_devices):
     raise ValueError(
-      f'eval_batch_size={config.eval_batch_size} is not divisible by {num_devices} devices'
+      f'eval_batch_size={config.eval_batch_size} is not divisible by '
+      f'{host_count * num_devices} devices'
     )
   ds = load_examples(config.data_dir, split, config.input.cache)
   ds = ds.batch(config.eval_batch_size, drop_remainder=False)
   ds = ds.map(lambda batch: pad_batch(batch, config.eval_batch_size), tf.data.AUTOTUNE)
+  ds = ds.map(lambda batch: host_slice(batch, host_index, host_count), tf.data.AUTOTUNE)
   ds = ds.map(lambda batch: shard_for_devices(batch, num_devices), tf.data.AUTOTUNE)
   return CheckedDataset(ds.prefetch(config.input.prefetch), config.data_dir, split)

@@ -10,6 +10,7 @@ import sys
 
 from absl import app
 from absl import flags
+from etils import epath
 from ml_collections import config_flags
 
 from lipjax import cli
@@ -30,7 +31,9 @@ def define_flags() -> None:
 
 def ensure_demo_data(data_dir: str) -> None:
   """Builds the demo data set when the config points at it and it is missing."""
-  if os.path.exists(data_dir) or os.path.abspath(os.path.expanduser(data_dir)) != cli.DEMO_DATA_DIR:
+  if '://' in data_dir or os.path.abspath(os.path.expanduser(data_dir)) != cli.DEMO_DATA_DIR:
+    return
+  if epath.Path(data_dir).exists():
     return
   try:
     from extraction import demo
@@ -50,7 +53,11 @@ def main(argv):
   if FLAGS.config is None:
     raise app.UsageError('--config is required, e.g. --config configs/small.py')
   config = FLAGS.config
-  cli.split_cpu_into_devices(config.cpu_devices, (config.batch_size, config.eval_batch_size))
+  # Each process of a multi-host job feeds its devices 1/num_processes of every batch.
+  hosts = config.get('num_processes') or 1
+  cli.split_cpu_into_devices(
+    config.cpu_devices, (config.batch_size // hosts, config.eval_batch_size // hosts)
+  )
   from lipjax import train
 
   config_path = config_flags.get_config_filename(FLAGS['config'])

@@ -1,12 +1,16 @@
-"""Data parallelism over local devices: the one module that knows about pmap.
+"""Data parallelism over devices and hosts: the one module that knows about pmap and processes.
 
 Training code calls `data_parallel(fn)` and `pmean(x)`; the same code runs on
-one CPU device, N GPUs or a TPU slice. JAX is folding pmap into jit + shard_map;
-moving there means changing this module (a Mesh over 'batch' and NamedSharding
-for batches) and nothing else.
+one CPU device, N GPUs, a TPU pod slice or several GPU hosts. With several
+processes (jax.distributed) pmap's axis spans the devices of all of them,
+process-major (process 0's devices first), so pmean averages over every device
+of the job while each process feeds its local devices. JAX is folding pmap
+into jit + shard_map; moving there means changing this module (a Mesh over
+'batch' and NamedSharding for batches) and nothing else.
 """
 
 import jax
+from jax.experimental import multihost_utils
 import numpy as np
 
 AXIS = 'batch'
@@ -16,9 +20,14 @@ def initialize(config) -> None:
   """Joins a multi-host job (jax.distributed) when config.distributed; single host needs nothing.
 
   With coordinator_address, num_processes and process_id unset (None), JAX
-  detects them itself on Cloud TPU and under SLURM.
+  detects them itself on Cloud TPU and under SLURM. Must run before JAX's
+  backends start (the first jax.devices() or computation).
   """
   if config.distributed and not jax.distributed.is_initialized():
+    # Cross-process collectives on CPU hosts (and CPU tests): gloo over TCP. JAX 0.7
+    # defaults to it; earlier versions had none, so pmean across processes failed.
+    if jax.config.jax_cpu_collectives_implementation is None:
+      jax.config.update('jax_cpu_collectives_implementation', 'gloo')
     jax.distributed.initialize(
       coordinator_address=config.get('coordinator_address'),
       num_processes=config.get('num_processes'),
@@ -26,8 +35,28 @@ def initialize(config) -> None:
     )
 
 
+def process_index() -> int:
+  """This process's index among the job's processes (0 on a single host)."""
+  return jax.process_index()
+
+
+def process_count() -> int:
+  """Processes (hosts) in the job; each reads its own share of every batch."""
+  return jax.process_count()
+
+
+def is_primary() -> bool:
+  """Whether this process writes the workdir's files (process 0)."""
+  return jax.process_index() == 0
+
+
+def total_devices() -> int:
+  """Devices over all processes: the count each global batch is split into."""
+  return jax.device_count()
+
+
 def num_devices() -> int:
-  """Devices that hold a slice of each batch on this host."""
+  """Devices that hold a slice of each batch on this host (process)."""
   return jax.local_device_count()
 
 
@@ -62,3 +91,22 @@ def unreplicate(tree):
 def to_host(tree):
   """Collapses [devices, per_device, ...] outputs to [devices * per_device, ...] numpy."""
   return jax.tree.map(lambda x: np.asarray(x).reshape((-1,) + x.shape[2:]), tree)
+
+
+def gather_batches(tree, num_batches: int):
+  """Every process's per-example outputs [num_batches * rows, ...] -> the global batches' rows.
+
+  Process i holds rows [i * B / n, (i + 1) * B / n) of each global batch of B
+  (input_pipeline.host_slice); the result is [num_batches * B, ...] in the order
+  of the global batches, the arrays one process with all devices would have.
+  """
+  if jax.process_count() == 1:
+    return tree
+  gathered = multihost_utils.process_allgather(tree)  # [processes, num_batches * rows, ...]
+
+  def reorder(x):
+    x = np.asarray(x)
+    x = x.reshape((x.shape[0], num_batches, -1) + x.shape[2:])  # [P, batches, rows, ...]
+    return np.swapaxes(x, 0, 1).reshape((-1,) + x.shape[3:])
+
+  return jax.tree.map(reorder, gathered)

@@ -1,10 +1,23 @@
-"""PNG figures for a workdir: learning curves, confusion matrices, parameter bars (matplotlib Agg)."""
+"""PNG figures for a workdir: learning curves, confusion matrices, parameter bars (matplotlib Agg).
 
+Figures are written through etils.epath, so a workdir may be a gs:// bucket.
+"""
+
+import os
+
+from etils import epath
 import matplotlib
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt
 import numpy as np
+
+
+def _save(fig, png_path: str | os.PathLike) -> None:
+  """Writes a figure as PNG to a local or remote (gs://) path and closes it."""
+  with epath.Path(png_path).open('wb') as f:
+    fig.savefig(f, format='png', dpi=100)
+  plt.close(fig)
 
 
 def _epoch_axis(ax, steps_per_epoch: float | None) -> None:
@@ -82,8 +95,7 @@ def learning_curves(curves, png_path, evidence: dict | None = None) -> None:
   loss_ax.legend(fontsize=8)
   acc_ax.legend(fontsize=8, loc='lower right')
   fig.tight_layout()
-  fig.savefig(png_path, dpi=100)
-  plt.close(fig)
+  _save(fig, png_path)
 
 
 def confusion_matrix(confusion, class_names, title: str, png_path: str) -> None:
@@ -101,8 +113,7 @@ def confusion_matrix(confusion, class_names, title: str, png_path: str) -> None:
     ax.set_yticks(range(len(class_names)), class_names)
   fig.colorbar(image, ax=ax, fraction=0.046, label='fraction of true word')
   fig.tight_layout()
-  fig.savefig(png_path, dpi=100)
-  plt.close(fig)
+  _save(fig, png_path)
 
 
 def parameter_bars(rows: list[tuple[str, int]], png_path: str) -> None:
@@ -115,5 +126,4 @@ def parameter_bars(rows: list[tuple[str, int]], png_path: str) -> None:
   ax.set(title=f'Parameters by module (total {sum(counts):,})', xlabel='parameters')
   ax.set_xlim(0, max(counts) * 1.25 if counts else 1)
   fig.tight_layout()
-  fig.savefig(png_path, dpi=100)
-  plt.close(fig)
+  _save(fig, png_path)

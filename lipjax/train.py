@@ -62,9 +62,10 @@ def validate(
     raise ValueError(
       f'batch_size={config.batch_size} is not divisible by {host_count * num_devices} devices'
     )
-  if config.eval_batch_size % num_devices:
+  if config.eval_batch_size % (host_count * num_devices):
     raise ValueError(
-      f'eval_batch_size={config.eval_batch_size} is not divisible by {num_devices} devices'
+      f'eval_batch_size={config.eval_batch_size} is not divisible by '
+      f'{host_count * num_devices} devices'
     )
 
 
@@ -161,13 +162,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   """Trains with periodic evaluation, checkpointing and early stopping; returns the last metrics.
 
   Checks the config, the data set and the workdir (its lock, and that it was
-  trained on the same classes, shapes and model) before writing anything.
+  trained on the same classes, shapes and model) before writing anything. With
+  config.distributed every process of the job calls it with the same config and
+  workdir (a str or epath.Path; gs:// works); it returns the same on each.
   """
   parallel.initialize(config)
   meta = load_dataset_meta(config.data_dir)
-  validate(config, meta, parallel.num_devices(), jax.process_count())
-  # Every host trains and checkpoints (orbax coordinates); only the first writes files.
-  is_primary = jax.process_index() == 0
+  validate(config, meta, parallel.num_devices(), parallel.process_count())
+  # Every process trains and calls checkpoint saves (orbax coordinates them: process 0
+  # writes, all wait at its barriers); only process 0 writes the workdir's other files.
+  is_primary = parallel.is_primary()
   with workdir_lib.exclusive(workdir) if is_primary else contextlib.nullcontext():
     if is_primary:
       workdir_lib.check_compatible(workdir, config, meta)
@@ -178,7 +182,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 def _train(config, meta: schema.DatasetMeta, workdir: str, is_primary: bool) -> dict[str, Any]:
   """The loop of train_and_evaluate, once the workdir is checked and held."""
   num_devices = parallel.num_devices()
-  per_epoch = input_pipeline.steps_per_epoch(meta, config.batch_size, jax.process_count())
+  host_index, host_count = parallel.process_index(), parallel.process_count()
+  per_epoch = input_pipeline.steps_per_epoch(meta, config.batch_size, host_count)
   model = models.create_model(config, meta)
   init_rng, dropout_root = jax.random.split(jax.random.PRNGKey(config.seed))
   state = create_train_state(config, meta, model, init_rng)
@@ -214,12 +219,10 @@ def _train(config, meta: schema.DatasetMeta, workdir: str, is_primary: bool) -> 
   )
   p_evaluate_step = evaluation.parallel_evaluate_step(model.apply)
   train_batches = flax.jax_utils.prefetch_to_device(
-    input_pipeline.train_iterator(
-      config, meta, start_step, num_devices, jax.process_index(), jax.process_count()
-    ),
+    input_pipeline.train_iterator(config, meta, start_step, num_devices, host_index, host_count),
     2,
   )
-  val_dataset = input_pipeline.eval_dataset(config, 'val', num_devices)
+  val_dataset = input_pipeline.eval_dataset(config, 'val', num_devices, host_index, host_count)
   replicated = parallel.replicate(state)
   dropout_roots = parallel.replicate(dropout_root)
   learning_rate_fn = create_learning_rate_fn(config)
@@ -279,7 +282,7 @@ def _train(config, meta: schema.DatasetMeta, workdir: str, is_primary: bool) -> 
           'val_examples': val['count'],
           'learning_rate': float(learning_rate_fn(step)),
           'steps_per_sec': examples_per_sec / config.batch_size,
-          'devices': num_devices,
+          'devices': parallel.total_devices(),
           'examples_per_sec': examples_per_sec,
         }
         if is_primary:

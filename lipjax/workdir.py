@@ -38,6 +38,15 @@ def path(workdir: str | os.PathLike, name: str = '') -> epath.Path:
   return root / name if name else root
 
 
+def absolute(location: str | os.PathLike) -> epath.Path:
+  """A path made absolute: a local one against the working directory, a gs:// one as it is.
+
+  (epath's own absolute() prefixes the working directory to gs:// paths too.)
+  """
+  location = epath.Path(location)
+  return location if '://' in os.fspath(location) else location.absolute()
+
+
 def load(workdir: str) -> tuple[ml_collections.ConfigDict, schema.DatasetMeta]:
   """Reads the resolved config and data set metadata that training saved in a workdir."""
   for name in (CONFIG, DATASET_META):
@@ -116,8 +125,9 @@ def exclusive(workdir: str) -> Iterator[None]:
   if '://' in os.fspath(workdir):
     yield
     return
-  os.makedirs(workdir, exist_ok=True)
-  with open(os.path.join(workdir, LOCK), 'a+', encoding='utf-8') as lock:
+  path(workdir).mkdir(parents=True, exist_ok=True)
+  # flock needs a local file descriptor: the one plain open() of a workdir file.
+  with open(path(workdir, LOCK), 'a+', encoding='utf-8') as lock:
     try:
       fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as e:

@@ -216,6 +216,28 @@ def test_hosts_read_disjoint_halves_with_equal_batch_counts(test_config, dataset
   assert len(seen[0]) == len(seen[1]) == 24 and not seen[0] & seen[1]
 
 
+def test_cached_hosts_slice_the_one_host_global_batches_with_their_augmentation(
+  test_config, dataset
+):
+  # Augmentation (mixup across the batch included) is drawn for the global batch.
+  _, meta = dataset
+  one_host = take(input_pipeline.train_iterator(test_config, meta, 0, 2), 7)  # [2, 4, ...]
+  hosts = [take(input_pipeline.train_iterator(test_config, meta, 0, 1, i, 2), 7) for i in (0, 1)]
+  for step, batch in enumerate(one_host):
+    for key, value in batch.items():
+      for index in (0, 1):  # host i's one device gets what device i of one host got
+        assert hosts[index][step][key].tobytes() == value[index : index + 1].tobytes(), key
+  eval_one = list(input_pipeline.eval_dataset(test_config, 'val', 2).as_numpy_iterator())
+  eval_hosts = [
+    list(input_pipeline.eval_dataset(test_config, 'val', 1, i, 2).as_numpy_iterator())
+    for i in (0, 1)
+  ]
+  assert len(eval_hosts[0]) == len(eval_hosts[1]) == len(eval_one) == 2
+  for b, batch in enumerate(eval_one):
+    for index in (0, 1):
+      np.testing.assert_array_equal(eval_hosts[index][b]['landmarks'][0], batch['landmarks'][index])
+
+
 def test_turn_head_is_a_rotation_about_the_face_centre():
   rng = np.random.default_rng(3)
   landmarks = rng.uniform(0.2, 0.8, (2, 5, 7, 3)).astype(np.float32)

@@ -1,16 +1,25 @@
 """A workdir refuses what would mix two runs or two data sets, before it writes anything."""
 
+import ast
 import os
+import pathlib
 import shutil
 import signal
 import subprocess
 import sys
 import textwrap
+from unittest import mock
 
+from etils import epath
+from etils.epath import gpath
+from etils.epath import testing as epath_testing
+import numpy as np
 import pytest
 
 from extraction import schema
 from extraction import shards
+from lipjax import metrics_log
+from lipjax import plots
 from lipjax import train
 from lipjax import workdir as workdir_lib
 
@@ -43,7 +52,7 @@ def trained(tmp_path_factory, dataset):
   config = test_config_lib.get_config()
   config.data_dir, config.num_train_steps, config.eval_every_steps = dataset[0], 2, 2
   workdir = str(tmp_path_factory.mktemp('trained'))
-  train.train_and_evaluate(config, workdir)
+  train.train_and_evaluate(config, epath.Path(workdir))  # a workdir may be an epath.Path
   return workdir
 
 
@@ -235,3 +244,128 @@ def test_a_corrupt_record_is_named(dataset, tmp_path):
   message = shards.find_bad_shard(data_dir, 'train')
   assert message.startswith(f'{bad}: unreadable after 0 of ')
   assert shards.find_bad_shard(dataset[0], 'train') is None
+
+
+@pytest.fixture()
+def bucket(tmp_path):
+  """A fake gs://bucket whose objects are the files under tmp_path/bucket (epath only).
+
+  epath's gs:// backend is replaced by one that maps gs://bucket/... to that
+  folder; plain open() or os.path on a gs:// path still finds nothing there.
+  """
+  root = tmp_path / 'bucket'
+  root.mkdir()
+
+  def local(location):
+    text = os.fspath(location)
+    assert text.startswith('gs://bucket'), text
+    return str(root) + text[len('gs://bucket') :]
+
+  one = lambda fn, location, *args, **kwargs: fn(local(location), *args, **kwargs)
+  two = lambda fn, src, dst, *args, **kwargs: fn(local(src), local(dst), *args, **kwargs)
+  names = ('open', 'exists', 'isdir', 'listdir', 'glob', 'makedirs', 'mkdir', 'remove')
+  names += ('rmtree', 'stat', 'walk')
+  # With TensorFlow installed epath sends gs:// to tf.io.gfile, past the backend mock.
+  with (
+    mock.patch.object(gpath, '_is_tf_installed', lambda: False),
+    epath_testing.mock_epath(**{name: one for name in names}, rename=two, replace=two, copy=two),
+  ):
+    yield root
+
+
+@pytest.mark.parametrize('as_path', [False, True], ids=['str', 'epath'])
+def test_workdir_files_go_through_epath_to_a_gs_bucket(bucket, dataset, test_config, as_path):
+  workdir = epath.Path('gs://bucket/run') if as_path else 'gs://bucket/run'
+  meta = dataset[1]
+  workdir_lib.check_compatible(workdir, test_config, meta)  # nothing there yet
+  workdir_lib.write(workdir, test_config, meta)
+  config, loaded_meta = workdir_lib.load(workdir)
+  assert config.data_dir == test_config.data_dir and loaded_meta == meta
+  workdir_lib.check_compatible(workdir, test_config, meta)
+  for step in (3, 6):
+    metrics_log.append(
+      workdir,
+      {'step': step, 'epoch': step / 6, 'train_loss': np.float32(1.0), 'train_accuracy': 0.5}
+      | {'val_loss': 1.1, 'val_accuracy': 0.25},
+    )
+  metrics_log.truncate(workdir, 3)
+  assert [r['step'] for r in metrics_log.read(workdir)] == [3]
+  plots.learning_curves(metrics_log.read(workdir), workdir_lib.path(workdir, 'curves.png'))
+  with workdir_lib.exclusive(workdir):  # no lock on a bucket, and no local folder made
+    pass
+  assert not pathlib.Path('gs:').exists()
+  assert set(os.listdir(bucket / 'run')) == {
+    workdir_lib.CONFIG,
+    workdir_lib.DATASET_META,
+    workdir_lib.METRICS,
+    'curves.png',
+  }
+  assert (bucket / 'run' / 'curves.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+
+
+def test_checkpoints_of_a_gs_workdir_stay_on_the_bucket(tmp_path, monkeypatch):
+  # Orbax is given absolute paths; epath's absolute() would put the working directory
+  # in front of gs://. (Orbax itself needs google-cloud-storage for gs://, not installed here.)
+  monkeypatch.chdir(tmp_path)
+  assert os.fspath(workdir_lib.absolute('gs://bucket/run/checkpoints')) == (
+    'gs://bucket/run/checkpoints'
+  )
+  assert workdir_lib.absolute(epath.Path('run')) == epath.Path(tmp_path / 'run')
+  assert workdir_lib.absolute('run').is_absolute()
+
+
+# Plain file calls that a gs:// workdir or data_dir breaks; lipjax reaches files through epath.
+LOCAL_ONLY_CALLS = {
+  'open',
+  'os.path.exists',
+  'os.path.isfile',
+  'os.path.isdir',
+  'os.path.getsize',
+  'os.makedirs',
+  'os.mkdir',
+  'os.listdir',
+  'os.scandir',
+  'os.walk',
+  'os.remove',
+  'os.rename',
+  'os.replace',
+  'glob.glob',
+}
+# (module, function) pairs allowed one: the workdir lock needs a local file for flock.
+LOCAL_ONLY_ALLOWED = {('workdir.py', 'exclusive')}
+# Modules that work on local files only, not on workdirs or data sets: an exported model
+# folder (written and read), a camera or video file.
+LOCAL_ONLY_MODULES = {'export.py', 'exported.py', 'stream.py'}
+
+
+def dotted_name(node) -> str:
+  """'os.path.exists' for the expression os.path.exists ('' for anything else)."""
+  if isinstance(node, ast.Name):
+    return node.id
+  if isinstance(node, ast.Attribute):
+    base = dotted_name(node.value)
+    return f'{base}.{node.attr}' if base else ''
+  return ''
+
+
+def local_file_calls(node, function='<module>'):
+  """(function, line, call) of every LOCAL_ONLY_CALLS call under node, by innermost function."""
+  for child in ast.iter_child_nodes(node):
+    if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+      yield from local_file_calls(child, child.name)
+      continue
+    if isinstance(child, ast.Call):
+      call = dotted_name(child.func)
+      if call in LOCAL_ONLY_CALLS or call.startswith('shutil.'):
+        yield function, child.lineno, call
+    yield from local_file_calls(child, function)
+
+
+def test_lipjax_reaches_files_only_through_epath():
+  found = [
+    f'{module.name}:{line} {function}: {call}()'
+    for module in sorted(pathlib.Path(REPO, 'lipjax').glob('*.py'))
+    for function, line, call in local_file_calls(ast.parse(module.read_text()))
+    if (module.name, function) not in LOCAL_ONLY_ALLOWED and module.name not in LOCAL_ONLY_MODULES
+  ]
+  assert not found, 'use lipjax.workdir.path (etils.epath) instead:\n' + '\n'.join(found)
