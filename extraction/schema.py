@@ -19,9 +19,9 @@ Example (one record in a shard; T = max_frames, N = 88 nodes):
 
 import dataclasses
 import json
-import os
 from typing import Any
 
+from etils import epath
 import numpy as np
 
 from extraction import features as features_lib
@@ -165,21 +165,20 @@ class DatasetMeta:
       raise ValueError(f'data set metadata lacks {missing}; was it written by lipjax extraction?')
     return cls(**{k: v for k, v in d.items() if k in known})
 
-  def save_json(self, path: str) -> None:
-    with open(path, 'w') as f:
-      json.dump(self.to_dict(), f, indent=1)
+  def save_json(self, path) -> None:
+    """Writes the metadata as JSON (a local path or a gs:// one: etils.epath)."""
+    epath.Path(path).write_text(json.dumps(self.to_dict(), indent=1))
 
   @classmethod
-  def load_json(cls, path: str) -> 'DatasetMeta':
-    with open(path) as f:
-      return cls.from_dict(json.load(f))
+  def load_json(cls, path) -> 'DatasetMeta':
+    return cls.from_dict(json.loads(epath.Path(path).read_text()))
 
   @classmethod
   def load(cls, data_dir: str) -> 'DatasetMeta':
     """Reads the metadata of a data set written by extraction (tfds directory)."""
     import tensorflow_datasets as tfds
 
-    if not os.path.exists(os.path.join(data_dir, 'dataset_info.json')):
+    if not epath.Path(data_dir, 'dataset_info.json').exists():  # gs:// data sets too
       raise FileNotFoundError(
         f'{data_dir}: no dataset_info.json; not a data set written by '
         '`python -m extraction` (or extraction has not finished all its shards)'

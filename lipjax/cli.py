@@ -6,6 +6,7 @@ its absl flags in `define_flags()` and runs through `run`, so a user's mistake
 program, and a non-zero exit status, never a traceback.
 """
 
+import gc
 import logging as std_logging
 import os
 import sys
@@ -44,8 +45,14 @@ def run(main: Callable[[list[str]], None], program: str, define_flags: Callable[
   def guarded(argv):
     try:
       main(argv)
+      return
     except USER_ERRORS as e:
-      sys.exit(f'{program}: error: {error_message(e)}')
+      message = f'{program}: error: {error_message(e)}'
+    # Out of the except block the error's traceback and the frames it held are gone;
+    # collecting now runs the failed run's teardown (tf.data iterators log as they are
+    # destroyed), so the error stays the last line the user sees, not the chatter.
+    gc.collect()
+    sys.exit(message)
 
   app.run(guarded, flags_parser=parse)
 
