@@ -4,6 +4,8 @@ windows, sentences, and their extraction (extraction/synthetic/{lexicon,running}
 import csv
 import json
 import os
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -20,6 +22,7 @@ from extraction.synthetic import lexicon
 from extraction.synthetic import phonetics
 from extraction.synthetic import render
 from extraction.synthetic import running
+from lipjax import metrics_log
 
 pytest.importorskip('wordfreq', reason="the lexicon needs wordfreq (pip install -e '.[extract]')")
 
@@ -29,6 +32,7 @@ SETTINGS = dataset.Settings(
   words=WORDS, seed=3, clips_per_speaker=1, variants_per_face=1, val_speakers=1, test_speakers=1
 )
 SPEECH = running.RunningSpeech(context_words=2, background_fraction=1.0, sentences=1)
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 WINDOW_S = SETTINGS.num_frames / SETTINGS.fps
 FRAME_S = 1.0 / SETTINGS.fps
 
@@ -254,6 +258,46 @@ def test_extraction_writes_shards_of_words_and_background(generated, tmp_path):
   meta = schema.DatasetMeta.load(data_dir)
   assert schema.BACKGROUND_LABEL in meta.class_names
   assert sum(meta.split_sizes.values()) == 12
+
+
+def test_configs_lrw_trains_on_an_extracted_lrw_layout_folder(generated, tmp_path):
+  """What a user with LRW runs: the generator's LRW-layout folder -> extraction -> configs/lrw.py."""
+  out_dir, _ = generated
+  data_dir, workdir = str(tmp_path / 'data'), str(tmp_path / 'run')
+  pipeline.run(out_dir, data_dir, workers=1, progress=False)
+  steps = 2
+  result = subprocess.run(
+    [sys.executable, '-m', 'lipjax.train', '--config', 'configs/lrw.py', '--workdir', workdir]
+    + [f'--config.{key}={value}' for key, value in LRW_SMOKE_OVERRIDES.items()]
+    + [f'--config.data_dir={data_dir}', f'--config.num_train_steps={steps}'],
+    capture_output=True,
+    text=True,
+    timeout=600,
+    cwd=REPO,
+    env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2'},
+  )
+  assert result.returncode == 0, result.stderr[-3000:]
+  config = json.loads(open(os.path.join(workdir, 'config.json')).read())
+  # The config as shipped: streaming input, window centring, the boundary as an input.
+  assert config['input']['cache'] is False and config['input']['jit_augment'] is True
+  assert config['model']['centre'] == 'window_scaled' and config['model']['boundary_input']
+  (record,) = metrics_log.read(workdir)
+  assert record['step'] == steps and np.isfinite(record['train_loss'])
+  assert record['val_examples'] == 4  # the val speaker's 2 words + 2 background windows
+  assert os.path.isdir(os.path.join(workdir, 'checkpoints', 'best', str(steps)))
+
+
+# configs/lrw.py shrunk to this 12-clip set: batch and buffer sizes only, the model untouched.
+LRW_SMOKE_OVERRIDES = {
+  'batch_size': 4,
+  'eval_batch_size': 4,
+  'eval_every_steps': 2,
+  'checkpoint_every_steps': 2,
+  'log_every_steps': 1,
+  'warmup_steps': 1,
+  'input.shuffle_buffer': 16,
+  'input.cycle_length': 2,
+}
 
 
 def test_bad_running_speech_settings_are_one_line_errors(tmp_path, capsys):
