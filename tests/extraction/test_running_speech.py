@@ -278,9 +278,9 @@ def test_configs_lrw_trains_on_an_extracted_lrw_layout_folder(generated, tmp_pat
   )
   assert result.returncode == 0, result.stderr[-3000:]
   config = json.loads(open(os.path.join(workdir, 'config.json')).read())
-  # The config as shipped: streaming input, window centring, the boundary as an input.
+  # The config as shipped: streaming input, window centring, the boundary as the pooling mask.
   assert config['input']['cache'] is False and config['input']['jit_augment'] is True
-  assert config['model']['centre'] == 'window_scaled' and config['model']['boundary_input']
+  assert config['model']['centre'] == 'window_scaled' and config['model']['mask_mode'] == 'speech'
   (record,) = metrics_log.read(workdir)
   assert record['step'] == steps and np.isfinite(record['train_loss'])
   assert record['val_examples'] == 4  # the val speaker's 2 words + 2 background windows
