@@ -16,9 +16,10 @@ set's). Batch 256 = 32 per core of a Colab TPU v2-8 (or one GPU); 80,000 steps
 are ~42 epochs. The word boundary is the pooling mask (mask_mode 'speech'). Speaker
 normalisation cannot read a rest pose from silence (there is none in an LRW clip), so it
 is relative to the whole window (centre 'window_scaled'): on 10 words in running speech
-(experiments/README.md, "Words in running speech") it gave test 0.620 against 0.560 for
-the rest pose and 0.205 for none; the boundary as a BiLSTM input as well
-(boundary_input) did not help there (0.590 with window centring), so it stays off.
+(experiments/README.md, "Words in running speech") it gave test 0.597 over two seeds
+against 0.568 for the rest pose (0.205 without centring); the boundary as a BiLSTM input
+as well (boundary_input) did not help there (0.590 with window centring, one seed), so it
+stays off.
 Under 10M parameters (tests/lipjax/test_models.py checks).
 Multi-host (TPU pod slices, SLURM): add --config.distributed=True (README).
 """
@@ -42,5 +43,5 @@ def get_config():
   config.input.jit_augment = True
   config.input.shuffle_buffer = 50_000
   config.model.centre = 'window_scaled'  # no silence in an LRW clip: no rest pose to read
-  config.model.boundary_input = False  # measured no gain with window centring (see above)
+  config.model.boundary_input = False  # no gain measured with window centring (see above)
   return config
