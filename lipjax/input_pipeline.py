@@ -60,6 +60,12 @@ def parse_example(example: dict) -> dict:
   return parsed
 
 
+def parse_numpy_example(example: dict) -> dict:
+  """parse_example for one padded numpy example (schema.pad_example's): predict, stream."""
+  parsed = {key: np.asarray(example[key], dtype) for key, dtype in MODEL_DTYPES.items()}
+  return dict(parsed, example_mask=np.float32(1.0))
+
+
 def flip_landmarks(landmarks, frame_mask, mirror_perm):
   """Horizontal flip: node k takes node mirror_perm[k]'s point with x -> 1 - x.  # [..., T, N, 3]
 

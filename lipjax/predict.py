@@ -102,10 +102,7 @@ class Predictor:
     example = arrays.to_example(
       label=0, speaker='', video_id=video_path, max_frames=self.meta.max_frames
     )
-    parsed = {
-      key: np.asarray(example[key], dtype) for key, dtype in input_pipeline.MODEL_DTYPES.items()
-    }
-    return dict(parsed, example_mask=np.float32(1.0))
+    return input_pipeline.parse_numpy_example(example)
 
   def probabilities(self, examples: list[dict], batch_size: int) -> np.ndarray:
     """Class probabilities for parsed examples, in batches of batch_size.  # [V, C]"""

@@ -226,10 +226,7 @@ def parsed_example(arrays: dict, max_frames: int) -> dict:
   example = schema.pad_example(
     **arrays, label=0, speaker='', video_id='stream', max_frames=max_frames
   )
-  parsed = {
-    key: np.asarray(example[key], dtype) for key, dtype in input_pipeline.MODEL_DTYPES.items()
-  }
-  return dict(parsed, example_mask=np.float32(1.0))
+  return input_pipeline.parse_numpy_example(example)
 
 
 def centred_speech_mask(max_frames: int, fps: float, word_seconds: float) -> np.ndarray:
