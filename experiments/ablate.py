@@ -2,6 +2,11 @@
 
 Usage:
   python experiments/ablate.py [--steps 400] [--seeds 0 1 2] [--out experiments/results/ablation]
+      [--data_dir DIR] [--base KEY=VALUE ...]
+
+`--base` changes every variant's config before the variant's own overrides (which win),
+e.g. `--base model.centre=window_scaled` ablates the seed's fixes on words in running
+speech from the centring chosen for it.
 
 Each run trains with `lipjax.train.train_and_evaluate`, then evaluates its best
 checkpoint (by val accuracy) in eval mode on the full train, val and test
@@ -13,10 +18,12 @@ accuracy of the same checkpoint, both in eval mode (no dropout, no augmentation)
 """
 
 import argparse
+import ast
 import csv
 import json
 import os
 import platform
+import resource
 import shlex
 import shutil
 import time
@@ -78,6 +85,11 @@ VARIANTS = {
     {'model.centre': 'rest'},
     'movement away from the rest pose, without dividing by its RMS',
   ),
+  'rest centring': (
+    small_config,
+    {'model.centre': 'rest_scaled'},
+    'movement away from the rest pose (frames outside the speech mask), RMS-scaled',
+  ),
   'window centring': (
     small_config,
     {'model.centre': 'window_scaled'},
@@ -107,10 +119,28 @@ VARIANTS = {
 }
 
 
-def variant_config(name: str, seed: int, steps: int, data_dir: str | None):
+def parse_base(items: list[str]) -> dict:
+  """--base KEY=VALUE items -> {key: value}, values read as Python literals where they parse."""
+  base = {}
+  for item in items:
+    key, sep, value = item.partition('=')
+    if not sep or not key:
+      raise ValueError(f'--base takes KEY=VALUE, got {item!r}')
+    try:
+      base[key] = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+      base[key] = value  # a bare string, e.g. window_scaled
+  return base
+
+
+def variant_config(
+  name: str, seed: int, steps: int, data_dir: str | None, base: dict | None = None
+):
   """The resolved config of one variant and seed."""
   module, overrides, _ = VARIANTS[name]
   config = module.get_config()
+  config.lock()  # a misspelt key fails instead of adding a field nothing reads
+  config.update_from_flattened_dict(base or {})
   config.update_from_flattened_dict(overrides)
   config.seed = seed
   if steps != config.num_train_steps:  # a shortened run: evaluate 8 times, warm up for <= 10%
@@ -129,14 +159,16 @@ def parameter_count(workdir: str) -> int:
   return sum(count for _, count in models.parameter_counts(params, depth=1))
 
 
-def run_one(name: str, seed: int, steps: int, out: str, data_dir: str | None) -> dict:
+def run_one(
+  name: str, seed: int, steps: int, out: str, data_dir: str | None, base: dict | None = None
+) -> dict:
   """Trains and evaluates one variant/seed, or returns its saved result if the config is unchanged."""
   slug = ''.join(c if c.isalnum() else '_' for c in name).strip('_')
   workdir = os.path.join(out, 'runs', f'{slug}_seed{seed}')
   result_path = workdir + '.json'
   if VARIANTS[name][0] is seed_config:
     steps = min(steps, SEED_MODEL_STEPS)
-  config = variant_config(name, seed, steps, data_dir)
+  config = variant_config(name, seed, steps, data_dir, base)
   resolved = json.loads(config.to_json_best_effort())
   if os.path.exists(result_path):
     with open(result_path) as f:
@@ -162,6 +194,8 @@ def run_one(name: str, seed: int, steps: int, out: str, data_dir: str | None) ->
     'best_step': scores['test']['step'],
     'parameters': parameter_count(workdir),
     'train_seconds': train_seconds,
+    # This process's peak so far (training and evaluating every run before this one too).
+    'peak_rss_gib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
     'config': resolved,
   }
   with open(result_path, 'w') as f:
@@ -224,13 +258,22 @@ def main() -> None:
     '--data_dir', default=None, help='default: the demo data set (built if missing)'
   )
   parser.add_argument('--out', default=os.path.join('experiments', 'results', 'ablation'))
+  parser.add_argument(
+    '--base',
+    nargs='+',
+    default=[],
+    metavar='KEY=VALUE',
+    help='config changes under every variant (the variant\'s own win), e.g. '
+    'model.centre=window_scaled',
+  )
   args = parser.parse_args()
+  base = parse_base(args.base)
   os.makedirs(os.path.join(args.out, 'runs'), exist_ok=True)
   began = time.perf_counter()
   results = []
   for name in args.variants:
     for seed in args.seeds:
-      result = run_one(name, seed, args.steps, args.out, args.data_dir)
+      result = run_one(name, seed, args.steps, args.out, args.data_dir, base)
       results.append(result)
       print(
         f'{name}, seed {seed}: test {result["test_accuracy"]:.3f}, gap {result["gap"]:+.3f}, '
@@ -253,13 +296,16 @@ def main() -> None:
     command += ' --variants ' + ' '.join(map(shlex.quote, args.variants))
   if args.data_dir:
     command += f' --data_dir {args.data_dir}'
+  if args.base:
+    command += ' --base ' + ' '.join(map(shlex.quote, args.base))
   if args.out != parser.get_default('out'):
     command += f' --out {args.out}'
   header = (
     f'Ablation on {args.data_dir or "the demo data set"} ({time.strftime("%Y-%m-%d")}, '
     f'{platform.machine()}, '
     f'{os.cpu_count()} cores), {args.steps} steps per run, seeds {args.seeds}; '
-    f'`{command}`; {(time.perf_counter() - began) / 60:.0f} min for the runs not cached.'
+    f'`{command}`; {(time.perf_counter() - began) / 60:.0f} min for the runs not cached, '
+    f'peak memory {max(r.get("peak_rss_gib", 0.0) for r in results):.1f} GiB.'
   )
   table = markdown(rows, header)
   with open(os.path.join(args.out, 'ablation.md'), 'w') as f:
