@@ -190,7 +190,12 @@ def main(argv=None) -> int:
     formatter_class=argparse.RawDescriptionHelpFormatter,
   )
   commands = parser.add_subparsers(dest='command', required=True)
-  gen = commands.add_parser('generate', help='write videos, transcripts, manifest.csv')
+  gen = commands.add_parser(
+    'generate',
+    help='write videos, transcripts, manifest.csv',
+    description='Writes videos, transcripts and manifest.csv. Run again after an '
+    'interruption, it goes on where it stopped (same settings) to the same bytes.',
+  )
   gen.add_argument('--out', required=True, help='output folder')
   gen.add_argument('--workers', type=int, default=1)
   _add_settings_flags(gen)

@@ -35,6 +35,7 @@ import csv
 import dataclasses
 import json
 import os
+import sys
 import zlib
 
 import cv2
@@ -523,6 +524,70 @@ def _make_clip(job: ClipJob) -> dict:
   }
 
 
+PROGRESS_FILE = '.generate-progress.jsonl'
+
+
+class Progress:
+  """An unfinished generate run's record, so that running it again goes on where it stopped.
+
+  `out_dir/.generate-progress.jsonl`: the first line is the run's plan (generator
+  version, settings, running speech, faces), each further line the manifest row of
+  a clip whose video and transcript were both written. Every clip has its own seeded
+  random stream (`clip_rng`), so a clip rendered after a restart is the clip an
+  uninterrupted run makes, byte for byte. A record with another plan (or none) starts
+  the run over; a finished run removes its record (generator.json marks it done).
+  """
+
+  def __init__(self, out_dir: str, plan: dict):
+    self.path = os.path.join(out_dir, PROGRESS_FILE)
+    self.rows: dict[str, dict] = {}
+    plan = json.loads(json.dumps(plan))  # tuples -> lists, as read back
+    lines = []
+    if os.path.exists(self.path):
+      with open(self.path) as f:
+        lines = f.read().splitlines()
+    if lines and _json_or_none(lines[0]) == plan:
+      for line in lines[1:]:
+        row = _json_or_none(line)  # None: a line cut short by a kill
+        if row is not None and all(
+          os.path.exists(os.path.join(out_dir, row['path'][: -len('.mp4')] + suffix))
+          for suffix in ('.mp4', '.txt')
+        ):
+          self.rows[row['path']] = row
+      self._file = open(self.path, 'a')
+      if lines[-1] and _json_or_none(lines[-1]) is None:
+        self._file.write('\n')  # end the cut line so the next row starts on its own
+    else:
+      self._file = open(self.path, 'w')
+      self._file.write(json.dumps(plan) + '\n')
+    self._file.flush()
+    self.resumed = len(self.rows)
+
+  def add(self, row: dict) -> None:
+    """Records one written clip (video and transcript both on disk)."""
+    self.rows[row['path']] = row
+    self._file.write(json.dumps(row) + '\n')
+    self._file.flush()
+
+  def finish(self) -> None:
+    """The run is done (generator.json written): its record goes."""
+    self._file.close()
+    os.remove(self.path)
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc):
+    self._file.close()
+
+
+def _json_or_none(line: str):
+  try:
+    return json.loads(line)
+  except json.JSONDecodeError:
+    return None
+
+
 def vocabulary_info(words) -> dict:
   """Phones, visemes, confusable groups and ceiling accuracy of a vocabulary."""
   return {
@@ -596,20 +661,37 @@ def generate(
   marker = os.path.join(out_dir, 'generator.json')
   if os.path.exists(marker):
     os.remove(marker)  # an interrupted run must not look finished
-  workers = max(1, min(workers or 1, len(jobs)))
+  plan = {
+    'generator_version': GENERATOR_VERSION,
+    'settings': dataclasses.asdict(settings),
+    'running_speech': dataclasses.asdict(speech),
+    'faces': None if faces_dir is None else os.path.abspath(faces_dir),
+  }
+  progress = Progress(out_dir, plan)
+  todo = [job for job in jobs if job.relpath not in progress.rows]
+  workers = max(1, min(workers or 1, len(todo)))
   desc = f'synthetic clips -> {out_dir}'
+  if progress.resumed:
+    tqdm.tqdm.write(
+      f'{out_dir}: going on with an unfinished run of the same settings, '
+      f'{progress.resumed} of {len(jobs)} clips already made',
+      file=sys.stderr,
+    )
+  bar = tqdm.tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc=desc, unit='clip')
   init_args = (identities, settings, out_dir, speech, lexicon)
-  if workers == 1:
-    _init_worker(*init_args)
-    rows = [_make_clip(job) for job in tqdm.tqdm(jobs, desc=desc, unit='clip')]
-  else:
-    with (
-      _one_blas_thread_per_worker(),
-      workers_lib.pool(workers, _init_worker, init_args) as pool,
-    ):
-      rows = list(
-        tqdm.tqdm(pool.map(_make_clip, jobs, chunksize=4), total=len(jobs), desc=desc, unit='clip')
-      )
+  with progress, bar:
+    # Worker processes even for --workers 1: this process's numpy has a BLAS thread per
+    # core, and rendering here on a busy machine was measured at ~3% of a core (30-60 s a
+    # clip instead of ~0.3 s: BLAS threads waiting on each other for a turn of a core).
+    if todo:
+      with (
+        _one_blas_thread_per_worker(),
+        workers_lib.pool(workers, _init_worker, init_args) as pool,
+      ):
+        for row in pool.map(_make_clip, todo, chunksize=4):
+          progress.add(row)
+          bar.update()
+  rows = [progress.rows[job.relpath] for job in jobs]
   sentence_rows = [r for r in rows if 'text' in r]
   rows = [r for r in rows if 'text' not in r]
   with open(os.path.join(out_dir, 'manifest.csv'), 'w', newline='') as f:
@@ -646,4 +728,5 @@ def generate(
     report['sentence_manifest'] = 'sentences.csv'
   with open(marker, 'w') as f:
     json.dump(report, f, indent=1)
+  progress.finish()
   return report

@@ -360,6 +360,61 @@ def test_isolated_words_are_byte_identical_to_generator_version_3(generated):
   assert _set_digest(generated) == SMALL_DIGEST
 
 
+def test_a_killed_run_goes_on_where_it_stopped_to_the_same_bytes(generated, tmp_path):
+  """kill -9 of `generate` part way, then the same command: the set of an uninterrupted run."""
+  out_dir = tmp_path / 'killed'
+  command = [
+    sys.executable, '-m', 'extraction.synthetic', 'generate', '--out', str(out_dir),
+    '--words', ','.join(SMALL.words), '--seed', str(SMALL.seed), '--clips-per-speaker', '1',
+    '--variants', '1', '--val-speakers', '1', '--test-speakers', '1', '--workers', '1',
+  ]  # fmt: skip
+  record = out_dir / dataset.PROGRESS_FILE
+  process = subprocess.Popen(command, cwd=REPO, stderr=subprocess.DEVNULL)
+  deadline = time.monotonic() + 240
+  while time.monotonic() < deadline and process.poll() is None:
+    if record.exists() and len(record.read_text().splitlines()) >= 1 + 6:  # plan + 6 clips
+      break
+    time.sleep(0.05)
+  process.kill()
+  process.wait()
+  assert not (out_dir / 'generator.json').exists()  # killed before the end
+  made = {
+    json.loads(line)['path']: os.stat(out_dir / json.loads(line)['path']).st_mtime_ns
+    for line in record.read_text().splitlines()[1:]
+    if line.endswith('}')
+  }
+  assert 6 <= len(made) < 21
+  # A clip cut off part way (not yet recorded) is made again, not trusted.
+  (out_dir / 'WATCH' / 'test').mkdir(parents=True, exist_ok=True)
+  (out_dir / 'WATCH' / 'test' / 'WATCH_00001.mp4').write_bytes(b'half a video')
+  again = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+  assert again.returncode == 0, again.stderr
+  assert f'{len(made)} of 21 clips already made' in again.stderr
+  assert _set_digest(str(out_dir)) == _set_digest(generated)
+  assert (out_dir / 'generator.json').read_bytes() == (
+    open(os.path.join(generated, 'generator.json'), 'rb').read()
+  )
+  assert not record.exists()
+  # The clips made before the kill were not rendered again.
+  assert all(os.stat(out_dir / path).st_mtime_ns == mtime for path, mtime in made.items())
+
+
+def test_a_run_with_other_settings_starts_over(tmp_path):
+  out_dir = str(tmp_path / 'set')
+  plan = {'generator_version': dataset.GENERATOR_VERSION, 'settings': {'seed': 1}}
+  os.makedirs(out_dir)
+  with dataset.Progress(out_dir, plan) as progress:
+    os.makedirs(os.path.join(out_dir, 'BAT', 'train'))
+    for name in ('BAT_00001.mp4', 'BAT_00001.txt'):
+      open(os.path.join(out_dir, 'BAT', 'train', name), 'w').close()
+    progress.add({'path': 'BAT/train/BAT_00001.mp4', 'label': 'BAT'})
+  assert list(dataset.Progress(out_dir, plan).rows) == ['BAT/train/BAT_00001.mp4']
+  other = dict(plan, settings={'seed': 2})
+  assert dataset.Progress(out_dir, other).rows == {}
+  # ... and that run's record is now the other plan's, empty.
+  assert dataset.Progress(out_dir, plan).rows == {}
+
+
 def test_facemesh_follows_the_rendered_mouth(generated):
   """Real FaceMesh on the written video: face in >= 99% of frames, lip gap r >= 0.8."""
   rows = [r for r in _manifest(generated) if r['label'] == 'WATCH']
