@@ -159,22 +159,41 @@ def parameter_count(workdir: str) -> int:
   return sum(count for _, count in models.parameter_counts(params, depth=1))
 
 
+def _paths(name: str, seed: int, out: str) -> tuple[str, str]:
+  """(workdir, result JSON) of one variant/seed."""
+  slug = ''.join(c if c.isalnum() else '_' for c in name).strip('_')
+  workdir = os.path.join(out, 'runs', f'{slug}_seed{seed}')
+  return workdir, workdir + '.json'
+
+
+def finished_run(
+  name: str, seed: int, steps: int, out: str, data_dir: str | None, base: dict | None = None
+) -> dict | None:
+  """The saved result of one variant/seed if it was made with today's config, else None."""
+  _, result_path = _paths(name, seed, out)
+  if VARIANTS[name][0] is seed_config:
+    steps = min(steps, SEED_MODEL_STEPS)
+  resolved = json.loads(variant_config(name, seed, steps, data_dir, base).to_json_best_effort())
+  if not os.path.exists(result_path):
+    return None
+  with open(result_path) as f:
+    saved = json.load(f)
+  return saved if saved.get('config') == resolved else None
+
+
 def run_one(
   name: str, seed: int, steps: int, out: str, data_dir: str | None, base: dict | None = None
 ) -> dict:
   """Trains and evaluates one variant/seed, or returns its saved result if the config is unchanged."""
-  slug = ''.join(c if c.isalnum() else '_' for c in name).strip('_')
-  workdir = os.path.join(out, 'runs', f'{slug}_seed{seed}')
-  result_path = workdir + '.json'
+  workdir, result_path = _paths(name, seed, out)
+  saved = finished_run(name, seed, steps, out, data_dir, base)
+  if saved is not None:
+    return saved
   if VARIANTS[name][0] is seed_config:
     steps = min(steps, SEED_MODEL_STEPS)
   config = variant_config(name, seed, steps, data_dir, base)
   resolved = json.loads(config.to_json_best_effort())
   if os.path.exists(result_path):
-    with open(result_path) as f:
-      saved = json.load(f)
-    if saved.get('config') == resolved:
-      return saved
     # A default changed since (e.g. configs/small.py): the old run and its checkpoints are stale.
     print(f'{result_path}: made with another config; training {name!r} seed {seed} again')
     shutil.rmtree(workdir, ignore_errors=True)
@@ -236,12 +255,13 @@ def markdown(rows: list[dict], header: str) -> str:
   lines = [
     header,
     '',
-    '| variant | test accuracy | train-val gap | train / val accuracy | parameters | steps | min/run | what changes |',
-    '|---|---|---|---|---|---|---|---|',
+    '| variant | seeds | test accuracy | train-val gap | train / val accuracy | parameters | steps '
+    '| min/run | what changes |',
+    '|---|---|---|---|---|---|---|---|---|',
   ]
   for r in rows:
     lines.append(
-      f'| {r["variant"]} | {r["test_accuracy_mean"]:.3f} ± {r["test_accuracy_std"]:.3f} '
+      f'| {r["variant"]} | {r["seeds"]} | {r["test_accuracy_mean"]:.3f} ± {r["test_accuracy_std"]:.3f} '
       f'| {r["train_val_gap_mean"]:+.3f} ± {r["train_val_gap_std"]:.3f} '
       f'| {r["train_accuracy_mean"]:.3f} / {r["val_accuracy_mean"]:.3f} '
       f'| {r["parameters"]:,} | {r["steps"]} | {r["minutes_per_run"]:.1f} | {r["what"]} |'
@@ -266,6 +286,11 @@ def main() -> None:
     help='config changes under every variant (the variant\'s own win), e.g. '
     'model.centre=window_scaled',
   )
+  parser.add_argument(
+    '--only_finished',
+    action='store_true',
+    help='train nothing: the table of the runs already finished (same config) among those asked',
+  )
   args = parser.parse_args()
   base = parse_base(args.base)
   os.makedirs(os.path.join(args.out, 'runs'), exist_ok=True)
@@ -273,13 +298,20 @@ def main() -> None:
   results = []
   for name in args.variants:
     for seed in args.seeds:
-      result = run_one(name, seed, args.steps, args.out, args.data_dir, base)
+      if args.only_finished:
+        result = finished_run(name, seed, args.steps, args.out, args.data_dir, base)
+        if result is None:
+          continue
+      else:
+        result = run_one(name, seed, args.steps, args.out, args.data_dir, base)
       results.append(result)
       print(
         f'{name}, seed {seed}: test {result["test_accuracy"]:.3f}, gap {result["gap"]:+.3f}, '
         f'{result["train_seconds"] / 60:.1f} min',
         flush=True,
       )
+  if not results:
+    parser.exit(1, f'no finished runs of these variants and seeds under {args.out}\n')
   with open(os.path.join(args.out, 'runs.csv'), 'w', newline='') as f:
     writer = csv.DictWriter(f, fieldnames=list(results[0]))
     writer.writeheader()
@@ -298,6 +330,10 @@ def main() -> None:
     command += f' --data_dir {args.data_dir}'
   if args.base:
     command += ' --base ' + ' '.join(map(shlex.quote, args.base))
+  if args.only_finished:
+    command += ' --only_finished'
+    seeds_of = {name: sorted(r['seed'] for r in results if r['variant'] == name) for name in VARIANTS}
+    print('finished runs: ' + '; '.join(f'{n} seeds {s}' for n, s in seeds_of.items() if s))
   if args.out != parser.get_default('out'):
     command += f' --out {args.out}'
   header = (

@@ -1,6 +1,9 @@
 """experiments/ablate.py's configs: --base changes every variant, and each variant's own change wins."""
 
+import csv
+import json
 import os
+import subprocess
 import sys
 
 import pytest
@@ -46,3 +49,42 @@ def test_base_goes_under_every_variant_and_the_variant_wins():
 def test_a_misspelt_base_key_fails():
   with pytest.raises(KeyError):
     ablate.variant_config('lipjax (small)', 0, 100, None, {'model.centr': 'none'})
+
+
+def test_only_finished_tables_the_saved_runs_of_todays_config(tmp_path):
+  """--only_finished trains nothing; a saved run made with another config is left out."""
+  out = str(tmp_path / 'ablation')
+  os.makedirs(os.path.join(out, 'runs'))
+  base = {'model.centre': 'window_scaled'}
+
+  def save(name, seed, config_base, test):
+    config = ablate.variant_config(name, seed, 100, '/data', config_base)
+    _, path = ablate._paths(name, seed, out)
+    result = {
+      'variant': name, 'seed': seed, 'steps': 100, 'train_accuracy': 0.5, 'val_accuracy': 0.4,
+      'test_accuracy': test, 'test_macro_f1': test, 'gap': 0.1, 'best_step': 100,
+      'parameters': 7, 'train_seconds': 60.0, 'peak_rss_gib': 1.0,
+      'config': json.loads(config.to_json_best_effort()),
+    }  # fmt: skip
+    with open(path, 'w') as f:
+      json.dump(result, f)
+
+  save('lipjax (small)', 0, base, 0.5)
+  save('lipjax (small)', 1, base, 0.7)
+  save('no speech mask', 0, None, 0.9)  # made without the base: not today's
+  command = [
+    sys.executable, os.path.join(REPO, 'experiments', 'ablate.py'), '--only_finished',
+    '--steps', '100', '--seeds', '0', '1', '--data_dir', '/data', '--out', out,
+    '--variants', 'lipjax (small)', 'no speech mask', '--base', 'model.centre=window_scaled',
+  ]  # fmt: skip
+  result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr
+  assert 'finished runs: lipjax (small) seeds [0, 1]' in result.stdout
+  with open(os.path.join(out, 'ablation.csv')) as f:
+    rows = list(csv.DictReader(f))
+  assert [(r['variant'], r['seeds']) for r in rows] == [('lipjax (small)', '2')]
+  assert float(rows[0]['test_accuracy_mean']) == pytest.approx(0.6)
+  assert not os.path.exists(os.path.join(out, 'runs', 'lipjax__small__seed0'))  # nothing trained
+  table = open(os.path.join(out, 'ablation.md')).read()
+  assert '--base model.centre=window_scaled --only_finished' in table
+  assert '| lipjax (small) | 2 | 0.600 ± 0.141 |' in table
