@@ -166,14 +166,18 @@ def _paths(name: str, seed: int, out: str) -> tuple[str, str]:
   return workdir, workdir + '.json'
 
 
+def variant_steps(name: str, steps: int) -> int:
+  """The steps a variant trains for: the seed-sized model is capped at SEED_MODEL_STEPS."""
+  return min(steps, SEED_MODEL_STEPS) if VARIANTS[name][0] is seed_config else steps
+
+
 def finished_run(
   name: str, seed: int, steps: int, out: str, data_dir: str | None, base: dict | None = None
 ) -> dict | None:
   """The saved result of one variant/seed if it was made with today's config, else None."""
   _, result_path = _paths(name, seed, out)
-  if VARIANTS[name][0] is seed_config:
-    steps = min(steps, SEED_MODEL_STEPS)
-  resolved = json.loads(variant_config(name, seed, steps, data_dir, base).to_json_best_effort())
+  config = variant_config(name, seed, variant_steps(name, steps), data_dir, base)
+  resolved = json.loads(config.to_json_best_effort())
   if not os.path.exists(result_path):
     return None
   with open(result_path) as f:
@@ -189,8 +193,7 @@ def run_one(
   saved = finished_run(name, seed, steps, out, data_dir, base)
   if saved is not None:
     return saved
-  if VARIANTS[name][0] is seed_config:
-    steps = min(steps, SEED_MODEL_STEPS)
+  steps = variant_steps(name, steps)
   config = variant_config(name, seed, steps, data_dir, base)
   resolved = json.loads(config.to_json_best_effort())
   if os.path.exists(result_path):
