@@ -286,7 +286,7 @@ def main() -> None:
     nargs='+',
     default=[],
     metavar='KEY=VALUE',
-    help='config changes under every variant (the variant\'s own win), e.g. '
+    help="config changes under every variant (the variant's own win), e.g. "
     'model.centre=window_scaled',
   )
   parser.add_argument(
@@ -335,7 +335,9 @@ def main() -> None:
     command += ' --base ' + ' '.join(map(shlex.quote, args.base))
   if args.only_finished:
     command += ' --only_finished'
-    seeds_of = {name: sorted(r['seed'] for r in results if r['variant'] == name) for name in VARIANTS}
+    seeds_of = {
+      name: sorted(r['seed'] for r in results if r['variant'] == name) for name in VARIANTS
+    }
     print('finished runs: ' + '; '.join(f'{n} seeds {s}' for n, s in seeds_of.items() if s))
   if args.out != parser.get_default('out'):
     command += f' --out {args.out}'
