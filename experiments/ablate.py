@@ -175,9 +175,12 @@ def finished_run(
   name: str, seed: int, steps: int, out: str, data_dir: str | None, base: dict | None = None
 ) -> dict | None:
   """The saved result of one variant/seed if it was made with today's config, else None."""
-  _, result_path = _paths(name, seed, out)
   config = variant_config(name, seed, variant_steps(name, steps), data_dir, base)
-  resolved = json.loads(config.to_json_best_effort())
+  return _saved_result(_paths(name, seed, out)[1], json.loads(config.to_json_best_effort()))
+
+
+def _saved_result(result_path: str, resolved: dict) -> dict | None:
+  """The result JSON at result_path if it was made with the resolved config, else None."""
   if not os.path.exists(result_path):
     return None
   with open(result_path) as f:
@@ -190,12 +193,12 @@ def run_one(
 ) -> dict:
   """Trains and evaluates one variant/seed, or returns its saved result if the config is unchanged."""
   workdir, result_path = _paths(name, seed, out)
-  saved = finished_run(name, seed, steps, out, data_dir, base)
-  if saved is not None:
-    return saved
   steps = variant_steps(name, steps)
   config = variant_config(name, seed, steps, data_dir, base)
   resolved = json.loads(config.to_json_best_effort())
+  saved = _saved_result(result_path, resolved)
+  if saved is not None:
+    return saved
   if os.path.exists(result_path):
     # A default changed since (e.g. configs/small.py): the old run and its checkpoints are stale.
     print(f'{result_path}: made with another config; training {name!r} seed {seed} again')
