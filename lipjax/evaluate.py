@@ -2,7 +2,9 @@
 
 Needs only the workdir (config.json, dataset_meta.json, checkpoints/) and the
 data set's shards; writes eval_{split}.json (accuracy, macro-F1, top-5,
-per-class accuracy, confusion matrix) and confusion_{split}.png into the workdir.
+per-class accuracy, per-speaker accuracy, confusion matrix) and
+confusion_{split}.png into the workdir. Per speaker, because a held-out face the
+model fails on is what a speaker-independent mean hides.
 """
 
 import json
@@ -13,6 +15,7 @@ from absl import flags
 import numpy as np
 
 from extraction import schema
+from extraction import shards
 from lipjax import checkpoints
 from lipjax import cli
 from lipjax import evaluation
@@ -43,10 +46,20 @@ def restore_model(workdir: str):
   return config, meta, models.create_model(config, meta), params, step, which
 
 
+def split_speakers(data_dir: str, split: str) -> list[str]:
+  """The speaker of each example of a split, in the order evaluation reads them."""
+  import tensorflow_datasets as tfds
+
+  speakers = shards.read_split(data_dir, split).map(lambda example: example['speaker'])
+  return [speaker.decode() for speaker in tfds.as_numpy(speakers)]
+
+
 def evaluation_report(
-  result: dict, meta: schema.DatasetMeta, split: str, step: int, which: str
+  result: dict, meta: schema.DatasetMeta, split: str, step: int, which: str, speakers: list[str]
 ) -> dict[str, Any]:
-  """The JSON-ready report of one evaluation."""
+  """The JSON-ready report of one evaluation; speakers: each example's, in read order."""
+  if len(speakers) != len(result['labels']):
+    raise ValueError(f'{len(speakers)} speakers for {len(result["labels"])} evaluated examples')
   per_class = metrics_lib.per_class_accuracy(result['confusion'])
   return {
     'split': split,
@@ -60,6 +73,7 @@ def evaluation_report(
     'per_class_accuracy': {
       name: (None if np.isnan(a) else float(a)) for name, a in zip(meta.class_names, per_class)
     },
+    'per_speaker': metrics_lib.accuracy_by_group(result['labels'], result['predictions'], speakers),
     'class_names': list(meta.class_names),
     'confusion_matrix': result['confusion'].tolist(),
   }
@@ -81,7 +95,8 @@ def evaluate_workdir(workdir: str, split: str = 'test', data_dir: str | None = N
     dataset,
     meta.num_classes,
   )
-  report = evaluation_report(result, meta, split, step, which)
+  speakers = split_speakers(config.data_dir, split)
+  report = evaluation_report(result, meta, split, step, which, speakers)
   workdir_lib.path(workdir, f'eval_{split}.json').write_text(json.dumps(report, indent=1))
   plots.confusion_matrix(
     result['confusion'],
@@ -101,11 +116,13 @@ def main(argv):
     raise app.UsageError('--workdir is required')
   cli.quiet_third_party_logs()
   report = evaluate_workdir(FLAGS.workdir, FLAGS.split, FLAGS.data_dir)
+  weakest, weakest_stats = next(iter(report['per_speaker'].items()))
   print(
     f'{FLAGS.split}: accuracy {report["accuracy"]:.4f}, macro-F1 {report["macro_f1"]:.4f}, '
     f'top-5 {report["top5"]:.4f} on {report["examples"]} clips ({report["checkpoint"]} '
-    f'checkpoint, step {report["step"]}); wrote {FLAGS.workdir}/eval_{FLAGS.split}.json '
-    f'and confusion_{FLAGS.split}.png'
+    f'checkpoint, step {report["step"]}); weakest of {len(report["per_speaker"])} speakers: '
+    f'{weakest} {weakest_stats["accuracy"]:.4f} on {weakest_stats["examples"]} clips; '
+    f'wrote {FLAGS.workdir}/eval_{FLAGS.split}.json and confusion_{FLAGS.split}.png'
   )
 
 

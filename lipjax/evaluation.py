@@ -32,6 +32,9 @@ def evaluate_step(params, batch, apply_fn):
 def evaluate_model(p_evaluate_step, params, dataset, num_classes: int) -> dict[str, Any]:
   """Runs a whole split once; returns loss, accuracy, macro-F1, top-5 and the confusion matrix.
 
+  Also each example's label and prediction ('labels', 'predictions'), in the
+  split's read order (shards.read_split's), padding dropped.
+
   p_evaluate_step: evaluate_step under parallel.data_parallel with apply_fn bound;
   params: replicated over the local devices. With several processes each runs
   its share of every batch (input_pipeline.eval_dataset with its host index),
@@ -54,6 +57,8 @@ def evaluate_model(p_evaluate_step, params, dataset, num_classes: int) -> dict[s
     'top5': float((top5_hits * mask).sum() / max(count, 1.0)),
     'count': int(count),
     'confusion': confusion,
+    'labels': out['label'][mask > 0],
+    'predictions': out['prediction'][mask > 0],
   }
 
 

@@ -39,3 +39,20 @@ def macro_f1(confusion) -> float:
     return 0.0
   f1 = 2 * true_positive[present] / (support[present] + predicted[present])
   return float(f1.mean())
+
+
+def accuracy_by_group(labels, predictions, groups) -> dict[str, dict]:
+  """Accuracy and example count of each group (a speaker, say), the weakest group first.
+
+  Ties keep the groups' sorted order, so the result is deterministic.
+  """
+  labels, predictions, groups = np.asarray(labels), np.asarray(predictions), np.asarray(groups)
+  if not labels.shape == predictions.shape == groups.shape:
+    raise ValueError(
+      f'labels {labels.shape}, predictions {predictions.shape} and groups {groups.shape} differ'
+    )
+  stats = {}
+  for group in sorted(set(groups.tolist())):
+    hits = labels[groups == group] == predictions[groups == group]
+    stats[str(group)] = {'examples': int(hits.size), 'accuracy': float(hits.mean())}
+  return dict(sorted(stats.items(), key=lambda item: item[1]['accuracy']))

@@ -1,6 +1,7 @@
 """Metrics on hand-computed arrays."""
 
 import numpy as np
+import pytest
 
 from lipjax import metrics
 
@@ -31,3 +32,21 @@ def test_macro_f1_skips_absent_classes_and_per_class_is_nan_without_support():
   confusion = np.array([[2, 0, 0], [0, 0, 0], [0, 0, 1]])
   assert metrics.macro_f1(confusion) == 1.0
   assert np.isnan(metrics.per_class_accuracy(confusion)[1])
+
+
+def test_accuracy_by_group_by_hand_weakest_first():
+  labels = np.array([0, 1, 1, 2, 0, 2, 1])
+  predictions = np.array([0, 1, 0, 2, 1, 0, 1])
+  groups = np.array(['b', 'b', 'a', 'c', 'a', 'c', 'c'])
+  by_group = metrics.accuracy_by_group(labels, predictions, groups)
+  assert by_group == {
+    'a': {'examples': 2, 'accuracy': 0.0},
+    'c': {'examples': 3, 'accuracy': 2 / 3},
+    'b': {'examples': 2, 'accuracy': 1.0},
+  }
+  assert list(by_group) == ['a', 'c', 'b']
+
+
+def test_accuracy_by_group_refuses_arrays_of_different_lengths():
+  with pytest.raises(ValueError, match='differ'):
+    metrics.accuracy_by_group([0, 1], [0, 1], ['a'])

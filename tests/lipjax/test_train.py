@@ -205,6 +205,33 @@ def test_evaluate_writes_confusion_and_counts_each_example_once(trained_workdir,
   )
 
 
+def test_evaluate_reports_each_speakers_accuracy_weakest_first(trained_workdir, dataset):
+  import tensorflow_datasets as tfds
+
+  from extraction import shards
+  from lipjax import predict
+
+  report = evaluate.evaluate_workdir(trained_workdir, 'test')
+  # The same checkpoint clip by clip through predict, each clip grouped by its stored speaker.
+  stored = list(tfds.as_numpy(shards.read_split(dataset[0], 'test')))
+  probabilities = predict.Predictor(trained_workdir).probabilities(
+    [input_pipeline.parse_numpy_example(e) for e in stored], batch_size=4
+  )
+  hits = {}
+  for example, p in zip(stored, probabilities):
+    hits.setdefault(example['speaker'].decode(), []).append(
+      int(np.argmax(p)) == int(example['label'])
+    )
+  assert sorted(hits) == ['spk0', 'spk1', 'spk2', 'spk3']  # test clip i is speaker spk{i % 4}
+  expected = {s: {'examples': len(h), 'accuracy': float(np.mean(h))} for s, h in hits.items()}
+  assert report['per_speaker'] == expected
+  assert len({v['accuracy'] for v in expected.values()}) > 2  # a mix-up of speakers would show
+  accuracies = [v['accuracy'] for v in report['per_speaker'].values()]
+  assert accuracies == sorted(accuracies)  # the weakest speaker first
+  with open(os.path.join(trained_workdir, 'eval_test.json')) as f:
+    assert json.load(f)['per_speaker'] == report['per_speaker']
+
+
 def first_best_step(records):
   """The step of the first evaluation with the highest val accuracy."""
   return max(records, key=lambda r: r['val_accuracy'])['step']
