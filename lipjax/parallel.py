@@ -50,6 +50,13 @@ def is_primary() -> bool:
   return jax.process_index() == 0
 
 
+def primary_flag(flag: bool) -> bool:
+  """Process 0's flag, on every process of the job (a collective: all processes must call it)."""
+  if jax.process_count() == 1:
+    return flag
+  return bool(multihost_utils.broadcast_one_to_all(np.int32(flag)))
+
+
 def total_devices() -> int:
   """Devices over all processes: the count each global batch is split into."""
   return jax.device_count()

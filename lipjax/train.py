@@ -172,10 +172,24 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   # Every process trains and calls checkpoint saves (orbax coordinates them: process 0
   # writes, all wait at its barriers); only process 0 writes the workdir's other files.
   is_primary = parallel.is_primary()
-  with workdir_lib.exclusive(workdir) if is_primary else contextlib.nullcontext():
+  with contextlib.ExitStack() as held:
+    refusal = None
     if is_primary:
-      workdir_lib.check_compatible(workdir, config, meta)
-      workdir_lib.write(workdir, config, meta)
+      try:
+        held.enter_context(workdir_lib.exclusive(workdir))
+        workdir_lib.check_compatible(workdir, config, meta)
+        workdir_lib.write(workdir, config, meta)
+      except Exception as error:  # noqa: BLE001 (re-raised below, once the others know)
+        refusal = error
+    # Every process hears process 0's verdict: a refusal there must not leave the
+    # others waiting for it at their first collective.
+    if parallel.primary_flag(refusal is not None):
+      if refusal is not None:
+        raise refusal
+      raise workdir_lib.WorkdirError(
+        f'{workdir}: process 0 of this job refused the workdir (its log says why); '
+        'nothing was trained'
+      )
     return _train(config, meta, workdir, is_primary)
 
 

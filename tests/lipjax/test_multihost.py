@@ -5,6 +5,7 @@ test after its step-4 checkpoint and started again, so the comparison also
 covers resuming a multi-host run.
 """
 
+import fcntl
 import json
 import os
 import signal
@@ -156,3 +157,29 @@ def test_two_processes_train_like_one_process_with_two_devices_and_resume(datase
   # Process 0 alone wrote the workdir's files; the workdir says what was trained.
   assert json.loads((two / 'config.json').read_text())['num_processes'] == 2
   assert (two / 'training_curves.png').exists() and os.listdir(two / 'tensorboard')
+
+
+def test_a_workdir_refused_on_process_0_stops_every_process_with_a_reason(dataset, tmp_path):
+  data_dir, _ = dataset
+  workdir = tmp_path / 'held'
+  workdir.mkdir()
+  # Another training holds the workdir: process 0 (the one that checks it) refuses.
+  with open(workdir / '.lock', 'a+') as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    lock.write('pid 4242')
+    lock.flush()
+    processes, logs = two_processes(
+      tmp_path, 'refused', workdir, data_dir, lambda i: ['-m', 'lipjax.train']
+    )
+    # Process 1 must not wait for process 0 at a collective it never reaches.
+    assert finish(processes, logs, timeout=240) == [1, 1], '\n'.join(tail(log) for log in logs)
+  last = [open(log).read().strip().splitlines()[-1] for log in logs]
+  assert last[0] == (
+    f'lipjax.train: error: {workdir} is in use by a running training (pid 4242); wait for it '
+    'to finish or use another --workdir'
+  )
+  assert last[1] == (
+    f'lipjax.train: error: {workdir}: process 0 of this job refused the workdir (its log says '
+    'why); nothing was trained'
+  )
+  assert sorted(os.listdir(workdir)) == ['.lock']  # no config.json, checkpoint or log
