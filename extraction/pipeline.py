@@ -6,7 +6,7 @@ worker that made it. A rerun after a kill skips cached clips and builds the
 shards from the cache in a fixed order, so it yields the same shards.
 
 Partitionable: with num_shards=N, clip k of each split (in sorted order) goes to
-shard k % N. `shard_index=i` processes only shard i (one array job), writes
+shard k % N (within a file, records follow shards.record_order). `shard_index=i` processes only shard i (one array job), writes
 that shard of every split and a part record under OUT/.parts/; whichever job
 finds all N parts present writes the tfds metadata and the merged report.
 Each part carries a fingerprint of the whole input (every clip's cache key, so
@@ -310,6 +310,7 @@ def _write_part(out_dir, clips, keys, shard_ids, index, num_shards, class_names,
   part = {'shard_index': index, 'num_shards': num_shards, 'splits': {}}
   for split in schema.SPLITS:
     members = [(c, k) for c, k, s in zip(clips, keys, shard_ids) if c.split == split and s == index]
+    members = [members[i] for i in shards.record_order([c.video_id for c, _ in members])]
     if not any(c.split == split for c in clips):
       continue
     stats = {

@@ -6,8 +6,15 @@ files of serialised examples (schema.py), plus tfds's `dataset_info.json`,
 `tfds.builder_from_directory(data_dir).as_dataset(split=...)` reads it.
 Shards are written to a temporary name and renamed when complete, so a killed
 run never leaves a truncated shard under a final name.
+
+Within a file, extraction writes records in `record_order`: a hash of each
+video id, so words and speakers are mixed along the file (as tfds shuffles the
+data sets it writes). Training that streams a file through a bounded shuffle
+buffer (configs/lrw.py: 50,000 of LRW's 488,000 clips) then draws every batch
+from the whole vocabulary, not from the few words sorted next to each other.
 """
 
+import hashlib
 import os
 from typing import Iterable
 
@@ -21,6 +28,12 @@ def shard_path(data_dir: str, split: str, index: int, num_shards: int) -> str:
   return os.path.join(
     data_dir, f'{schema.DATASET_NAME}-{split}.tfrecord-{index:05d}-of-{num_shards:05d}'
   )
+
+
+def record_order(video_ids: Iterable[str]) -> list[int]:
+  """Indices of video_ids in the order their records are written: by sha256 of the id."""
+  keys = [hashlib.sha256(video_id.encode()).digest() for video_id in video_ids]
+  return sorted(range(len(keys)), key=keys.__getitem__)
 
 
 def write_shard(path: str, examples: Iterable[dict], feature_spec) -> tuple[int, int]:

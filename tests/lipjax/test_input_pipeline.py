@@ -352,3 +352,28 @@ def test_mixup_in_the_training_stream_keeps_each_clips_own_label_the_majority(te
       blends = weight * first_frames[:, None] + (1 - weight) * first_frames[None]  # [48, 48, N, 3]
       own, partner = np.nonzero(np.abs(blends - clip[0]).max(axis=(2, 3)) < 1e-5)
       assert any(labels[o] == label and labels[p] == partner_label for o, p in zip(own, partner))
+
+
+def test_extraction_mixes_the_words_along_a_shard_so_a_small_shuffle_buffer_draws_them_all(
+  carphone_run,
+):
+  import tensorflow_datasets as tfds
+
+  from configs import test as test_config_lib
+  from extraction import schema
+
+  data_dir = carphone_run['data_dir']  # train: 8 clips, 4 EARLY then 4 LATE in manifest order
+  stored = list(tfds.as_numpy(shards.read_split(data_dir, 'train')))
+  ids = sorted(e['video_id'].decode() for e in stored)
+  assert [e['video_id'].decode() for e in stored] == [ids[i] for i in shards.record_order(ids)]
+  labels = [int(e['label']) for e in stored]
+  assert sorted(labels) == [0] * 4 + [1] * 4
+  # In the manifest's (word-sorted) order the file would change word once.
+  assert sum(a != b for a, b in zip(labels, labels[1:])) >= 3
+  # Streamed through a 2-record shuffle buffer, the first batch still holds both words.
+  config = test_config_lib.get_config()
+  config.data_dir, config.batch_size = data_dir, 4
+  config.input.cache, config.input.shuffle_buffer = False, 2
+  config.augment = NO_AUGMENTATION
+  batch = next(input_pipeline.train_iterator(config, schema.DatasetMeta.load(data_dir), 0, 1))
+  assert sorted(set(batch['label'].ravel().tolist())) == [0, 1]
