@@ -259,6 +259,7 @@ def _run_workers(todo, settings, out_dir, workers, progress) -> dict:
     # In this process: pin it (and the FaceMesh threads it starts) for the run, then let go.
     cores = usable_cores()
     _pin(0, 1)
+    absl_level = logging.getLogger('absl').level  # _init_worker quiets it, for this run only
     try:
       # MediaPipe's threads and FFmpeg print to stderr at any moment of the run; here, as in a pool
       # worker, none of it reaches the terminal (a clip's failure goes to the report).
@@ -273,6 +274,7 @@ def _run_workers(todo, settings, out_dir, workers, progress) -> dict:
         timing['process_seconds'] = time.perf_counter() - started
         _close_tracker()  # no FaceMesh thread is left to print once stderr is back
     finally:
+      logging.getLogger('absl').setLevel(absl_level)
       if hasattr(os, 'sched_setaffinity'):
         os.sched_setaffinity(0, cores)
   else:
@@ -506,6 +508,7 @@ def _finalize(out_dir, parts, class_names, settings, input_path, rejected) -> di
       'settings': dataclasses.asdict(settings),
       'input': report['input'],
       'num_shards': len(parts),
+      'record_order': shards.RECORD_ORDER,
     },
   )
   shards.write_metadata(out_dir, meta, shard_lengths, num_bytes)

@@ -30,6 +30,10 @@ def shard_path(data_dir: str, split: str, index: int, num_shards: int) -> str:
   )
 
 
+# How extraction orders the records within a file; recorded in the data set's metadata.
+RECORD_ORDER = 'sha256(video_id)'
+
+
 def record_order(video_ids: Iterable[str]) -> list[int]:
   """Indices of video_ids in the order their records are written: by sha256 of the id."""
   keys = [hashlib.sha256(video_id.encode()).digest() for video_id in video_ids]

@@ -34,6 +34,7 @@ in order: process-major, the order of the devices along pmap's axis.
 import os
 from typing import Iterator
 
+from absl import logging
 import numpy as np
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # TF's C++ start-up chatter, not ours
@@ -443,6 +444,30 @@ def host_slice(batch: dict, host_index: int, host_count: int) -> dict:
   return {key: x[host_index * size : (host_index + 1) * size] for key, x in batch.items()}
 
 
+def warn_if_sorted(config, meta) -> None:
+  """Warns when a shuffle buffer smaller than the train split reads shards sorted by word.
+
+  Extraction writes records mixed (shards.record_order) and says so in the
+  metadata; data extracted before it did are sorted by word, and a buffer that
+  holds a part of the split then fills batches with a few neighbouring words.
+  """
+  examples = int(meta.split_sizes.get('train', 0))
+  if config.input.shuffle_buffer >= examples:
+    return
+  if meta.extraction.get('record_order') == shards.RECORD_ORDER:
+    return
+  logging.warning(
+    '%s: shuffle_buffer=%d holds %.0f%% of the %d training clips, and the metadata does not '
+    'say the shards are in mixed order (extracted before shards.record_order): if they are '
+    'sorted by word, batches hold only neighbouring words. Run `python -m extraction` again '
+    '(it rewrites the shards from its clip cache) or raise config.input.shuffle_buffer.',
+    config.data_dir,
+    config.input.shuffle_buffer,
+    100 * config.input.shuffle_buffer / max(examples, 1),
+    examples,
+  )
+
+
 def train_dataset(
   config, meta, start_step: int, num_devices: int, host_index: int = 0, host_count: int = 1
 ):
@@ -464,6 +489,7 @@ def train_dataset(
     )
   first_epoch, skip = divmod(start_step, per_epoch)
   seed = tf.constant(config.seed, tf.int64)
+  warn_if_sorted(config, meta)
   if config.input.cache:
     examples = load_examples(config.data_dir, 'train', cache=True)  # the whole split, every host
 

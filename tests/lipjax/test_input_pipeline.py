@@ -355,7 +355,7 @@ def test_mixup_in_the_training_stream_keeps_each_clips_own_label_the_majority(te
 
 
 def test_extraction_mixes_the_words_along_a_shard_so_a_small_shuffle_buffer_draws_them_all(
-  carphone_run,
+  carphone_run, caplog
 ):
   import tensorflow_datasets as tfds
 
@@ -375,5 +375,22 @@ def test_extraction_mixes_the_words_along_a_shard_so_a_small_shuffle_buffer_draw
   config.data_dir, config.batch_size = data_dir, 4
   config.input.cache, config.input.shuffle_buffer = False, 2
   config.augment = NO_AUGMENTATION
-  batch = next(input_pipeline.train_iterator(config, schema.DatasetMeta.load(data_dir), 0, 1))
+  meta = schema.DatasetMeta.load(data_dir)
+  assert meta.extraction['record_order'] == shards.RECORD_ORDER
+  with caplog.at_level('WARNING'):
+    batch = next(input_pipeline.train_iterator(config, meta, 0, 1))
   assert sorted(set(batch['label'].ravel().tolist())) == [0, 1]
+  assert 'mixed order' not in caplog.text  # the metadata says so: no warning
+
+
+def test_a_small_shuffle_buffer_over_shards_of_unknown_order_warns(test_config, dataset, caplog):
+  data_dir, meta = dataset  # written without extraction: no record order in its metadata
+  test_config.input.shuffle_buffer = 47  # of 48 training clips
+  with caplog.at_level('WARNING'):
+    next(input_pipeline.train_iterator(test_config, meta, 0, 1))
+  assert f'{data_dir}: shuffle_buffer=47 holds 98% of the 48 training clips' in caplog.text
+  caplog.clear()
+  test_config.input.shuffle_buffer = 48  # the whole split: order cannot matter
+  with caplog.at_level('WARNING'):
+    next(input_pipeline.train_iterator(test_config, meta, 0, 1))
+  assert 'shuffle_buffer' not in caplog.text
