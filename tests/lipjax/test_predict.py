@@ -90,7 +90,7 @@ def test_predictions_agree_with_evaluate_clip_by_clip(trained, clip_probabilitie
   confusion = np.zeros((meta.num_classes, meta.num_classes), int)
   for k, p in clip_probabilities['by_clip'].items():
     confusion[labels[k], int(np.argmax(p))] += 1
-  assert len(np.unique(confusion.nonzero()[1])) == 2  # both words predicted: rows != columns
+  assert not np.array_equal(confusion, confusion.T)  # so a transposed matrix would show
   np.testing.assert_array_equal(np.array(report['confusion_matrix']), confusion)
   # evaluate's loss is the mean of -log p(true word): the same probabilities, clip by clip.
   losses = [-np.log(p[labels[k]]) for k, p in clip_probabilities['by_clip'].items()]
@@ -118,8 +118,8 @@ def test_predict_cli_cuts_at_start_end_and_fails_cleanly_on_a_faceless_video(
   k = trained['splits']['test'][0]
   start, end = trained['intervals'][k]
   expected = clip_probabilities['by_clip'][k]
-  # Without --start/--end the cut is elsewhere and the answer differs: the flags matter here.
-  assert np.abs(expected - clip_probabilities['no_interval']).max() > 0.01
+  # Without --start/--end the cut is elsewhere and the printed answer differs: the flags matter.
+  assert [f'{p:.3f}' for p in expected] != [f'{p:.3f}' for p in clip_probabilities['no_interval']]
   blank = str(trained['root'] / 'videos' / 'blank.mp4')
   result = subprocess.run(
     [
