@@ -14,8 +14,9 @@ Colab or TPU host holds, so the input streams from the shards (interleaved
 reads, a bounded shuffle buffer; host memory is the buffer's, not the data
 set's). The buffer holds a tenth of the split, so it relies on extraction writing
 the words mixed along each shard file (extraction/shards.py, record_order); data
-extracted before 2026-11-27 is sorted by word: run the same `python -m extraction`
-again, which rewrites the shards from its clip cache without re-extracting. Batch 256 = 32 per core of a Colab TPU v2-8 (or one GPU); 80,000 steps
+whose metadata has no `record_order` (extracted before 2026-11-26's change) is sorted
+by word, and training warns: run the same `python -m extraction` again, which
+rewrites the shards from its clip cache without re-extracting. Batch 256 = 32 per core of a Colab TPU v2-8 (or one GPU); 80,000 steps
 are ~42 epochs. The word boundary is the pooling mask (mask_mode 'speech'). Speaker
 normalisation cannot read a rest pose from silence (there is none in an LRW clip), so it
 is relative to the whole window (centre 'window_scaled'): on 10 words in running speech
