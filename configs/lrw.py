@@ -16,8 +16,8 @@ set's). The buffer holds a tenth of the split, so it relies on extraction writin
 the words mixed along each shard file (extraction/shards.py, record_order); data
 whose metadata has no `record_order` (extracted before 2026-11-26's change) is sorted
 by word, and training warns: run the same `python -m extraction` again, which
-rewrites the shards from its clip cache without re-extracting. Batch 256 = 32 per core of a Colab TPU v2-8 (or one GPU); 80,000 steps
-are ~42 epochs. The word boundary is the pooling mask (mask_mode 'speech'). Speaker
+rewrites the shards from its clip cache without re-extracting. Batch 256 = 32 per
+core of a Colab TPU v2-8 (or one GPU); 80,000 steps are ~42 epochs. The word boundary is the pooling mask (mask_mode 'speech'). Speaker
 normalisation cannot read a rest pose from silence (there is none in an LRW clip), so it
 is relative to the whole window (centre 'window_scaled'): on 10 words in running speech
 (experiments/README.md, "Words in running speech") it gave test 0.597 over two seeds

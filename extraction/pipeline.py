@@ -6,9 +6,10 @@ worker that made it. A rerun after a kill skips cached clips and builds the
 shards from the cache in a fixed order, so it yields the same shards.
 
 Partitionable: with num_shards=N, clip k of each split (in sorted order) goes to
-shard k % N (within a file, records follow shards.record_order). `shard_index=i` processes only shard i (one array job), writes
-that shard of every split and a part record under OUT/.parts/; whichever job
-finds all N parts present writes the tfds metadata and the merged report.
+shard k % N (within a file, records follow shards.record_order). `shard_index=i`
+processes only shard i (one array job), writes that shard of every split and a
+part record under OUT/.parts/; whichever job finds all N parts present writes
+the tfds metadata and the merged report.
 Each part carries a fingerprint of the whole input (every clip's cache key, so
 its row, its files and the settings) and the class list: a part left in OUT by
 a run over another manifest is never merged; its job must run again.

@@ -53,6 +53,7 @@ def accuracy_by_group(labels, predictions, groups) -> dict[str, dict]:
     )
   stats = {}
   for group in sorted(set(groups.tolist())):
-    hits = labels[groups == group] == predictions[groups == group]
+    members = groups == group
+    hits = labels[members] == predictions[members]
     stats[str(group)] = {'examples': int(hits.size), 'accuracy': float(hits.mean())}
   return dict(sorted(stats.items(), key=lambda item: item[1]['accuracy']))
