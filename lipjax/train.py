@@ -283,7 +283,9 @@ def _train(config, meta: schema.DatasetMeta, workdir: str, is_primary: bool) -> 
         improved = val['accuracy'] > progress['best_val_accuracy']
         progress['best_val_accuracy'] = max(val['accuracy'], progress['best_val_accuracy'])
         progress['evals_since_best'] = 0 if improved else progress['evals_since_best'] + 1
-        progress['stopped_early'] = progress['evals_since_best'] >= config.patience
+        progress['stopped_early'] = (
+          progress['evals_since_best'] >= config.patience and step >= config.min_train_steps
+        )
         record = {
           'step': step,
           'epoch': step / per_epoch,
@@ -324,7 +326,7 @@ def _train(config, meta: schema.DatasetMeta, workdir: str, is_primary: bool) -> 
       if progress['stopped_early']:
         bar.write(
           f'Early stop at step {step}: val accuracy has not improved for '
-          f'{config.patience} evaluations (best {progress["best_val_accuracy"]:.4f})'
+          f'{progress["evals_since_best"]} evaluations (best {progress["best_val_accuracy"]:.4f})'
         )
         break
 

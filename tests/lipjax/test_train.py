@@ -289,6 +289,21 @@ def test_early_stopping_on_val_accuracy_and_rerun_does_nothing(test_config, tmp_
   assert [m['step'] for m in read_metrics(workdir)] == [1, 2, 3]
 
 
+def test_early_stopping_waits_for_min_train_steps(test_config, tmp_path):
+  # The run above, told not to stop before step 6: patience is spent at step 3, the run
+  # goes on to step 6 and stops there, not at the end (50).
+  test_config.learning_rate = 0.0
+  test_config.eval_every_steps = 1
+  test_config.patience = 2
+  test_config.min_train_steps = 6
+  test_config.num_train_steps = 50
+  workdir = str(tmp_path / 'waited')
+  train.train_and_evaluate(test_config, workdir)
+  assert [m['step'] for m in read_metrics(workdir)] == [1, 2, 3, 4, 5, 6]
+  _, progress = latest(workdir)
+  assert progress['stopped_early'] and progress['step'] == 6
+
+
 def smoothed_cross_entropy_by_hand(logits, label, smoothing):
   """-sum(target * log softmax) with target (1 - s) one-hot + s / C, in float64 numpy."""
   logits = np.asarray(logits, np.float64)
