@@ -17,13 +17,21 @@ the words mixed along each shard file (extraction/shards.py, record_order); data
 whose metadata has no `record_order` (extracted before 2026-11-26's change) is sorted
 by word, and training warns: run the same `python -m extraction` again, which
 rewrites the shards from its clip cache without re-extracting. Batch 256 = 32 per
-core of a Colab TPU v2-8 (or one GPU); 80,000 steps are ~42 epochs. The word boundary is the pooling mask (mask_mode 'speech'). Speaker
+core of a Colab TPU v2-8 (or one GPU); 80,000 steps are ~42 epochs. On one H100 a step
+takes 13.8 ms (float32): 18 min of step time for the whole schedule, so the input
+pipeline, not the step, sets the pace there (experiments/README.md, "configs/lrw.py on one
+H100"). The word boundary is the pooling mask (mask_mode 'speech'). Speaker
 normalisation cannot read a rest pose from silence (there is none in an LRW clip), so it
 is relative to the whole window (centre 'window_scaled'): on 10 words in running speech
 (experiments/README.md, "Words in running speech") it gave test 0.597 over two seeds
 against 0.568 for the rest pose (0.205 without centring); the boundary as a BiLSTM input
 as well (boundary_input) did not help there (0.590 with window centring, one seed), so it
-stays off.
+stays off. No mixup: on 500 generated words in running speech (experiments/README.md, "500
+words in running speech") mixup at the demo's alpha 0.4 held the run at chance (loss ln 500
+from step 250, test 0.002) where the same run without it left chance at once (test 0.029
+after 1500 steps, still rising); one seed each, 30 training clips a word against LRW's ~1,000.
+Early stopping waits for step 10,000 (~5 epochs): a 500-class run that starts slowly is not
+judged on its first evaluations.
 Under 10M parameters (tests/lipjax/test_models.py checks).
 Multi-host (TPU pod slices, SLURM): add --config.distributed=True (README).
 """
@@ -48,4 +56,6 @@ def get_config():
   config.input.shuffle_buffer = 50_000
   config.model.centre = 'window_scaled'  # no silence in an LRW clip: no rest pose to read
   config.model.boundary_input = False  # no gain measured with window centring (see above)
+  config.augment.mixup_alpha = 0.0  # held 500 classes at chance (see above)
+  config.min_train_steps = 10_000  # patience (10 x 2,000 steps) counts only after this
   return config
