@@ -51,7 +51,7 @@ import numpy as np
 from extraction import schema
 from lipjax import graphs
 
-NUM_CLASSES = {'small': 10, 'base': 500}  # the demo's words; LRW's
+NUM_CLASSES = {'small': 10, 'base': 500, 'lrw': 500}  # the demo's words; LRW's
 # Nominal dense tensor-core peaks in TFLOP/s (NVIDIA data sheets, without sparsity):
 # (device_kind substring, bfloat16, TF32). H100 SXM5 and PCIe; H200 is an SXM H100 die.
 NOMINAL_PEAKS = (
