@@ -179,13 +179,21 @@ def finished_run(
   return _saved_result(_paths(name, seed, out)[1], json.loads(config.to_json_best_effort()))
 
 
+# Config fields added after runs were saved, with the value that reproduces the code from
+# before each existed: a saved config that lacks one matches today's if today's has this value.
+ADDED_FIELDS = {'min_train_steps': 0}  # 2026-11-27: 0 = early stopping from the first evaluation
+
+
 def _saved_result(result_path: str, resolved: dict) -> dict | None:
   """The result JSON at result_path if it was made with the resolved config, else None."""
   if not os.path.exists(result_path):
     return None
   with open(result_path) as f:
     saved = json.load(f)
-  return saved if saved.get('config') == resolved else None
+  config = saved.get('config')
+  if config is not None:
+    config = {**{k: v for k, v in ADDED_FIELDS.items() if k in resolved}, **config}
+  return saved if config == resolved else None
 
 
 def run_one(

@@ -88,3 +88,17 @@ def test_only_finished_tables_the_saved_runs_of_todays_config(tmp_path):
   table = open(os.path.join(out, 'ablation.md')).read()
   assert '--base model.centre=window_scaled --only_finished' in table
   assert '| lipjax (small) | 2 | 0.600 ± 0.141 |' in table
+
+
+def test_a_run_saved_before_a_config_field_existed_matches_its_no_op_value(tmp_path):
+  """A saved config without min_train_steps ran what min_train_steps=0 runs, and only that."""
+  config = ablate.variant_config('lipjax (small)', 0, 100, '/data')
+  resolved = json.loads(config.to_json_best_effort())
+  assert resolved['min_train_steps'] == 0
+  older = {k: v for k, v in resolved.items() if k != 'min_train_steps'}
+  path = str(tmp_path / 'run.json')
+  with open(path, 'w') as f:
+    json.dump({'test_accuracy': 0.5, 'config': older}, f)
+  assert ablate._saved_result(path, resolved) == {'test_accuracy': 0.5, 'config': older}
+  assert ablate._saved_result(path, {**resolved, 'min_train_steps': 500}) is None
+  assert ablate._saved_result(path, {**resolved, 'seed': 1}) is None
