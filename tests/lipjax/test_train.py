@@ -274,12 +274,17 @@ def test_cli_reports_a_missing_data_set_in_one_line(tmp_path):
   assert 'Traceback' not in result.stderr
 
 
-def test_early_stopping_on_val_accuracy_and_rerun_does_nothing(test_config, tmp_path):
-  # With a zero learning rate val accuracy cannot improve after the first evaluation.
+def stalled(test_config):
+  """50 steps evaluated at each, patience 2, learning rate 0: val accuracy never improves."""
   test_config.learning_rate = 0.0
   test_config.eval_every_steps = 1
   test_config.patience = 2
   test_config.num_train_steps = 50
+  return test_config
+
+
+def test_early_stopping_on_val_accuracy_and_rerun_does_nothing(test_config, tmp_path):
+  test_config = stalled(test_config)
   workdir = str(tmp_path / 'stopped')
   train.train_and_evaluate(test_config, workdir)
   assert [m['step'] for m in read_metrics(workdir)] == [1, 2, 3]
@@ -292,11 +297,8 @@ def test_early_stopping_on_val_accuracy_and_rerun_does_nothing(test_config, tmp_
 def test_early_stopping_waits_for_min_train_steps(test_config, tmp_path):
   # The run above, told not to stop before step 6: patience is spent at step 3, the run
   # goes on to step 6 and stops there, not at the end (50).
-  test_config.learning_rate = 0.0
-  test_config.eval_every_steps = 1
-  test_config.patience = 2
+  test_config = stalled(test_config)
   test_config.min_train_steps = 6
-  test_config.num_train_steps = 50
   workdir = str(tmp_path / 'waited')
   train.train_and_evaluate(test_config, workdir)
   assert [m['step'] for m in read_metrics(workdir)] == [1, 2, 3, 4, 5, 6]
