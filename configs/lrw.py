@@ -57,5 +57,5 @@ def get_config():
   config.model.centre = 'window_scaled'  # no silence in an LRW clip: no rest pose to read
   config.model.boundary_input = False  # no gain measured with window centring (see above)
   config.augment.mixup_alpha = 0.0  # held 500 classes at chance (see above)
-  config.min_train_steps = 10_000  # patience (10 x 2,000 steps) counts only after this
+  config.min_train_steps = 10_000  # no early stop before this step, however patience stands
   return config
