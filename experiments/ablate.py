@@ -236,6 +236,15 @@ def run_one(
   return result
 
 
+def write_csv(path: str, records: list[dict]) -> None:
+  """records as CSV; a column missing from a record (a run saved before it existed) stays empty."""
+  columns = list(dict.fromkeys(key for record in records for key in record))
+  with open(path, 'w', newline='') as f:
+    writer = csv.DictWriter(f, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(records)
+
+
 def summarise(results: list[dict]) -> list[dict]:
   """Mean and std over seeds per variant, in VARIANTS order."""
   rows = []
@@ -326,15 +335,9 @@ def main() -> None:
       )
   if not results:
     parser.exit(1, f'no finished runs of these variants and seeds under {args.out}\n')
-  with open(os.path.join(args.out, 'runs.csv'), 'w', newline='') as f:
-    writer = csv.DictWriter(f, fieldnames=list(results[0]))
-    writer.writeheader()
-    writer.writerows(results)
+  write_csv(os.path.join(args.out, 'runs.csv'), results)
   rows = summarise(results)
-  with open(os.path.join(args.out, 'ablation.csv'), 'w', newline='') as f:
-    writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
+  write_csv(os.path.join(args.out, 'ablation.csv'), rows)
   command = (
     f'python experiments/ablate.py --steps {args.steps} --seeds {" ".join(map(str, args.seeds))}'
   )

@@ -57,20 +57,20 @@ def test_only_finished_tables_the_saved_runs_of_todays_config(tmp_path):
   os.makedirs(os.path.join(out, 'runs'))
   base = {'model.centre': 'window_scaled'}
 
-  def save(name, seed, config_base, test):
+  def save(name, seed, config_base, test, **measured):
     config = ablate.variant_config(name, seed, 100, '/data', config_base)
     _, path = ablate._paths(name, seed, out)
     result = {
       'variant': name, 'seed': seed, 'steps': 100, 'train_accuracy': 0.5, 'val_accuracy': 0.4,
       'test_accuracy': test, 'test_macro_f1': test, 'gap': 0.1, 'best_step': 100,
-      'parameters': 7, 'train_seconds': 60.0, 'peak_rss_gib': 1.0,
+      'parameters': 7, 'train_seconds': 60.0, **measured,
       'config': json.loads(config.to_json_best_effort()),
     }  # fmt: skip
     with open(path, 'w') as f:
       json.dump(result, f)
 
-  save('lipjax (small)', 0, base, 0.5)
-  save('lipjax (small)', 1, base, 0.7)
+  save('lipjax (small)', 0, base, 0.5)  # saved before ablate.py recorded peak memory
+  save('lipjax (small)', 1, base, 0.7, peak_rss_gib=1.5)
   save('no speech mask', 0, None, 0.9)  # made without the base: not today's
   command = [
     sys.executable, os.path.join(REPO, 'experiments', 'ablate.py'), '--only_finished',
@@ -84,10 +84,14 @@ def test_only_finished_tables_the_saved_runs_of_todays_config(tmp_path):
     rows = list(csv.DictReader(f))
   assert [(r['variant'], r['seeds']) for r in rows] == [('lipjax (small)', '2')]
   assert float(rows[0]['test_accuracy_mean']) == pytest.approx(0.6)
+  with open(os.path.join(out, 'runs.csv')) as f:
+    runs = list(csv.DictReader(f))
+  assert [(r['seed'], r['peak_rss_gib']) for r in runs] == [('0', ''), ('1', '1.5')]
   assert not os.path.exists(os.path.join(out, 'runs', 'lipjax__small__seed0'))  # nothing trained
   table = open(os.path.join(out, 'ablation.md')).read()
   assert '--base model.centre=window_scaled --only_finished' in table
   assert '| lipjax (small) | 2 | 0.600 ± 0.141 |' in table
+  assert 'peak memory 1.5 GiB' in table
 
 
 def test_a_run_saved_before_a_config_field_existed_matches_its_no_op_value(tmp_path):
