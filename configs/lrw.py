@@ -23,13 +23,15 @@ pipeline, not the step, sets the pace there (experiments/README.md, "configs/lrw
 H100"). The word boundary is the pooling mask (mask_mode 'speech'). Speaker
 normalisation cannot read a rest pose from silence (there is none in an LRW clip), so it
 is relative to the whole window (centre 'window_scaled'): on 10 words in running speech
-(experiments/README.md, "Words in running speech") it gave test 0.597 over two seeds
-against 0.568 for the rest pose (0.205 without centring); the boundary as a BiLSTM input
-as well (boundary_input) did not help there (0.590 with window centring, one seed), so it
-stays off. No mixup: on 500 generated words in running speech (experiments/README.md, "500
-words in running speech") mixup at the demo's alpha 0.4 held the run at chance (loss ln 500
-from step 250, test 0.002) where the same run without it left chance at once (test 0.029
-after 1500 steps, still rising); one seed each, 30 training clips a word against LRW's ~1,000.
+(experiments/README.md, "Words in running speech") it gave test 0.602 +- 0.024 over three
+seeds against 0.563 +- 0.010 for the rest pose (0.205 without centring); the boundary as a
+BiLSTM input as well (boundary_input) did not help there (0.590 with window centring, one
+seed), so it stays off. No mixup: on 500 generated words in running speech (experiments/
+README.md, "500 words in running speech") mixup at the demo's alpha 0.4 held the run at
+chance (loss ln 500 from step 250, test 0.002) where the same run without it left chance at
+once (test 0.029 after 1500 steps, still rising; one seed each, 30 training clips a word
+against LRW's ~1,000); on 100 words in context, 3 seeds, no mixup gave 0.401 +- 0.005
+against 0.309 +- 0.021, and on 10 words 0.615 +- 0.009 against 0.602 +- 0.024.
 Early stopping waits for step 10,000 (~5 epochs): a 500-class run that starts slowly is not
 judged on its first evaluations.
 Under 10M parameters (tests/lipjax/test_models.py checks).
