@@ -59,9 +59,7 @@ def measure(config_path: str, batch: int, frames: int, steps: int) -> dict:
     replicated = parallel.replicate(state)
     roots = parallel.replicate(jax.random.PRNGKey(1))
     batch_host = next(input_pipeline.train_iterator(config, meta, 0, parallel.num_devices()))
-    on_device = jax.tree.map(
-      lambda x: jax.device_put_sharded(list(x), jax.local_devices()), batch_host
-    )
+    on_device = parallel.shard(batch_host)
 
     start = time.perf_counter()
     replicated, out = p_train(replicated, on_device, roots)

@@ -105,10 +105,7 @@ def run_jax(path: str, steps: int) -> dict:
     functools.partial(train.train_step, label_smoothing=config.label_smoothing), donate_argnums=(0,)
   )
   n = parallel.num_devices()
-  batch = jax.tree.map(
-    lambda x: jax.device_put_sharded(list(x.reshape((n, -1) + x.shape[1:])), jax.local_devices()),
-    data,
-  )
+  batch = parallel.shard(jax.tree.map(lambda x: x.reshape((n, -1) + x.shape[1:]), data))
   roots = parallel.replicate(jax.random.PRNGKey(1))
   for _ in range(3):
     state, metrics = step(state, batch, roots)

@@ -132,9 +132,7 @@ def main():
     start = time.perf_counter()
     compiled = p_train_step.lower(replicated, batch, dropout_roots).compile()
     compile_seconds = time.perf_counter() - start
-    device_batch = jax.tree.map(
-      lambda x: jax.device_put_sharded(list(x), jax.local_devices()), batch
-    )
+    device_batch = parallel.shard(batch)
     for _ in range(3):
       replicated, metrics = compiled(replicated, device_batch, dropout_roots)
     jax.block_until_ready(metrics)

@@ -4,10 +4,16 @@ Training code calls `data_parallel(fn)` and `pmean(x)`; the same code runs on
 one CPU device, N GPUs, a TPU pod slice or several GPU hosts. With several
 processes (jax.distributed) pmap's axis spans the devices of all of them,
 process-major (process 0's devices first), so pmean averages over every device
-of the job while each process feeds its local devices. JAX is folding pmap
-into jit + shard_map; moving there means changing this module (a Mesh over
-'batch' and NamedSharding for batches) and nothing else.
+of the job while each process feeds its local devices. Arrays reach the
+devices through `shard` and `replicate` (a NamedSharding over a mesh of the
+local devices, as JAX's pmap migration guide has it; `jax.device_put_sharded`
+and `PmapSharding` are gone from current JAX); moving from pmap to
+jit + shard_map means changing this module and nothing else.
 """
+
+import collections
+import itertools
+from typing import Iterator
 
 import jax
 from jax.experimental import multihost_utils
@@ -82,12 +88,35 @@ def device_index():
   return jax.lax.axis_index(AXIS)
 
 
+def _local_sharding() -> jax.sharding.NamedSharding:
+  """Slice i of an array's leading axis on local device i: the layout pmap takes and gives."""
+  mesh = jax.sharding.Mesh(np.array(jax.local_devices()), (AXIS,))
+  return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(AXIS))
+
+
+def shard(tree):
+  """Puts host arrays shaped [local devices, ...] onto the local devices, one slice each."""
+  return jax.device_put(tree, _local_sharding())
+
+
+def prefetch(batches: Iterator, size: int = 2) -> Iterator:
+  """Yields host batches [local devices, ...] already on the devices, `size` of them in flight."""
+  queue = collections.deque()
+
+  def enqueue(count):
+    for batch in itertools.islice(batches, count):
+      queue.append(shard(batch))
+
+  enqueue(size)
+  while queue:
+    yield queue.popleft()
+    enqueue(1)
+
+
 def replicate(tree):
   """Copies a pytree onto every local device (leading axis = device)."""
-  devices = jax.local_devices()
-  return jax.tree.map(
-    lambda x: jax.device_put_sharded([np.asarray(x)] * len(devices), devices), tree
-  )
+  count = num_devices()
+  return shard(jax.tree.map(lambda x: np.stack([np.asarray(x)] * count), tree))
 
 
 def unreplicate(tree):

@@ -14,7 +14,6 @@ from typing import Any
 
 from absl import logging
 from clu import metric_writers
-import flax
 from flax.training import train_state
 import jax
 import jax.numpy as jnp
@@ -232,9 +231,8 @@ def _train(config, meta: schema.DatasetMeta, workdir: str, is_primary: bool) -> 
     functools.partial(train_step, label_smoothing=config.label_smoothing), donate_argnums=(0,)
   )
   p_evaluate_step = evaluation.parallel_evaluate_step(model.apply)
-  train_batches = flax.jax_utils.prefetch_to_device(
-    input_pipeline.train_iterator(config, meta, start_step, num_devices, host_index, host_count),
-    2,
+  train_batches = parallel.prefetch(
+    input_pipeline.train_iterator(config, meta, start_step, num_devices, host_index, host_count)
   )
   val_dataset = input_pipeline.eval_dataset(config, 'val', num_devices, host_index, host_count)
   replicated = parallel.replicate(state)
