@@ -80,7 +80,16 @@ def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
     type=int,
     default=d.variants_per_face,
     dest='variants_per_face',
-    help='speakers made from each face photo',
+    help='speakers made from each face photo, each drawn as a person of its own (geometry, '
+    "appearance, head pose, camera, speaking style); all of a person's speakers share a split",
+  )
+  parser.add_argument(
+    '--lfw-faces',
+    type=int,
+    default=d.lfw_faces,
+    metavar='N',
+    help="built-in faces: the seven photos plus the first N of scikit-image's 100 LFW face crops "
+    'that FaceMesh finds (0-100; ignored with --faces)',
   )
   parser.add_argument('--val-speakers', type=int, default=d.val_speakers)
   parser.add_argument('--test-speakers', type=int, default=d.test_speakers)
@@ -204,6 +213,9 @@ def main(argv=None) -> int:
   sheet.add_argument('--out', required=True, help='PNG path')
   sheet.add_argument('--rows', type=int, default=8, help='clips (rows) on the sheet')
   sheet.add_argument('--step', type=int, default=3, help='show every STEP-th frame')
+  sheet.add_argument(
+    '--photo', default=None, help='show only the speakers of this photo (e.g. hopper, lfw-03)'
+  )
   _add_settings_flags(sheet)
   vis = commands.add_parser('visemes', help="print words' phones, visemes and the ceiling")
   vis.add_argument('words', nargs='+')
@@ -224,7 +236,9 @@ def main(argv=None) -> int:
       settings = _settings(args)
       contact_sheet.write_sheet(
         args.out,
-        contact_sheet.make_sheet(settings, args.faces, args.rows, args.step, _speech(args)),
+        contact_sheet.make_sheet(
+          settings, args.faces, args.rows, args.step, _speech(args), args.photo
+        ),
       )
       print(f'wrote {args.rows} clips as a contact sheet to {os.path.abspath(args.out)}')
     else:

@@ -12,7 +12,6 @@ import numpy as np
 
 from extraction.synthetic import dataset
 from extraction.synthetic import lexicon as lexicon_lib
-from extraction.synthetic import render
 from extraction.synthetic import running
 
 _TILE = 128  # pixels per frame on the sheet
@@ -60,8 +59,12 @@ def make_sheet(
   rows: int,
   step: int,
   speech: running.RunningSpeech | None = None,
+  photo: str | None = None,
 ) -> np.ndarray:
-  """Renders `rows` clips cycling through speakers and words; returns the sheet (BGR)."""
+  """Renders `rows` clips cycling through speakers and words; returns the sheet (BGR).
+
+  photo: only that photo's speakers (one row each, in variant order, while they last).
+  """
   speech = speech or running.RunningSpeech()
   speech.check(settings.num_frames, settings.fps)
   words = [w.upper() for w in settings.words]
@@ -69,11 +72,18 @@ def make_sheet(
     lexicon_lib.context_lexicon(words, speech.lexicon_size) if speech.context_words else None
   )
   identities, _, _ = dataset.build_identities(settings, faces_dir)
+  if photo is not None:
+    identities = [i for i in identities if i.source == photo]
+    if not identities:
+      raise ValueError(f'no speaker of a photo named {photo!r} (a photo name without -VARIANT)')
   lines = []
   for row in range(rows):
-    identity = identities[(row * max(1, len(identities) // rows + 1)) % len(identities)]
+    if photo is not None:
+      identity = identities[row % len(identities)]
+    else:
+      identity = identities[(row * max(1, len(identities) // rows + 1)) % len(identities)]
     word = words[row % len(words)]
-    renderer = render.FrameRenderer(identity.image, identity.landmarks)
+    renderer = dataset.make_renderer(identity)
     rng = dataset.clip_rng(settings, word, identity.speaker, 0)
     if speech.context_words:
       clip = dataset.render_window(renderer, identity, word, settings, speech, lexicon, rng)

@@ -55,7 +55,7 @@ from extraction.synthetic import running
 DEFAULT_WORDS = ('BAT', 'PAT', 'MAT', 'FAN', 'VAN', 'CHEESE', 'MOON', 'WATCH', 'YES', 'SHOE')
 SPLITS = ('train', 'val', 'test')
 # Bumped when the same settings would generate a different set (the demo cache checks it).
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 MANIFEST_COLUMNS = ('path', 'label', 'split', 'speaker', 'start', 'end')
 SENTENCE_COLUMNS = ('path', 'split', 'speaker', 'frames', 'text')
 SENTENCES_DIR = 'sentences'
@@ -70,9 +70,11 @@ class Settings:
   fps: float = 25.0
   num_frames: int = 29  # LRW: 1.16 s at 25 fps
   clips_per_speaker: int = 5  # per word
-  variants_per_face: int = 3  # speakers made from each face photo
+  variants_per_face: int = 1  # speakers made from each face photo, each drawn as a person
+  # Built-in faces: the seven photos of six people, and this many of scikit-image's LFW crops.
+  lfw_faces: int = 14
   val_speakers: int = 2
-  test_speakers: int = 2
+  test_speakers: int = 4
   rate_range: tuple[float, float] = (0.7, 1.15)  # speaking-rate factor per clip
   duration_jitter: float = 0.15  # log-normal std of each viseme's duration
   lead_range: tuple[float, float] = (0.08, 0.5)  # leading silence, seconds
@@ -111,9 +113,14 @@ def clip_rng(settings: Settings, word: str, speaker: str, take: int) -> np.rando
   return np.random.default_rng([settings.seed, _stable_hash(word), _stable_hash(speaker), take])
 
 
-def speech_timing(viseme_seq, settings: Settings, rng: np.random.Generator):
+def speech_timing(
+  viseme_seq,
+  settings: Settings,
+  rng: np.random.Generator,
+  style: faces_lib.Style = faces_lib.NEUTRAL_STYLE,
+):
   """Draws viseme durations and the leading silence; returns (durations [V], start, end)."""
-  rate = rng.uniform(*settings.rate_range)
+  rate = rng.uniform(*settings.rate_range) * style.rate
   jitter = np.exp(rng.normal(0.0, settings.duration_jitter, size=len(viseme_seq)))
   durations = phonetics.viseme_durations(viseme_seq, rate, jitter)
   clip_s = settings.num_frames / settings.fps
@@ -132,6 +139,18 @@ def rest_articulation(opening: float) -> np.ndarray:
   rest = np.zeros(len(phonetics.CHANNELS))
   rest[[phonetics.CHANNELS.index('jaw'), phonetics.CHANNELS.index('lip_open')]] = opening
   return rest
+
+
+def _rest(settings: Settings, style: faces_lib.Style, rng) -> np.ndarray:
+  """A clip's mouth at rest: drawn from rest_open_range, moved by the speaker's habit.  # [5]"""
+  return rest_articulation(
+    float(np.clip(rng.uniform(*settings.rest_open_range) + style.rest_open, 0, 1))
+  )
+
+
+def coarticulation_s(settings: Settings, style: faces_lib.Style) -> float:
+  """The speaker's coarticulation smoothing (std, seconds)."""
+  return settings.coarticulation_ms / 1000.0 * style.coarticulation
 
 
 @dataclasses.dataclass
@@ -158,15 +177,15 @@ def render_clip(
 ) -> Clip:
   """Renders one clip of a speaker saying a word (no I/O)."""
   viseme_seq = phonetics.visemes(word)
-  durations, start, end = speech_timing(viseme_seq, settings, rng)
-  rest = rest_articulation(rng.uniform(*settings.rest_open_range))
+  durations, start, end = speech_timing(viseme_seq, settings, rng, identity.style)
+  rest = _rest(settings, identity.style, rng)
   track = phonetics.articulation_track(
     viseme_seq,
     durations,
     start,
     settings.num_frames,
     settings.fps,
-    settings.coarticulation_ms / 1000.0,
+    coarticulation_s(settings, identity.style),
     rest,
   )
   return _film(renderer, identity, track, settings, rng, ((word, start, end),))
@@ -180,24 +199,33 @@ def _film(
   rng: np.random.Generator,
   words: tuple,
 ) -> Clip:
-  """Films an articulation track [T, 5]: head motion, exposure, camera; the first word's interval."""
+  """Films an articulation track [T, 5]: style, head motion, exposure, camera; the first word's interval."""
   num_frames = len(track)
+  style = identity.style
+  track = track * np.asarray(style.gains, np.float32)  # [T, 5] as this speaker articulates
   motion = render.sample_head_motion(
     rng,
     num_frames,
     settings.fps,
-    settings.head_degrees,
-    settings.head_scale,
-    settings.head_shift,
+    settings.head_degrees * style.head_motion,
+    settings.head_scale * style.head_motion,
+    settings.head_shift * style.head_motion,
+    style.head_turn,
   )
+  motion[:, 1] *= identity.zoom
   exposure = 1.0 + rng.uniform(-1, 1) * settings.brightness_jitter
+  camera = render.Camera(
+    renderer.image.shape,
+    identity.blur_sigma,
+    identity.noise_sigma,
+    identity.jpeg_quality,
+    identity.resolution,
+    rng,
+  )
   frames, landmarks = [], []
   for articulation, pose in zip(track, motion):
-    frame, frame_landmarks = renderer.render(articulation, pose)
-    frame = np.clip(frame.astype(np.float32) * exposure + 0.5, 0, 255).astype(np.uint8)
-    frames.append(
-      render.camera(frame, identity.blur_sigma, identity.noise_sigma, identity.jpeg_quality, rng)
-    )
+    frame, frame_landmarks = renderer.render(articulation, pose, exposure)
+    frames.append(camera.shoot(frame))
     landmarks.append(frame_landmarks)
   landmarks = np.stack(landmarks)
   _, start, end = words[0]
@@ -206,18 +234,25 @@ def _film(
   )
 
 
-def _voice(settings: Settings, speech: running.RunningSpeech, rng) -> running.Voice:
-  """The clip's speaking rate and timing randomness."""
-  return running.Voice(rng.uniform(*settings.rate_range), settings.duration_jitter, speech)
+def _voice(
+  settings: Settings,
+  speech: running.RunningSpeech,
+  rng,
+  style: faces_lib.Style = faces_lib.NEUTRAL_STYLE,
+) -> running.Voice:
+  """The clip's speaking rate (the speaker's own times the clip's draw) and timing randomness."""
+  return running.Voice(
+    rng.uniform(*settings.rate_range) * style.rate, settings.duration_jitter, speech
+  )
 
 
-def window_margin(settings: Settings) -> float:
+def window_margin(settings: Settings, style: faces_lib.Style = faces_lib.NEUTRAL_STYLE) -> float:
   """Seconds of speech a window's utterance reaches beyond each window edge.
 
-  Three smoothing stds, so that no rest beyond the utterance bleeds into the
-  window, plus one frame.
+  Three smoothing stds of the speaker, so that no rest beyond the utterance bleeds
+  into the window, plus one frame.
   """
-  return 3.0 * settings.coarticulation_ms / 1000.0 + 1.0 / settings.fps
+  return 3.0 * coarticulation_s(settings, style) + 1.0 / settings.fps
 
 
 def render_window(
@@ -237,9 +272,9 @@ def render_window(
   at the window's centre), or for a pause or boundary a nominal one (see
   running.window_utterance); `words` holds every word's interval in the window.
   """
-  voice = _voice(settings, speech, rng)
+  voice = _voice(settings, speech, rng, identity.style)
   window_s = settings.num_frames / settings.fps
-  margin = window_margin(settings)
+  margin = window_margin(settings, identity.style)
   if centre == schema.BACKGROUND_LABEL:
     kind = running.BACKGROUND_KINDS[
       rng.choice(len(running.BACKGROUND_KINDS), p=running.BACKGROUND_KIND_PROBABILITIES)
@@ -259,14 +294,14 @@ def render_window(
     )
   duration = min(duration, window_s)
   window_start = middle - 0.5 * window_s
-  rest = rest_articulation(rng.uniform(*settings.rest_open_range))
+  rest = _rest(settings, identity.style, rng)
   track = phonetics.utterance_track(
     utterance.visemes,
     utterance.durations,
     window_start,
     settings.num_frames,
     settings.fps,
-    settings.coarticulation_ms / 1000.0,
+    coarticulation_s(settings, identity.style),
     rest,
   )
   centred = (0.5 * (window_s - duration), 0.5 * (window_s + duration))
@@ -294,18 +329,18 @@ def render_sentence(
   start/end: the first word's). Its length is the utterance's plus a leading and
   a trailing silence, each drawn from lead_range.
   """
-  voice = _voice(settings, speech, rng)
+  voice = _voice(settings, speech, rng, identity.style)
   utterance = running.sentence_utterance(settings.words, voice, lexicon, rng)
   lead, trail = rng.uniform(*settings.lead_range, size=2)
   num_frames = int(np.ceil((lead + utterance.duration + trail) * settings.fps))
-  rest = rest_articulation(rng.uniform(*settings.rest_open_range))
+  rest = _rest(settings, identity.style, rng)
   track = phonetics.utterance_track(
     utterance.visemes,
     utterance.durations,
     -lead,
     num_frames,
     settings.fps,
-    settings.coarticulation_ms / 1000.0,
+    coarticulation_s(settings, identity.style),
     rest,
   )
   return _film(renderer, identity, track, settings, rng, utterance.shifted(-lead))
@@ -338,37 +373,53 @@ def sentence_transcript_text(words) -> str:
   return f'Text: {" ".join(w for w, _, _ in words)}\nConf: 4\n\nWORD START END ASDSCORE\n{rows}'
 
 
-def assign_splits(person_of: dict[str, str], settings: Settings) -> dict[str, str]:
-  """Holds whole people out of training; their speakers fill val, then test. speaker -> split.
+def assign_splits(
+  person_of: dict[str, str], settings: Settings, kind_of: dict[str, str] | None = None
+) -> dict[str, str]:
+  """Holds whole people out of training, val and test people apart, each kind in both. speaker -> split.
 
-  A speaker is a variant of a real person's photo, and variants of one person look
-  alike, so no person has speakers on both sides of train | (val, test): test faces
-  are never variants of training faces. People are held out in a seeded order,
-  those with the most speakers first, until they supply val_speakers + test_speakers
-  speakers, so training keeps as many people as possible. Val gets the first
-  val_speakers of the held-out speakers (sorted), test all the others.
+  A speaker is a variant of a real person's photo, so all of a person's speakers
+  share one split: no val or test face is a variant of a training face, and no test
+  face is a variant of a val face (early stopping must not select on the test
+  people). `kind_of` (person -> kind of face, default one kind) spreads the
+  held-out people over the kinds: in turn, each kind with at least three people
+  gives one person to test, then one to val, until test has test_speakers speakers
+  and val val_speakers (whole people: a split may get a few more), and every kind
+  keeps a person for training. People of a kind are taken in a seeded order; kinds
+  of fewer than three people are trained on only (they cannot be on both sides).
   """
   if settings.val_speakers < 1 or settings.test_speakers < 1:
     raise ValueError('val_speakers and test_speakers must each be at least 1')
   people = sorted(set(person_of.values()))
+  kind_of = kind_of or {}
   speakers_of = {p: sorted(s for s, q in person_of.items() if q == p) for p in people}
-  order = np.random.default_rng([settings.seed, _stable_hash('splits')]).permutation(len(people))
-  candidates = sorted((people[i] for i in order), key=lambda p: -len(speakers_of[p]))
-  need = settings.val_speakers + settings.test_speakers
-  held_out = []
-  while sum(len(speakers_of[p]) for p in held_out) < need and len(held_out) < len(people):
-    held_out.append(candidates[len(held_out)])
-  if sum(len(speakers_of[p]) for p in held_out) < need or len(held_out) == len(people):
-    raise ValueError(
-      f'{len(person_of)} speakers of {len(people)} people cannot hold out whole people for val '
-      f'({settings.val_speakers}) and test ({settings.test_speakers}) speakers and keep one '
-      'person for training; add faces or variants'
-    )
-  held_speakers = sorted(s for p in held_out for s in speakers_of[p])
-  out = {s: 'train' for s in person_of}
-  out.update({s: 'val' for s in held_speakers[: settings.val_speakers]})
-  out.update({s: 'test' for s in held_speakers[settings.val_speakers :]})
-  return out
+  rng = np.random.default_rng([settings.seed, _stable_hash('splits')])
+  by_kind = {}
+  for person in (people[i] for i in rng.permutation(len(people))):
+    by_kind.setdefault(kind_of.get(person, ''), []).append(person)
+  kinds = sorted((k for k in by_kind if len(by_kind[k]) >= 3), key=lambda k: (-len(by_kind[k]), k))
+  want = {'test': settings.test_speakers, 'val': settings.val_speakers}
+  have = {'test': 0, 'val': 0}
+  taken = {kind: 0 for kind in kinds}
+  held = {}
+  while any(have[split] < want[split] for split in want):
+    before = len(held)
+    for kind in kinds:
+      for split in ('test', 'val'):
+        if have[split] >= want[split] or taken[kind] >= len(by_kind[kind]) - 1:
+          continue
+        person = by_kind[kind][taken[kind]]
+        taken[kind] += 1
+        held[person] = split
+        have[split] += len(speakers_of[person])
+    if len(held) == before:
+      raise ValueError(
+        f'{len(person_of)} speakers of {len(people)} people cannot hold out whole people for val '
+        f'({settings.val_speakers}) and test ({settings.test_speakers}) speakers apart and keep '
+        'one person of each kind for training (a kind needs 3 people to be held out); add faces '
+        'or variants'
+      )
+  return {speaker: held.get(person, 'train') for speaker, person in person_of.items()}
 
 
 def background_clips_per_speaker(settings: Settings, speech: running.RunningSpeech) -> int:
@@ -403,39 +454,72 @@ def plan_clips(
   return jobs
 
 
+_VARIATION_TRIES = 5  # draws of a variation before a speaker is given up (FaceMesh lost the face)
+
+
+def _photos(settings: Settings, faces_dir: str | None) -> list[tuple[str, np.ndarray, str, str]]:
+  """(name, photo, person, kind) of every face photo: a folder's, or the built-in ones."""
+  if faces_dir:
+    return [(n, p, n, faces_lib.KIND_FOLDER) for n, p in faces_lib.folder_photos(faces_dir)]
+  photos = faces_lib.builtin_photos() + faces_lib.lfw_photos(faces_lib.LFW_FACES)
+  return [(n, p, faces_lib.builtin_person(n), faces_lib.photo_kind(n)) for n, p in photos]
+
+
 def build_identities(
   settings: Settings, faces_dir: str | None
 ) -> tuple[list[faces_lib.Identity], list[str], dict]:
-  """Finds faces (FaceMesh once each) and varies them into speakers.
+  """Finds faces (FaceMesh once each) and draws speakers from them.
 
-  Returns (identities, skipped-photo messages, speaker -> variation). Variant 0
-  of each face is the photo itself; further variants draw a random variation.
+  Returns (identities, skipped-photo messages, speaker -> variation). Variant 0 of
+  each face is the photo as it was taken (with a speaking style of its own);
+  further variants draw everything (faces.sample_variation). A variation FaceMesh
+  cannot find the face in is drawn again (up to _VARIATION_TRIES times). Built-in
+  faces: the seven photos, then the first `lfw_faces` LFW crops FaceMesh finds a
+  face in (those it does not are skipped without a message; --faces ignores it).
   """
+  if not 0 <= settings.lfw_faces <= faces_lib.LFW_FACES:
+    raise ValueError(f'--lfw-faces must be in [0, {faces_lib.LFW_FACES}], got {settings.lfw_faces}')
   detector = facemesh.FaceMeshDetector()
   try:
-    photos = faces_lib.folder_photos(faces_dir) if faces_dir else faces_lib.builtin_photos()
-    face_list, skipped = faces_lib.load_faces(photos, detector)
-    identities, variations = [], {}
-    for face in face_list:
-      for variant in range(settings.variants_per_face):
-        speaker = f'{face.name}-{variant}'
-        variation = (
-          faces_lib.NO_VARIATION
-          if variant == 0
-          else faces_lib.sample_variation(
-            np.random.default_rng([settings.seed, _stable_hash(speaker)])
-          )
-        )
-        try:
-          identities.append(faces_lib.make_identity(face, speaker, variation, detector))
-          variations[speaker] = variation
-        except faces_lib.NoFaceError as error:
-          skipped.append(str(error))
+    identities, variations, skipped, lfw_found = [], {}, [], 0
+    for name, photo, person, kind in _photos(settings, faces_dir):
+      if kind == faces_lib.KIND_LFW:
+        if lfw_found == settings.lfw_faces:
+          continue
+        found, _ = faces_lib.load_faces([(name, photo)], detector)
+        lfw_found += len(found)
+      else:
+        found, missing = faces_lib.load_faces([(name, photo)], detector)
+        skipped += missing
+      for face in found:
+        for variant in range(settings.variants_per_face):
+          speaker = f'{face.name}-{variant}'
+          for attempt in range(_VARIATION_TRIES):
+            rng = np.random.default_rng([settings.seed, _stable_hash(speaker), attempt])
+            if variant == 0:
+              variation = faces_lib.photo_variation(rng)
+            else:
+              variation = faces_lib.sample_variation(rng)
+            try:
+              identity = faces_lib.make_identity(face, speaker, variation, detector)
+            except faces_lib.NoFaceError as error:
+              message = str(error)
+              continue
+            identities.append(dataclasses.replace(identity, person=person, kind=kind))
+            variations[speaker] = variation
+            break
+          else:
+            skipped.append(message)
   finally:
     detector.close()
   if not identities:
     raise ValueError('FaceMesh found no usable face in any photo: ' + '; '.join(skipped))
   return identities, skipped, variations
+
+
+def make_renderer(identity: faces_lib.Identity) -> render.FrameRenderer:
+  """The frame renderer of one speaker (their face, landmarks and mouth asymmetry)."""
+  return render.FrameRenderer(identity.image, identity.landmarks, identity.style.asymmetry)
 
 
 _THREAD_COUNT_VARIABLES = ('OPENBLAS_NUM_THREADS', 'OMP_NUM_THREADS', 'MKL_NUM_THREADS')
@@ -477,8 +561,7 @@ def _renderer(speaker):
   """The worker's cached renderer of one speaker."""
   renderers = workers_lib.state['renderers']
   if speaker not in renderers:
-    identity = workers_lib.state['identities'][speaker]
-    renderers[speaker] = render.FrameRenderer(identity.image, identity.landmarks)
+    renderers[speaker] = make_renderer(workers_lib.state['identities'][speaker])
   return renderers[speaker]
 
 
@@ -651,11 +734,8 @@ def generate(
     lexicon_lib.context_lexicon(words, speech.lexicon_size) if speech.uses_lexicon() else None
   )
   identities, skipped, variations = build_identities(settings, faces_dir)
-  person_of = {
-    i.speaker: faces_lib.builtin_person(i.source) if faces_dir is None else i.source
-    for i in identities
-  }
-  split_of = assign_splits(person_of, settings)
+  person_of = {i.speaker: i.person for i in identities}
+  split_of = assign_splits(person_of, settings, {i.person: i.kind for i in identities})
   jobs = plan_clips(settings, split_of, speech)
   os.makedirs(out_dir, exist_ok=True)
   marker = os.path.join(out_dir, 'generator.json')
@@ -714,7 +794,22 @@ def generate(
     'people': {
       split: sorted({person_of[s] for s, sp in split_of.items() if sp == split}) for split in SPLITS
     },
-    'split_rule': 'whole people held out of training; their speakers fill val, then test',
+    'kinds': {
+      split: sorted({i.kind for i in identities if split_of[i.speaker] == split})
+      for split in SPLITS
+    },
+    'split_rule': 'whole people held out of training, val and test people apart; each kind of '
+    'face with 3+ people gives test, then val, one person in turn (dataset.assign_splits)',
+    'speaker_table': {
+      i.speaker: {
+        'person': i.person,
+        'photo': i.source,
+        'kind': i.kind,
+        'variant': int(i.speaker.rsplit('-', 1)[1]),
+        'split': split_of[i.speaker],
+      }
+      for i in identities
+    },
     'speaker_sources': {i.speaker: i.source for i in identities},
     'speaker_variations': variations,
     'clips': {split: sum(r['split'] == split for r in rows) for split in SPLITS},

@@ -4,11 +4,16 @@ The mouth rig places every FaceMesh landmark in face coordinates (origin between
 the inner lip midpoints 13/14, u along the eye line, v toward the chin, unit =
 outer eye-corner distance) and moves it by a displacement that is a pure
 function of the five articulation channels (see `phonetics.CHANNELS`). The image
-follows the landmarks by a piecewise-affine backward warp over the Delaunay
-triangulation of the moved landmarks plus fixed anchors, composed with the
-head's similarity motion into one `cv2.remap`. The inner-lip polygon is then
-painted as a mouth cavity (dark throat, upper and lower teeth), because a warp
-alone would stretch the closed-lip seam into a smear.
+follows the landmarks by a piecewise-affine backward warp over one fixed
+triangulation of the landmarks plus still anchors (Delaunay of the rest pose,
+made once per speaker), composed with the head's affine motion: the whole frame
+is one `cv2.warpAffine`, and only the box around the triangles that move is
+resampled through the mesh (its map computed every `step` pixels and
+interpolated: the map is continuous, so that costs a fraction of a pixel at
+triangle edges). The inner-lip polygon is then painted as a mouth cavity (dark
+throat, upper and lower teeth), because a warp alone would stretch the
+closed-lip seam into a smear. `Camera` then passes each frame through the
+speaker's optics and sensor: blur, resolution, noise, JPEG.
 """
 
 import dataclasses
@@ -23,7 +28,8 @@ LOWER_INNER = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308)
 UPPER_OUTER = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291)
 LOWER_OUTER = (61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291)
 _CORNERS = (61, 291, 78, 308)
-_EYE_RIGHT, _EYE_LEFT, _CHIN = 33, 263, 152
+_EYE_RIGHT, _EYE_LEFT = 33, 263
+CHIN = 152
 _CHEEK_RIGHT, _CHEEK_LEFT = 234, 454
 _INNER_TOP, _INNER_BOTTOM = 13, 14
 
@@ -77,7 +83,7 @@ def make_rig(landmarks: np.ndarray) -> MouthRig:
   u_axis = eye_line / scale
   v_axis = np.array([-u_axis[1], u_axis[0]])
   origin = 0.5 * (landmarks[_INNER_TOP] + landmarks[_INNER_BOTTOM])
-  if np.dot(landmarks[_CHIN] - origin, v_axis) < 0:
+  if np.dot(landmarks[CHIN] - origin, v_axis) < 0:
     v_axis = -v_axis
   rel = (landmarks - origin) / scale
   u, v = rel @ u_axis, rel @ v_axis
@@ -103,7 +109,7 @@ def make_rig(landmarks: np.ndarray) -> MouthRig:
   lower[list(_CORNERS)] = 0.5
 
   face_half_width = 0.5 * (abs(u[_CHEEK_RIGHT]) + abs(u[_CHEEK_LEFT]))
-  chin_v = max(v[_CHIN], 1e-3)
+  chin_v = max(v[CHIN], 1e-3)
   jaw_weight = np.clip(1.0 - (u / face_half_width) ** 2, 0.0, 1.0) * (
     0.8 + 0.4 * np.clip(v / chin_v, 0.0, 1.0)
   )
@@ -126,8 +132,11 @@ def make_rig(landmarks: np.ndarray) -> MouthRig:
   )
 
 
-def displacement(rig: MouthRig, articulation: np.ndarray) -> np.ndarray:
-  """Returns each landmark's image displacement in pixels for one frame's channels.  # [468, 2]"""
+def displacement(rig: MouthRig, articulation: np.ndarray, asymmetry: float = 0.0) -> np.ndarray:
+  """Returns each landmark's image displacement in pixels for one frame's channels.  # [468, 2]
+
+  asymmetry a: the mouth's image-right side (u > 0) moves (1 + a) times, the left (1 - a).
+  """
   jaw, lip_open, spread, protrusion, closure = (float(a) for a in articulation)
   close = min(1.0, CLOSURE_GAIN * max(closure, 0.0))
   lower, upper, lip = rig.lower, 1.0 - rig.lower, rig.lipness
@@ -144,6 +153,9 @@ def displacement(rig: MouthRig, articulation: np.ndarray) -> np.ndarray:
   dv -= lip * CORNER_LIFT * max(spread, 0.0) * corner
   width = SPREAD_WIDTH * spread - ROUND_WIDTH * protrusion
   du = rig.dragness * width * rig.u
+  if asymmetry:
+    side = 1.0 + asymmetry * np.clip(rig.u / rig.half_width, -1.0, 1.0)
+    du, dv = du * side, dv * side
   shift = rig.scale * (du[:, None] * rig.axes[0] + dv[:, None] * rig.axes[1])
   if close > 0:
     # Closed lips meet exactly: each inner upper point and the lower point facing it
@@ -165,6 +177,12 @@ def lip_gap(landmarks: np.ndarray) -> np.ndarray:
   return gap / eyes
 
 
+# Per-frame head motion (sums of slow sines): in-plane roll (degrees), scale, shift
+# x/y (pixels), and the foreshortening of small yaw and pitch turns (relative width
+# and height, <= 0), which extraction's roll and scale normalisation keeps.
+MOTION_CHANNELS = ('degrees', 'scale', 'dx', 'dy', 'yaw', 'pitch')
+
+
 def sample_head_motion(
   rng: np.random.Generator,
   num_frames: int,
@@ -172,109 +190,219 @@ def sample_head_motion(
   max_degrees: float,
   max_scale: float,
   max_shift: float,
+  max_turn: float = 0.0,
 ) -> np.ndarray:
-  """Smooth small head motion per frame: (degrees, scale, dx, dy) as sums of slow sines.  # [T, 4]"""
+  """Smooth small head motion per frame (MOTION_CHANNELS) as sums of slow sines.  # [T, 6]"""
   times = np.arange(num_frames) / fps
   amplitude = rng.uniform(0, 1, size=4) * np.array([max_degrees, max_scale, max_shift, max_shift])
   frequency = rng.uniform(0.2, 0.9, size=4)  # Hz: head sway, not tremor
   phase = rng.uniform(0, 2 * np.pi, size=4)
-  motion = amplitude * np.sin(2 * np.pi * frequency * times[:, None] + phase)
+  motion = np.zeros((num_frames, len(MOTION_CHANNELS)))
+  motion[:, :4] = amplitude * np.sin(2 * np.pi * frequency * times[:, None] + phase)
   motion[:, 1] += 1.0
+  if max_turn > 0:
+    turn = rng.uniform(0, 1, size=2) * max_turn
+    turn_frequency = rng.uniform(0.2, 0.9, size=2)
+    turn_phase = rng.uniform(0, 2 * np.pi, size=2)
+    # A turn away from the camera only ever narrows the face: 1 - cos, not a sine.
+    swing = 0.5 + 0.5 * np.sin(2 * np.pi * turn_frequency * times[:, None] + turn_phase)
+    motion[:, 4:] = -turn * swing
   return motion
 
 
 def head_affine(center: np.ndarray, motion: np.ndarray) -> np.ndarray:
-  """Returns the 2x3 similarity (identity image -> frame) of one (degrees, scale, dx, dy)."""
+  """Returns the 2x3 affine (identity image -> frame) of one frame's head motion (MOTION_CHANNELS)."""
   affine = cv2.getRotationMatrix2D(
     (float(center[0]), float(center[1])), float(motion[0]), float(motion[1])
   )
+  if len(motion) > 4:
+    # Foreshortening along the face's own axes, before the roll: about the same centre.
+    affine[:, :2] = affine[:, :2] @ np.diag([1.0 + motion[4], 1.0 + motion[5]])
+    affine[:, 2] = center - affine[:, :2] @ center
   affine[:, 2] += motion[2:4]
   return affine
 
 
-class FrameRenderer:
-  """Renders one identity's frames; holds its rig, anchors and sampling grid."""
+def mesh_anchors(landmarks: np.ndarray, size: int) -> np.ndarray:
+  """Still points around a face that pin the warp: a ring outside it and the frame's border.  # [K, 2]"""
+  center = landmarks.mean(axis=0)
+  extent = np.max(np.abs(landmarks - center))
+  angles = np.linspace(0, 2 * np.pi, 32, endpoint=False)
+  ring = center + 1.35 * extent * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+  border = np.array(
+    [
+      (x, y)
+      for x in (-size, 0, size / 2, size, 2 * size)
+      for y in (-size, 0, size / 2, size, 2 * size)
+    ],
+    np.float64,
+  )
+  return np.concatenate([ring, border])
 
-  def __init__(self, image: np.ndarray, landmarks: np.ndarray):
+
+def triangulate(nodes: np.ndarray) -> np.ndarray:
+  """The Delaunay triangles of points [N, 2], as node indices.  # [F, 3]"""
+  return spatial.Delaunay(nodes).simplices
+
+
+def warp_mesh(
+  image: np.ndarray,
+  source_nodes: np.ndarray,
+  target_nodes: np.ndarray,
+  simplices: np.ndarray,
+  moving: np.ndarray,
+  base: np.ndarray,
+  step: int = 1,
+) -> np.ndarray:
+  """Piecewise-affine backward warp: each triangle at target_nodes shows the photo at source_nodes.
+
+  Outside the triangles that have a moving corner (`moving` [N] bool) the map is the
+  affine `base` (2x3, output pixel -> photo point), as it is inside the others when
+  target_nodes are base's preimages of source_nodes. Only the box around the moving
+  triangles is resampled through the mesh, its map computed every `step` pixels.
+  Returns the warped image (same shape as `image`).
+  """
+  height, width = image.shape[:2]
+  out = cv2.warpAffine(
+    image,
+    base,
+    (width, height),
+    flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+    borderMode=cv2.BORDER_REPLICATE,
+  )
+  triangles = simplices[moving[simplices].any(axis=1)]  # [F, 3]
+  if not len(triangles):
+    return out
+  corners = target_nodes[triangles]  # [F, 3, 2]
+  homogeneous = np.concatenate([corners, np.ones(corners.shape[:2] + (1,))], axis=-1)  # [F, 3, 3]
+  keep = np.abs(np.linalg.det(homogeneous)) > 1e-6
+  triangles, corners, homogeneous = triangles[keep], corners[keep], homogeneous[keep]
+  if not len(triangles):
+    return out
+  # [x y 1] @ coefficients[f] = the photo point shown at output pixel (x, y) of triangle f.
+  coefficients = np.linalg.solve(homogeneous, source_nodes[triangles])  # [F, 3, 2]
+  table = np.concatenate([coefficients, base.T[None]]).astype(
+    np.float32
+  )  # [F + 1, 3, 2]: last = outside
+  x0, y0 = np.maximum(np.floor(corners.min(axis=(0, 1))).astype(int) - step, 0)
+  x1 = min(int(np.ceil(corners[..., 0].max())) + step, width - 1)
+  y1 = min(int(np.ceil(corners[..., 1].max())) + step, height - 1)
+  if x0 > x1 or y0 > y1:
+    return out
+  # Coarse samples every `step` pixels from one cell before the box to one after it, so
+  # that the box itself lies where _upsample interpolates (not where it extrapolates).
+  half = (step - 1) / 2
+  nx, ny = -(-(x1 - x0 + 1) // step) + 2, -(-(y1 - y0 + 1) // step) + 2  # samples across
+  left, top = x0 - step + half, y0 - step + half  # pixel position of sample (0, 0)
+  ids = np.full((ny, nx), len(triangles), np.int32)  # [ny, nx]
+  scaled = np.round((corners - (left, top)) * (16.0 / step)).astype(np.int32)
+  for index, triangle in enumerate(scaled):
+    cv2.fillConvexPoly(ids, triangle, index, cv2.LINE_8, shift=4)
+  chosen = table[ids]  # [ny, nx, 3, 2]
+  xs = (left + step * np.arange(nx, dtype=np.float32))[None, :, None]
+  ys = (top + step * np.arange(ny, dtype=np.float32))[:, None, None]
+  coarse = xs * chosen[..., 0, :] + ys * chosen[..., 1, :] + chosen[..., 2, :]  # [ny, nx, 2]
+  fine = _upsample(coarse, step)[step : step + y1 - y0 + 1, step : step + x1 - x0 + 1]
+  out[y0 : y1 + 1, x0 : x1 + 1] = cv2.remap(
+    image, fine[..., 0], fine[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+  )
+  return out
+
+
+def _upsample(samples: np.ndarray, step: int) -> np.ndarray:
+  """Bilinear interpolation of samples taken `step` pixels apart, at every pixel between them.
+
+  samples [h, w, C] lie at pixel offsets step * i + (step - 1) / 2 from the first
+  pixel of the output [step * h, step * w, C] (cv2.resize's pixel-centre convention),
+  so the output's outer half-cell is extrapolated flat: callers cut it off.
+  """
+  if step == 1:
+    return samples
+  height, width = samples.shape[:2]
+  return cv2.resize(samples, (step * width, step * height), interpolation=cv2.INTER_LINEAR)
+
+
+# Pixels between the mesh map's samples in the frames of a clip (see warp_mesh).
+FRAME_MAP_STEP = 2
+# Spacing of the warp mesh's nodes off the lips (interocular units): the displacement
+# there is smooth, so a sparser mesh draws the same image with a third of the triangles.
+_MESH_SPACING = 0.11
+_LIP_CONTOURS = UPPER_INNER + LOWER_INNER + UPPER_OUTER + LOWER_OUTER
+
+
+def mesh_landmarks(rig: MouthRig) -> np.ndarray:
+  """The landmarks that carry the warp: every lip landmark, others at least _MESH_SPACING apart.  # [M]"""
+  points = np.stack([rig.u, rig.v], axis=1)  # [468, 2] interocular units
+  lips = set(_LIP_CONTOURS) | set(np.flatnonzero(rig.lipness > 0.99).tolist())
+  kept = sorted(lips)
+  for index in np.argsort(-rig.lipness, kind='stable'):
+    if index in lips:
+      continue
+    if np.min(np.linalg.norm(points[kept] - points[index], axis=1)) >= _MESH_SPACING:
+      kept.append(int(index))
+  return np.array(sorted(kept))
+
+
+class FrameRenderer:
+  """Renders one identity's frames; holds its rig, mesh and mouth colours."""
+
+  def __init__(self, image: np.ndarray, landmarks: np.ndarray, asymmetry: float = 0.0):
     self.image = image
     self.landmarks = landmarks
+    self.asymmetry = asymmetry
     self.rig = make_rig(landmarks)
     size = image.shape[0]
-    center = landmarks.mean(axis=0)
-    extent = np.max(np.abs(landmarks - center))
-    angles = np.linspace(0, 2 * np.pi, 32, endpoint=False)
-    ring = center + 1.35 * extent * np.stack([np.cos(angles), np.sin(angles)], axis=1)
-    border = np.array(
-      [
-        (x, y)
-        for x in (-size, 0, size / 2, size, 2 * size)
-        for y in (-size, 0, size / 2, size, 2 * size)
-      ],
-      np.float64,
-    )
-    self.anchors = np.concatenate([ring, border])  # zero displacement
-    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
-    self.grid = np.stack([xs, ys, np.ones_like(xs)], axis=-1)  # [S, S, 3] homogeneous
+    self.anchors = mesh_anchors(landmarks, size)  # zero displacement
+    self.mesh = mesh_landmarks(self.rig)  # [M]
+    self.nodes = np.concatenate([landmarks[self.mesh], self.anchors])  # [N, 2] the rest pose
+    # One triangulation for every frame: the rest pose's (the mouth moves, the mesh keeps its topology).
+    self.simplices = triangulate(self.nodes)
+    self.center = landmarks.mean(axis=0)
     # Painted teeth and throat take the face's light and colour cast (per BGR channel).
     cheeks = np.round(landmarks[[50, 280, 205, 425]]).astype(int).clip(0, size - 1)
     skin = image[cheeks[:, 1], cheeks[:, 0]].astype(np.float32).mean(axis=0)
     self.throat, self.teeth = mouth_colours(skin)
     lips = np.round(landmarks[[37, 267, 84, 314, 0, 17]]).astype(int).clip(0, size - 1)
     self.lip_shadow = 0.5 * image[lips[:, 1], lips[:, 0]].astype(np.float32).mean(axis=0)
+    self._exposure, self._exposed = 1.0, image
 
-  def render(self, articulation: np.ndarray, motion: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  def exposed(self, exposure: float) -> np.ndarray:
+    """The photo at a clip's exposure (kept for the clip's frames)."""
+    if exposure != self._exposure:
+      self._exposure = exposure
+      self._exposed = cv2.convertScaleAbs(self.image, alpha=exposure)
+    return self._exposed
+
+  def render(
+    self, articulation: np.ndarray, motion: np.ndarray, exposure: float = 1.0
+  ) -> tuple[np.ndarray, np.ndarray]:
     """Returns (frame BGR uint8 [S, S, 3], moved landmarks in frame pixels [468, 2])."""
-    shift = displacement(self.rig, articulation)  # [468, 2]
+    shift = displacement(self.rig, articulation, self.asymmetry)  # [468, 2]
     moved = self.landmarks + shift
-    field = displacement_field(moved, shift, self.anchors, self.image.shape[:2])
-    affine = head_affine(self.landmarks.mean(axis=0), motion)
-    points = (self.grid @ cv2.invertAffineTransform(affine).T).astype(np.float32)  # [S, S, 2]
-    # Backward map: frame pixel -> unmoved head (inverse motion) -> photo (minus the warp).
-    field_at = cv2.remap(
-      field,
-      points[..., 0],
-      points[..., 1],
-      cv2.INTER_LINEAR,
-      borderMode=cv2.BORDER_CONSTANT,
-      borderValue=0,
+    affine = head_affine(self.center, motion)
+    frame_landmarks = moved @ affine[:, :2].T + affine[:, 2]  # [468, 2]
+    nodes = np.concatenate(
+      [frame_landmarks[self.mesh], self.anchors @ affine[:, :2].T + affine[:, 2]]
     )
-    source = points - field_at
-    frame = cv2.remap(
-      self.image, source[..., 0], source[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    moving = np.zeros(len(nodes), bool)
+    moving[: len(self.mesh)] = np.abs(shift[self.mesh]).max(axis=1) > 0.05
+    frame = warp_mesh(
+      self.exposed(exposure),
+      self.nodes,
+      nodes,
+      self.simplices,
+      moving,
+      cv2.invertAffineTransform(affine),
+      FRAME_MAP_STEP,
     )
-    frame_landmarks = moved @ affine[:, :2].T + affine[:, 2]
-    paint_mouth(frame, frame_landmarks, self.throat, self.teeth, self.lip_shadow)
+    paint_mouth(
+      frame,
+      frame_landmarks,
+      self.throat * exposure,
+      self.teeth * exposure,
+      self.lip_shadow * exposure,
+    )
     return frame, frame_landmarks
-
-
-def displacement_field(
-  moved: np.ndarray, shift: np.ndarray, anchors: np.ndarray, shape: tuple[int, int]
-) -> np.ndarray:
-  """Piecewise-affine displacement at every pixel of the moved face.  # [H, W, 2] float32
-
-  Linear inside each triangle of the Delaunay triangulation of the moved
-  landmarks plus fixed anchors; only triangles with a moving corner are drawn
-  (the others are zero). Pixel p of the frame shows photo pixel p - field[p].
-  """
-  field = np.zeros(shape + (2,), np.float32)
-  nodes = np.concatenate([moved, anchors])
-  values = np.concatenate([shift, np.zeros_like(anchors)])
-  moving = np.linalg.norm(values, axis=1) > 0.02
-  if not moving.any():
-    return field
-  simplices = spatial.Delaunay(nodes).simplices
-  simplices = simplices[moving[simplices].any(axis=1)]  # [F, 3]
-  corners = np.concatenate([nodes[simplices], np.ones(simplices.shape + (1,))], axis=-1)
-  keep = np.abs(np.linalg.det(corners)) > 1e-6
-  simplices, corners = simplices[keep], corners[keep]
-  coefficients = np.linalg.solve(corners, values[simplices])  # [F, 3, 2]: [x y 1] @ c
-  face_id = np.full(shape, -1, np.int32)
-  for index, triangle in enumerate(np.round(nodes[simplices] * 16).astype(np.int32)):
-    cv2.fillConvexPoly(face_id, triangle, index, cv2.LINE_8, shift=4)
-  ys, xs = np.nonzero(face_id >= 0)
-  c = coefficients[face_id[ys, xs]]  # [P, 3, 2]
-  field[ys, xs] = xs[:, None] * c[:, 0] + ys[:, None] * c[:, 1] + c[:, 2]
-  return field
 
 
 def _polygon_alpha(shape, polygon: np.ndarray, soften: float) -> np.ndarray:
@@ -393,27 +521,59 @@ def _paint_mouth_window(
   frame[:] = np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
-def camera(
-  frame: np.ndarray,
-  blur_sigma: float,
-  noise_sigma: float,
-  jpeg_quality: int,
-  rng: np.random.Generator,
-) -> np.ndarray:
-  """Passes a frame through the speaker's camera: blur, sensor noise, JPEG compression."""
-  if blur_sigma > 0.05:
-    frame = cv2.GaussianBlur(frame, (0, 0), blur_sigma)
-  if noise_sigma > 0:
-    # OpenCV draws normal noise faster than numpy (a draw per pixel of every frame); seeded
-    # from the clip's rng, it is as reproducible (for one OpenCV version: constraints.txt pins it).
-    noise = np.empty(frame.shape, np.float32)
-    cv2.setRNGSeed(int(rng.integers(2**31)))
-    cv2.randn(noise, (0.0,) * frame.shape[2], (noise_sigma,) * frame.shape[2])
-    noisy = frame.astype(np.float32) + noise
-    frame = np.clip(noisy + 0.5, 0, 255).astype(np.uint8)
-  if jpeg_quality < 100:
-    ok, encoded = cv2.imencode('.jpg', frame, [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)])
-    if not ok:
-      raise RuntimeError('OpenCV failed to JPEG-encode a frame')
-    frame = cv2.imdecode(encoded, cv2.IMREAD_COLOR)
-  return frame
+_NOISE_MARGIN = 24  # pixels: how far a clip's noise pattern shifts between frames
+
+
+class Camera:
+  """One clip's camera: blur, resolution loss, sensor noise, JPEG compression, in that order.
+
+  The noise of a clip is one Gaussian pattern drawn at the clip's start, shifted by a
+  random offset every frame: as independent frame to frame as fresh draws at the
+  scale FaceMesh sees, for one draw a clip instead of one a frame.
+  """
+
+  def __init__(
+    self,
+    shape: tuple[int, int, int],
+    blur_sigma: float,
+    noise_sigma: float,
+    jpeg_quality: int,
+    resolution: float,
+    rng: np.random.Generator,
+  ):
+    self.shape = shape
+    self.blur_sigma = blur_sigma
+    self.jpeg_quality = int(jpeg_quality)
+    self.rng = rng
+    height, width, channels = shape
+    self.sensor = (max(8, round(width * resolution)), max(8, round(height * resolution)))
+    self.noise = None
+    if noise_sigma > 0:
+      # OpenCV draws normal noise faster than numpy; seeded from the clip's rng, it is as
+      # reproducible (for one OpenCV version: constraints.txt pins it).
+      sensor_w, sensor_h = self.sensor
+      self.noise = np.empty(
+        (sensor_h + _NOISE_MARGIN, sensor_w + _NOISE_MARGIN, channels), np.int16
+      )  # [H + M, W + M, C]
+      cv2.setRNGSeed(int(rng.integers(2**31)))
+      cv2.randn(self.noise, (0.0,) * channels, (noise_sigma,) * channels)
+
+  def shoot(self, frame: np.ndarray) -> np.ndarray:
+    """Passes one frame [H, W, 3] uint8 through the camera."""
+    if self.blur_sigma > 0.05:
+      frame = cv2.GaussianBlur(frame, (0, 0), self.blur_sigma)
+    full = frame.shape[1], frame.shape[0]
+    if self.sensor != full:
+      frame = cv2.resize(frame, self.sensor, interpolation=cv2.INTER_AREA)
+    if self.noise is not None:
+      dx, dy = self.rng.integers(0, _NOISE_MARGIN + 1, size=2)
+      height, width = frame.shape[:2]
+      frame = cv2.add(frame, self.noise[dy : dy + height, dx : dx + width], dtype=cv2.CV_8U)
+    if self.jpeg_quality < 100:
+      ok, encoded = cv2.imencode('.jpg', frame, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
+      if not ok:
+        raise RuntimeError('OpenCV failed to JPEG-encode a frame')
+      frame = cv2.imdecode(encoded, cv2.IMREAD_COLOR)
+    if self.sensor != full:
+      frame = cv2.resize(frame, full, interpolation=cv2.INTER_LINEAR)
+    return frame

@@ -20,7 +20,6 @@ from extraction.synthetic import dataset
 from extraction.synthetic import faces
 from extraction.synthetic import lexicon
 from extraction.synthetic import phonetics
-from extraction.synthetic import render
 from extraction.synthetic import running
 from lipjax import metrics_log
 
@@ -73,7 +72,7 @@ def identities(faces_dir):
 def _rerender(row, lexicon_of_words, identities):
   """Renders a manifest row's clip again in memory (same seed -> same clip)."""
   identity = identities[row['speaker']]
-  renderer = render.FrameRenderer(identity.image, identity.landmarks)
+  renderer = dataset.make_renderer(identity)
   label = row.get('label', dataset.SENTENCE)
   rng = dataset.clip_rng(SETTINGS, label, row['speaker'], 0)  # one take per speaker here
   if label == dataset.SENTENCE:

@@ -21,12 +21,13 @@ from extraction.synthetic import phonetics
 from extraction.synthetic import render
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-# Seven built-in faces (six people) x 1 variant = 7 speakers: 5 train, 1 val, 1 test.
+# Seven built-in photos (six people), no LFW crops, 1 variant = 7 speakers: 5 train, 1 val, 1 test.
 SMALL = dataset.Settings(
   words=('BAT', 'PAT', 'WATCH'),
   seed=7,
   clips_per_speaker=1,
   variants_per_face=1,
+  lfw_faces=0,
   val_speakers=1,
   test_speakers=1,
 )
@@ -63,9 +64,7 @@ def _rerender(out_dir, row, settings):
   speakers = sorted({r['speaker'] for r in _manifest(out_dir) if r['split'] == row['split']})
   take -= speakers.index(row['speaker']) * settings.clips_per_speaker
   rng = dataset.clip_rng(settings, row['label'], row['speaker'], take)
-  return dataset.render_clip(
-    render.FrameRenderer(identity.image, identity.landmarks), identity, row['label'], settings, rng
-  )
+  return dataset.render_clip(dataset.make_renderer(identity), identity, row['label'], settings, rng)
 
 
 def _manifest(out_dir):
@@ -264,7 +263,7 @@ def test_mouth_paint_takes_the_skin_colour():
 
 
 def test_splits_hold_whole_people_out_of_training():
-  # The built-in faces: six people, the carphone man in two photos, three variants each.
+  # The built-in photos: six people, the carphone man in two frames; three variants each.
   photos = [name for name, _ in faces.builtin_photos()]
   assert photos == [
     'astronaut',
@@ -276,22 +275,39 @@ def test_splits_hold_whole_people_out_of_training():
     'carphone75',
   ]
   person_of = {f'{photo}-{v}': faces.builtin_person(photo) for photo in photos for v in range(3)}
-  split_of = dataset.assign_splits(person_of, dataset.Settings())
+  kind_of = {faces.builtin_person(p): faces.photo_kind(p) for p in photos}
+  settings = dataset.Settings(val_speakers=2, test_speakers=2)
+  split_of = dataset.assign_splits(person_of, settings, kind_of)
   assert set(split_of) == set(person_of)
   people = {
     split: {person_of[s] for s, sp in split_of.items() if sp == split} for split in dataset.SPLITS
   }
+  # Val and test people apart (early stopping never selects on a test face), and the
+  # carphone man (the only person of his kind) trains: he cannot be on both sides.
   assert people['train'].isdisjoint(people['val'] | people['test'])
-  assert people['train'] == {
-    'astronaut',
-    'hopper',
-    'takeo',
-    'breakingbad-left',
-    'breakingbad-right',
-  } and people['test'] == {'carphone'}
-  assert list(split_of.values()).count('val') == 2 and list(split_of.values()).count('test') == 4
-  with pytest.raises(ValueError, match='keep one person for training'):
-    dataset.assign_splits({'a-0': 'a', 'b-0': 'b'}, dataset.Settings())
+  assert people['val'].isdisjoint(people['test'])
+  assert len(people['val']) == len(people['test']) == 1 and 'carphone' in people['train']
+  assert list(split_of.values()).count('val') == 3 and list(split_of.values()).count('test') == 3
+  with pytest.raises(ValueError, match='keep one person of each kind'):
+    dataset.assign_splits({'a-0': 'a', 'b-0': 'b'}, settings)
+
+
+def test_splits_give_val_and_test_every_kind_of_face():
+  # Two kinds of 6 people, one speaker each: test and val each draw from both kinds.
+  person_of = {f'{kind}{i}-0': f'{kind}{i}' for kind in 'ab' for i in range(6)}
+  kind_of = {f'{kind}{i}': kind for kind in 'ab' for i in range(6)}
+  settings = dataset.Settings(val_speakers=2, test_speakers=4)
+  split_of = dataset.assign_splits(person_of, settings, kind_of)
+  kinds = {
+    split: sorted(kind_of[person_of[s]] for s, sp in split_of.items() if sp == split)
+    for split in dataset.SPLITS
+  }
+  assert kinds['val'] == ['a', 'b'] and kinds['test'] == ['a', 'a', 'b', 'b']
+  # A kind of two people is trained on only.
+  person_of['c0-0'], person_of['c1-0'] = 'c0', 'c1'
+  kind_of.update(c0='c', c1='c')
+  split_of = dataset.assign_splits(person_of, settings, kind_of)
+  assert split_of['c0-0'] == split_of['c1-0'] == 'train'
 
 
 def test_generated_layout_manifest_and_transcripts(generated):
@@ -303,6 +319,17 @@ def test_generated_layout_manifest_and_transcripts(generated):
   assert info['visemes']['BAT'] == info['visemes']['PAT'] == ['PP', 'aa', 'DD']
   by_split = {s: set(info['speakers'][s]) for s in dataset.SPLITS}
   assert all(by_split[a].isdisjoint(by_split[b]) for a in by_split for b in by_split if a != b)
+  # Every speaker's person, photo, kind and split, for per-person accuracy downstream.
+  table = info['speaker_table']
+  assert set(table) == set().union(*by_split.values())
+  assert table['carphone75-0'] == {
+    'person': 'carphone',
+    'photo': 'carphone75',
+    'kind': 'video',
+    'variant': 0,
+    'split': 'train',
+  }
+  assert all(table[s]['split'] == split for split in by_split for s in by_split[split])
   for row in rows:
     assert row['speaker'] in by_split[row['split']]
     assert row['path'] == f'{row["label"]}/{row["split"]}/{os.path.basename(row["path"])}'
@@ -335,11 +362,11 @@ def test_same_seed_same_bytes_and_landmarks(generated, tmp_path):
   )
 
 
-# sha256 over (path, sha256 of its bytes) of every .mp4, .txt and manifest.csv of SMALL, as the
-# generator wrote them before running speech existed (main at 424f04a, GENERATOR_VERSION 3):
-# isolated words (--context-words 0) must stay byte-identical. Needs the pinned OpenCV
-# (constraints.txt): another mp4 muxer or JPEG codec writes other bytes.
-SMALL_DIGEST = '38a6bad3462685ea40f8a91e19c0cffc1646fb782bb2f08b49d15423c1b1dba7'
+# sha256 over (path, sha256 of its bytes) of every .mp4, .txt and manifest.csv of SMALL, as
+# GENERATOR_VERSION 4 writes them (speakers drawn per speaker, the mesh warp, the per-clip
+# noise pattern): the same settings must keep giving the same bytes. Needs the pinned
+# OpenCV (constraints.txt): another mp4 muxer or JPEG codec writes other bytes.
+SMALL_DIGEST = '4c0b2d5c53fb178316536f6bf7900861555fe6ade61b4b39d20a34973e08e37d'
 
 
 def _set_digest(out_dir):
@@ -355,8 +382,8 @@ def _set_digest(out_dir):
   return digest.hexdigest()
 
 
-def test_isolated_words_are_byte_identical_to_generator_version_3(generated):
-  assert dataset.GENERATOR_VERSION == 3
+def test_isolated_words_are_byte_identical_to_generator_version_4(generated):
+  assert dataset.GENERATOR_VERSION == 4
   assert _set_digest(generated) == SMALL_DIGEST
 
 
@@ -366,7 +393,8 @@ def test_a_killed_run_goes_on_where_it_stopped_to_the_same_bytes(generated, tmp_
   command = [
     sys.executable, '-m', 'extraction.synthetic', 'generate', '--out', str(out_dir),
     '--words', ','.join(SMALL.words), '--seed', str(SMALL.seed), '--clips-per-speaker', '1',
-    '--variants', '1', '--val-speakers', '1', '--test-speakers', '1', '--workers', '1',
+    '--variants', '1', '--lfw-faces', '0', '--val-speakers', '1', '--test-speakers', '1',
+    '--workers', '1',
   ]  # fmt: skip
   record = out_dir / dataset.PROGRESS_FILE
   process = subprocess.Popen(command, cwd=REPO, stderr=subprocess.DEVNULL)
@@ -430,16 +458,24 @@ def test_facemesh_follows_the_rendered_mouth(generated):
 
 
 def test_mouth_moves_only_inside_the_speech_interval(generated):
+  identities, _, _ = dataset.build_identities(SMALL, None)
+  style_of = {i.speaker: i.style for i in identities}
   for row in _manifest(generated):
     clip = _rerender(generated, row, SMALL)
     times = np.arange(SMALL.num_frames) / SMALL.fps
-    margin = 4 * SMALL.coarticulation_ms / 1000.0
+    # Four of the speaker's smoothing stds: where the smoothed speech has died away.
+    margin = 4 * dataset.coarticulation_s(SMALL, style_of[row['speaker']])
     quiet = (times < clip.start - margin) | (times > clip.end + margin)
     speaking = (times >= clip.start) & (times < clip.end)
     rest = clip.lip_gap[quiet]
     assert quiet.any() and speaking.any()
-    np.testing.assert_allclose(rest, rest[0], atol=1e-6)  # rendered: exactly at rest
-    assert np.abs(clip.lip_gap[speaking] - rest[0]).max() > 0.03  # and moving in speech
+    # The mouth rests exactly; the rendered gap moves only as far as the head's turns
+    # foreshorten it (a speaker's yaw and pitch sway), far less than in speech.
+    at_rest = clip.articulation[quiet]
+    np.testing.assert_allclose(at_rest, np.broadcast_to(at_rest[0], at_rest.shape), atol=1e-6)
+    swing = np.abs(clip.lip_gap[speaking] - rest[0]).max()
+    assert swing > 0.03  # moving in speech
+    assert np.ptp(rest) < 0.25 * swing
   # Measured by FaceMesh on the video: the silence stays near rest.
   row = [r for r in _manifest(generated) if r['label'] == 'WATCH'][0]
   clip = _rerender(generated, row, SMALL)
