@@ -98,5 +98,5 @@ def make_sheet(
 
 def write_sheet(path: str, sheet: np.ndarray) -> None:
   """Writes the sheet as PNG (OSError naming the file on failure)."""
-  if not cv2.imwrite(path, sheet):
+  if not cv2.imwrite(path, sheet, [cv2.IMWRITE_PNG_COMPRESSION, 9]):
     raise OSError(f'{path}: OpenCV could not write the PNG (does the folder exist?)')
