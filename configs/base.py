@@ -19,10 +19,8 @@ def get_config():
   config.learning_rate = 1e-3
   config.warmup_steps = 2_000
   config.weight_decay = 5e-4
-  # LRW (~17 GB of shards) does not fit in host memory: stream, holding only the shuffle buffer.
+  # LRW (~17 GB of shards) does not fit in host memory: read each batch from the shards.
   config.input.cache = False
-  config.input.jit_augment = True
-  config.input.shuffle_buffer = 50_000
   config.model.gcn_features = (96, 128, 128)
   config.model.lstm_hidden = 256
   config.model.lstm_layers = 2

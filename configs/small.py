@@ -43,15 +43,12 @@ def get_config():
   config.grad_clip = 1.0
 
   config.input = ml_collections.ConfigDict()
-  # True: hold parsed examples in memory (small data sets); False: stream from the shards.
+  # True: decode the split once and hold it in memory (small data sets); False: read each
+  # batch from the shards (any size).
   config.input.cache = True
-  config.input.shuffle_buffer = 20_000
-  config.input.prefetch = 4
-  config.input.cycle_length = 16  # shard files read at once when streaming
-  config.input.threads = 0  # tf.data's thread pool when > 0 (else TensorFlow's default)
-  # Augmentation through XLA: ~2x the examples/s per core, other roundings and random
-  # draws; off here so that the demo's batches stay those of its published figures.
-  config.input.jit_augment = False
+  config.input.workers = 0  # grain worker processes that read and decode (0: in this process)
+  config.input.threads = 1  # grain threads that make batches ahead of training
+  config.input.prefetch = 4  # batches made ahead
 
   config.augment = ml_collections.ConfigDict()
   config.augment.flip = True  # p=0.5 horizontal flip through the mirror permutation

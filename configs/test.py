@@ -16,7 +16,6 @@ def get_config():
   config.patience = 100
   config.learning_rate = 1e-2
   config.warmup_steps = 2
-  config.input.shuffle_buffer = 1000
   config.input.prefetch = 2
   config.model.gcn_features = (16, 16)
   config.model.lstm_hidden = 16

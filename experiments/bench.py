@@ -14,7 +14,6 @@ Data are real TFRecord shards of random clips (experiments/bench_train.py).
 """
 
 import argparse
-import functools
 import json
 import os
 import platform
@@ -51,13 +50,10 @@ def measure(config_path: str, batch: int, frames: int, steps: int) -> dict:
       config, meta, models.create_model(config, meta), jax.random.PRNGKey(0)
     )
     params = sum(count for _, count in models.parameter_counts(state.params, depth=1))
-    p_train = parallel.data_parallel(
-      functools.partial(train.train_step, label_smoothing=config.label_smoothing),
-      donate_argnums=(0,),
-    )
+    p_train = parallel.data_parallel(train.step_function(config, meta), donate_argnums=(0,))
     p_eval = evaluation.parallel_evaluate_step(state.apply_fn)
     replicated = parallel.replicate(state)
-    roots = parallel.replicate(jax.random.PRNGKey(1))
+    roots = parallel.replicate(train.run_keys(1)[1])
     batch_host = next(input_pipeline.train_iterator(config, meta, 0, parallel.num_devices()))
     on_device = parallel.shard(batch_host)
 
@@ -129,8 +125,9 @@ def pmap_check(steps: int = 3) -> dict:
         config, meta, models.create_model(config, meta), jax.random.PRNGKey(0)
       )
     )
-    p_train = parallel.data_parallel(functools.partial(train.train_step, label_smoothing=0.0))
-    roots = parallel.replicate(jax.random.PRNGKey(1))
+    config.label_smoothing = 0.0
+    p_train = parallel.data_parallel(train.step_function(config, meta))
+    roots = parallel.replicate(train.run_keys(1)[1])
     losses = []
     for _ in range(steps):
       state, metrics = p_train(state, batch, roots)

@@ -3,14 +3,14 @@
 Usage: python experiments/bench_gpu.py [--configs small,base] [--batch_sizes 32,256,1024]
            [--dtypes float32,bfloat16] [--matmul_size 8192] [--min_seconds 2] [--time_budget_s 300]
 
-Needs only jax, flax, optax, numpy, jraph and ml_collections: no TensorFlow and no
-data set. Batches are random numpy clips with the data set's shapes (T frames of
-88 nodes, lengths 60-100% of T, mixup fields as the training pipeline makes them),
+Needs lipjax's base install (`pip install -e .`: no TensorFlow) and no data set.
+Batches are random numpy clips with the data set's shapes (T frames of 88 nodes,
+lengths 60-100% of T),
 built from a DatasetMeta made here (10 classes for small as in the demo, 500 for
 base as in LRW; a ring-with-chords graph: the dense GCN's cost does not depend on
-the edges). The step is lipjax.train's own train_step, loss and AdamW chain, run
-under jit + shard_map over all local devices (what the pmap of training does,
-without pmap, which newer JAX versions reimplement and deprecate).
+the edges). The step is lipjax.train's own train_step (the config's augmentation,
+loss and AdamW chain), run under jit + shard_map over all local devices (what the
+pmap of training does, without pmap).
 
 Per row: batch per device; compile time of the step; training examples/s over
 all devices (after warm-up, timed with block_until_ready); FLOPs per step and
@@ -27,7 +27,6 @@ alongside as `xla_scan`). The timed step is the config's real one (scanned).
 """
 
 import argparse
-import functools
 import importlib.util
 import math
 import os
@@ -35,7 +34,6 @@ import platform
 import sys
 import time
 import traceback
-import types
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -50,6 +48,7 @@ import numpy as np
 
 from extraction import schema
 from lipjax import graphs
+from lipjax import train
 
 NUM_CLASSES = {'small': 10, 'base': 500, 'lrw': 500}  # the demo's words; LRW's
 # Nominal dense tensor-core peaks in TFLOP/s (NVIDIA data sheets, without sparsity):
@@ -60,79 +59,6 @@ NOMINAL_PEAKS = (
   ('H200', 989.4, 494.7),
   ('A100', 312.0, 156.0),
 )
-
-
-# Modules lipjax.train imports at module level but its model, optimizer and
-# train_step never call: tf.data input, checkpoints, progress bars, plots.
-STANDINS = (
-  'tensorflow',
-  'tensorflow_datasets',
-  'orbax',
-  'orbax.checkpoint',
-  'tqdm',
-  'matplotlib',
-  'matplotlib.pyplot',
-  'clu',
-  'clu.metric_writers',
-)
-
-
-class Placeholder:
-  """Whatever a stand-in module's attribute is asked to be: called, indexed or read, itself."""
-
-  def __call__(self, *args, **kwargs):
-    return self
-
-  def __getattr__(self, name):
-    if name.startswith('__'):
-      raise AttributeError(name)
-    return self
-
-  def __getitem__(self, key):
-    return self
-
-
-def stand_in(name: str) -> types.ModuleType:
-  """An empty package whose every attribute is a Placeholder (annotations and set-up calls)."""
-  module = types.ModuleType(name)
-  module.__path__ = []  # a package: `import orbax.checkpoint` looks for its submodules
-
-  def attribute(key):
-    if key.startswith('__'):
-      raise AttributeError(key)
-    return Placeholder()
-
-  module.__getattr__ = attribute
-  return module
-
-
-def import_train():
-  """lipjax.train, also where TensorFlow (or orbax, tqdm, matplotlib) is not installed.
-
-  train.py imports input_pipeline (tf.data) at module level, but create_model,
-  create_optimizer, create_train_state and train_step do not use it: this
-  benchmark feeds numpy batches, so empty modules may stand in for what is missing.
-  """
-  missing = []
-  while True:
-    try:
-      from lipjax import train
-
-      if missing:
-        print(f'lipjax.train imported with stand-ins for {missing}', flush=True)
-      return train
-    except ImportError as e:
-      if e.name not in STANDINS or e.name in missing:
-        raise
-      missing.append(e.name)
-    for name in [n for n in sys.modules if n.startswith(('lipjax', 'extraction'))]:
-      del sys.modules[name]  # half-imported by the failed attempt
-    sys.modules['lipjax.input_pipeline'] = stand_in('lipjax.input_pipeline')
-    for name in missing:
-      sys.modules[name] = stand_in(name)
-      parent, _, child = name.rpartition('.')
-      if parent in sys.modules:
-        setattr(sys.modules[parent], child, sys.modules[name])
 
 
 def load_config(name: str):
@@ -159,7 +85,7 @@ def make_meta(num_classes: int, frames: int) -> schema.DatasetMeta:
 
 
 def random_batch(meta: schema.DatasetMeta, batch_size: int, seed: int = 0) -> dict:
-  """A training batch of random clips with consistent masks and mixup fields."""
+  """A training batch of random clips with consistent masks, as the input pipeline makes them."""
   rng = np.random.default_rng(seed)
   t, n = meta.max_frames, meta.num_nodes
   length = rng.integers(t * 3 // 5, t + 1, batch_size).astype(np.int32)  # [B]
@@ -177,8 +103,6 @@ def random_batch(meta: schema.DatasetMeta, batch_size: int, seed: int = 0) -> di
     'length': length,
     'label': label,
     'example_mask': np.ones(batch_size, np.float32),
-    'mix_label': np.roll(label, 1),
-    'mix_weight': rng.uniform(0.5, 1.0, batch_size).astype(np.float32),
   }
 
 
@@ -197,9 +121,9 @@ def cost_flops(compiled) -> float:
     return 0.0
 
 
-def sharded_step(train, config, mesh):
+def sharded_step(config, meta, mesh):
   """jit(shard_map(train.train_step)): state replicated, batch split over the mesh's axis."""
-  step = functools.partial(train.train_step, label_smoothing=config.label_smoothing)
+  step = train.step_function(config, meta)
   # check_vma=False: the LSTM's scan starts from a device-invariant zero carry that
   # per-device dropout makes device-varying, which the check rejects; the state that
   # comes out is the same on every device (gradients are averaged), as under pmap.
@@ -281,8 +205,8 @@ def time_steps(compiled, state, batch, root, min_seconds: float, max_steps: int)
 class Runner:
   """Measures rows, building each config's initial state and unrolled FLOP count only once."""
 
-  def __init__(self, train, args, mesh, matmul):
-    self.train, self.args, self.mesh, self.matmul = train, args, mesh, matmul
+  def __init__(self, args, mesh, matmul):
+    self.args, self.mesh, self.matmul = args, mesh, matmul
     self.states = {}  # config name -> host TrainState (parameters do not depend on dtype)
     self.flops = {}  # (config name, batch per device) -> FLOPs per step and device
 
@@ -317,10 +241,10 @@ class Runner:
       )
 
     try:
-      lowered = sharded_step(self.train, config, mesh).lower(
+      lowered = sharded_step(config, meta, mesh).lower(
         abstract(host_state.replace(apply_fn=model.apply), P()),
         abstract(random_batch(meta, per_device), P('batch')),
-        abstract(np.asarray(jax.random.PRNGKey(1)), P()),
+        abstract(jax.tree.map(np.asarray, train.run_keys(1)[1]), P()),
       )
       return total_flops(lowered.cost_analysis())
     except Exception:
@@ -332,16 +256,16 @@ class Runner:
     config, meta, model = self.model(name, dtype, per_device)
     if name not in self.states:
       self.states[name] = jax.device_get(
-        self.train.create_train_state(config, meta, model, jax.random.PRNGKey(0))
+        train.create_train_state(config, meta, model, jax.random.PRNGKey(0))
       )
     host_state = self.states[name].replace(apply_fn=model.apply)
     replicated, split = NamedSharding(self.mesh, P()), NamedSharding(self.mesh, P('batch'))
     batch = jax.device_put(random_batch(meta, config.batch_size), split)
-    root = jax.device_put(jax.random.PRNGKey(1), replicated)
+    root = jax.device_put(train.run_keys(1)[1], replicated)
     state = jax.device_put(host_state, replicated)
 
     start = time.perf_counter()
-    compiled = sharded_step(self.train, config, self.mesh).lower(state, batch, root).compile()
+    compiled = sharded_step(config, meta, self.mesh).lower(state, batch, root).compile()
     compile_s = time.perf_counter() - start
     xla_scan = cost_flops(compiled)
     if (name, per_device) not in self.flops:
@@ -418,7 +342,6 @@ def main():
   )
   args = parser.parse_args()
   started = time.perf_counter()
-  train = import_train()
 
   devices = jax.devices()
   device = devices[0]
@@ -440,7 +363,7 @@ def main():
     )
 
   print(TABLE_HEAD, flush=True)
-  runner = Runner(train, args, mesh, matmul)
+  runner = Runner(args, mesh, matmul)
   rows = []
   # In the order given, batch sizes before dtypes: a time budget then drops whole batch sizes.
   for name in args.configs.split(','):

@@ -1,23 +1,27 @@
-"""Input-pipeline examples/s and peak host memory on a large synthetic shard set, per core count.
+"""Input pipeline at scale: examples per CPU-second, peak memory, and how much of the split a batch sees.
 
-Usage: python experiments/bench_input.py [--config configs/base.py] [--examples 100000]
-           [--shards 64] [--data_dir /tmp/lipjax_bench_input] [--cores 1,2] [--batches 300]
+Usage: python experiments/bench_input.py [--config configs/lrw.py] [--examples 100000]
+           [--shards 64] [--data_dir /tmp/lipjax_bench_input] [--workers 0,2] [--batches 200]
 
-Writes (once; reused when present) a data set of random-landmark clips with
-extraction/shards.py's writer, T = 29 frames, lengths 60-100% of T, 500 classes,
-then times `input_pipeline.train_iterator` as training uses it (the config's
-augmentation, batch size and shuffle buffer, one device) in a fresh process
-per core count, pinned to that many cores with TensorFlow's thread pools sized
-to match. Examples/s is measured after the shuffle buffer has filled; peak
-memory is the process's peak resident set (ru_maxrss), next to the data set's
-size on disk and the shuffle buffer's share of it.
+Writes (once; reused when present) an ArrayRecord data set of made-up clips
+(extraction/random_examples.py: T = 29, lengths 60-100% of T, 500 classes),
+then, in a fresh process per worker count, reads training batches the way
+training does: grain over the whole train split shuffled by index, read and
+decoded from the shards (`config.input.cache` False, as at LRW scale) in this
+process or in `--workers` grain worker processes, and augmented by the config's
+augmentation in JAX (jitted, on this CPU, as the training step does on its
+device). Per row: the input's examples/s and CPU milliseconds per 1,000 examples
+over the process and its workers (psutil); the augmentation's CPU milliseconds
+per 1,000 examples, measured apart on batches already read; examples per
+CPU-second of both together; peak resident memory of the process and its
+workers; and, to show that every batch draws from the whole split, the mean
+number of distinct shard files a batch's examples come from and the spread of
+their indices over the split.
 """
 
 import argparse
-import glob
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -25,162 +29,179 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, REPO)
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 NUM_CLASSES = 500
 FRAMES = 29
 
 
-def write_dataset(data_dir: str, num_examples: int, num_shards: int) -> None:
-  """Writes num_examples random clips as num_shards train shards (+ a small val split)."""
-  import numpy as np
-  import tqdm
+def load_config(path: str):
+  """A configs/*.py file's get_config()."""
+  import importlib.util
 
-  from extraction import features as features_lib
-  from extraction import roi
-  from extraction import schema
-  from extraction import shards
+  spec = importlib.util.spec_from_file_location('bench_config', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config()
 
-  n = schema.NUM_NODES
-  pairs = sorted(
-    {(i, (i + d) % n) for i in range(n) for d in (1, 7)}
-    | {((i + d) % n, i) for i in range(n) for d in (1, 7)}
-  )
-  meta = schema.DatasetMeta(
-    class_names=[f'word{i:03d}' for i in range(NUM_CLASSES)],
-    max_frames=FRAMES,
-    fps=25.0,
-    roi_indices=list(roi.ROI_INDICES),
-    mirror_perm=roi.mirror_perm().tolist(),
-    senders=[s for s, _ in pairs],
-    receivers=[r for _, r in pairs],
-    au_names=list(features_lib.AU_NAMES),
-    geometry_names=list(features_lib.GEOMETRY_NAMES),
-    mean_landmarks=np.full((n, 3), 0.5).tolist(),
-    extraction={'source': 'bench_input.py'},
-  )
-  spec = schema.features(FRAMES, meta.class_names)
 
-  def clips(first: int, count: int):
-    rng = np.random.default_rng(first)
-    for i in range(first, first + count):
-      length = int(rng.integers(FRAMES * 3 // 5, FRAMES + 1))
-      speech = np.zeros(length)
-      speech[2 : length - 2] = 1
-      yield schema.pad_example(
-        landmarks=rng.random((length, n, 3), dtype=np.float32),
-        au=rng.random((length, schema.NUM_AU)),
-        geometry=rng.random((length, schema.NUM_GEOMETRY)),
-        face_mask=np.ones(length),
-        speech_mask=speech,
-        label=i % NUM_CLASSES,
-        speaker=f's{i % 97}',
-        video_id=f'clip{i}',
-        max_frames=FRAMES,
-      )
+def cpu_seconds(process) -> float:
+  """User + system CPU seconds of a process and its live children."""
+  total = 0.0
+  for p in [process] + process.children(recursive=True):
+    try:
+      times = p.cpu_times()
+      total += times.user + times.system
+    except Exception:  # noqa: BLE001 (a child that just ended)
+      pass
+  return total
 
-  os.makedirs(data_dir, exist_ok=True)
-  lengths, sizes = {'train': [], 'val': []}, {'train': 0, 'val': 0}
-  per_shard = -(-num_examples // num_shards)
-  for index in tqdm.trange(num_shards, desc='writing shards'):
-    count = min(per_shard, num_examples - index * per_shard)
-    written, size = shards.write_shard(
-      shards.shard_path(data_dir, 'train', index, num_shards), clips(index * per_shard, count), spec
-    )
-    lengths['train'].append(written)
-    sizes['train'] += size
-  written, size = shards.write_shard(
-    shards.shard_path(data_dir, 'val', 0, 1), clips(num_examples, 256), spec
-  )
-  lengths['val'].append(written)
-  sizes['val'] += size
-  shards.write_metadata(data_dir, meta, lengths, sizes)
+
+def rss_gib(process) -> float:
+  """Resident memory of a process and its live children, GiB."""
+  total = 0
+  for p in [process] + process.children(recursive=True):
+    try:
+      total += p.memory_info().rss
+    except Exception:  # noqa: BLE001
+      pass
+  return total / 2**30
 
 
 def measure(args) -> dict:
-  """In this process: pins to args.measure cores, times the train iterator, reports peak memory."""
-  cores = args.measure
-  os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[:cores]))
-  import tensorflow as tf
+  """In this process: reads and augments args.batches batches; returns the row."""
+  import jax
+  import numpy as np
+  import psutil
 
-  tf.config.threading.set_inter_op_parallelism_threads(cores)
-  tf.config.threading.set_intra_op_parallelism_threads(cores)
-  import bench_train  # the sibling script: one loader of configs by path
-
+  from extraction import roi
   from extraction import schema
+  from lipjax import augment
   from lipjax import input_pipeline
+  from lipjax import train
 
-  config = bench_train.load_config(args.config)
+  config = load_config(args.config)
   config.data_dir = args.data_dir
-  config.input.threads = cores
-  if args.shuffle_buffer:
-    config.input.shuffle_buffer = args.shuffle_buffer
+  config.input.cache = False
+  config.input.workers = args.measure_workers
   meta = schema.DatasetMeta.load(args.data_dir)
-  start = time.perf_counter()
-  iterator = input_pipeline.train_iterator(config, meta, 0, 1)
-  next(iterator)  # the shuffle buffer fills before the first batch
-  first_batch_s = time.perf_counter() - start
-  for _ in range(10):
+  examples = input_pipeline.SplitExamples(args.data_dir, 'train', cache=False)
+  shard_of = np.searchsorted(np.asarray(examples.source._starts), np.arange(len(examples)), 'right')
+  augment_fn = jax.jit(
+    lambda batch, key: augment.augment_batch(batch, key, config.augment, roi.mirror_perm())
+  )
+  roots = train.run_keys(config.seed)[1]
+  process = psutil.Process()
+  iterator = input_pipeline.train_iterator(config, meta, 0, 1, examples=examples)
+  for _ in range(5):  # start the workers, fill the prefetch
     next(iterator)
-  start, cpu_start = time.perf_counter(), time.process_time()
+  peak = rss_gib(process)
+  # The input alone: read, decode and batch (in this process, or in its workers).
+  start_wall, start_cpu = time.perf_counter(), cpu_seconds(process)
+  held = []
   for _ in range(args.batches):
-    next(iterator)
-  seconds = time.perf_counter() - start
+    batch = next(iterator)
+    held.append({k: v[0] for k, v in batch.items()})  # [1 device, B, ...] -> [B, ...]
+    held = held[-8:]
+    peak = max(peak, rss_gib(process))
+  input_wall = time.perf_counter() - start_wall
+  input_cpu = cpu_seconds(process) - start_cpu
+  # Augmentation alone, jitted on this CPU as the training step runs it on its device.
+  augment_fn = jax.jit(
+    lambda batch, key: augment.augment_batch(batch, key, config.augment, roi.mirror_perm())
+  )
+  roots = train.run_keys(config.seed)[1]
+  jax.block_until_ready(augment_fn(held[0], roots['augment']))  # compile
+  start_cpu = time.process_time()
+  for step in range(args.batches):
+    key = jax.random.fold_in(roots['augment'], step)
+    jax.block_until_ready(augment_fn(held[step % len(held)], key))
+  augment_cpu = time.process_time() - start_cpu
+  shards_per_batch, spreads = [], []
+  # Coverage: the examples of a few batches, located in the split by the order itself.
+  order = input_pipeline.grain.MapDataset.range(len(examples)).shuffle(
+    seed=input_pipeline.order_seed(config.seed)
+  )
+  for step in range(20):
+    indices = np.asarray([order[step * config.batch_size + j] for j in range(config.batch_size)])
+    shards_per_batch.append(len(set(shard_of[indices].tolist())))
+    spreads.append((indices.max() - indices.min()) / len(examples))
+  count = args.batches * config.batch_size
   return {
-    'cores': cores,
-    'examples_s': args.batches * config.batch_size / seconds,
-    'cpu_s_per_1k': (time.process_time() - cpu_start) * 1000 / (args.batches * config.batch_size),
-    'first_batch_s': first_batch_s,
+    'workers': args.measure_workers,
+    'input_examples_s': count / input_wall,
+    'input_cpu_ms_per_1k': input_cpu * 1e6 / count,
+    'augment_cpu_ms_per_1k': augment_cpu * 1e6 / count,
+    'examples_per_cpu_s': count / (input_cpu + augment_cpu),
     'batch_size': config.batch_size,
-    'shuffle_buffer': config.input.shuffle_buffer,
-    'cache': bool(config.input.cache),
-    'peak_rss_gib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+    'peak_rss_gib': peak,
+    'shards_per_batch': float(np.mean(shards_per_batch)),
+    'num_shards': len(examples.source._files),
+    'index_spread': float(np.mean(spreads)),
   }
 
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--config', default=os.path.join(REPO, 'configs', 'base.py'))
+  parser.add_argument('--config', default=os.path.join(REPO, 'configs', 'lrw.py'))
   parser.add_argument('--examples', type=int, default=100_000)
   parser.add_argument('--shards', type=int, default=64)
   parser.add_argument('--data_dir', default='/tmp/lipjax_bench_input')
-  parser.add_argument('--cores', default='1,2')
-  parser.add_argument('--batches', type=int, default=300)
-  parser.add_argument('--shuffle_buffer', type=int, default=0, help="0: the config's")
-  parser.add_argument('--measure', type=int, default=0, help=argparse.SUPPRESS)
+  parser.add_argument('--workers', default='0,2', help='grain worker processes, one row each')
+  parser.add_argument('--batches', type=int, default=200)
+  parser.add_argument('--measure_workers', type=int, default=-1, help=argparse.SUPPRESS)
   args = parser.parse_args()
-  if args.measure:
+  if args.measure_workers >= 0:
     print(json.dumps(measure(args)))
     return
 
-  train_files = glob.glob(os.path.join(args.data_dir, '*-train.tfrecord-*'))
+  from extraction import schema
+
+  info = os.path.join(args.data_dir, 'dataset_info.json')
   if (
-    not os.path.exists(os.path.join(args.data_dir, 'dataset_info.json'))
-    or sum(1 for _ in train_files) != args.shards
+    not os.path.exists(info)
+    or schema.DatasetMeta.load(args.data_dir).split_sizes.get('train') != args.examples
   ):
-    write_dataset(args.data_dir, args.examples, args.shards)
-    train_files = glob.glob(os.path.join(args.data_dir, '*-train.tfrecord-*'))
-  data_gib = sum(os.path.getsize(f) for f in train_files) / 2**30
-  print(
-    f'data set {args.data_dir}: {args.examples:,} train clips in {args.shards} shards, '
-    f'{data_gib:.2f} GiB; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores'
+    from extraction import random_examples
+
+    random_examples.write_dataset(
+      args.data_dir,
+      {'train': args.examples, 'val': 256},
+      [f'word{i:03d}' for i in range(NUM_CLASSES)],
+      FRAMES,
+      num_shards=args.shards,
+      num_speakers=97,
+      progress=True,
+    )
+  data_gib = (
+    sum(
+      os.path.getsize(os.path.join(args.data_dir, n))
+      for n in os.listdir(args.data_dir)
+      if '-train.' in n
+    )
+    / 2**30
   )
   print(
-    '| cores | examples/s | examples/s per core | CPU ms per 1k examples | first batch s | '
-    'batch | shuffle buffer | peak RSS GiB |\n|---|---|---|---|---|---|---|---|'
+    f'data set {args.data_dir}: {args.examples:,} train clips in {args.shards} ArrayRecord '
+    f'shards, {data_gib:.2f} GiB; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores'
   )
-  for cores in map(int, args.cores.split(',')):
+  print(
+    '| grain workers | input examples/s | input CPU ms / 1k | augmentation CPU ms / 1k | '
+    'examples per CPU-second (both) | batch | peak RSS GiB (with workers) | shards per batch | '
+    'index spread |\n|---|---|---|---|---|---|---|---|---|'
+  )
+  for workers in map(int, args.workers.split(',')):
     out = subprocess.run(
-      [sys.executable, os.path.abspath(__file__), '--measure', str(cores)] + sys.argv[1:],
+      [sys.executable, os.path.abspath(__file__), '--measure_workers', str(workers)] + sys.argv[1:],
       check=True,
       capture_output=True,
       text=True,
     )
     row = json.loads(out.stdout.strip().splitlines()[-1])
     print(
-      f'| {cores} | {row["examples_s"]:,.0f} | {row["examples_s"] / cores:,.0f} | '
-      f'{row["cpu_s_per_1k"] * 1000:.0f} | {row["first_batch_s"]:.1f} | {row["batch_size"]} | '
-      f'{row["shuffle_buffer"]:,} | {row["peak_rss_gib"]:.2f} |',
+      f'| {workers} | {row["input_examples_s"]:,.0f} | {row["input_cpu_ms_per_1k"]:.0f} | '
+      f'{row["augment_cpu_ms_per_1k"]:.0f} | {row["examples_per_cpu_s"]:,.0f} | '
+      f'{row["batch_size"]} | {row["peak_rss_gib"]:.2f} | '
+      f'{row["shards_per_batch"]:.1f} of {row["num_shards"]} | {row["index_spread"]:.3f} |',
       flush=True,
     )
   print(f'load average after: {os.getloadavg()[0]:.2f}')

@@ -73,7 +73,6 @@ def write_batch(path: str) -> None:
 
 def run_jax(path: str, steps: int) -> dict:
   """Examples/s of lipjax's training step (configs/small.py) on this CPU."""
-  import functools
 
   import numpy as np
 
@@ -101,12 +100,10 @@ def run_jax(path: str, steps: int) -> dict:
   )
   model = models.create_model(config, meta)
   state = parallel.replicate(train.create_train_state(config, meta, model, jax.random.PRNGKey(0)))
-  step = parallel.data_parallel(
-    functools.partial(train.train_step, label_smoothing=config.label_smoothing), donate_argnums=(0,)
-  )
+  step = parallel.data_parallel(train.step_function(config, meta), donate_argnums=(0,))
   n = parallel.num_devices()
   batch = parallel.shard(jax.tree.map(lambda x: x.reshape((n, -1) + x.shape[1:]), data))
-  roots = parallel.replicate(jax.random.PRNGKey(1))
+  roots = parallel.replicate(train.run_keys(1)[1])
   for _ in range(3):
     state, metrics = step(state, batch, roots)
   jax.block_until_ready(metrics)

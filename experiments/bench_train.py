@@ -2,12 +2,12 @@
 
 Usage: python experiments/bench_train.py [--config configs/small.py] [--batch 32] [--frames 29] [--steps 30]
 
-The data are real TFRecord shards (extraction.shards.write_dataset) of random
+The data are real ArrayRecord shards (extraction.random_examples) of made-up
 landmark clips with T frames and 88 nodes, written to a temporary directory.
-"train (fed)" is steady-state optimizer steps on batches already on the
-device (compile excluded); "train (end to end)" pulls every batch through the
-augmenting tf.data pipeline as train.py does; "input pipeline" is tf.data
-alone. The machine's load average is printed before and after: other work on
+"train (fed)" is steady-state optimizer steps (augmentation on the device
+included) on batches already on the device (compile excluded); "train (end to
+end)" pulls every batch through the grain pipeline as train.py does; "input
+pipeline" is that pipeline alone. The machine's load average is printed before and after: other work on
 the same cores lowers every figure. Devices are set up as the training command
 does (config.cpu_devices; -1 = one per CPU core); `--config.cpu_devices`-style
 overrides are not parsed here, so set XLA_FLAGS=--xla_force_host_platform_device_count=1
@@ -15,7 +15,6 @@ to measure a single CPU device.
 """
 
 import argparse
-import functools
 import importlib.util
 import os
 import sys
@@ -25,10 +24,9 @@ import time
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 import jax
-import numpy as np
 
+from extraction import random_examples
 from extraction import schema
-from extraction import shards
 from lipjax import cli
 from lipjax import graphs
 from lipjax import input_pipeline
@@ -48,46 +46,22 @@ def load_config(path: str):
 
 
 def write_random_dataset(data_dir: str, frames: int, train_size: int) -> schema.DatasetMeta:
-  """Real shards of random clips (lengths 60-100% of T) with a ring-with-chords graph."""
-  rng = np.random.default_rng(0)
-
-  def example(i):
-    length = int(rng.integers(frames * 3 // 5, frames + 1))
-    speech = np.zeros(length)
-    speech[2 : length - 2] = 1
-    return schema.pad_example(
-      landmarks=rng.random((length, schema.NUM_NODES, 3), dtype=np.float32),
-      au=rng.random((length, schema.NUM_AU)),
-      geometry=rng.random((length, schema.NUM_GEOMETRY)),
-      face_mask=np.ones(length),
-      speech_mask=speech,
-      label=i % NUM_CLASSES,
-      speaker=f's{i % 7}',
-      video_id=f'clip{i}',
-      max_frames=frames,
-    )
-
-  senders, receivers = graphs.ring_edges(schema.NUM_NODES)
-  meta = schema.DatasetMeta.for_roi(
-    class_names=[f'word{i:02d}' for i in range(NUM_CLASSES)],
-    max_frames=frames,
-    fps=25.0,
-    senders=senders,
-    receivers=receivers,
-  )
-  shards.write_dataset(
+  """Real shards of made-up clips (lengths 60-100% of T) with a ring-with-chords graph."""
+  return random_examples.write_dataset(
     data_dir,
-    {'train': [example(i) for i in range(train_size)], 'val': [example(i) for i in range(64)]},
-    meta,
+    {'train': train_size, 'val': 64},
+    [f'word{i:02d}' for i in range(NUM_CLASSES)],
+    frames,
     num_shards=4,
+    num_speakers=7,
+    edges=graphs.ring_edges(schema.NUM_NODES),
   )
-  return schema.DatasetMeta.load(data_dir)
 
 
 def time_pipeline(config, meta, batches: int) -> float:
   """Input-pipeline examples/s over `batches` batches after a warm-up pass."""
   iterator = input_pipeline.train_iterator(config, meta, 0, parallel.num_devices())
-  for _ in range(20):  # warm-up: tracing, cache fill, autotune
+  for _ in range(20):  # warm-up: the cache fills, threads start
     next(iterator)
   start = time.perf_counter()
   for _ in range(batches):
@@ -120,12 +94,9 @@ def main():
     model = models.create_model(config, meta)
     state = train.create_train_state(config, meta, model, jax.random.PRNGKey(0))
     params = sum(count for _, count in models.parameter_counts(state.params, depth=1))
-    p_train_step = parallel.data_parallel(
-      functools.partial(train.train_step, label_smoothing=config.label_smoothing),
-      donate_argnums=(0,),
-    )
+    p_train_step = parallel.data_parallel(train.step_function(config, meta), donate_argnums=(0,))
     replicated = parallel.replicate(state)
-    dropout_roots = parallel.replicate(jax.random.PRNGKey(1))
+    dropout_roots = parallel.replicate(train.run_keys(1)[1])
     iterator = input_pipeline.train_iterator(config, meta, 0, parallel.num_devices())
     batch = next(iterator)
 

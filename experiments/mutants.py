@@ -40,10 +40,14 @@ class Mutant:
 TRAIN = 'lipjax/train.py'
 MODELS = 'lipjax/models.py'
 PIPELINE = 'lipjax/input_pipeline.py'
+AUGMENT = 'lipjax/augment.py'
+SOURCE = 'lipjax/data_source.py'
 CHECKPOINTS = 'lipjax/checkpoints.py'
 EVALUATION = 'lipjax/evaluation.py'
 T_TRAIN = 'tests/lipjax/test_train.py'
 T_PIPELINE = 'tests/lipjax/test_input_pipeline.py'
+T_AUGMENT = 'tests/lipjax/test_augment.py'
+T_SOURCE = 'tests/lipjax/test_data_source.py'
 T_MODELS = 'tests/lipjax/test_models.py'
 T_PREDICT = 'tests/lipjax/test_predict.py'
 T_DIAGNOSE = 'tests/lipjax/test_diagnose.py'
@@ -87,24 +91,66 @@ MUTANTS = (
   ),
   Mutant(
     'flip through an identity permutation',
-    PIPELINE,
-    'mirror_perm = tf.constant(meta.mirror_perm, tf.int32)',
-    'mirror_perm = tf.range(len(meta.mirror_perm), dtype=tf.int32)',
-    (T_PIPELINE, '-k', 'flip_in'),
+    AUGMENT,
+    'mirrored = jnp.take(landmarks, jnp.asarray(mirror_perm), axis=-2)',
+    'mirrored = landmarks',
+    (T_AUGMENT, '-k', 'flip'),
   ),
   Mutant(
     'mixup weight not the majority',
-    PIPELINE,
-    'tf.maximum(weight, 1.0 - weight)',
-    'weight',
-    (T_PIPELINE, '-k', 'mixup_in'),
+    AUGMENT,
+    'return mix_clips(clip, partner, jnp.maximum(w, 1.0 - w))',
+    'return mix_clips(clip, partner, w)',
+    (T_AUGMENT, '-k', 'mixup'),
   ),
   Mutant(
     'the same shuffle order every epoch',
     PIPELINE,
-    'seed=seed * 1_000_003 + epoch',
-    'seed=seed * 1_000_003',
+    '.shuffle(seed=order_seed(config.seed)).repeat()',
+    '.repeat(2**20).shuffle(seed=order_seed(config.seed))',
     (T_PIPELINE, '-k', 'epoch_is'),
+  ),
+  Mutant(
+    'the same order whatever the seed',
+    PIPELINE,
+    "return zlib.crc32(f'lipjax/example-order/{seed}'.encode())",
+    "return zlib.crc32(b'lipjax/example-order')",
+    (T_PIPELINE, '-k', 'seed'),
+  ),
+  Mutant(
+    'hosts read the first rows of every global batch',
+    PIPELINE,
+    'first_row = host_index * host_batch',
+    'first_row = 0',
+    (T_PIPELINE, '-k', 'hosts'),
+  ),
+  Mutant(
+    'augmentation keyed by local row, not global row',
+    'lipjax/train.py',
+    "rows=parallel.global_rows(batch['label'].shape[0]),",
+    'rows=None,',
+    ('tests/lipjax/test_train.py', '-k', 'two_devices'),
+  ),
+  Mutant(
+    "one augmentation draws from another one's stream",
+    AUGMENT,
+    "noise = std * jax.random.normal(stream(key, 'jitter'), clip['landmarks'].shape)",
+    "noise = std * jax.random.normal(stream(key, 'flip'), clip['landmarks'].shape)",
+    (T_AUGMENT, '-k', 'stream'),
+  ),
+  Mutant(
+    'TFRecord checksum not checked',
+    SOURCE,
+    '      if _masked_crc(record) != crc:',
+    '      if False:',
+    (T_SOURCE, '-k', 'corrupt'),
+  ),
+  Mutant(
+    'shard record counts not checked',
+    SOURCE,
+    '      if found != expected:',
+    '      if False:',
+    (T_SOURCE, '-k', 'truncated'),
   ),
   Mutant(
     'predict ignores --start/--end',
@@ -225,12 +271,10 @@ MUTANTS = (
   ),
   Mutant(
     'mixup speech mask not the union',
-    PIPELINE,
-    "out['speech_mask'] = tf.maximum(\n"
-    "    batch['speech_mask'], partner_of(batch['speech_mask']) * batch['frame_mask']\n"
-    '  )',
-    "out['speech_mask'] = batch['speech_mask']",
-    (T_PIPELINE, '-k', 'mixup'),
+    AUGMENT,
+    "out['speech_mask'] = jnp.maximum(clip['speech_mask'], partner['speech_mask'] * clip['frame_mask'])",
+    "out['speech_mask'] = clip['speech_mask']",
+    (T_AUGMENT, '-k', 'mix'),
   ),
   # --- checkpoint selection and resume ---
   Mutant(
@@ -250,8 +294,8 @@ MUTANTS = (
   Mutant(
     'resume: data stream restarts at step 0',
     TRAIN,
-    'config, meta, start_step, num_devices, jax.process_index(), jax.process_count()',
-    'config, meta, 0, num_devices, jax.process_index(), jax.process_count()',
+    'config, meta, start_step, num_devices, host_index, host_count)',
+    'config, meta, 0, num_devices, host_index, host_count)',
     (T_TRAIN, '-k', 'resumed'),
   ),
   Mutant(
@@ -264,24 +308,17 @@ MUTANTS = (
   # --- augmentation wiring ---
   Mutant(
     'flip never applied',
-    PIPELINE,
-    'do_flip = uniform(3, [size], 0.0, 1.0) < 0.5',
-    'do_flip = uniform(3, [size], 0.0, 1.0) < 0.0',
-    (T_PIPELINE, '-k', 'flip_in'),
+    AUGMENT,
+    "do_flip = _uniform(key, 'flip', 0.0, 1.0) < 0.5",
+    "do_flip = _uniform(key, 'flip', 0.0, 1.0) < 0.0",
+    (T_AUGMENT, '-k', 'flip'),
   ),
   Mutant(
     'mixup partner labels not carried',
-    PIPELINE,
-    "out['mix_label'] = partner_of(batch['label'])",
-    "out['mix_label'] = batch['label']",
-    (T_PIPELINE, '-k', 'mixup'),
-  ),
-  Mutant(
-    'augmentation seeded by epoch, not step',
-    PIPELINE,
-    'tf.stack([seed, step * host_count + host_index])',
-    'tf.stack([seed, step // per_epoch * host_count + host_index])',
-    (T_PIPELINE, '-k', 'deterministic or epoch_is or flip_in or mixup_in'),
+    AUGMENT,
+    "out['mix_label'] = partner['label']",
+    "out['mix_label'] = clip['label']",
+    (T_AUGMENT, '-k', 'mix'),
   ),
   # --- reports ---
   Mutant(

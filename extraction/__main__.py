@@ -11,6 +11,7 @@ os.environ.setdefault('GLOG_minloglevel', '2')
 
 from extraction import clip
 from extraction import pipeline
+from extraction import shards
 from extraction import sources
 from extraction import transcripts
 
@@ -19,9 +20,10 @@ def _parser() -> argparse.ArgumentParser:
   defaults = clip.Settings()
   parser = argparse.ArgumentParser(
     prog='python -m extraction',
-    description='Extract mouth-landmark graphs from face videos into TFRecord shards that '
-    'tfds.builder_from_directory(OUT) reads. Resumable: rerun the same command '
-    'after an interruption and finished clips are not redone.',
+    description='Extract mouth-landmark graphs from face videos into ArrayRecord (or TFRecord) '
+    'shards that tfds.builder_from_directory(OUT) describes. Resumable: rerun the same command '
+    'after an interruption and finished clips are not redone; rerun it with another '
+    '--file-format and the shards are rewritten from the clip cache.',
     formatter_class=argparse.ArgumentDefaultsHelpFormatter,
   )
   parser.add_argument(
@@ -76,7 +78,14 @@ def _parser() -> argparse.ArgumentParser:
     '--num-shards',
     type=int,
     default=1,
-    help='TFRecord files per split; also the number of array jobs that may split the corpus',
+    help='shard files per split; also the number of array jobs that may split the corpus',
+  )
+  parser.add_argument(
+    '--file-format',
+    choices=shards.FILE_FORMATS,
+    default=shards.ARRAY_RECORD,
+    help='array_record: random access, read without TensorFlow (lipjax, grain, '
+    'builder.as_data_source); tfrecord: for tf.data users (builder.as_dataset), needs TensorFlow',
   )
   parser.add_argument(
     '--shard-index',
@@ -142,6 +151,7 @@ def main(argv=None) -> int:
       num_shards=args.num_shards,
       shard_index=args.shard_index,
       progress=not args.quiet,
+      file_format=args.file_format,
     )
   except (sources.SourceError, transcripts.TranscriptError, ValueError, OSError) as error:
     print(f'extraction: error: {error}', file=sys.stderr)

@@ -12,6 +12,7 @@ import dataclasses
 import json
 import logging
 import os
+import sys
 import time
 
 from extraction import pipeline
@@ -65,3 +66,12 @@ def build_demo_dataset(data_dir: str, workers: int | None = None) -> None:
     time.time() - began,
     data_dir,
   )
+
+
+if __name__ == '__main__':
+  # `python -m extraction.demo DATA_DIR`: the demo set where `lipjax.train` would build it,
+  # from an environment with the extraction stack (the Colab notebook's extract_env).
+  if len(sys.argv) != 2:
+    sys.exit('usage: python -m extraction.demo DATA_DIR')
+  logging.basicConfig(level=logging.INFO, format='%(message)s')
+  build_demo_dataset(sys.argv[1])

@@ -14,6 +14,8 @@ Each part carries a fingerprint of the whole input (every clip's cache key, so
 its row, its files and the settings) and the class list: a part left in OUT by
 a run over another manifest is never merged; its job must run again.
 Without shard_index one process pool does every shard.
+Shards are ArrayRecord unless file_format='tfrecord' (extraction/shards.py); the
+format is part of the input's fingerprint, so parts of two formats never merge.
 """
 
 import concurrent.futures
@@ -306,7 +308,9 @@ def _run_workers(todo, settings, out_dir, workers, progress) -> dict:
   return timing
 
 
-def _write_part(out_dir, clips, keys, shard_ids, index, num_shards, class_names, settings) -> dict:
+def _write_part(
+  out_dir, clips, keys, shard_ids, index, num_shards, class_names, settings, file_format
+) -> dict:
   """Writes shard `index` of every split from the cache; returns the part record."""
   feature_spec = schema.features(settings.max_frames, class_names)
   label_index = {name: k for k, name in enumerate(class_names)}
@@ -355,7 +359,7 @@ def _write_part(out_dir, clips, keys, shard_ids, index, num_shards, class_names,
           label_index[clip.label], clip.speaker, clip.video_id, settings.max_frames
         )
 
-    path = shards.shard_path(out_dir, split, index, num_shards)
+    path = shards.shard_path(out_dir, split, index, num_shards, file_format)
     count, num_bytes = shards.write_shard(
       path, examples(members, stats, landmark_sum, speakers), feature_spec
     )
@@ -412,9 +416,9 @@ def _refuse(out_dir: str, input_path: str, message: str, **report) -> None:
   raise sources.SourceError(message)
 
 
-def input_fingerprint(keys: list[str], class_names, num_shards: int) -> str:
-  """A hash of every clip's cache key (its row, files and the settings), the classes and sharding."""
-  blob = json.dumps([keys, list(class_names), num_shards])
+def input_fingerprint(keys: list[str], class_names, num_shards: int, file_format: str) -> str:
+  """A hash of every clip's cache key (its row, files, the settings), the classes and the shards."""
+  blob = json.dumps([keys, list(class_names), num_shards, file_format])
   return hashlib.sha1(blob.encode()).hexdigest()
 
 
@@ -472,7 +476,17 @@ def _merge_report(parts: list[dict], class_names, settings, input_path, rejected
   }
 
 
-def _finalize(out_dir, parts, class_names, settings, input_path, rejected) -> dict:
+def _remove_other_formats(out_dir: str, file_format: str) -> None:
+  """Deletes shards of another file format: an earlier extraction into out_dir, now replaced."""
+  for name in os.listdir(out_dir):
+    for other in shards.FILE_FORMATS:
+      if (
+        other != file_format and name.startswith(f'{schema.DATASET_NAME}-') and f'.{other}-' in name
+      ):
+        os.remove(os.path.join(out_dir, name))
+
+
+def _finalize(out_dir, parts, class_names, settings, input_path, rejected, file_format) -> dict:
   """Writes tfds metadata and the merged report once every part is present."""
   shard_lengths, num_bytes = {}, {}
   landmark_sum, train_frames = np.zeros((schema.NUM_NODES, 3)), 0
@@ -489,7 +503,7 @@ def _finalize(out_dir, parts, class_names, settings, input_path, rejected) -> di
     if sum(lengths) == 0 or len(written_classes) < 2:
       # A split whose every clip failed has no files for tfds; a data set of fewer than 2 classes none.
       for index in range(len(lengths)):
-        os.remove(shards.shard_path(out_dir, split, index, len(lengths)))
+        os.remove(shards.shard_path(out_dir, split, index, len(lengths), file_format))
   if len(written_classes) < 2:
     for name in _METADATA_FILES:  # an earlier run's, describing shards just overwritten
       if os.path.exists(os.path.join(out_dir, name)):
@@ -510,9 +524,11 @@ def _finalize(out_dir, parts, class_names, settings, input_path, rejected) -> di
       'input': report['input'],
       'num_shards': len(parts),
       'record_order': shards.RECORD_ORDER,
+      'file_format': file_format,
     },
   )
-  shards.write_metadata(out_dir, meta, shard_lengths, num_bytes)
+  _remove_other_formats(out_dir, file_format)  # tfds describes a folder of one format
+  shards.write_metadata(out_dir, meta, shard_lengths, num_bytes, file_format)
   _atomic_json(os.path.join(out_dir, REPORT_NAME), report)
   return report
 
@@ -525,8 +541,9 @@ def run(
   num_shards: int = 1,
   shard_index: int | None = None,
   progress: bool = True,
+  file_format: str = shards.ARRAY_RECORD,
 ) -> dict:
-  """Extracts a corpus into TFRecord shards + metadata; returns the report.
+  """Extracts a corpus into shards + metadata; returns the report.
 
   The report's `complete` is False when this was one array job and other
   shards are still missing (metadata is then written by the last job).
@@ -537,6 +554,7 @@ def run(
     raise ValueError(f'shard_index must be in [0, {num_shards}), got {shard_index}')
   settings = settings or clip_lib.Settings()
   settings.check()
+  shards.check_file_format(file_format)
   if workers is not None and workers < 1:
     raise ValueError(f'workers must be at least 1, got {workers}')
   workers = workers or len(usable_cores())
@@ -567,9 +585,11 @@ def run(
 
   parts_dir = os.path.join(out_dir, _PARTS_DIR)
   os.makedirs(parts_dir, exist_ok=True)
-  fingerprint = input_fingerprint(keys, class_names, num_shards)
+  fingerprint = input_fingerprint(keys, class_names, num_shards, file_format)
   for index in mine:
-    part = _write_part(out_dir, clips, keys, shard_ids, index, num_shards, class_names, settings)
+    part = _write_part(
+      out_dir, clips, keys, shard_ids, index, num_shards, class_names, settings, file_format
+    )
     part['fingerprint'] = fingerprint
     _atomic_json(_part_path(out_dir, index, num_shards), part)
   parts, stale = _read_parts(out_dir, num_shards, fingerprint)
@@ -588,7 +608,9 @@ def run(
       'stale_parts': stale,
       **timing,
     }
-  report = _finalize(out_dir, parts, class_names, settings, input_path, _unsplit_rows(clips))
+  report = _finalize(
+    out_dir, parts, class_names, settings, input_path, _unsplit_rows(clips), file_format
+  )
   report.update(complete=True, workers=workers, **timing)
   if timing['process_seconds']:
     report['frames_per_second'] = timing['frames_processed'] / timing['process_seconds']

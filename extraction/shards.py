@@ -1,17 +1,20 @@
-"""TFRecord shards and tfds metadata on disk: the data set's file layout.
+"""Shard files and tfds metadata on disk: the data set's file layout.
 
-A data set directory holds, per split, `lipjax-{split}.tfrecord-{i:05d}-of-{n:05d}`
+A data set directory holds, per split, `lipjax-{split}.{format}-{i:05d}-of-{n:05d}`
 files of serialised examples (schema.py), plus tfds's `dataset_info.json`,
-`features.json` and `metadata.json`, so that
-`tfds.builder_from_directory(data_dir).as_dataset(split=...)` reads it.
+`features.json` and `metadata.json`, so that `tfds.builder_from_directory(data_dir)`
+describes it. Two file formats:
+- `array_record` (the default): random access by record index, written and read
+  without TensorFlow (`builder.as_data_source(split)`, lipjax.data_source);
+- `tfrecord` (on request, for tf.data users: `builder.as_dataset(split)`); writing
+  it needs TensorFlow. lipjax reads both (data sets extracted before ArrayRecord
+  were TFRecord).
 Shards are written to a temporary name and renamed when complete, so a killed
 run never leaves a truncated shard under a final name.
 
 Within a file, extraction writes records in `record_order`: a hash of each
 video id, so words and speakers are mixed along the file (as tfds shuffles the
-data sets it writes). Training that streams a file through a bounded shuffle
-buffer (configs/lrw.py: 50,000 of LRW's 488,000 clips) then draws every batch
-from the whole vocabulary, not from the few words sorted next to each other.
+data sets it writes) and any prefix of a file holds every word.
 """
 
 import hashlib
@@ -22,11 +25,26 @@ import numpy as np
 
 from extraction import schema
 
+ARRAY_RECORD = 'array_record'
+TFRECORD = 'tfrecord'
+FILE_FORMATS = (ARRAY_RECORD, TFRECORD)
+# One record per chunk: the layout tfds writes for random access.
+_ARRAY_RECORD_OPTIONS = 'group_size:1'
 
-def shard_path(data_dir: str, split: str, index: int, num_shards: int) -> str:
+
+def check_file_format(file_format: str) -> str:
+  """Returns file_format, or raises ValueError naming the formats there are."""
+  if file_format not in FILE_FORMATS:
+    raise ValueError(f'file format {file_format!r} is not one of {", ".join(FILE_FORMATS)}')
+  return file_format
+
+
+def shard_path(data_dir: str, split: str, index: int, num_shards: int, file_format: str) -> str:
   """Returns the final path of shard `index` of `num_shards` for a split."""
   return os.path.join(
-    data_dir, f'{schema.DATASET_NAME}-{split}.tfrecord-{index:05d}-of-{num_shards:05d}'
+    data_dir,
+    f'{schema.DATASET_NAME}-{split}.{check_file_format(file_format)}-'
+    f'{index:05d}-of-{num_shards:05d}',
   )
 
 
@@ -40,18 +58,58 @@ def record_order(video_ids: Iterable[str]) -> list[int]:
   return sorted(range(len(keys)), key=keys.__getitem__)
 
 
-def write_shard(path: str, examples: Iterable[dict], feature_spec) -> tuple[int, int]:
-  """Serialises examples into one TFRecord file atomically; returns (count, bytes)."""
-  import tensorflow as tf
+class _ArrayRecordWriter:
+  """array_record's writer with the layout tfds's ArrayRecord adapter uses."""
 
-  count, num_bytes = 0, 0
+  def __init__(self, path: str):
+    from array_record.python import array_record_module
+
+    self._writer = array_record_module.ArrayRecordWriter(path, _ARRAY_RECORD_OPTIONS)
+
+  def write(self, record: bytes) -> None:
+    self._writer.write(record)
+
+  def close(self) -> None:
+    self._writer.close()
+
+
+class _TFRecordWriter:
+  """TensorFlow's TFRecord writer (the checksummed format tf.data reads)."""
+
+  def __init__(self, path: str):
+    try:
+      import tensorflow as tf
+    except ImportError as e:
+      raise ValueError(
+        f'{path}: writing TFRecord shards needs TensorFlow ({e}); install lipjax[tf] '
+        f'or write the default {ARRAY_RECORD} shards'
+      ) from None
+    self._writer = tf.io.TFRecordWriter(path)
+
+  def write(self, record: bytes) -> None:
+    self._writer.write(record)
+
+  def close(self) -> None:
+    self._writer.close()
+
+
+def write_shard(path: str, examples: Iterable[dict], feature_spec) -> tuple[int, int]:
+  """Serialises examples into one shard file atomically; returns (count, bytes).
+
+  The file format is the one `path` names (shard_path).
+  """
+  file_format = ARRAY_RECORD if f'.{ARRAY_RECORD}-' in os.path.basename(path) else TFRECORD
   tmp = path + '.incomplete'
-  with tf.io.TFRecordWriter(tmp) as writer:
+  writer = (_ArrayRecordWriter if file_format == ARRAY_RECORD else _TFRecordWriter)(tmp)
+  count, num_bytes = 0, 0
+  try:
     for example in examples:
       record = feature_spec.serialize_example(example)
       writer.write(record)
       count += 1
       num_bytes += len(record)
+  finally:
+    writer.close()
   os.replace(tmp, path)
   return count, num_bytes
 
@@ -61,6 +119,7 @@ def write_metadata(
   meta: schema.DatasetMeta,
   shard_lengths: dict[str, list[int]],
   num_bytes: dict[str, int],
+  file_format: str,
   description: str = '',
 ) -> None:
   """Writes tfds metadata for complete shards; splits with no examples are left out."""
@@ -72,7 +131,7 @@ def write_metadata(
     template='{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}',
     dataset_name=schema.DATASET_NAME,
     split='train',
-    filetype_suffix='tfrecord',
+    filetype_suffix=check_file_format(file_format),
   )
   split_infos = [
     tfds.core.SplitInfo(
@@ -91,6 +150,8 @@ def write_metadata(
   stored = meta.to_dict()
   stored.pop('class_names')  # lives in the ClassLabel feature
   stored.pop('split_sizes')  # lives in the split infos
+  # tfds's own check reads an example through tf.data; lipjax.data_source checks the
+  # shards against these lengths whenever it opens a split.
   tfds.folder_dataset.write_metadata(
     data_dir=data_dir,
     features=feature_spec,
@@ -99,7 +160,7 @@ def write_metadata(
     version=schema.SCHEMA_VERSION,
     description=description or 'lipjax mouth-landmark graphs (see extraction/schema.py)',
     metadata=tfds.core.MetadataDict(stored),
-    check_data=True,
+    check_data=False,
   )
 
 
@@ -119,6 +180,7 @@ def write_dataset(
   examples_by_split: dict[str, list[dict]],
   meta: schema.DatasetMeta,
   num_shards: int = 1,
+  file_format: str = ARRAY_RECORD,
 ) -> None:
   """Writes whole splits of in-memory examples plus metadata (small data sets, tests).
 
@@ -136,47 +198,10 @@ def write_dataset(
     shard_lengths[split], num_bytes[split] = [], 0
     for index in range(num_shards):
       count, size = write_shard(
-        shard_path(data_dir, split, index, num_shards), examples[index::num_shards], feature_spec
+        shard_path(data_dir, split, index, num_shards, file_format),
+        examples[index::num_shards],
+        feature_spec,
       )
       shard_lengths[split].append(count)
       num_bytes[split] += size
-  write_metadata(data_dir, meta, shard_lengths, num_bytes)
-
-
-def read_split(data_dir: str, split: str, shuffle_files: bool = False):
-  """Returns the tf.data.Dataset of a split's parsed examples (dict of tensors)."""
-  import tensorflow_datasets as tfds
-
-  builder = tfds.builder_from_directory(data_dir)
-  if split not in builder.info.splits:
-    raise ValueError(f'{data_dir}: no split {split!r}; has {sorted(builder.info.splits)}')
-  return builder.as_dataset(split=split, shuffle_files=shuffle_files)
-
-
-def find_bad_shard(data_dir: str, split: str) -> str | None:
-  """Reads every shard of a split; returns 'FILE: problem' for the first unreadable one, else None.
-
-  A shard is bad when a record is corrupt or the file holds fewer or more
-  records than the data set's metadata says (truncated, or replaced).
-  """
-  import tensorflow as tf
-  import tensorflow_datasets as tfds
-
-  info = tfds.builder_from_directory(data_dir).info.splits[split]
-  for path, expected in zip(info.filepaths, info.shard_lengths):
-    count = 0
-    try:
-      for _ in tf.data.TFRecordDataset(os.fspath(path)):
-        count += 1
-    except tf.errors.OpError as e:
-      return (
-        f'{path}: unreadable after {count} of {expected} records '
-        f'({e.message.splitlines()[0]}); the shard is corrupt or truncated, '
-        're-run extraction'
-      )
-    if count != expected:
-      return (
-        f'{path}: holds {count} records, the metadata says {expected}; the shard is '
-        'truncated or from another extraction, re-run extraction'
-      )
-  return None
+  write_metadata(data_dir, meta, shard_lengths, num_bytes, file_format)

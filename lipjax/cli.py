@@ -21,6 +21,12 @@ DEMO_DATA_DIR = os.path.expanduser('~/.cache/lipjax/demo')
 OWN_CODE = ('/lipjax/', '/extraction/')
 # Errors a user can act on; anything else is a bug and keeps its traceback.
 USER_ERRORS = (FileNotFoundError, ValueError, KeyError, OSError)
+# Config keys that existed once, and what replaced them (a user's old command line).
+REMOVED_CONFIG_KEYS = {
+  'jit_augment': 'config.input.jit_augment is gone: augmentation runs in JAX on the devices',
+  'shuffle_buffer': 'config.input.shuffle_buffer is gone: grain shuffles the whole split',
+  'cycle_length': 'config.input.cycle_length is gone: grain reads examples by index',
+}
 
 
 def error_message(error: BaseException) -> str:
@@ -37,9 +43,15 @@ def run(main: Callable[[list[str]], None], program: str, define_flags: Callable[
     try:
       return flags.FLAGS(argv)
     except (flags.Error, AttributeError, KeyError, TypeError, ValueError) as e:
+      replaced = [text for key, text in REMOVED_CONFIG_KEYS.items() if f"'{key}'" in str(e)]
       sys.exit(
-        f'{program}: error: bad command line: {error_message(e)} (see --helpfull for '
-        'flags, configs/*.py for config keys)'
+        f'{program}: error: bad command line: {error_message(e)} ('
+        + (
+          '; '.join(replaced) + '; drop the flag'
+          if replaced
+          else 'see --helpfull for flags, configs/*.py for config keys'
+        )
+        + ')'
       )
 
   def guarded(argv):

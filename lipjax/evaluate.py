@@ -15,7 +15,6 @@ from absl import flags
 import numpy as np
 
 from extraction import schema
-from extraction import shards
 from lipjax import checkpoints
 from lipjax import cli
 from lipjax import evaluation
@@ -44,14 +43,6 @@ def restore_model(workdir: str):
   config, meta = workdir_lib.load(workdir)
   params, step, which = checkpoints.restore_params(workdir)
   return config, meta, models.create_model(config, meta), params, step, which
-
-
-def split_speakers(data_dir: str, split: str) -> list[str]:
-  """The speaker of each example of a split, in the order evaluation reads them."""
-  import tensorflow_datasets as tfds
-
-  speakers = shards.read_split(data_dir, split).map(lambda example: example['speaker'])
-  return [speaker.decode() for speaker in tfds.as_numpy(speakers)]
 
 
 def evaluation_report(
@@ -88,14 +79,14 @@ def evaluate_workdir(workdir: str, split: str = 'test', data_dir: str | None = N
     raise FileNotFoundError(
       f'data set {config.data_dir} (from {workdir}/config.json) does not exist; pass --data_dir'
     )
-  dataset = input_pipeline.eval_dataset(config, split, parallel.num_devices())
+  examples = input_pipeline.load_split(config, split)
   result = evaluation.evaluate_model(
     evaluation.parallel_evaluate_step(model.apply),
     parallel.replicate(params),
-    dataset,
+    input_pipeline.eval_iterator(config, split, parallel.num_devices(), examples=examples),
     meta.num_classes,
   )
-  speakers = split_speakers(config.data_dir, split)
+  speakers = examples.strings('speaker')
   report = evaluation_report(result, meta, split, step, which, speakers)
   workdir_lib.path(workdir, f'eval_{split}.json').write_text(json.dumps(report, indent=1))
   plots.confusion_matrix(

@@ -29,21 +29,19 @@ def evaluate_step(params, batch, apply_fn):
   }
 
 
-def evaluate_model(p_evaluate_step, params, dataset, num_classes: int) -> dict[str, Any]:
+def evaluate_model(p_evaluate_step, params, batches, num_classes: int) -> dict[str, Any]:
   """Runs a whole split once; returns loss, accuracy, macro-F1, top-5 and the confusion matrix.
 
   Also each example's label and prediction ('labels', 'predictions'), in the
-  split's read order (shards.read_split's), padding dropped.
+  split's index order, padding dropped.
 
   p_evaluate_step: evaluate_step under parallel.data_parallel with apply_fn bound;
-  params: replicated over the local devices. With several processes each runs
-  its share of every batch (input_pipeline.eval_dataset with its host index),
+  params: replicated over the local devices; batches: input_pipeline.eval_iterator's.
+  With several processes each runs its share of every batch (its host index),
   and the per-example outputs of all of them are gathered before the metrics
   are taken, so every process returns what one process would.
   """
-  outputs = [
-    parallel.to_host(p_evaluate_step(params, batch)) for batch in dataset.as_numpy_iterator()
-  ]
+  outputs = [parallel.to_host(p_evaluate_step(params, batch)) for batch in batches]
   out = {key: np.concatenate([o[key] for o in outputs]) for key in outputs[0]}
   out = parallel.gather_batches(out, len(outputs))
   mask = out['example_mask']

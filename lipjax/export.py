@@ -2,7 +2,7 @@
 
 Writes into DIR (layout and loader: lipjax/exported.py, which needs TensorFlow only):
   saved_model/       SavedModel, signature `serving_default`: the batch dict (keys and
-                     dtypes of input_pipeline.MODEL_DTYPES but `label`, leading dimension
+                     dtypes of data_source.MODEL_DTYPES but `label`, leading dimension
                      None: any batch size) -> `logits` [B, C]; parameters as variables
   model.tflite       the same function at batch size 1, if TFLite converts it (below)
   dataset_meta.json  the data set's metadata, as the workdir keeps it (classes, max_frames,
@@ -45,15 +45,16 @@ import numpy as np
 
 from extraction import native_stderr
 from lipjax import cli
+from lipjax import data_source
 from lipjax import exported
-from lipjax import input_pipeline
 
 FLAGS = flags.FLAGS
 PROGRAM = 'lipjax.export'
-tf = exported.tf
+# TensorFlow before JAX, so that tf.lite's optional JAX import is skipped (exported.py).
+tf = exported.import_tensorflow()
 
 # The batch keys the model reads: every numeric example field but the target.
-INPUT_KEYS = tuple(key for key in input_pipeline.MODEL_DTYPES if key != 'label')
+INPUT_KEYS = tuple(key for key in data_source.MODEL_DTYPES if key != 'label')
 TFLITE_BATCH_SIZE = 1
 TFLITE_OPS = (('TFLITE_BUILTINS',), ('TFLITE_BUILTINS', 'SELECT_TF_OPS'))
 # An export must reproduce JAX's logits to this (float32 rounding differs between backends).
@@ -79,7 +80,7 @@ def input_specs(meta) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
 
   shapes = models.dummy_batch(meta, 1)
   return {
-    key: (np.dtype(input_pipeline.MODEL_DTYPES[key]), shapes[key].shape[1:]) for key in INPUT_KEYS
+    key: (np.dtype(data_source.MODEL_DTYPES[key]), shapes[key].shape[1:]) for key in INPUT_KEYS
   }
 
 

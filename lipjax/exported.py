@@ -12,8 +12,9 @@ An export folder holds (names below, the one home of the layout):
     model = exported.load('export/')              # or backend='tflite'
     logits = model.logits(batch)                  # dict of [B, ...] arrays -> [B, C]
 
-Importing this module loads TensorFlow with JAX kept out (see import_tensorflow), so a
-process that scores with an export never pays for, or depends on, JAX.
+Loading an export imports TensorFlow with JAX kept out (see import_tensorflow), so a
+process that scores with an export never pays for, or depends on, JAX; importing this
+module imports neither.
 """
 
 import json
@@ -60,9 +61,6 @@ def import_tensorflow():
   return tf
 
 
-tf = import_tensorflow()
-
-
 class _SavedModelRunner:
   """The SavedModel's serving signature; any batch size."""
 
@@ -70,7 +68,8 @@ class _SavedModelRunner:
   _started = False
 
   def __init__(self, path: str):
-    self._loaded = tf.saved_model.load(path)  # keeps the variables alive
+    self._tf = import_tensorflow()
+    self._loaded = self._tf.saved_model.load(path)  # keeps the variables alive
     self._function = self._loaded.signatures[SIGNATURE]
     _, specs = self._function.structured_input_signature
     self.inputs = {
@@ -78,7 +77,7 @@ class _SavedModelRunner:
     }
 
   def __call__(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
-    tensors = {k: tf.constant(v) for k, v in inputs.items()}
+    tensors = {k: self._tf.constant(v) for k, v in inputs.items()}
     if self._started:
       return self._function(**tensors)[OUTPUT].numpy()
     # The first call starts TF's XLA, which writes its start-up lines straight to stderr.
@@ -92,6 +91,7 @@ class _TFLiteRunner:
   """The TFLite model's signature through tf.lite.Interpreter; its fixed batch size."""
 
   def __init__(self, path: str, num_threads: int | None):
+    tf = import_tensorflow()
     with warnings.catch_warnings():
       # 'tf.lite.Interpreter is deprecated ... use ai_edge_litert': same runtime, one less package.
       warnings.simplefilter('ignore', UserWarning)

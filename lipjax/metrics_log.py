@@ -5,7 +5,7 @@ step: `step`, `epoch`, `train_loss`, `train_accuracy`, `val_loss`,
 `val_accuracy`, `val_macro_f1`, `val_top5`, `val_examples`, `learning_rate`,
 `steps_per_sec`, `examples_per_sec`, `devices` (over all processes). Training, diagnose, the plots,
 the notebook and the experiments read it through `read`; training writes
-it through `append` (TensorBoard gets the same values through clu's writers).
+it through `append` (TensorBoard gets the same values through tensorboard.MetricWriter).
 """
 
 import json

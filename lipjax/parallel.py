@@ -17,6 +17,7 @@ from typing import Iterator
 
 import jax
 from jax.experimental import multihost_utils
+import jax.numpy as jnp
 import numpy as np
 
 AXIS = 'batch'
@@ -86,6 +87,16 @@ def pmean(tree):
 def device_index():
   """This device's position along the batch axis (inside data_parallel)."""
   return jax.lax.axis_index(AXIS)
+
+
+def global_rows(per_device: int):
+  """Rows of the global batch that this device's slice holds (inside data_parallel).  # [per_device]"""
+  return device_index() * per_device + jnp.arange(per_device)
+
+
+def all_gather(tree):
+  """Every device's slice, concatenated in device order: the global batch (inside data_parallel)."""
+  return jax.lax.all_gather(tree, AXIS, tiled=True)
 
 
 def _local_sharding() -> jax.sharding.NamedSharding:

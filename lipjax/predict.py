@@ -21,8 +21,8 @@ import numpy as np
 
 from extraction import clip as clip_lib
 from lipjax import cli
-from lipjax import exported  # before input_pipeline: TensorFlow loads without JAX
-from lipjax import input_pipeline
+from lipjax import data_source
+from lipjax import exported
 
 FLAGS = flags.FLAGS
 
@@ -102,7 +102,7 @@ class Predictor:
     example = arrays.to_example(
       label=0, speaker='', video_id=video_path, max_frames=self.meta.max_frames
     )
-    return input_pipeline.parse_numpy_example(example)
+    return data_source.model_example(example)
 
   def probabilities(self, examples: list[dict], batch_size: int) -> np.ndarray:
     """Class probabilities for parsed examples, in batches of batch_size.  # [V, C]"""

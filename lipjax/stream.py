@@ -46,8 +46,8 @@ from extraction import clip as clip_lib
 from extraction import schema
 from extraction import transcripts
 from lipjax import cli
-from lipjax import exported  # before input_pipeline, as in lipjax.predict
-from lipjax import input_pipeline
+from lipjax import data_source
+from lipjax import exported
 from lipjax import spotting
 
 FLAGS = flags.FLAGS
@@ -226,7 +226,7 @@ def parsed_example(arrays: dict, max_frames: int) -> dict:
   example = schema.pad_example(
     **arrays, label=0, speaker='', video_id='stream', max_frames=max_frames
   )
-  return input_pipeline.parse_numpy_example(example)
+  return data_source.model_example(example)
 
 
 def centred_speech_mask(max_frames: int, fps: float, word_seconds: float) -> np.ndarray:

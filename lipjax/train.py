@@ -13,7 +13,6 @@ import time
 from typing import Any
 
 from absl import logging
-from clu import metric_writers
 from flax.training import train_state
 import jax
 import jax.numpy as jnp
@@ -23,6 +22,7 @@ import optax
 import tqdm
 
 from extraction import schema
+from lipjax import augment
 from lipjax import checkpoints
 from lipjax import evaluation
 from lipjax import input_pipeline
@@ -30,6 +30,7 @@ from lipjax import metrics_log
 from lipjax import models
 from lipjax import parallel
 from lipjax import plots
+from lipjax import tensorboard
 from lipjax import workdir as workdir_lib
 
 
@@ -124,11 +125,35 @@ def mixed_cross_entropy(logits, batch, label_smoothing: float):
   ) * cross_entropy(logits, batch['mix_label'], label_smoothing)
 
 
-def train_step(state, batch, dropout_root, label_smoothing: float):
-  """One optimizer step on a device's slice; gradients are averaged over devices."""
-  # Dropout depends only on (seed, step, device), so a resumed run draws the same masks.
+def run_keys(seed: int):
+  """(init key, {'dropout': key, 'augment': key}) of a run: everything random is a function of seed.
+
+  Each step folds its number into the dropout and augmentation keys; dropout then
+  its device, augmentation each clip's row in the global batch.
+  """
+  init_rng, dropout_root = jax.random.split(jax.random.PRNGKey(seed))
+  return init_rng, {
+    'dropout': dropout_root,
+    'augment': augment.stream(jax.random.PRNGKey(seed), 'augment'),
+  }
+
+
+def train_step(state, batch, roots, label_smoothing: float, augment_config, mirror_perm):
+  """One optimizer step on a device's slice: augmentation, loss, gradients averaged over devices.
+
+  roots: {'dropout': key, 'augment': key}. Augmentation is keyed by (seed, step,
+  global row), dropout by (seed, step, device), so a resumed run draws the same.
+  """
+  batch = augment.augment_batch(
+    batch,
+    jax.random.fold_in(roots['augment'], state.step),
+    augment_config,
+    mirror_perm,
+    rows=parallel.global_rows(batch['label'].shape[0]),
+    gather=parallel.all_gather,
+  )
   dropout_rng = jax.random.fold_in(
-    jax.random.fold_in(dropout_root, state.step), parallel.device_index()
+    jax.random.fold_in(roots['dropout'], state.step), parallel.device_index()
   )
 
   def loss_fn(params):
@@ -139,6 +164,16 @@ def train_step(state, batch, dropout_root, label_smoothing: float):
   state = state.apply_gradients(grads=parallel.pmean(grads))
   accuracy = jnp.mean(jnp.argmax(logits, -1) == batch['label'])
   return state, parallel.pmean({'loss': loss, 'accuracy': accuracy})
+
+
+def step_function(config, meta: schema.DatasetMeta):
+  """train_step for a config and data set, not yet compiled: (state, batch, roots) -> (state, metrics)."""
+  return functools.partial(
+    train_step,
+    label_smoothing=config.label_smoothing,
+    augment_config=config.augment,
+    mirror_perm=np.asarray(meta.mirror_perm, np.int32),
+  )
 
 
 def data_position(step: int, per_epoch: int) -> dict[str, int]:
@@ -198,7 +233,7 @@ def _train(config, meta: schema.DatasetMeta, workdir: str, is_primary: bool) -> 
   host_index, host_count = parallel.process_index(), parallel.process_count()
   per_epoch = input_pipeline.steps_per_epoch(meta, config.batch_size, host_count)
   model = models.create_model(config, meta)
-  init_rng, dropout_root = jax.random.split(jax.random.PRNGKey(config.seed))
+  init_rng, keys = run_keys(config.seed)
   state = create_train_state(config, meta, model, init_rng)
   logging.info(
     'Parameters by module (%s, %d classes):\n%s',
@@ -227,22 +262,18 @@ def _train(config, meta: schema.DatasetMeta, workdir: str, is_primary: bool) -> 
     logging.info('Training already finished at step %d', start_step)
     return metrics_log.last(workdir)
 
-  p_train_step = parallel.data_parallel(
-    functools.partial(train_step, label_smoothing=config.label_smoothing), donate_argnums=(0,)
-  )
+  p_train_step = parallel.data_parallel(step_function(config, meta), donate_argnums=(0,))
   p_evaluate_step = evaluation.parallel_evaluate_step(model.apply)
   train_batches = parallel.prefetch(
     input_pipeline.train_iterator(config, meta, start_step, num_devices, host_index, host_count)
   )
-  val_dataset = input_pipeline.eval_dataset(config, 'val', num_devices, host_index, host_count)
+  val_examples = input_pipeline.load_split(config, 'val')
   replicated = parallel.replicate(state)
-  dropout_roots = parallel.replicate(dropout_root)
+  roots = parallel.replicate(keys)
   learning_rate_fn = create_learning_rate_fn(config)
 
-  writer = metric_writers.create_default_writer(
-    workdir_lib.path(workdir, workdir_lib.TENSORBOARD),
-    just_logging=not is_primary,
-    asynchronous=False,
+  writer = tensorboard.MetricWriter(
+    workdir_lib.path(workdir, workdir_lib.TENSORBOARD), events=is_primary, resume_step=start_step
   )
   train_history, record = [], {}
   window_start, window_steps = time.perf_counter(), 0
@@ -250,7 +281,7 @@ def _train(config, meta: schema.DatasetMeta, workdir: str, is_primary: bool) -> 
     total=config.num_train_steps, initial=start_step, unit='step', dynamic_ncols=True, disable=None
   ) as bar:
     for step in range(start_step + 1, config.num_train_steps + 1):
-      replicated, step_metrics = p_train_step(replicated, next(train_batches), dropout_roots)
+      replicated, step_metrics = p_train_step(replicated, next(train_batches), roots)
       train_history.append(step_metrics)
       window_steps += 1
       bar.update(1)
@@ -275,8 +306,11 @@ def _train(config, meta: schema.DatasetMeta, workdir: str, is_primary: bool) -> 
         )
 
       if is_eval:
+        val_batches = input_pipeline.eval_iterator(
+          config, 'val', num_devices, host_index, host_count, val_examples
+        )
         val = evaluation.evaluate_model(
-          p_evaluate_step, replicated.params, val_dataset, meta.num_classes
+          p_evaluate_step, replicated.params, val_batches, meta.num_classes
         )
         improved = val['accuracy'] > progress['best_val_accuracy']
         progress['best_val_accuracy'] = max(val['accuracy'], progress['best_val_accuracy'])

@@ -1,8 +1,8 @@
-"""A tiny data set written as real TFRecord shards with tfds metadata, shared by the tests.
+"""A tiny data set written as real ArrayRecord shards with tfds metadata, shared by the tests.
 
-Content is synthetic but learnable: each word opens the mouth with its own
-rhythm, and AU/geometry carry a weak word-dependent offset. The graph is a
-fixed connected ring with chords over the 88 ROI nodes.
+Content is made up but learnable (extraction/random_examples.py): each word opens
+the mouth with its own rhythm, and AU/geometry carry a weak word-dependent
+offset. The graph is a fixed connected ring with chords over the 88 ROI nodes.
 """
 
 import os
@@ -11,6 +11,7 @@ from checkpoint_files import read_metrics
 import numpy as np
 import pytest
 
+from extraction import random_examples
 from extraction import schema
 from extraction import shards
 from lipjax import graphs
@@ -20,52 +21,20 @@ MAX_FRAMES = 12
 SPLIT_SIZES = {'train': 48, 'val': 13, 'test': 11}  # val and test leave a partial eval batch
 
 
-def synthetic_example(rng, label: int, speaker: str, video_id: str) -> dict:
-  """One padded example whose mouth opens at a word-specific rate."""
-  length = int(rng.integers(7, MAX_FRAMES + 1))
-  base = 0.3 + 0.4 * np.random.default_rng(0).random((schema.NUM_NODES, 3))  # [N, 3] one face
-  t = np.arange(length)[:, None]
-  opening = 0.05 * np.sin(2 * np.pi * (label + 1) * t / 8.0)  # [L, 1]
-  landmarks = np.repeat(base[None], length, axis=0)  # [L, N, 3]
-  landmarks[:, : schema.NUM_NODES // 2, 1] += opening
-  landmarks += rng.normal(0, 0.004, landmarks.shape)
-  au = np.clip(0.3 + 0.1 * label + rng.normal(0, 0.1, (length, schema.NUM_AU)), 0, 1)
-  geometry = np.clip(0.5 + rng.normal(0, 0.1, (length, schema.NUM_GEOMETRY)), 0, 1)
-  speech = np.zeros(length)
-  speech[1 : length - 1] = 1
-  return schema.pad_example(
-    landmarks=landmarks.astype(np.float32),
-    au=au,
-    geometry=geometry,
-    face_mask=np.ones(length),
-    speech_mask=speech,
-    label=label,
-    speaker=speaker,
-    video_id=video_id,
-    max_frames=MAX_FRAMES,
-  )
-
-
-def write_synthetic_dataset(data_dir: str, seed: int = 0) -> schema.DatasetMeta:
+def write_synthetic_dataset(
+  data_dir: str, seed: int = 0, file_format: str = shards.ARRAY_RECORD
+) -> schema.DatasetMeta:
   """Writes the synthetic splits as shards + metadata; returns the metadata."""
-  rng = np.random.default_rng(seed)
-  examples = {}
-  for split, size in SPLIT_SIZES.items():
-    examples[split] = [
-      synthetic_example(rng, i % len(CLASS_NAMES), f'spk{i % 4}', f'{split}_{i:03d}')
-      for i in range(size)
-    ]
-  senders, receivers = graphs.ring_edges(schema.NUM_NODES)
-  meta = schema.DatasetMeta.for_roi(
-    class_names=CLASS_NAMES,
-    max_frames=MAX_FRAMES,
-    fps=25.0,
-    senders=senders,
-    receivers=receivers,
-    extraction={'source': 'tests/lipjax/conftest.py'},
+  return random_examples.write_dataset(
+    data_dir,
+    SPLIT_SIZES,
+    CLASS_NAMES,
+    MAX_FRAMES,
+    num_shards=2,
+    edges=graphs.ring_edges(schema.NUM_NODES),
+    file_format=file_format,
+    seed=seed,
   )
-  shards.write_dataset(data_dir, examples, meta, num_shards=2)
-  return schema.DatasetMeta.load(data_dir)
 
 
 @pytest.fixture(scope='session', autouse=True)
@@ -89,6 +58,18 @@ def dataset(tmp_path_factory):
   """(data_dir, meta) of the shared synthetic data set."""
   data_dir = str(tmp_path_factory.mktemp('data') / 'synthetic')
   return data_dir, write_synthetic_dataset(data_dir)
+
+
+@pytest.fixture(scope='session')
+def tfrecord_twin(tmp_path_factory):
+  """The shared synthetic data set's examples written as TFRecord shards (as before ArrayRecord).
+
+  Writing TFRecord needs TensorFlow; the base install (the newest-releases venv of CI) has none.
+  """
+  pytest.importorskip('tensorflow')
+  data_dir = str(tmp_path_factory.mktemp('tfrecord') / 'synthetic')
+  write_synthetic_dataset(data_dir, file_format=shards.TFRECORD)
+  return data_dir
 
 
 @pytest.fixture()

@@ -16,10 +16,10 @@ import ablate  # noqa: E402
 
 def test_parse_base_reads_literals_and_bare_strings():
   assert ablate.parse_base(
-    ['model.centre=window_scaled', 'input.jit_augment=True', 'batch_size=64', 'x=1e-3']
+    ['model.centre=window_scaled', 'input.cache=True', 'batch_size=64', 'x=1e-3']
   ) == {
     'model.centre': 'window_scaled',
-    'input.jit_augment': True,
+    'input.cache': True,
     'batch_size': 64,
     'x': 1e-3,
   }
@@ -28,10 +28,10 @@ def test_parse_base_reads_literals_and_bare_strings():
 
 
 def test_base_goes_under_every_variant_and_the_variant_wins():
-  base = {'model.centre': 'window_scaled', 'input.jit_augment': True}
+  base = {'model.centre': 'window_scaled', 'input.cache': False}
   plain = ablate.variant_config('lipjax (small)', 0, 100, '/data', base)
   assert plain.model.centre == 'window_scaled'
-  assert plain.input.jit_augment
+  assert not plain.input.cache
   assert plain.data_dir == '/data'
   no_mask = ablate.variant_config('no speech mask', 1, 100, None, base)
   assert (no_mask.model.centre, no_mask.model.mask_mode, no_mask.seed) == (

@@ -12,6 +12,7 @@ import sys
 import numpy as np
 import pytest
 
+from lipjax import data_source
 from lipjax import evaluate
 from lipjax import evaluation
 from lipjax import export
@@ -55,7 +56,7 @@ def jax_reference(shipped):
   for split in ('train', 'val', 'test'):
     batches = [
       {key: value[0] for key, value in batch.items()}  # [1 device, B, ...] -> [B, ...]
-      for batch in input_pipeline.eval_dataset(config, split, 1).as_numpy_iterator()
+      for batch in input_pipeline.eval_iterator(config, split, 1)
     ]
     logits, predictions = zip(*[jax.device_get(score(params, b)) for b in batches])
     splits[split] = {'batches': batches, 'logits': logits, 'predictions': predictions}
@@ -87,7 +88,7 @@ def test_export_writes_its_files_and_records_the_best_checkpoint(shipped, saved_
   model = saved_model
   assert model.meta.class_names == ['EARLY', 'LATE']
   assert (model.checkpoint, model.step, model.num_classes) == ('best', run['best_step'], 2)
-  assert set(model.inputs) == set(input_pipeline.MODEL_DTYPES) - {'label'}
+  assert set(model.inputs) == set(data_source.MODEL_DTYPES) - {'label'}
 
 
 @pytest.mark.parametrize('split', ['train', 'val', 'test'])

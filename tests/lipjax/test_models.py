@@ -112,8 +112,7 @@ def test_window_centring_needs_no_silence():
 
 def real_batch(config, size=4):
   """The first eval batch of the synthetic data set, without the device axis."""
-  dataset = input_pipeline.eval_dataset(config, 'val', 1)
-  batch = next(dataset.as_numpy_iterator())
+  batch = next(input_pipeline.eval_iterator(config, 'val', 1))
   return {key: value[0, :size] for key, value in batch.items()}
 
 

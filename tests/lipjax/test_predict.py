@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from extraction import schema
-from extraction import shards
 from extraction.synthetic.faces import carphone_path
 from lipjax import evaluate
 from lipjax import predict
@@ -24,11 +23,10 @@ def trained(carphone_run):
 
 def stored_examples(data_dir, split):
   """The split's examples as written by extraction, by clip number."""
-  import tensorflow_datasets as tfds
+  from lipjax import data_source
 
-  return {
-    int(e['video_id'].decode()[-2:]): e for e in tfds.as_numpy(shards.read_split(data_dir, split))
-  }
+  source = data_source.SplitSource(data_dir, split)
+  return {int(e['video_id'][-2:]): e for e in source.__getitems__(range(len(source)))}
 
 
 def test_prediction_features_are_bit_identical_to_the_extracted_shards(trained):
