@@ -43,6 +43,8 @@ def test_videos_to_predictions_through_the_command_lines(tmp_path):
     '2',
     '--variants',
     '1',
+    '--lfw-faces',
+    '0',
     '--val-speakers',
     '1',
     '--test-speakers',
@@ -64,7 +66,8 @@ def test_videos_to_predictions_through_the_command_lines(tmp_path):
     '2',
     '--quiet',
   )
-  assert 'wrote 42 clips' in extracted.stdout and '0 skipped' in extracted.stdout  # 3 x 7 x 2
+  # 3 words x 7 photos (the built-in ones, no LFW crops) x 2 clips.
+  assert 'wrote 42 clips' in extracted.stdout and '0 skipped' in extracted.stdout
   with open(os.path.join(data, 'extraction_report.json')) as f:
     report = json.load(f)
   assert set(report['splits']['train']['speakers']).isdisjoint(report['splits']['test']['speakers'])
