@@ -1,7 +1,14 @@
-"""Command line: python -m extraction --input DIR_OR_MANIFEST --out DATA_DIR [--workers N]."""
+"""`python -m extraction --input DIR_OR_MANIFEST --out DATA_DIR [--workers N]`: videos -> shards.
 
-import argparse
-import logging
+Extracts mouth-landmark graphs from face videos into ArrayRecord (or TFRecord)
+shards that tfds.builder_from_directory(DATA_DIR) describes, and
+extraction_report.json. Resumable: rerun the same command after an
+interruption and finished clips are not redone; rerun it with another --file_format
+and the shards are rewritten from the clip cache. Exit status 0: every clip written;
+1: some clips were skipped (each listed on stderr and in the report); 2: unusable
+input or settings.
+"""
+
 import os
 import sys
 
@@ -9,93 +16,80 @@ import sys
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 os.environ.setdefault('GLOG_minloglevel', '2')
 
+from absl import flags
+
+from extraction import cli
 from extraction import clip
 from extraction import pipeline
 from extraction import shards
 from extraction import sources
 from extraction import transcripts
 
+FLAGS = flags.FLAGS
+PROGRAM = 'extraction'
 
-def _parser() -> argparse.ArgumentParser:
+
+def define_flags() -> None:
+  """Command-line flags; defined only when run as a program (absl flags are process-global)."""
   defaults = clip.Settings()
-  parser = argparse.ArgumentParser(
-    prog='python -m extraction',
-    description='Extract mouth-landmark graphs from face videos into ArrayRecord (or TFRecord) '
-    'shards that tfds.builder_from_directory(OUT) describes. Resumable: rerun the same command '
-    'after an interruption and finished clips are not redone; rerun it with another '
-    '--file-format and the shards are rewritten from the clip cache.',
-    formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+  flags.DEFINE_string(
+    'input',
+    None,
+    'LRW-style folder (WORD/{train,val,test}/WORD_00001.mp4 + .txt) or a CSV manifest with '
+    'columns path,label,split,speaker,start,end.',
   )
-  parser.add_argument(
-    '--input',
-    required=True,
-    help='LRW-style folder (WORD/{train,val,test}/WORD_00001.mp4 + .txt) or a CSV '
-    'manifest with columns path,label,split,speaker,start,end',
+  flags.DEFINE_string(
+    'out',
+    None,
+    f'Data set folder to write shards, metadata and {pipeline.REPORT_NAME} into.',
   )
-  parser.add_argument(
-    '--out',
-    required=True,
-    help=f'data set folder to write shards, metadata and {pipeline.REPORT_NAME} into',
+  flags.DEFINE_integer(
+    'workers',
+    None,
+    'Worker processes, each running its own FaceMesh on a core of its own (default: every '
+    'core this job may use).',
   )
-  parser.add_argument(
-    '--workers',
-    type=int,
-    default=None,
-    help='worker processes, each running its own FaceMesh on a core of its own '
-    '(default: every core this job may use)',
+  flags.DEFINE_integer(
+    'max_frames',
+    defaults.max_frames,
+    'Frames per example (T); longer clips are cut around the speech.',
   )
-  parser.add_argument(
-    '--max-frames',
-    type=int,
-    default=defaults.max_frames,
-    help='frames per example (T); longer clips are cut around the speech',
+  flags.DEFINE_float(
+    'fps', defaults.fps, 'Data set frame rate; videos at other rates are resampled to it.'
   )
-  parser.add_argument(
-    '--fps',
-    type=float,
-    default=defaults.fps,
-    help='data set frame rate; videos at other rates are resampled to it',
+  flags.DEFINE_float(
+    'ema_alpha',
+    defaults.ema_alpha,
+    'Landmark smoothing: s_t = alpha * x_t + (1 - alpha) * s_{t-1}.',
   )
-  parser.add_argument(
-    '--ema-alpha',
-    type=float,
-    default=defaults.ema_alpha,
-    help='landmark smoothing: s_t = alpha * x_t + (1 - alpha) * s_{t-1}',
+  flags.DEFINE_float(
+    'min_face_fraction',
+    defaults.min_face_fraction,
+    'Skip a clip whose face is found in fewer of its frames than this.',
   )
-  parser.add_argument(
-    '--min-face-fraction',
-    type=float,
-    default=defaults.min_face_fraction,
-    help='skip a clip whose face is found in fewer of its frames than this',
+  flags.DEFINE_integer(
+    'min_frames', defaults.min_frames, 'Skip a clip shorter than this (after resampling).'
   )
-  parser.add_argument(
-    '--min-frames',
-    type=int,
-    default=defaults.min_frames,
-    help='skip a clip shorter than this (after resampling)',
+  flags.DEFINE_integer(
+    'num_shards',
+    1,
+    'Shard files per split; also the number of array jobs that may split the corpus.',
   )
-  parser.add_argument(
-    '--num-shards',
-    type=int,
-    default=1,
-    help='shard files per split; also the number of array jobs that may split the corpus',
+  flags.DEFINE_enum(
+    'file_format',
+    shards.ARRAY_RECORD,
+    shards.FILE_FORMATS,
+    'array_record: random access, read without TensorFlow (lipjax, grain, '
+    'builder.as_data_source); tfrecord: for tf.data users (builder.as_dataset), needs '
+    'TensorFlow.',
   )
-  parser.add_argument(
-    '--file-format',
-    choices=shards.FILE_FORMATS,
-    default=shards.ARRAY_RECORD,
-    help='array_record: random access, read without TensorFlow (lipjax, grain, '
-    'builder.as_data_source); tfrecord: for tf.data users (builder.as_dataset), needs TensorFlow',
+  flags.DEFINE_integer(
+    'shard_index',
+    None,
+    'Process only this shard (0-based), e.g. $SLURM_ARRAY_TASK_ID; the last job to finish '
+    'writes the metadata.',
   )
-  parser.add_argument(
-    '--shard-index',
-    type=int,
-    default=None,
-    help='process only this shard (0-based), e.g. $SLURM_ARRAY_TASK_ID; the last job '
-    'to finish writes the metadata',
-  )
-  parser.add_argument('--quiet', action='store_true', help='no progress bar')
-  return parser
+  flags.DEFINE_bool('quiet', False, 'No progress bar.')
 
 
 def _summary(report: dict) -> str:
@@ -118,44 +112,39 @@ def _summary(report: dict) -> str:
   return f'wrote {report["written"]} clips: {per_split}; {report["failed"]} skipped{rate}'
 
 
-def main(argv=None) -> int:
-  args = _parser().parse_args(argv)
-  logging.basicConfig(level=logging.INFO, format='%(message)s')
-  logging.getLogger('absl').setLevel(logging.ERROR)
+def main(argv: list[str]) -> int:
+  """Extracts the corpus; prints the summary and every skipped clip; returns the exit status."""
+  del argv  # the flags say it all
+  cli.require('input', 'out')
+  cli.plain_logs()
   settings = clip.Settings(
-    max_frames=args.max_frames,
-    fps=args.fps,
-    ema_alpha=args.ema_alpha,
-    min_face_fraction=args.min_face_fraction,
-    min_frames=args.min_frames,
+    max_frames=FLAGS.max_frames,
+    fps=FLAGS.fps,
+    ema_alpha=FLAGS.ema_alpha,
+    min_face_fraction=FLAGS.min_face_fraction,
+    min_frames=FLAGS.min_frames,
   )
-  problems = [(f'--{name.replace("_", "-")}', problem) for name, problem in settings.problems()]
-  if args.workers is not None and args.workers < 1:
-    problems.append(('--workers', f'must be at least 1, got {args.workers}'))
-  if args.num_shards < 1:
-    problems.append(('--num-shards', f'must be at least 1, got {args.num_shards}'))
-  elif args.shard_index is not None and not 0 <= args.shard_index < args.num_shards:
-    problems.append(('--shard-index', f'must be in [0, {args.num_shards}), got {args.shard_index}'))
+  problems = [(f'--{name}', problem) for name, problem in settings.problems()]
+  if FLAGS.workers is not None and FLAGS.workers < 1:
+    problems.append(('--workers', f'must be at least 1, got {FLAGS.workers}'))
+  if FLAGS.num_shards < 1:
+    problems.append(('--num_shards', f'must be at least 1, got {FLAGS.num_shards}'))
+  elif FLAGS.shard_index is not None and not 0 <= FLAGS.shard_index < FLAGS.num_shards:
+    problems.append(
+      ('--shard_index', f'must be in [0, {FLAGS.num_shards}), got {FLAGS.shard_index}')
+    )
   if problems:
-    print(
-      'extraction: error: ' + '; '.join(f'{flag} {problem}' for flag, problem in problems),
-      file=sys.stderr,
-    )
-    return 2
-  try:
-    report = pipeline.run(
-      args.input,
-      args.out,
-      workers=args.workers,
-      settings=settings,
-      num_shards=args.num_shards,
-      shard_index=args.shard_index,
-      progress=not args.quiet,
-      file_format=args.file_format,
-    )
-  except (sources.SourceError, transcripts.TranscriptError, ValueError, OSError) as error:
-    print(f'extraction: error: {error}', file=sys.stderr)
-    return 2
+    raise ValueError('; '.join(f'{flag} {problem}' for flag, problem in problems))
+  report = pipeline.run(
+    FLAGS.input,
+    FLAGS.out,
+    workers=FLAGS.workers,
+    settings=settings,
+    num_shards=FLAGS.num_shards,
+    shard_index=FLAGS.shard_index,
+    progress=not FLAGS.quiet,
+    file_format=FLAGS.file_format,
+  )
   print(_summary(report))
   for split in report.get('splits', {}).values():
     for skipped in split['skipped']:
@@ -163,9 +152,15 @@ def main(argv=None) -> int:
   for rejected in report.get('rejected', []):
     print(f'  skipped {rejected["video_id"]}: {rejected["reason"]}', file=sys.stderr)
   if report.get('complete'):
-    print(f'report: {os.path.join(args.out, pipeline.REPORT_NAME)}')
-  return 1 if report.get('failed') else 0
+    print(f'report: {os.path.join(FLAGS.out, pipeline.REPORT_NAME)}')
+  return cli.SOME_FAILED if report.get('failed') else cli.DONE
 
 
 if __name__ == '__main__':
-  sys.exit(main())
+  cli.run(
+    main,
+    PROGRAM,
+    define_flags,
+    takes_arguments=False,
+    user_errors=(sources.SourceError, transcripts.TranscriptError),
+  )

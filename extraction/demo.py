@@ -5,16 +5,18 @@ missing. Videos go to a cache folder beside it (data_dir + '_videos') and are
 reused while their generator settings are unchanged; extraction itself is
 resumable, so an interrupted build picks up where it stopped. The whole build
 is 1,050 clips (10 words x 21 speakers x 5 clips); the README's results give
-what it costs.
+what it costs. From the command line: `python -m extraction.demo DATA_DIR`.
 """
 
 import dataclasses
 import json
 import logging
 import os
-import sys
 import time
 
+from absl import app
+
+from extraction import cli
 from extraction import pipeline
 from extraction.synthetic import dataset
 
@@ -68,10 +70,18 @@ def build_demo_dataset(data_dir: str, workers: int | None = None) -> None:
   )
 
 
+def main(argv: list[str]) -> int:
+  """Builds the demo data set into the one folder given; SOME_FAILED if clips were skipped."""
+  if len(argv) != 2:
+    raise app.UsageError(f'give one DATA_DIR, got {argv[1:]}')
+  cli.plain_logs()
+  build_demo_dataset(argv[1])
+  with open(os.path.join(argv[1], pipeline.REPORT_NAME)) as f:
+    failed = json.load(f).get('failed', 0)
+  return cli.SOME_FAILED if failed else cli.DONE
+
+
 if __name__ == '__main__':
   # `python -m extraction.demo DATA_DIR`: the demo set where `lipjax.train` would build it,
   # from an environment with the extraction stack (the Colab notebook's extract_env).
-  if len(sys.argv) != 2:
-    sys.exit('usage: python -m extraction.demo DATA_DIR')
-  logging.basicConfig(level=logging.INFO, format='%(message)s')
-  build_demo_dataset(sys.argv[1])
+  cli.run(main, 'extraction.demo')

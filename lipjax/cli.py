@@ -1,26 +1,23 @@
-"""What lipjax's command lines share: one way to run an entry point, quiet logs, CPU devices.
+"""What lipjax's command lines share: the project's convention, quiet logs, CPU devices.
 
-Every entry point (`python -m lipjax.train|evaluate|predict|diagnose`) defines
-its absl flags in `define_flags()` and runs through `run`, so a user's mistake
-(bad flag, missing file, incompatible workdir) is one line on stderr naming the
-program, and a non-zero exit status, never a traceback.
+Every entry point (`python -m lipjax.train|evaluate|predict|diagnose|export|stream`)
+defines its absl flags in `define_flags()` and runs through `run`, which is
+extraction.cli's convention (one-line errors, exit status 0 done / 1 some inputs
+failed and were reported / 2 unusable input or usage, --help) plus the config keys
+lipjax has dropped.
 """
 
-import gc
 import logging as std_logging
 import os
-import sys
 from typing import Callable
 
-from absl import app
-from absl import flags
 from absl import logging
+
+from extraction import cli as shared_cli
 
 # Where configs/small.py's data set lives; `python -m lipjax.train` builds it when missing.
 DEMO_DATA_DIR = os.path.expanduser('~/.cache/lipjax/demo')
 OWN_CODE = ('/lipjax/', '/extraction/')
-# Errors a user can act on; anything else is a bug and keeps its traceback.
-USER_ERRORS = (FileNotFoundError, ValueError, KeyError, OSError)
 # Config keys that existed once, and what replaced them (a user's old command line).
 REMOVED_CONFIG_KEYS = {
   'jit_augment': 'config.input.jit_augment is gone: augmentation runs in JAX on the devices',
@@ -29,44 +26,14 @@ REMOVED_CONFIG_KEYS = {
 }
 
 
-def error_message(error: BaseException) -> str:
-  """The readable one-line text of an error (a KeyError's own str() adds quotes and escapes)."""
-  text = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
-  return '; '.join(line.strip() for line in text.splitlines() if line.strip())
-
-
-def run(main: Callable[[list[str]], None], program: str, define_flags: Callable[[], None]) -> None:
-  """Defines the flags, parses them and runs main; user errors exit 1 with one line."""
-  define_flags()
-
-  def parse(argv):
-    try:
-      return flags.FLAGS(argv)
-    except (flags.Error, AttributeError, KeyError, TypeError, ValueError) as e:
-      replaced = [text for key, text in REMOVED_CONFIG_KEYS.items() if f"'{key}'" in str(e)]
-      sys.exit(
-        f'{program}: error: bad command line: {error_message(e)} ('
-        + (
-          '; '.join(replaced) + '; drop the flag'
-          if replaced
-          else 'see --helpfull for flags, configs/*.py for config keys'
-        )
-        + ')'
-      )
-
-  def guarded(argv):
-    try:
-      main(argv)
-      return
-    except USER_ERRORS as e:
-      message = f'{program}: error: {error_message(e)}'
-    # Out of the except block the error's traceback and the frames it held are gone;
-    # collecting now runs the failed run's teardown (tf.data iterators log as they are
-    # destroyed), so the error stays the last line the user sees, not the chatter.
-    gc.collect()
-    sys.exit(message)
-
-  app.run(guarded, flags_parser=parse)
+def run(
+  main: Callable[[list[str]], int | None],
+  program: str,
+  define_flags: Callable[[], None],
+  usage_hint: str = shared_cli.USAGE_HINT,
+) -> None:
+  """Runs an entry point by the project's convention (extraction.cli.run); exits with its status."""
+  shared_cli.run(main, program, define_flags, replaced=REMOVED_CONFIG_KEYS, usage_hint=usage_hint)
 
 
 def _own_or_error(record: std_logging.LogRecord) -> bool:

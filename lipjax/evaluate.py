@@ -100,7 +100,7 @@ def evaluate_workdir(workdir: str, split: str = 'test', data_dir: str | None = N
 
 
 def main(argv):
-  """Prints one summary line; failures become one line on stderr and exit status 1."""
+  """Prints one summary line; a user error becomes one line on stderr and exit status 2."""
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   if not FLAGS.workdir:

@@ -361,7 +361,7 @@ def export_workdir(workdir: str, out: str, overwrite: bool = False, tflite: bool
 
 
 def main(argv):
-  """Prints one summary line; failures become one line on stderr and exit status 1."""
+  """Prints one summary line; a user error becomes one line on stderr and exit status 2."""
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   if not FLAGS.workdir or not FLAGS.out:

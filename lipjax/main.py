@@ -72,4 +72,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  cli.run(main, PROGRAM, define_flags)
+  cli.run(main, PROGRAM, define_flags, 'see --help for flags, configs/*.py for config keys')

@@ -1,16 +1,18 @@
 """Command line: generate a synthetic data set, draw a contact sheet, show visemes.
 
-python -m extraction.synthetic generate --out DIR [--words BAT,PAT,... | --vocabulary-size N]
-    [--context-words K [--background-fraction F]] [--sentences N] [--faces DIR]
-python -m extraction.synthetic contact-sheet --out sheet.png [--context-words K]
+python -m extraction.synthetic generate --out DIR [--words BAT,PAT,... | --vocabulary_size N]
+    [--context_words K [--background_fraction F]] [--sentences N] [--faces DIR]
+python -m extraction.synthetic contact-sheet --out sheet.png [--context_words K]
 python -m extraction.synthetic visemes BAT PAT MOON
 """
 
-import argparse
 import dataclasses
 import os
 import sys
 
+from absl import flags
+
+from extraction import cli
 from extraction import schema
 from extraction.synthetic import contact_sheet
 from extraction.synthetic import dataset
@@ -18,239 +20,239 @@ from extraction.synthetic import lexicon
 from extraction.synthetic import phonetics
 from extraction.synthetic import running
 
-
-def _pair(text: str) -> tuple[float, float]:
-  """Parses 'lo,hi' into two floats with lo <= hi."""
-  try:
-    lo, hi = (float(x) for x in text.split(','))
-  except ValueError:
-    raise argparse.ArgumentTypeError(f'expected LO,HI (two numbers), got {text!r}') from None
-  if lo > hi:
-    raise argparse.ArgumentTypeError(f'expected LO <= HI, got {text!r}')
-  return lo, hi
+FLAGS = flags.FLAGS
+PROGRAM = 'extraction.synthetic'
+# Settings fields whose flag has another name.
+FLAG_OF_FIELD = {'num_frames': 'frames', 'variants_per_face': 'variants'}
 
 
-def _int_pair(text: str) -> tuple[int, int]:
-  """Parses 'lo,hi' into two integers with lo <= hi."""
-  lo, hi = _pair(text)
-  if lo != int(lo) or hi != int(hi):
-    raise argparse.ArgumentTypeError(f'expected LO,HI (two integers), got {text!r}')
-  return int(lo), int(hi)
+class _PairParser(flags.ArgumentParser):
+  """Parses 'LO,HI' into two numbers with LO <= HI (integers if integer)."""
+
+  def __init__(self, integer: bool = False):
+    super().__init__()
+    self.integer = integer
+    self.syntactic_help = f'LO,HI (two {"integers" if integer else "numbers"})'
+
+  def parse(self, argument) -> tuple:
+    """The pair of 'lo,hi' (or of a tuple, a default)."""
+    kind = 'integers' if self.integer else 'numbers'
+    try:
+      parts = argument.split(',') if isinstance(argument, str) else argument
+      lo, hi = (float(x) for x in parts)
+    except (TypeError, ValueError):
+      raise ValueError(f'expected LO,HI (two {kind}), got {argument!r}') from None
+    if self.integer and (lo != int(lo) or hi != int(hi)):
+      raise ValueError(f'expected LO,HI (two integers), got {argument!r}')
+    if lo > hi:
+      raise ValueError(f'expected LO <= HI, got {argument!r}')
+    return (int(lo), int(hi)) if self.integer else (lo, hi)
+
+  def flag_type(self) -> str:
+    """How --help names the type."""
+    return 'pair'
 
 
-def _words(text: str) -> tuple[str, ...]:
-  """Parses a comma-separated word list."""
-  return tuple(w.strip().upper() for w in text.split(',') if w.strip())
+def _define_pair(name: str, default: tuple, help_text: str, integer: bool = False) -> None:
+  """A flag taking LO,HI."""
+  flags.DEFINE(
+    _PairParser(integer), name, default, help_text, serializer=flags.CsvListSerializer(',')
+  )
 
 
-def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
+def _define_settings_flags() -> None:
   """Flags shared by generate and contact-sheet, defaulting to dataset.Settings."""
   d = dataset.Settings()
-  vocabulary = parser.add_mutually_exclusive_group()
-  vocabulary.add_argument(
-    '--words',
-    type=_words,
-    default=d.words,
-    help=f'comma-separated vocabulary (default {",".join(d.words)})',
+  flags.DEFINE_list('words', None, f'Vocabulary (default {",".join(d.words)}).')
+  flags.DEFINE_integer(
+    'vocabulary_size',
+    None,
+    'Vocabulary: the N most frequent English words (wordfreq) of '
+    f'{lexicon.MIN_VOCABULARY_LETTERS}+ letters that CMUdict pronounces (deterministic).',
   )
-  vocabulary.add_argument(
-    '--vocabulary-size',
-    type=int,
-    default=None,
-    metavar='N',
-    help='vocabulary: the N most frequent English words (wordfreq) of '
-    f'{lexicon.MIN_VOCABULARY_LETTERS}+ letters that CMUdict pronounces (deterministic)',
+  flags.mark_flags_as_mutual_exclusive(['words', 'vocabulary_size'])
+  flags.DEFINE_string(
+    'faces', None, 'Folder of face photos, one identity each (default: built-in faces).'
   )
-  parser.add_argument(
-    '--faces',
-    default=None,
-    help='folder of face photos, one identity each (default: built-in faces)',
+  flags.DEFINE_integer('seed', d.seed, 'Seed of every random draw (clips, speakers, splits).')
+  flags.DEFINE_float('fps', d.fps, 'Frame rate of the videos.')
+  flags.DEFINE_integer('frames', d.num_frames, 'Frames per clip (LRW: 29, 1.16 s at 25 fps).')
+  flags.DEFINE_integer('clips_per_speaker', d.clips_per_speaker, 'Clips of each word per speaker.')
+  flags.DEFINE_integer(
+    'variants',
+    d.variants_per_face,
+    'Speakers made from each face photo, each drawn as a person of its own (geometry, '
+    "appearance, head pose, camera, speaking style); all of a person's speakers share a split.",
   )
-  parser.add_argument('--seed', type=int, default=d.seed)
-  parser.add_argument('--fps', type=float, default=d.fps)
-  parser.add_argument('--frames', type=int, default=d.num_frames, dest='num_frames')
-  parser.add_argument(
-    '--clips-per-speaker',
-    type=int,
-    default=d.clips_per_speaker,
-    help='clips of each word per speaker',
+  flags.DEFINE_integer(
+    'lfw_faces',
+    d.lfw_faces,
+    "Built-in faces: the seven photos plus the first N of scikit-image's 100 LFW face crops "
+    'that FaceMesh finds (0-100; ignored with --faces).',
   )
-  parser.add_argument(
-    '--variants',
-    type=int,
-    default=d.variants_per_face,
-    dest='variants_per_face',
-    help='speakers made from each face photo, each drawn as a person of its own (geometry, '
-    "appearance, head pose, camera, speaking style); all of a person's speakers share a split",
+  flags.DEFINE_integer('val_speakers', d.val_speakers, 'People whose speakers make the val split.')
+  flags.DEFINE_integer(
+    'test_speakers', d.test_speakers, 'People whose speakers make the test split.'
   )
-  parser.add_argument(
-    '--lfw-faces',
-    type=int,
-    default=d.lfw_faces,
-    metavar='N',
-    help="built-in faces: the seven photos plus the first N of scikit-image's 100 LFW face crops "
-    'that FaceMesh finds (0-100; ignored with --faces)',
+  _define_pair('rate_range', d.rate_range, 'Speaking-rate factor LO,HI.')
+  flags.DEFINE_float(
+    'duration_jitter', d.duration_jitter, "Log-normal std of each viseme's duration."
   )
-  parser.add_argument('--val-speakers', type=int, default=d.val_speakers)
-  parser.add_argument('--test-speakers', type=int, default=d.test_speakers)
-  parser.add_argument(
-    '--rate-range', type=_pair, default=d.rate_range, help='speaking-rate factor LO,HI'
+  _define_pair('lead_range', d.lead_range, 'Leading silence LO,HI in seconds.')
+  flags.DEFINE_float('min_trail', d.min_trail, 'Shortest trailing silence in seconds.')
+  flags.DEFINE_float(
+    'coarticulation_ms',
+    d.coarticulation_ms,
+    'Std of the Gaussian smoothing of viseme targets, in ms.',
   )
-  parser.add_argument('--duration-jitter', type=float, default=d.duration_jitter)
-  parser.add_argument(
-    '--lead-range', type=_pair, default=d.lead_range, help='leading silence LO,HI in seconds'
+  _define_pair(
+    'rest_open_range',
+    d.rest_open_range,
+    'Jaw and lip opening at rest LO,HI (0 = closed, 1 = wide), per clip.',
   )
-  parser.add_argument(
-    '--min-trail', type=float, default=d.min_trail, help='shortest trailing silence in seconds'
-  )
-  parser.add_argument('--coarticulation-ms', type=float, default=d.coarticulation_ms)
-  parser.add_argument(
-    '--rest-open-range',
-    type=_pair,
-    default=d.rest_open_range,
-    help='jaw and lip opening at rest LO,HI (0 = closed, 1 = wide), per clip',
-  )
-  parser.add_argument('--head-degrees', type=float, default=d.head_degrees)
-  parser.add_argument('--head-scale', type=float, default=d.head_scale)
-  parser.add_argument('--head-shift', type=float, default=d.head_shift, help='pixels')
-  parser.add_argument('--brightness-jitter', type=float, default=d.brightness_jitter)
+  flags.DEFINE_float('head_degrees', d.head_degrees, 'Head-motion amplitude: rotation in degrees.')
+  flags.DEFINE_float('head_scale', d.head_scale, 'Head-motion amplitude: relative scale.')
+  flags.DEFINE_float('head_shift', d.head_shift, 'Head-motion amplitude: shift in pixels.')
+  flags.DEFINE_float('brightness_jitter', d.brightness_jitter, 'Per-clip exposure change.')
   r = running.RunningSpeech()
-  parser.add_argument(
-    '--context-words',
-    type=int,
-    default=r.context_words,
-    metavar='K',
-    help='0: isolated words (a word between silences). K > 0: each clip is a --frames window '
-    'cut from running speech as LRW cuts it: the word centred, at least K context words on each '
-    'side (more where K do not fill the window), coarticulated across word boundaries, speech in '
-    "every frame; the transcript is LRW's (Text, Conf, Duration)",
+  flags.DEFINE_integer(
+    'context_words',
+    r.context_words,
+    '0: isolated words (a word between silences). K > 0: each clip is a --frames window cut '
+    'from running speech as LRW cuts it: the word centred, at least K context words on each '
+    'side (more where K do not fill the window), coarticulated across word boundaries, speech '
+    "in every frame; the transcript is LRW's (Text, Conf, Duration).",
   )
-  parser.add_argument(
-    '--lexicon-size',
-    type=int,
-    default=r.lexicon_size,
-    metavar='N',
-    help='context words come from the N most frequent English words, less the vocabulary and '
-    'its look-alikes (same visemes); drawn by frequency',
+  flags.DEFINE_integer(
+    'lexicon_size',
+    r.lexicon_size,
+    'Context words come from the N most frequent English words, less the vocabulary and its '
+    'look-alikes (same visemes); drawn by frequency.',
   )
-  parser.add_argument(
-    '--pause-probability',
-    type=float,
-    default=r.pause_probability,
-    help='chance of a pause between two words of running speech',
+  flags.DEFINE_float(
+    'pause_probability',
+    r.pause_probability,
+    'Chance of a pause between two words of running speech.',
   )
-  parser.add_argument(
-    '--pause-range', type=_pair, default=r.pause_range, help='pause length LO,HI in seconds'
-  )
+  _define_pair('pause_range', r.pause_range, 'Pause length LO,HI in seconds.')
 
 
-def _add_generate_flags(parser: argparse.ArgumentParser) -> None:
-  """Flags of generate only: background windows and sentences."""
+def _define_generate_flags() -> None:
+  """Flags of generate: the settings, the output, background windows and sentences."""
+  flags.DEFINE_string('out', None, 'Output folder.')
+  flags.DEFINE_integer('workers', 1, 'Worker processes.')
+  _define_settings_flags()
   r = running.RunningSpeech()
-  parser.add_argument(
-    '--background-fraction',
-    type=float,
-    default=r.background_fraction,
-    metavar='F',
-    help='with --context-words K > 0: also write round(F x word clips per speaker) windows per '
+  flags.DEFINE_float(
+    'background_fraction',
+    r.background_fraction,
+    'With --context_words K > 0: also write round(F x word clips per speaker) windows per '
     f'speaker labelled {schema.BACKGROUND_LABEL} (folder {schema.BACKGROUND_LABEL}/SPLIT/), '
-    'centred on a non-vocabulary word, a pause or a word boundary',
+    'centred on a non-vocabulary word, a pause or a word boundary.',
   )
-  parser.add_argument(
-    '--sentences',
-    type=int,
-    default=r.sentences,
-    metavar='N',
-    help='also write N whole utterances per speaker (vocabulary and context words mixed) as '
+  flags.DEFINE_integer(
+    'sentences',
+    r.sentences,
+    'Also write N whole utterances per speaker (vocabulary and context words mixed) as '
     "sentences/SPLIT_00001.mp4 with LRS2-style transcripts (each word's start and end) and "
-    'sentences.csv',
+    'sentences.csv.',
   )
-  parser.add_argument(
-    '--sentence-words', type=_int_pair, default=r.sentence_words, help='words per sentence LO,HI'
-  )
-  parser.add_argument(
-    '--sentence-vocabulary-share',
-    type=float,
-    default=r.sentence_vocabulary_share,
-    help='chance that a sentence word is a vocabulary word (each sentence has at least one)',
+  _define_pair('sentence_words', r.sentence_words, 'Words per sentence LO,HI.', integer=True)
+  flags.DEFINE_float(
+    'sentence_vocabulary_share',
+    r.sentence_vocabulary_share,
+    'Chance that a sentence word is a vocabulary word (each sentence has at least one).',
   )
 
 
-def _settings(args) -> dataset.Settings:
-  """Builds Settings from parsed flags (--vocabulary-size resolved into words)."""
-  names = {f.name for f in dataclasses.fields(dataset.Settings)}
-  settings = dataset.Settings(**{k: v for k, v in vars(args).items() if k in names})
-  if args.vocabulary_size is not None:
-    settings = dataclasses.replace(settings, words=lexicon.vocabulary(args.vocabulary_size))
-  return settings
+def _define_sheet_flags() -> None:
+  """Flags of contact-sheet: the settings, the PNG and what it shows."""
+  flags.DEFINE_string('out', None, 'PNG path.')
+  flags.DEFINE_integer('rows', 8, 'Clips (rows) on the sheet.')
+  flags.DEFINE_integer('step', 3, 'Show every STEP-th frame.')
+  flags.DEFINE_string('photo', None, 'Show only the speakers of this photo (e.g. hopper, lfw-03).')
+  _define_settings_flags()
 
 
-def _speech(args) -> running.RunningSpeech:
-  """Builds RunningSpeech from parsed flags (those a subcommand lacks keep their defaults)."""
-  names = {f.name for f in dataclasses.fields(running.RunningSpeech)}
-  return running.RunningSpeech(**{k: v for k, v in vars(args).items() if k in names})
+def _given(cls) -> dict:
+  """The fields of dataclass cls that this command's flags set, by field name."""
+  flag_of = {f.name: FLAG_OF_FIELD.get(f.name, f.name) for f in dataclasses.fields(cls)}
+  return {field: FLAGS[flag].value for field, flag in flag_of.items() if flag in FLAGS}
 
 
-def main(argv=None) -> int:
-  """Runs one subcommand; returns the exit code."""
-  parser = argparse.ArgumentParser(
-    prog='python -m extraction.synthetic',
-    description=__doc__,
-    formatter_class=argparse.RawDescriptionHelpFormatter,
+def _settings() -> dataset.Settings:
+  """Settings from the flags (--words or --vocabulary_size resolved into words)."""
+  given = _given(dataset.Settings)
+  if FLAGS.vocabulary_size is not None:
+    given['words'] = lexicon.vocabulary(FLAGS.vocabulary_size)
+  elif FLAGS.words is not None:
+    given['words'] = tuple(w.strip().upper() for w in FLAGS.words if w.strip())
+  else:
+    del given['words']
+  return dataset.Settings(**given)
+
+
+def _speech() -> running.RunningSpeech:
+  """RunningSpeech from the flags (those a command lacks keep their defaults)."""
+  return running.RunningSpeech(**_given(running.RunningSpeech))
+
+
+def generate(argv: list[str]) -> int:
+  """Writes the data set; returns SOME_FAILED if a photo was skipped (each reported)."""
+  del argv  # takes no arguments
+  cli.require('out')
+  report = dataset.generate(FLAGS.out, _settings(), FLAGS.faces, FLAGS.workers, _speech())
+  for message in report['skipped_photos']:
+    print(f'skipped: {message}', file=sys.stderr)
+  sentences = sum(report.get('sentences', {}).values())
+  print(
+    f'wrote {sum(report["clips"].values())} clips ({report["clips"]}) of '
+    f'{len(report["words"])} words by {sum(map(len, report["speakers"].values()))} '
+    f'speakers to {FLAGS.out}; ceiling accuracy {report["ceiling_accuracy"]:.3f}'
+    + (f'; {sentences} sentences' if sentences else '')
   )
-  commands = parser.add_subparsers(dest='command', required=True)
-  gen = commands.add_parser(
-    'generate',
-    help='write videos, transcripts, manifest.csv',
-    description='Writes videos, transcripts and manifest.csv. Run again after an '
-    'interruption, it goes on where it stopped (same settings) to the same bytes.',
+  return cli.SOME_FAILED if report['skipped_photos'] else cli.DONE
+
+
+def sheet(argv: list[str]) -> None:
+  """Writes the contact sheet."""
+  del argv  # takes no arguments
+  cli.require('out')
+  contact_sheet.write_sheet(
+    FLAGS.out,
+    contact_sheet.make_sheet(
+      _settings(), FLAGS.faces, FLAGS.rows, FLAGS.step, _speech(), FLAGS.photo
+    ),
   )
-  gen.add_argument('--out', required=True, help='output folder')
-  gen.add_argument('--workers', type=int, default=1)
-  _add_settings_flags(gen)
-  _add_generate_flags(gen)
-  sheet = commands.add_parser('contact-sheet', help='write a PNG of frames to look at')
-  sheet.add_argument('--out', required=True, help='PNG path')
-  sheet.add_argument('--rows', type=int, default=8, help='clips (rows) on the sheet')
-  sheet.add_argument('--step', type=int, default=3, help='show every STEP-th frame')
-  sheet.add_argument(
-    '--photo', default=None, help='show only the speakers of this photo (e.g. hopper, lfw-03)'
-  )
-  _add_settings_flags(sheet)
-  vis = commands.add_parser('visemes', help="print words' phones, visemes and the ceiling")
-  vis.add_argument('words', nargs='+')
-  args = parser.parse_args(argv)
-  try:
-    if args.command == 'generate':
-      report = dataset.generate(args.out, _settings(args), args.faces, args.workers, _speech(args))
-      for message in report['skipped_photos']:
-        print(f'skipped: {message}', file=sys.stderr)
-      sentences = sum(report.get('sentences', {}).values())
-      print(
-        f'wrote {sum(report["clips"].values())} clips ({report["clips"]}) of '
-        f'{len(report["words"])} words by {sum(map(len, report["speakers"].values()))} '
-        f'speakers to {args.out}; ceiling accuracy {report["ceiling_accuracy"]:.3f}'
-        + (f'; {sentences} sentences' if sentences else '')
-      )
-    elif args.command == 'contact-sheet':
-      settings = _settings(args)
-      contact_sheet.write_sheet(
-        args.out,
-        contact_sheet.make_sheet(
-          settings, args.faces, args.rows, args.step, _speech(args), args.photo
-        ),
-      )
-      print(f'wrote {args.rows} clips as a contact sheet to {os.path.abspath(args.out)}')
-    else:
-      words = [w.upper() for w in args.words]
-      for word in words:
-        print(f'{word}: {" ".join(phonetics.phones(word))} -> {" ".join(phonetics.visemes(word))}')
-      print(f'ceiling accuracy {phonetics.ceiling_accuracy(words):.3f}')
-  except (ValueError, OSError) as error:
-    print(f'error: {error}', file=sys.stderr)
-    return 1
-  return 0
+  print(f'wrote {FLAGS.rows} clips as a contact sheet to {os.path.abspath(FLAGS.out)}')
+
+
+def visemes(argv: list[str]) -> None:
+  """Prints each word's phones and visemes and the words' ceiling accuracy."""
+  words = [w.upper() for w in argv[1:]]
+  if not words:
+    raise ValueError('give one or more words, e.g. visemes BAT PAT MOON')
+  for word in words:
+    print(f'{word}: {" ".join(phonetics.phones(word))} -> {" ".join(phonetics.visemes(word))}')
+  print(f'ceiling accuracy {phonetics.ceiling_accuracy(words):.3f}')
+
+
+COMMANDS = {
+  'generate': cli.Command(
+    'Writes videos, transcripts and manifest.csv. Run again after an interruption, it goes '
+    'on where it stopped (same settings) to the same bytes. Exit status 1 if a photo was '
+    'skipped (each named on stderr).',
+    generate,
+    _define_generate_flags,
+  ),
+  'contact-sheet': cli.Command('Writes a PNG of frames to look at.', sheet, _define_sheet_flags),
+  'visemes': cli.Command(
+    "Prints words' phones, visemes and the ceiling accuracy: visemes BAT PAT MOON.",
+    visemes,
+    takes_arguments=True,
+  ),
+}
 
 
 if __name__ == '__main__':
-  sys.exit(main())
+  cli.run_commands(PROGRAM, COMMANDS)

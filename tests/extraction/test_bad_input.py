@@ -160,12 +160,12 @@ def test_a_data_set_whose_extracted_clips_span_one_class_is_not_written(tmp_path
   'flags, named',
   [
     (['--fps', '0'], ['--fps must be a positive number, got 0.0']),
-    (
+    (  # the hyphen spellings of the argparse days name the same flags
       ['--ema-alpha', '0', '--max-frames', '0', '--min-face-fraction', '2'],
       [
-        '--max-frames must be at least 1, got 0',
-        '--ema-alpha must be in (0, 1], got 0.0',
-        '--min-face-fraction must be in [0, 1], got 2.0',
+        '--max_frames must be at least 1, got 0',
+        '--ema_alpha must be in (0, 1], got 0.0',
+        '--min_face_fraction must be in [0, 1], got 2.0',
       ],
     ),
   ],

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+from commands import run_module
 import cv2
 import numpy as np
 import pytest
@@ -15,7 +16,6 @@ from extraction import pipeline
 from extraction import schema
 from extraction import sources
 from extraction import transcripts
-from extraction.synthetic import __main__ as synthetic_cli
 from extraction.synthetic import dataset
 from extraction.synthetic import faces
 from extraction.synthetic import lexicon
@@ -92,8 +92,11 @@ def test_vocabulary_size_is_deterministic_letters_only_and_pronounceable():
     assert word.isascii() and word.isalpha() and word.isupper() and len(word) >= 4, word
     assert phonetics.visemes(word)  # CMUdict pronounces it
   assert lexicon.vocabulary(10) == words[:10]
-  with pytest.raises(SystemExit):  # --words and --vocabulary-size exclude each other
-    synthetic_cli.main(['generate', '--out', 'x', '--words', 'BAT', '--vocabulary-size', '5'])
+  # --words and --vocabulary_size exclude each other.
+  result = run_module(
+    'extraction.synthetic', 'generate', '--out', 'x', '--words', 'BAT', '--vocabulary_size', '5'
+  )
+  assert result.returncode == 2 and 'At most one of (words, vocabulary_size)' in result.stderr
 
 
 def test_context_lexicon_never_holds_a_vocabulary_word_or_a_look_alike():
@@ -297,9 +300,17 @@ LRW_SMOKE_OVERRIDES = {
 }
 
 
-def test_bad_running_speech_settings_are_one_line_errors(tmp_path, capsys):
+def test_bad_running_speech_settings_are_one_line_errors(tmp_path):
   out = str(tmp_path / 'x')
-  assert synthetic_cli.main(['generate', '--out', out, '--background-fraction', '0.5']) == 1
-  assert 'needs --context-words K > 0' in capsys.readouterr().err
-  assert synthetic_cli.main(['generate', '--out', out, '--words', '_BACKGROUND_']) == 1
-  assert synthetic_cli.main(['generate', '--out', out, '--pause-probability', '2']) == 1
+  for flags in (
+    ['--background_fraction', '0.5'],
+    ['--words', '_BACKGROUND_'],
+    ['--pause_probability', '2'],
+  ):
+    result = run_module('extraction.synthetic', 'generate', '--out', out, *flags)
+    assert result.returncode == 2, flags
+    assert result.stderr.startswith('extraction.synthetic generate: error: '), flags
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    if flags[0] == '--background_fraction':
+      assert 'needs --context-words K > 0' in result.stderr
+  assert not os.path.exists(out)

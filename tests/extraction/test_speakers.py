@@ -2,12 +2,12 @@
 
 import dataclasses
 
+from commands import run_module
 import cv2
 import numpy as np
 import pytest
 
 from extraction import facemesh
-from extraction.synthetic import __main__ as synthetic_cli
 from extraction.synthetic import dataset
 from extraction.synthetic import faces
 from extraction.synthetic import render
@@ -138,8 +138,9 @@ def test_warp_map_every_second_pixel_matches_every_pixel(hopper):
 def test_contact_sheet_of_one_photos_speakers(tmp_path):
   path = str(tmp_path / 'sheet.png')
   argv = ['contact-sheet', '--out', path, '--photo', 'takeo', '--variants', '3', '--rows', '3']
-  argv += ['--lfw-faces', '0', '--words', 'BAT', '--step', '10']
-  assert synthetic_cli.main(argv) == 0
+  argv += ['--lfw_faces', '0', '--words', 'BAT', '--step', '10']
+  result = run_module('extraction.synthetic', *argv)
+  assert result.returncode == 0, result.stderr[-2000:]
   sheet = cv2.imread(path)
   assert sheet.shape[0] == 3 * 128
-  assert synthetic_cli.main(argv[:4] + ['nobody'] + argv[5:]) == 1  # no such photo
+  assert run_module('extraction.synthetic', *argv[:4], 'nobody', *argv[5:]).returncode == 2

@@ -9,12 +9,13 @@ import subprocess
 import sys
 import time
 
+from commands import last_line
+from commands import run_module
 import cv2
 import numpy as np
 import pytest
 
 from extraction import pipeline
-from extraction.synthetic import __main__ as synthetic_cli
 from extraction.synthetic import dataset
 from extraction.synthetic import faces
 from extraction.synthetic import phonetics
@@ -144,7 +145,11 @@ def test_viseme_table_on_known_words():
 def test_unknown_word_is_an_error_naming_it():
   with pytest.raises(ValueError, match='XYZZYQ'):
     phonetics.visemes('XYZZYQ')
-  assert synthetic_cli.main(['visemes', 'XYZZYQ']) == 1
+  result = run_module('extraction.synthetic', 'visemes', 'XYZZYQ')
+  assert result.returncode == 2
+  assert last_line(result) == (
+    "extraction.synthetic visemes: error: word 'XYZZYQ' is not in the CMU Pronouncing Dictionary"
+  )
 
 
 def test_ceiling_accuracy():
@@ -392,8 +397,8 @@ def test_a_killed_run_goes_on_where_it_stopped_to_the_same_bytes(generated, tmp_
   out_dir = tmp_path / 'killed'
   command = [
     sys.executable, '-m', 'extraction.synthetic', 'generate', '--out', str(out_dir),
-    '--words', ','.join(SMALL.words), '--seed', str(SMALL.seed), '--clips-per-speaker', '1',
-    '--variants', '1', '--lfw-faces', '0', '--val-speakers', '1', '--test-speakers', '1',
+    '--words', ','.join(SMALL.words), '--seed', str(SMALL.seed), '--clips_per_speaker', '1',
+    '--variants', '1', '--lfw_faces', '0', '--val_speakers', '1', '--test_speakers', '1',
     '--workers', '1',
   ]  # fmt: skip
   record = out_dir / dataset.PROGRESS_FILE
@@ -519,11 +524,11 @@ def test_photo_without_face_is_reported_and_skipped(tmp_path):
       'BAT',
       '--variants',
       '1',
-      '--clips-per-speaker',
+      '--clips_per_speaker',
       '1',
-      '--val-speakers',
+      '--val_speakers',
       '1',
-      '--test-speakers',
+      '--test_speakers',
       '1',
     ],
     cwd=REPO,
@@ -531,7 +536,7 @@ def test_photo_without_face_is_reported_and_skipped(tmp_path):
     text=True,
     timeout=300,
   )
-  assert result.returncode == 0, result.stderr[-2000:]
+  assert result.returncode == 1, result.stderr[-2000:]  # a photo failed, and it was reported
   assert 'skipped: wall: FaceMesh found no face' in result.stderr
   assert 'wrote 3 clips' in result.stdout
   speakers = {row['speaker'] for row in _manifest(str(out_dir))}
@@ -541,36 +546,44 @@ def test_photo_without_face_is_reported_and_skipped(tmp_path):
 
 
 def test_cli_rejects_bad_input(tmp_path):
-  assert (
-    synthetic_cli.main(
-      ['generate', '--out', str(tmp_path / 'x'), '--faces', str(tmp_path / 'missing')]
-    )
-    == 1
+  result = run_module(
+    'extraction.synthetic',
+    'generate',
+    '--out',
+    str(tmp_path / 'x'),
+    '--faces',
+    str(tmp_path / 'no'),
   )
-  with pytest.raises(SystemExit):
-    synthetic_cli.main(['generate', '--out', str(tmp_path / 'x'), '--rate-range', '2,1'])
+  assert result.returncode == 2 and 'Traceback' not in result.stderr
+  assert last_line(result).startswith('extraction.synthetic generate: error: ')
+  result = run_module(
+    'extraction.synthetic', 'generate', '--out', str(tmp_path / 'x'), '--rate_range', '2,1'
+  )
+  assert result.returncode == 2
+  assert last_line(result) == (
+    'extraction.synthetic generate: error: bad command line: flag --rate_range=2,1: expected '
+    "LO <= HI, got '2,1' (see --help)"
+  )
+  assert not os.path.exists(tmp_path / 'x')
 
 
 def test_contact_sheet(tmp_path):
   path = str(tmp_path / 'sheet.png')
-  assert (
-    synthetic_cli.main(
-      [
-        'contact-sheet',
-        '--out',
-        path,
-        '--rows',
-        '2',
-        '--words',
-        'BAT',
-        '--variants',
-        '1',
-        '--seed',
-        '7',
-      ]
-    )
-    == 0
+  result = run_module(
+    'extraction.synthetic',
+    'contact-sheet',
+    '--out',
+    path,
+    '--rows',
+    '2',
+    '--words',
+    'BAT',
+    '--variants',
+    '1',
+    '--seed',
+    '7',
   )
+  assert result.returncode == 0, result.stderr[-2000:]
   sheet = cv2.imread(path)
   assert sheet.shape[0] == 2 * 128 and sheet.shape[1] > 5 * 128
 

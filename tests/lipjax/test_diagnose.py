@@ -332,6 +332,6 @@ def test_cli_reports_a_missing_workdir_in_one_line(tmp_path):
     timeout=120,
     check=False,
   )
-  assert result.returncode == 1
+  assert result.returncode == 2
   assert 'Traceback' not in result.stderr
   assert f'lipjax.diagnose: error: {tmp_path / "nowhere"}: no config.json' in result.stderr

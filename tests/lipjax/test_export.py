@@ -189,7 +189,7 @@ def test_export_refuses_a_missing_or_untrained_workdir_and_a_used_out(shipped, t
   assert os.listdir(used) == ['notes.txt']
   # Refused before writing anything: no --out, no staging folder beside it.
   assert sorted(os.listdir(tmp_path)) == ['empty', 'used']
-  # The command line: one line naming the problem, exit status 1, no traceback.
+  # The command line: one line naming the problem, exit status 2 (unusable input), no traceback.
   result = subprocess.run(
     [sys.executable, '-m', 'lipjax.export', '--workdir', run['workdir'], '--out', out],
     capture_output=True,
@@ -198,7 +198,7 @@ def test_export_refuses_a_missing_or_untrained_workdir_and_a_used_out(shipped, t
     cwd=REPO,
     env=ENV,
   )
-  assert result.returncode == 1
+  assert result.returncode == 2
   assert result.stderr.strip().splitlines()[-1] == (
     f'lipjax.export: error: --out {out} exists and is not empty; pass --overwrite or another --out'
   )

@@ -266,7 +266,7 @@ def test_cli_reports_a_missing_data_set_in_one_line(tmp_path):
       f'--config.data_dir={missing}',
     ]
   )
-  assert result.returncode == 1
+  assert result.returncode == 2
   assert result.stderr.strip().splitlines()[-1].startswith('lipjax.train: error: data set')
   assert 'Traceback' not in result.stderr
 

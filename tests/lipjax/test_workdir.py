@@ -185,11 +185,11 @@ def test_an_unknown_config_key_is_one_readable_line(tmp_path):
       '--config.modle.lstm_hidden=3',
     ]
   )
-  assert result.returncode == 1
+  assert result.returncode == 2
   last = result.stderr.strip().splitlines()[-1]
   assert last == (
     'lipjax.train: error: bad command line: \'modle\'; Did you mean "model" '
-    'instead of "modle"? (see --helpfull for flags, configs/*.py for config keys)'
+    'instead of "modle"? (see --help for flags, configs/*.py for config keys)'
   )
   assert '\\n' not in result.stderr and "\\'" not in result.stderr
   assert 'Traceback' not in result.stderr
@@ -221,14 +221,14 @@ def test_a_truncated_shard_is_one_line_naming_it_in_train_and_evaluate(
       f'--config.data_dir={data_dir}',
     ]
   )
-  assert result.returncode == 1
+  assert result.returncode == 2
   last = result.stderr.strip().splitlines()[-1]
   assert last.startswith(f'lipjax.train: error: {bad}: '), result.stderr[-2000:]
   assert last.endswith('re-run extraction') and 'Traceback' not in result.stderr
   result = run_cli(
     ['lipjax.evaluate', '--workdir', trained, '--split', 'val', f'--data_dir={data_dir}']
   )
-  assert result.returncode == 1
+  assert result.returncode == 2
   assert result.stderr.strip().splitlines()[-1].startswith(f'lipjax.evaluate: error: {bad}: ')
 
 
@@ -242,7 +242,7 @@ def test_a_corrupt_record_stops_evaluation_with_one_line_naming_its_shard(
     f.seek(200)  # inside the first record
     f.write(b'\xff' * 16)
   result = run_cli(['lipjax.evaluate', '--workdir', trained, f'--data_dir={data_dir}'])
-  assert result.returncode == 1
+  assert result.returncode == 2
   last = result.stderr.strip().splitlines()[-1]
   assert last.startswith(f'lipjax.evaluate: error: {bad}: unreadable at'), result.stderr[-2000:]
   assert 'Traceback' not in result.stderr
