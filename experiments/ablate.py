@@ -1,10 +1,10 @@
 """How much is each of the seed's fixes worth? Trains every variant on the demo data, 3 seeds each.
 
 Usage:
-  python experiments/ablate.py [--steps 400] [--seeds 0 1 2] [--out experiments/results/ablation]
-      [--data_dir DIR] [--base KEY=VALUE ...]
+  python experiments/ablate.py [--steps 400] [--seeds 0,1,2] [--out experiments/results/ablation]
+      [--variants 'lipjax (small),no mixup'] [--data_dir DIR] [--base KEY=VALUE ...]
 
-`--base` changes every variant's config before the variant's own overrides (which win),
+`--base` (repeatable) changes every variant's config before the variant's own overrides (which win),
 e.g. `--base model.centre=window_scaled` ablates the seed's fixes on words in running
 speech from the centring chosen for it.
 
@@ -17,7 +17,6 @@ seeds), and prints the table. The train-val gap is train accuracy minus val
 accuracy of the same checkpoint, both in eval mode (no dropout, no augmentation).
 """
 
-import argparse
 import ast
 import csv
 import json
@@ -28,10 +27,12 @@ import shlex
 import shutil
 import time
 
+from absl import flags
 import numpy as np
 
 from configs import seed as seed_config
 from configs import small as small_config
+from extraction import cli
 from lipjax import evaluate
 from lipjax import models
 from lipjax import train
@@ -292,41 +293,51 @@ def markdown(rows: list[dict], header: str) -> str:
   return '\n'.join(lines) + '\n'
 
 
-def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--steps', type=int, default=400, help='training steps per run')
-  parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
-  parser.add_argument('--variants', nargs='+', default=list(VARIANTS), choices=list(VARIANTS))
-  parser.add_argument(
-    '--data_dir', default=None, help='default: the demo data set (built if missing)'
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+  """Command-line flags; defined only when run as a program (absl flags are process-global)."""
+  flags.DEFINE_integer('steps', 400, 'Training steps per run.')
+  cli.define_integer_list('seeds', [0, 1, 2], 'Seeds of each variant.')
+  flags.DEFINE_list(
+    'variants',
+    list(VARIANTS),
+    'Variants to run (CSV: quote a name with a comma), of: ' + '; '.join(VARIANTS),
   )
-  parser.add_argument('--out', default=os.path.join('experiments', 'results', 'ablation'))
-  parser.add_argument(
-    '--base',
-    nargs='+',
-    default=[],
-    metavar='KEY=VALUE',
-    help="config changes under every variant (the variant's own win), e.g. "
-    'model.centre=window_scaled',
+  flags.DEFINE_string('data_dir', None, 'Data set (default: the demo data set, built if missing).')
+  flags.DEFINE_string('out', os.path.join('experiments', 'results', 'ablation'), 'Result folder.')
+  flags.DEFINE_multi_string(
+    'base',
+    [],
+    "KEY=VALUE config change under every variant (the variant's own win), e.g. "
+    'model.centre=window_scaled; repeat the flag for more.',
   )
-  parser.add_argument(
-    '--only_finished',
-    action='store_true',
-    help='train nothing: the table of the runs already finished (same config) among those asked',
+  flags.DEFINE_bool(
+    'only_finished',
+    False,
+    'Train nothing: the table of the runs already finished (same config) among those asked.',
   )
-  args = parser.parse_args()
-  base = parse_base(args.base)
-  os.makedirs(os.path.join(args.out, 'runs'), exist_ok=True)
+
+
+def main(argv: list[str]) -> None:
+  """Trains (or reads) every variant and seed asked; writes and prints the table."""
+  del argv  # takes no arguments
+  unknown = [name for name in FLAGS.variants if name not in VARIANTS]
+  if unknown:
+    raise ValueError(f'--variants: no variant {unknown}; one of {list(VARIANTS)}')
+  base = parse_base(FLAGS.base)
+  os.makedirs(os.path.join(FLAGS.out, 'runs'), exist_ok=True)
   began = time.perf_counter()
   results = []
-  for name in args.variants:
-    for seed in args.seeds:
-      if args.only_finished:
-        result = finished_run(name, seed, args.steps, args.out, args.data_dir, base)
+  for name in FLAGS.variants:
+    for seed in FLAGS.seeds:
+      if FLAGS.only_finished:
+        result = finished_run(name, seed, FLAGS.steps, FLAGS.out, FLAGS.data_dir, base)
         if result is None:
           continue
       else:
-        result = run_one(name, seed, args.steps, args.out, args.data_dir, base)
+        result = run_one(name, seed, FLAGS.steps, FLAGS.out, FLAGS.data_dir, base)
       results.append(result)
       print(
         f'{name}, seed {seed}: test {result["test_accuracy"]:.3f}, gap {result["gap"]:+.3f}, '
@@ -334,39 +345,39 @@ def main() -> None:
         flush=True,
       )
   if not results:
-    parser.exit(1, f'no finished runs of these variants and seeds under {args.out}\n')
-  write_csv(os.path.join(args.out, 'runs.csv'), results)
+    raise FileNotFoundError(f'no finished runs of these variants and seeds under {FLAGS.out}')
+  write_csv(os.path.join(FLAGS.out, 'runs.csv'), results)
   rows = summarise(results)
-  write_csv(os.path.join(args.out, 'ablation.csv'), rows)
+  write_csv(os.path.join(FLAGS.out, 'ablation.csv'), rows)
   command = (
-    f'python experiments/ablate.py --steps {args.steps} --seeds {" ".join(map(str, args.seeds))}'
+    f'python experiments/ablate.py --steps {FLAGS.steps} --seeds {",".join(map(str, FLAGS.seeds))}'
   )
-  if args.variants != list(VARIANTS):
-    command += ' --variants ' + ' '.join(map(shlex.quote, args.variants))
-  if args.data_dir:
-    command += f' --data_dir {args.data_dir}'
-  if args.base:
-    command += ' --base ' + ' '.join(map(shlex.quote, args.base))
-  if args.only_finished:
+  if FLAGS.variants != list(VARIANTS):
+    command += ' --variants ' + shlex.quote(flags.CsvListSerializer(',').serialize(FLAGS.variants))
+  if FLAGS.data_dir:
+    command += f' --data_dir {FLAGS.data_dir}'
+  for item in FLAGS.base:
+    command += ' --base ' + shlex.quote(item)
+  if FLAGS.only_finished:
     command += ' --only_finished'
     seeds_of = {
       name: sorted(r['seed'] for r in results if r['variant'] == name) for name in VARIANTS
     }
     print('finished runs: ' + '; '.join(f'{n} seeds {s}' for n, s in seeds_of.items() if s))
-  if args.out != parser.get_default('out'):
-    command += f' --out {args.out}'
+  if FLAGS.out != FLAGS['out'].default:
+    command += f' --out {FLAGS.out}'
   header = (
-    f'Ablation on {args.data_dir or "the demo data set"} ({time.strftime("%Y-%m-%d")}, '
+    f'Ablation on {FLAGS.data_dir or "the demo data set"} ({time.strftime("%Y-%m-%d")}, '
     f'{platform.machine()}, '
-    f'{os.cpu_count()} cores), {args.steps} steps per run, seeds {args.seeds}; '
+    f'{os.cpu_count()} cores), {FLAGS.steps} steps per run, seeds {FLAGS.seeds}; '
     f'`{command}`; {(time.perf_counter() - began) / 60:.0f} min for the runs not cached, '
     f'peak memory {max(r.get("peak_rss_gib", 0.0) for r in results):.1f} GiB.'
   )
   table = markdown(rows, header)
-  with open(os.path.join(args.out, 'ablation.md'), 'w') as f:
+  with open(os.path.join(FLAGS.out, 'ablation.md'), 'w') as f:
     f.write(table)
   print(table)
 
 
 if __name__ == '__main__':
-  main()
+  cli.run(main, 'experiments/ablate.py', define_flags, takes_arguments=False)

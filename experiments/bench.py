@@ -1,6 +1,6 @@
 """The speed sheet: training, evaluation, input pipeline, compile, memory, scaling, extraction.
 
-Usage: python experiments/bench.py [--steps 30] [--skip-extraction]
+Usage: python experiments/bench.py [--steps 30] [--skip_extraction]
 
 For the small and base configs (batch 32, T = 29, 88 nodes): first-call time of the
 train step (JAX traces and compiles on the first call; reported apart from steady
@@ -13,7 +13,6 @@ Each measurement runs in its own process (so peak memory is per configuration).
 Data are real TFRecord shards of random clips (experiments/bench_train.py).
 """
 
-import argparse
 import json
 import os
 import platform
@@ -27,6 +26,12 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
+
+from absl import flags
+
+from extraction import cli
+
+FLAGS = flags.FLAGS
 
 
 def measure(config_path: str, batch: int, frames: int, steps: int) -> dict:
@@ -155,19 +160,22 @@ def _subprocess(args: list[str], devices: int = 1) -> dict:
   return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--steps', type=int, default=30)
-  parser.add_argument('--skip-extraction', action='store_true')
-  parser.add_argument(
-    '--one', nargs=3, metavar=('CONFIG', 'BATCH', 'FRAMES'), help=argparse.SUPPRESS
-  )
-  parser.add_argument('--pmap-check', action='store_true', help=argparse.SUPPRESS)
-  args = parser.parse_args()
-  if args.one:
-    print(json.dumps(measure(args.one[0], int(args.one[1]), int(args.one[2]), args.steps)))
+def define_flags() -> None:
+  """Command-line flags; defined only when run as a program (absl flags are process-global)."""
+  flags.DEFINE_integer('steps', 30, 'Timed training steps per measurement.')
+  flags.DEFINE_bool('skip_extraction', False, 'Leave out the extraction rows.')
+  flags.DEFINE_list('one', None, '(internal) measure one CONFIG,BATCH,FRAMES and print its JSON')
+  flags.DEFINE_bool('pmap_check', False, '(internal) run the pmap check and print its JSON')
+
+
+def main(argv: list[str]) -> None:
+  """Prints the speed sheet (or, internally, one measurement as JSON)."""
+  del argv  # takes no arguments
+  if FLAGS.one:
+    config, batch, frames = FLAGS.one
+    print(json.dumps(measure(config, int(batch), int(frames), FLAGS.steps)))
     return
-  if args.pmap_check:
+  if FLAGS.pmap_check:
     print(json.dumps(pmap_check()))
     return
 
@@ -179,8 +187,8 @@ def main() -> None:
     f'load average {os.getloadavg()[0]:.2f} at start'
   )
   print(
-    f'# command: python experiments/bench.py --steps {args.steps}'
-    + (' --skip-extraction' if args.skip_extraction else '')
+    f'# command: python experiments/bench.py --steps {FLAGS.steps}'
+    + (' --skip_extraction' if FLAGS.skip_extraction else '')
   )
   print('\n## Configs (batch 32, T = 29)')
   print(
@@ -189,7 +197,7 @@ def main() -> None:
   )
   print('|---|---|---|---|---|---|---|---|')
   for config in ('configs/small.py', 'configs/base.py'):
-    r = _subprocess(['--one', config, '32', '29', '--steps', str(args.steps)])
+    r = _subprocess(['--one', f'{config},32,29', '--steps', str(FLAGS.steps)])
     print(
       f'| {config} | {r["parameters"]:,} | {r["first_train_call_s"]:.1f} s '
       f'| {r["first_eval_call_s"]:.1f} s | {r["train_examples_per_s"]:.0f} '
@@ -202,9 +210,7 @@ def main() -> None:
   print('| batch | T | step (ms) | train ex/s | first call (s) |')
   print('|---|---|---|---|---|')
   for batch, frames in ((8, 29), (16, 29), (32, 29), (64, 29), (32, 15), (32, 58)):
-    r = _subprocess(
-      ['--one', 'configs/small.py', str(batch), str(frames), '--steps', str(args.steps)]
-    )
+    r = _subprocess(['--one', f'configs/small.py,{batch},{frames}', '--steps', str(FLAGS.steps)])
     print(
       f'| {batch} | {frames} | {r["step_ms"]:.0f} | {r["train_examples_per_s"]:.0f} '
       f'| {r["first_train_call_s"]:.1f} |',
@@ -214,7 +220,7 @@ def main() -> None:
   print(
     '\n## pmap: one global batch of 8 on 1 device vs 2 forced CPU devices (3 steps, no dropout)'
   )
-  one, two = _subprocess(['--pmap-check']), _subprocess(['--pmap-check'], devices=2)
+  one, two = _subprocess(['--pmap_check']), _subprocess(['--pmap_check'], devices=2)
   loss_diff = max(abs(a - b) for a, b in zip(one['losses'], two['losses']))
   relative = abs(one['param_abs_sum'] - two['param_abs_sum']) / one['param_abs_sum']
   verdict = 'OK' if loss_diff < 1e-4 and relative < 1e-5 else 'MISMATCH'
@@ -224,7 +230,7 @@ def main() -> None:
     f'{relative:.2e} -> {verdict}'
   )
 
-  if not args.skip_extraction:
+  if not FLAGS.skip_extraction:
     print('\n## Extraction')
     result = subprocess.run(
       [sys.executable, os.path.join(HERE, 'bench_extraction.py')],
@@ -238,4 +244,4 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-  main()
+  cli.run(main, 'experiments/bench.py', define_flags, takes_arguments=False)

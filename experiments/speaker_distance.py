@@ -1,6 +1,6 @@
 """How far apart two speakers of one photo are, against two photos, as extraction and the model see them.
 
-python experiments/speaker_distance.py [--variants 4] [--words ABOUT,WATCH,PEOPLE,THERE] [--lfw-faces 0]
+python experiments/speaker_distance.py [--variants 4] [--words ABOUT,WATCH,PEOPLE,THERE] [--lfw_faces 0]
 
 Draws --variants speakers from each built-in photo twice: as the generator does
 now (faces.sample_variation: geometry, appearance, head pose, camera, speaking
@@ -19,19 +19,22 @@ Pairs of speakers of one photo ('within') against pairs of different photos
 people do.
 """
 
-import argparse
 import dataclasses
 import itertools
 import shlex
 import sys
 import time
 
+from absl import flags
 import numpy as np
 
+from extraction import cli
 from extraction import clip as clip_lib
 from extraction import facemesh
 from extraction.synthetic import dataset
 from extraction.synthetic import faces
+
+FLAGS = flags.FLAGS
 
 
 def old_variation(rng: np.random.Generator) -> dict:
@@ -101,15 +104,21 @@ def pair_distances(table: dict) -> dict:
   return {kind: np.array(pairs) for kind, pairs in out.items()}
 
 
-def main(argv=None) -> int:
+def define_flags() -> None:
+  """Command-line flags; defined only when run as a program (absl flags are process-global)."""
+  flags.DEFINE_integer('variants', 4, 'Speakers drawn from each photo, per scheme.')
+  flags.DEFINE_string('words', 'ABOUT,WATCH,PEOPLE,THERE', 'Words every speaker says.')
+  flags.DEFINE_integer(
+    'lfw_faces', 0, "LFW crops beside the built-in photos (generator's --lfw_faces)."
+  )
+  flags.DEFINE_integer('seed', 0, 'Seed of the clips and the speakers.')
+
+
+def main(argv: list[str]) -> None:
   """Measures both schemes; prints the table and the command that made it."""
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--variants', type=int, default=4)
-  parser.add_argument('--words', default='ABOUT,WATCH,PEOPLE,THERE')
-  parser.add_argument('--lfw-faces', type=int, default=0)
-  parser.add_argument('--seed', type=int, default=0)
-  args = parser.parse_args(argv)
-  print(f'$ {shlex.join(["python", "experiments/speaker_distance.py"] + (argv or sys.argv[1:]))}')
+  del argv  # takes no arguments
+  args = FLAGS
+  print(f'$ {shlex.join(["python", "experiments/speaker_distance.py"] + sys.argv[1:])}')
   print(time.strftime('%Y-%m-%d %H:%M'))
   words = args.words.upper().split(',')
   settings = dataclasses.replace(dataset.Settings(), seed=args.seed)
@@ -140,8 +149,7 @@ def main(argv=None) -> int:
       f'| {label} | {count} | {within[0]:.3f} | {across[0]:.3f} | {within[0] / across[0]:.2f} '
       f'| {within[1]:.4f} | {across[1]:.4f} | {within[1] / across[1]:.2f} |'
     )
-  return 0
 
 
 if __name__ == '__main__':
-  sys.exit(main())
+  cli.run(main, 'experiments/speaker_distance.py', define_flags, takes_arguments=False)

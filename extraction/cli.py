@@ -87,7 +87,9 @@ def _is_list(flag: flags.Flag) -> bool:
   return isinstance(flag, flags.MultiFlag) or isinstance(flag.parser, flags.BaseListParser)
 
 
-def canonical_argv(argv: list[str], join_lists: bool) -> list[str]:
+def canonical_argv(
+  argv: list[str], join_lists: bool, flag_values: flags.FlagValues = flags.FLAGS
+) -> list[str]:
   """argv with hyphenated flag names underscored and, if join_lists, list flags' words joined.
 
   `--max-frames 29` -> `--max_frames 29`; `--seeds 0 1 2` -> `--seeds=0,1,2` and, for a
@@ -107,21 +109,22 @@ def canonical_argv(argv: list[str], join_lists: bool) -> list[str]:
     dashes = '--' if token.startswith('--') else '-'
     name, equals, value = token[len(dashes) :].partition('=')
     underscored = name.replace('-', '_')
-    if name not in flags.FLAGS and (
-      underscored in flags.FLAGS or underscored.removeprefix('no') in flags.FLAGS
+    if name not in flag_values and (
+      underscored in flag_values or underscored.removeprefix('no') in flag_values
     ):
       name = underscored
     words = []
-    if join_lists and not equals and name in flags.FLAGS and _is_list(flags.FLAGS[name]):
+    if join_lists and not equals and name in flag_values and _is_list(flag_values[name]):
       while i < len(argv) and not argv[i].startswith('-'):
         words.append(argv[i])
         i += 1
-    if len(words) > 1 and isinstance(flags.FLAGS[name], flags.MultiFlag):
+    if len(words) > 1 and isinstance(flag_values[name], flags.MultiFlag):
       out += [f'{dashes}{name}={word}' for word in words]
-    elif words:
-      out.append(f'{dashes}{name}={",".join(words)}')
+    elif len(words) > 1:  # CSV, as absl's list flags read it: a word may hold a comma
+      out.append(f'{dashes}{name}={flags.CsvListSerializer(",").serialize(words)}')
     else:
       out.append(f'{dashes}{name}{equals}{value}')
+      out += words
   return out
 
 

@@ -74,8 +74,8 @@ def test_only_finished_tables_the_saved_runs_of_todays_config(tmp_path):
   save('no speech mask', 0, None, 0.9)  # made without the base: not today's
   command = [
     sys.executable, os.path.join(REPO, 'experiments', 'ablate.py'), '--only_finished',
-    '--steps', '100', '--seeds', '0', '1', '--data_dir', '/data', '--out', out,
-    '--variants', 'lipjax (small)', 'no speech mask', '--base', 'model.centre=window_scaled',
+    '--steps', '100', '--seeds', '0,1', '--data_dir', '/data', '--out', out,
+    '--variants', 'lipjax (small),no speech mask', '--base', 'model.centre=window_scaled',
   ]  # fmt: skip
   result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr

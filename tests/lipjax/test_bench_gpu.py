@@ -15,29 +15,18 @@ def test_cost_analysis_flops_from_a_dict_or_a_list_of_dicts():
   assert bench_gpu.total_flops(None) == 0.0
 
 
-def test_tiny_run_measures_every_row(monkeypatch):
-  monkeypatch.setattr(
-    sys,
-    'argv',
-    [
-      'bench_gpu.py',
-      '--configs',
-      'small',
-      '--batch_sizes',
-      '2',
-      '--dtypes',
-      'bfloat16',
-      '--frames',
-      '6',
-      '--matmul_size',
-      '64',
-      '--min_seconds',
-      '0.01',
-      '--max_steps',
-      '2',
-    ],
+def test_tiny_run_measures_every_row():
+  rows = bench_gpu.benchmark(
+    bench_gpu.Settings(
+      configs='small',
+      batch_sizes='2',
+      dtypes='bfloat16',
+      frames=6,
+      matmul_size=64,
+      min_seconds=0.01,
+      max_steps=2,
+    )
   )
-  rows = bench_gpu.main()
   assert [(r['dtype'], r['batch']) for r in rows] == [('bfloat16', 2)]
   for row in rows:
     assert 'error' not in row, row
