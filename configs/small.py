@@ -71,6 +71,17 @@ def get_config():
   # Mixup (Zhang et al. 2018): each clip mixed with another, weight max(w, 1 - w),
   # w ~ Beta(alpha, alpha); 0 turns it off.
   config.augment.mixup_alpha = 0.4
+  # Landmark-space augmentations of SyncVSR (its values in brackets), each off at 0:
+  config.augment.axis_scale = 0.0  # per-axis scale in [1 - a, 1 + a] [0.2]
+  config.augment.shear = 0.0  # shear of two axes by up to a x the third [0.2]
+  config.augment.smooth_rotation_degrees = 0.0  # 3-D rotation moving over the clip [45]
+  config.augment.frame_block_mask = 0.0  # share of frames lost in blocks [0.1]
+  config.augment.frame_block_size = 3  # [3]
+  config.augment.frame_noise = 0.0  # share of frames replaced by noise [0.1]
+  config.augment.frame_noise_std = 0.3  # that noise, in units of the clip's spread [0.3]
+  config.augment.point_drop = 0.0  # share of landmarks held still all clip [0.1]
+  # Time-axis CutMix: up to this share of the frames pasted from another clip (not with mixup).
+  config.augment.time_cutmix = 0.0
 
   config.model = ml_collections.ConfigDict()
   config.model.spatial = 'gcn'  # gcn | none (no graph: flattened landmarks into the LSTM)
@@ -78,8 +89,9 @@ def get_config():
   config.model.knn_k = 4
   config.model.mask_mode = 'speech'  # speech | frames | none
   config.model.globals_mode = 'globals'  # globals | broadcast
-  # none | rest | rest_scaled: inputs relative to each clip's rest pose (frames outside
-  # speech); window | window_scaled: relative to the whole window's mean (needs no silence).
+  # lipjax/normalization.py: none | rest | rest_scaled (relative to each clip's rest pose,
+  # frames outside speech) | window | window_scaled (to the whole window's mean: needs no
+  # silence) | clip_standardised | procrustes | procrustes_frames (to the train mean face).
   # The demo's words are spoken alone, with silence around them: rest_scaled.
   config.model.centre = 'rest_scaled'
   # The speech mask as an input channel of the BiLSTM too (not only the pooling mask).
@@ -88,10 +100,16 @@ def get_config():
   config.model.velocity_scale = 10.0
   config.model.gcn_features = (64, 64)
   config.model.gcn_impl = 'dense'  # dense | jraph (same operator)
-  config.model.temporal = 'bilstm'
+  config.model.temporal = 'bilstm'  # bilstm | transformer
   config.model.lstm_hidden = 128
   config.model.lstm_layers = 1
   config.model.lstm_unroll = 1  # scan unroll: measured no gain on CPU at T = 29, slower compile
+  # temporal='transformer': pre-LN blocks with rotary positions over the frames.
+  config.model.transformer_width = 128
+  config.model.transformer_layers = 4
+  config.model.transformer_heads = 4
+  config.model.transformer_mlp_ratio = 4
+  config.model.drop_path_rate = 0.1  # stochastic depth of the last block (0 at the first)
   # float32 | bfloat16: compute dtype of the GCN, LSTM and head. bfloat16 is for GPUs/TPUs
   # (CPUs emulate it, slower); parameters, logits and loss stay float32 either way.
   config.model.dtype = 'float32'

@@ -18,10 +18,15 @@ from extraction import schema
 from extraction import shards
 
 
+def face() -> np.ndarray:
+  """The one face every made-up clip moves.  # [N, 3]"""
+  return 0.3 + 0.4 * np.random.default_rng(0).random((schema.NUM_NODES, 3))
+
+
 def example(rng, label: int, speaker: str, video_id: str, max_frames: int) -> dict:
   """One padded example of word `label`."""
   length = int(rng.integers(max(max_frames * 3 // 5, 2), max_frames + 1))
-  base = 0.3 + 0.4 * np.random.default_rng(0).random((schema.NUM_NODES, 3))  # [N, 3] one face
+  base = face()
   t = np.arange(length)[:, None]
   opening = 0.05 * np.sin(2 * np.pi * (label + 1) * t / 8.0)  # [L, 1]
   landmarks = np.repeat(base[None], length, axis=0)  # [L, N, 3]
@@ -78,7 +83,7 @@ def write_dataset(
     fps=25.0,
     senders=senders,
     receivers=receivers,
-    mean_landmarks=np.full((schema.NUM_NODES, 3), 0.5).tolist(),
+    mean_landmarks=face().tolist(),  # the clips' mean shape, but for the mouth's movement
     extraction={'source': 'extraction/random_examples.py'},
   )
   spec = schema.features(max_frames, meta.class_names)

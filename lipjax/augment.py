@@ -108,8 +108,10 @@ def warp_time(clip, log_slopes):
 
 
 def time_warp(clip, key, std: float, parts: int):
-  """Warps the clip's time with log-normal part rates (std): a uniform speed change keeps the
-  ratios of sound durations within a word, which identify a single clip; this changes them.
+  """Warps the clip's time with log-normal part rates of `std` (warp_time).
+
+  A uniform speed change keeps the ratios of sound durations within a word,
+  which identify a single clip; this changes them.
   """
   return warp_time(clip, std * jax.random.normal(stream(key, 'time_warp'), (parts,)))
 
@@ -220,6 +222,133 @@ def affine(clip, key, rotate_degrees: float, scale: float, translate: float):
   )
 
 
+def scale_axes(clip, factors):
+  """Scales x, y and z about the face centre by factors [3]: another face's proportions."""
+  return dict(clip, landmarks=_masked_landmarks(clip, (clip['landmarks'] - 0.5) * factors + 0.5))
+
+
+def axis_scale(clip, key, amount: float):
+  """Scales each axis by its own factor in [1 - amount, 1 + amount] (SyncVSR: 0.2)."""
+  return scale_axes(clip, _uniform(key, 'axis_scale', 1.0 - amount, 1.0 + amount, (3,)))
+
+
+def shear_landmarks(clip, axis, coefficients):
+  """Adds coefficients[j] x the `axis` coordinate to coordinate j (about the face centre).
+
+  coefficients [3] with coefficients[axis] = 0: a shear along the other two axes.
+  """
+  centred = clip['landmarks'] - 0.5  # [T, N, 3]
+  along = jnp.take(centred, axis, axis=-1)[..., None]  # [T, N, 1]
+  return dict(clip, landmarks=_masked_landmarks(clip, centred + coefficients * along + 0.5))
+
+
+def shear(clip, key, amount: float):
+  """A shear along two axes by up to `amount` of the third (SyncVSR: 0.2)."""
+  axis = jax.random.randint(stream(key, 'shear_axis'), (), 0, 3)
+  coefficients = _uniform(key, 'shear', -amount, amount, (3,)) * (jnp.arange(3) != axis)
+  return shear_landmarks(clip, axis, coefficients)
+
+
+def rotation_matrices(rotvecs):
+  """Rotation matrices [..., 3, 3] of rotation vectors [..., 3] (axis x angle; Rodrigues)."""
+  angle = jnp.linalg.norm(rotvecs, axis=-1, keepdims=True)  # [..., 1]
+  axis = rotvecs / jnp.maximum(angle, 1e-12)
+  x, y, z = axis[..., 0], axis[..., 1], axis[..., 2]
+  zero = jnp.zeros_like(x)
+  cross = jnp.stack(
+    [jnp.stack([zero, -z, y], -1), jnp.stack([z, zero, -x], -1), jnp.stack([-y, x, zero], -1)], -2
+  )  # [..., 3, 3]
+  sin, cos = jnp.sin(angle)[..., None], jnp.cos(angle)[..., None]
+  return jnp.eye(3) + sin * cross + (1.0 - cos) * (cross @ cross)
+
+
+def rotate_over_time(clip, start_rotvec, end_rotvec, start_centre, end_centre):
+  """Rotates each frame about a centre, both moving linearly from start to end over the real frames.
+
+  rotvecs [3] (radians) and centres [3] (in the landmarks' coordinates).
+  """
+  last = jnp.maximum(clip['length'] - 1, 1).astype(jnp.float32)
+  u = jnp.clip(_frames(clip).astype(jnp.float32) / last, 0.0, 1.0)[:, None]  # [T, 1]
+  rotations = rotation_matrices(start_rotvec + u * (end_rotvec - start_rotvec))  # [T, 3, 3]
+  centres = (start_centre + u * (end_centre - start_centre))[:, None, :]  # [T, 1, 3]
+  moved = jnp.einsum('tij,tnj->tni', rotations, clip['landmarks'] - centres) + centres
+  return dict(clip, landmarks=_masked_landmarks(clip, moved))
+
+
+SMOOTH_ROTATION_CENTRE_STD = 0.05  # of the face-normalised coordinates (a face spans ~0.8)
+
+
+def smooth_rotation(clip, key, degrees: float):
+  """A 3-D rotation of up to `degrees` per axis that changes smoothly over the clip (SyncVSR: 45).
+
+  The rotation vector and the centre it turns about each move linearly from one
+  random draw at the first frame to another at the last, as a head turns while speaking.
+  """
+  limit = np.deg2rad(degrees)
+  rotvecs = _uniform(key, 'smooth_rotation', -limit, limit, (2, 3))
+  centres = 0.5 + SMOOTH_ROTATION_CENTRE_STD * jax.random.normal(
+    stream(key, 'smooth_rotation_centre'), (2, 3)
+  )
+  return rotate_over_time(clip, rotvecs[0], rotvecs[1], centres[0], centres[1])
+
+
+def hold_frames(clip, masked):
+  """Replaces the masked frames [T] by the last unmasked frame before them and flags face_mask.
+
+  Masked frames at the start take the first unmasked frame; a clip with every
+  frame masked is left as it is.
+  """
+  t = _frames(clip)
+  kept = (~masked) & (t < clip['length'])
+  previous = jax.lax.cummax(jnp.where(kept, t, -1))
+  first = jnp.argmax(kept)
+  source = jnp.where(previous >= 0, previous, first)
+  source = jnp.where(jnp.any(kept) & (t < clip['length']), source, t)
+  out = dict(clip)
+  for name in FRAME_ARRAYS:
+    out[name] = clip[name][source]
+  out['face_mask'] = clip['face_mask'] * jnp.where(jnp.any(kept), 1.0 - masked, 1.0)
+  return out
+
+
+def frame_block_mask(clip, key, ratio: float, block: int):
+  """Loses about `ratio` of the frames in blocks of `block`, held as extraction holds a lost face.
+
+  Each real frame starts a block with probability ratio / block (SyncVSR: 0.1 in blocks of 3).
+  """
+  real = _frames(clip) < clip['length']
+  starts = (_uniform(key, 'frame_block_mask', 0.0, 1.0, real.shape) < ratio / block) & real
+  covered = jnp.convolve(starts.astype(jnp.float32), jnp.ones(block), mode='full')[: real.shape[0]]
+  return hold_frames(clip, (covered > 0) & real)
+
+
+def frame_noise(clip, key, ratio: float, std: float):
+  """Replaces about `ratio` of the real frames by noise around the clip's mean point.
+
+  Every point of a chosen frame is the clip's mean point plus Gaussian noise of
+  `std` times the clip's spread (SyncVSR: 0.1 of the frames, std 0.3).
+  """
+  real = clip['frame_mask'] > 0
+  chosen = (_uniform(key, 'frame_noise', 0.0, 1.0, real.shape) < ratio) & real  # [T]
+  count = jnp.maximum(jnp.sum(clip['frame_mask']) * clip['landmarks'].shape[1], 1.0)
+  mean = jnp.sum(clip['landmarks'], axis=(0, 1)) / count  # [3]
+  spread = jnp.sqrt(jnp.sum(_masked_landmarks(clip, (clip['landmarks'] - mean) ** 2)) / (3 * count))
+  noise = mean + std * spread * jax.random.normal(
+    stream(key, 'frame_noise_values'), clip['landmarks'].shape
+  )
+  return dict(clip, landmarks=jnp.where(chosen[:, None, None], noise, clip['landmarks']))
+
+
+def point_drop(clip, key, fraction: float):
+  """Drops about `fraction` of the landmarks for the whole clip: they sit still at the face centre.
+
+  A dropped node then carries neither shape nor motion (SyncVSR: 10%).
+  """
+  dropped = _uniform(key, 'point_drop', 0.0, 1.0, (clip['landmarks'].shape[1],)) < fraction  # [N]
+  still = _masked_landmarks(clip, jnp.full_like(clip['landmarks'], 0.5))
+  return dict(clip, landmarks=jnp.where(dropped[None, :, None], still, clip['landmarks']))
+
+
 def jitter(clip, key, std: float):
   """Independent Gaussian noise on every coordinate of every real frame (landmark detection noise)."""
   noise = std * jax.random.normal(stream(key, 'jitter'), clip['landmarks'].shape)
@@ -246,6 +375,27 @@ def mix_clips(clip, partner, weight):
   return out
 
 
+def paste_frames(clip, partner, start, width):
+  """Time-axis CutMix: frames [start, start + width) of the clip become the partner's.
+
+  Only frames real in both clips are pasted. `mix_label` / `mix_weight` name the
+  partner and the share of the clip's pooled (speech) frames that are still its own.
+  """
+  t = _frames(clip)
+  pasted = (
+    (t >= start) & (t < start + width) & (clip['frame_mask'] > 0) & (partner['frame_mask'] > 0)
+  )
+  out = dict(clip)
+  for name in FRAME_ARRAYS + FRAME_MASKS:
+    inside = pasted.reshape((-1,) + (1,) * (clip[name].ndim - 1))
+    out[name] = jnp.where(inside, partner[name], clip[name])
+  speech = out['speech_mask'] * out['frame_mask']
+  own = jnp.sum(speech * (1.0 - pasted)) / jnp.maximum(jnp.sum(speech), 1.0)
+  out['mix_label'] = partner['label']
+  out['mix_weight'] = jnp.where(jnp.sum(speech) > 0, own, 1.0)
+  return out
+
+
 def augment_clip(clip, key, augment, mirror_perm):
   """Every per-clip augmentation switched on in config.augment, in a fixed order."""
   if augment.time_shift > 0:
@@ -256,14 +406,26 @@ def augment_clip(clip, key, augment, mirror_perm):
     clip = speed(clip, key, augment.speed)
   if augment.time_mask_max > 0:
     clip = time_mask(clip, key, augment.time_mask_max)
+  if augment.frame_block_mask > 0:
+    clip = frame_block_mask(clip, key, augment.frame_block_mask, augment.frame_block_size)
   if augment.flip:
     clip = flip(clip, key, mirror_perm)
   if augment.yaw_degrees > 0 or augment.pitch_degrees > 0:
     clip = turn_head(clip, key, augment.yaw_degrees, augment.pitch_degrees)
+  if augment.smooth_rotation_degrees > 0:
+    clip = smooth_rotation(clip, key, augment.smooth_rotation_degrees)
   if augment.rotate_degrees > 0 or augment.scale > 0 or augment.translate > 0:
     clip = affine(clip, key, augment.rotate_degrees, augment.scale, augment.translate)
+  if augment.axis_scale > 0:
+    clip = axis_scale(clip, key, augment.axis_scale)
+  if augment.shear > 0:
+    clip = shear(clip, key, augment.shear)
   if augment.jitter_std > 0:
     clip = jitter(clip, key, augment.jitter_std)
+  if augment.frame_noise > 0:
+    clip = frame_noise(clip, key, augment.frame_noise, augment.frame_noise_std)
+  if augment.point_drop > 0:
+    clip = point_drop(clip, key, augment.point_drop)
   return clip
 
 
@@ -273,11 +435,28 @@ def mixup(clip, key, global_batch, step_key, alpha: float):
   Partners are a permutation of the global batch drawn once per step (step_key),
   so the pairing does not depend on how the batch is split over devices.
   """
-  size = global_batch['label'].shape[0]
-  partners = jax.random.permutation(stream(step_key, 'mixup_partner'), size)
-  partner = jax.tree.map(lambda x: jnp.asarray(x)[partners[clip['row']]], global_batch)
+  partner = _partner(clip, global_batch, step_key, 'mixup_partner')
   w = jax.random.beta(stream(key, 'mixup'), alpha, alpha)
   return mix_clips(clip, partner, jnp.maximum(w, 1.0 - w))
+
+
+def _partner(clip, global_batch, step_key, name: str):
+  """The clip's partner in the global batch: a permutation drawn once per step, by name."""
+  size = global_batch['label'].shape[0]
+  partners = jax.random.permutation(stream(step_key, name), size)
+  return jax.tree.map(lambda x: jnp.asarray(x)[partners[clip['row']]], global_batch)
+
+
+def time_cutmix(clip, key, global_batch, step_key, max_fraction: float):
+  """Pastes a partner's block of up to max_fraction of the frames into the clip (time-axis CutMix)."""
+  steps = clip['frame_mask'].shape[0]
+  width = jax.random.randint(
+    stream(key, 'time_cutmix_width'), (), 1, max(int(round(max_fraction * steps)), 1) + 1
+  )
+  start = jax.random.randint(stream(key, 'time_cutmix_start'), (), 0, steps - width + 1)
+  return paste_frames(
+    clip, _partner(clip, global_batch, step_key, 'time_cutmix_partner'), start, width
+  )
 
 
 def augment_batch(batch, step_key, augment, mirror_perm, rows=None, gather=None):
@@ -288,15 +467,21 @@ def augment_batch(batch, step_key, augment, mirror_perm, rows=None, gather=None)
   is the global one); gather: collects the per-clip augmented slices of every
   device into the global batch (parallel.all_gather; default: the batch itself).
   """
+  if augment.mixup_alpha > 0 and augment.time_cutmix > 0:
+    raise ValueError(
+      'config.augment: mixup_alpha and time_cutmix both mix two clips; switch one of them off'
+    )
   size = batch['label'].shape[0]
   rows = jnp.arange(size) if rows is None else rows
   keys = jax.vmap(lambda row: jax.random.fold_in(step_key, row))(rows)  # one per clip
   batch = jax.vmap(lambda clip, key: augment_clip(clip, key, augment, mirror_perm))(batch, keys)
   batch = dict(batch, mix_label=batch['label'], mix_weight=jnp.ones(size, jnp.float32))
-  if augment.mixup_alpha > 0:
+  if augment.mixup_alpha > 0 or augment.time_cutmix > 0:
     global_batch = batch if gather is None else gather(batch)
-    batch = jax.vmap(
-      lambda clip, key: mixup(clip, key, global_batch, step_key, augment.mixup_alpha)
-    )(dict(batch, row=rows), keys)
+    if augment.mixup_alpha > 0:
+      mix = lambda clip, key: mixup(clip, key, global_batch, step_key, augment.mixup_alpha)
+    else:
+      mix = lambda clip, key: time_cutmix(clip, key, global_batch, step_key, augment.time_cutmix)
+    batch = jax.vmap(mix)(dict(batch, row=rows), keys)
     batch.pop('row')
   return batch

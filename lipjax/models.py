@@ -14,11 +14,13 @@ import numpy as np
 
 from lipjax import graphs as graphs_lib
 from lipjax import lstm as lstm_lib
+from lipjax import normalization
+from lipjax import transformer as transformer_lib
 
 MASK_MODES = ('speech', 'frames', 'none')
 GLOBALS_MODES = ('globals', 'broadcast')
 SPATIAL_MODES = ('gcn', 'none')
-CENTRE_MODES = ('none', 'rest', 'rest_scaled', 'window', 'window_scaled')
+TEMPORAL_MODES = ('bilstm', 'transformer', 'seed_fusion')
 
 
 DTYPES = ('float32', 'bfloat16')
@@ -29,50 +31,6 @@ def compute_dtype(name: str):
   if name not in DTYPES:
     raise ValueError(f'config model.dtype={name!r}; expected one of {DTYPES}')
   return jnp.dtype(name)
-
-
-def rest_mean(values, frame_mask, speech_mask):
-  """Per-clip mean of values [B, T, ...] over rest frames (real, outside speech).  # [B, 1, ...]
-
-  Falls back to every real frame where a clip has fewer than two rest frames.
-  """
-  rest = frame_mask * (1 - speech_mask)  # [B, T]
-  enough = jnp.sum(rest, axis=1, keepdims=True) >= 2  # [B, 1]
-  b, t = values.shape[:2]
-  mean = masked_mean(values.reshape(b, t, -1), jnp.where(enough, rest, frame_mask))  # [B, D]
-  return mean.reshape((b, 1) + values.shape[2:])
-
-
-def centre_on_rest(landmarks, globals_, frame_mask, speech_mask, mode: str):
-  """Speaker normalisation: inputs as movement away from a per-clip reference pose.
-
-  'rest' subtracts each clip's mean rest-frame pose (frames outside the speech
-  mask; and features), which is the speaker's face shape and head pose rather
-  than what they say; 'rest_scaled' also divides by the clip's RMS movement (one
-  scale for the landmarks, one per feature), so a speaker who articulates less
-  looks like one who articulates more. Both need silence in the clip: in words
-  cut from running speech (LRW) the frames outside the word are other words.
-  'window' and 'window_scaled' do the same with the mean over every real frame of
-  the window as the reference, which needs no silence.
-  Returns (landmarks, globals) with the shapes they came in; 'none' returns them unchanged.
-  """
-  if mode == 'none':
-    return landmarks, globals_
-  if mode not in CENTRE_MODES:
-    raise ValueError(f'config model.centre={mode!r}; expected one of {CENTRE_MODES}')
-  real = frame_mask.astype(landmarks.dtype)
-  if mode.startswith('window'):
-    speech_mask = jnp.zeros_like(speech_mask)  # every real frame is a reference frame
-  moved = (landmarks - rest_mean(landmarks, frame_mask, speech_mask)) * real[..., None, None]
-  shifted = (globals_ - rest_mean(globals_, frame_mask, speech_mask)) * real[..., None]
-  if mode.endswith('_scaled'):
-    count = jnp.maximum(jnp.sum(real, axis=1), 1.0)  # [B]
-    landmark_rms = jnp.sqrt(jnp.sum(moved**2, axis=(1, 2, 3)) / (count * moved.shape[2] * 3))
-    moved = moved / (landmark_rms[:, None, None, None] + 1e-3)
-    feature_rms = jnp.sqrt(jnp.sum(shifted**2, axis=1) / count[:, None])  # [B, G]
-    shifted = shifted / (feature_rms[:, None] + 1e-2)
-  # Back near the data's own range: node_features subtracts 0.5 from landmarks.
-  return moved + 0.5 * real[..., None, None], shifted
 
 
 def node_features(landmarks, frame_mask, velocities: bool, velocity_scale: float):
@@ -103,12 +61,6 @@ def pooling_mask(frame_mask, speech_mask, mode: str):
     has_speech = jnp.sum(speech, axis=1, keepdims=True) > 0  # [B, 1]
     return jnp.where(has_speech, speech, frame_mask)
   raise ValueError(f'config model.mask_mode={mode!r}; expected one of {MASK_MODES}')
-
-
-def masked_mean(values, mask):
-  """Mean of values [B, T, D] over the steps where mask [B, T] is 1.  # [B, D]"""
-  weights = mask[..., None].astype(values.dtype)
-  return jnp.sum(values * weights, axis=1) / jnp.maximum(jnp.sum(weights, axis=1), 1.0)
 
 
 class GCNLayer(nn.Module):
@@ -200,45 +152,56 @@ class SeedFusion(nn.Module):
     convolved = frames
     for _ in range(self.conv_layers):
       convolved = nn.gelu(nn.Conv(self.conv_features, (self.conv_kernel,))(convolved))  # [B, T, C]
-    branches = [masked_mean(x, pool_mask) for x in (lstm_out, attended, convolved)]
+    branches = [normalization.masked_mean(x, pool_mask) for x in (lstm_out, attended, convolved)]
     projected = [nn.Dense(self.fusion_dim)(x) for x in branches]  # 3 x [B, fusion]
     gates = nn.softmax(nn.Dense(len(projected))(jnp.concatenate(branches, axis=-1)))  # [B, 3]
     return sum(gates[:, i : i + 1] * p for i, p in enumerate(projected))  # [B, fusion]
 
 
 class LipReader(nn.Module):
-  """Landmark graphs per frame -> GCN -> BiLSTM (or seed fusion) -> masked pooling -> logits."""
+  """Landmark graphs per frame -> GCN -> BiLSTM or transformer -> masked pooling -> logits.
+
+  Every setting comes from config.model (create_model): the configs are the one
+  home of their values. Settings of a temporal model not in use may be None.
+  """
 
   num_classes: int
   senders: Sequence[int]
   receivers: Sequence[int]
-  spatial: str = 'gcn'  # 'none': the no-graph baseline, flattened nodes + globals into the LSTM
-  gcn_features: Sequence[int] = (64, 64)
-  gcn_impl: str = 'dense'
-  velocities: bool = True
-  velocity_scale: float = 10.0
-  globals_mode: str = 'globals'
-  mask_mode: str = 'speech'
-  centre: str = 'none'  # none | rest | rest_scaled | window | window_scaled (centre_on_rest)
+  # The train split's mean node positions [N][3] (metadata): the Procrustes reference face.
+  reference: Sequence[Sequence[float]]
+  spatial: str  # 'none': the no-graph baseline, flattened nodes + globals into the temporal model
+  gcn_features: Sequence[int]
+  gcn_impl: str
+  velocities: bool
+  velocity_scale: float
+  globals_mode: str
+  mask_mode: str
+  centre: str  # normalization.CENTRE_MODES
   # The word boundary (speech mask) as an input channel of the temporal model, besides
-  # its use as the pooling mask: the recurrent part then knows which frames are the word.
-  boundary_input: bool = False
-  temporal: str = 'bilstm'
-  lstm_hidden: int = 128
-  lstm_layers: int = 1
-  lstm_unroll: int = 1
-  head_hidden: Sequence[int] = (128,)
-  dropout_rate: float = 0.1
-  # Only temporal='seed_fusion' reads these.
-  attention_dim: int = 0
-  attention_heads: int = 1
-  conv_features: int = 0
-  conv_layers: int = 0
-  conv_kernel: int = 5
-  fusion_dim: int = 0
-  # float32 | bfloat16: the dtype of the GCN, LSTM and head's matmuls and activations
-  # (accelerators); parameters, input normalisation, logits and loss stay float32.
-  dtype: str = 'float32'
+  # its use as the pooling mask: the temporal model then knows which frames are the word.
+  boundary_input: bool
+  temporal: str  # TEMPORAL_MODES
+  head_hidden: Sequence[int]
+  dropout_rate: float
+  # float32 | bfloat16: the dtype of the GCN, temporal model and head's matmuls and
+  # activations (accelerators); parameters, input normalisation, logits and loss stay float32.
+  dtype: str
+  lstm_hidden: int | None = None
+  lstm_layers: int | None = None
+  lstm_unroll: int | None = None
+  transformer_width: int | None = None
+  transformer_layers: int | None = None
+  transformer_heads: int | None = None
+  transformer_mlp_ratio: int | None = None
+  drop_path_rate: float | None = None
+  # temporal='seed_fusion' (configs/seed.py) only.
+  attention_dim: int | None = None
+  attention_heads: int | None = None
+  conv_features: int | None = None
+  conv_layers: int | None = None
+  conv_kernel: int | None = None
+  fusion_dim: int | None = None
 
   def frame_embeddings(self, batch, train: bool):
     """Per-frame embeddings: the GCN vmapped over batch and time, or flattened nodes.  # [B, T, D]"""
@@ -247,12 +210,13 @@ class LipReader(nn.Module):
         f'config model.globals_mode={self.globals_mode!r}; expected one of {GLOBALS_MODES}'
       )
     b, t, n, _ = batch['landmarks'].shape
-    landmarks, globals_ = centre_on_rest(
+    landmarks, globals_ = normalization.normalize(
       batch['landmarks'],
       jnp.concatenate([batch['au'], batch['geometry']], axis=-1),
       batch['frame_mask'],
       batch['speech_mask'],
       self.centre,
+      self.reference,
     )  # [B, T, N, 3], [B, T, G]
     nodes = node_features(landmarks, batch['frame_mask'], self.velocities, self.velocity_scale)
     dtype = compute_dtype(self.dtype)
@@ -307,7 +271,19 @@ class LipReader(nn.Module):
           sequence, lengths
         )
         sequence = nn.Dropout(self.dropout_rate, deterministic=not train)(sequence)
-      pooled = masked_mean(sequence, pool_mask)  # [B, 2H]
+      pooled = normalization.masked_mean(sequence, pool_mask)  # [B, 2H]
+    elif self.temporal == 'transformer':
+      sequence = transformer_lib.TransformerEncoder(
+        self.transformer_width,
+        self.transformer_layers,
+        self.transformer_heads,
+        self.transformer_mlp_ratio,
+        self.dropout_rate,
+        self.drop_path_rate,
+        frames.dtype,
+        name='transformer',
+      )(frames, batch['frame_mask'], train)  # [B, T, W]
+      pooled = normalization.masked_mean(sequence, pool_mask)  # [B, W]
     elif self.temporal == 'seed_fusion':
       pooled = SeedFusion(
         self.lstm_hidden,
@@ -320,7 +296,7 @@ class LipReader(nn.Module):
         self.dropout_rate,
       )(frames, lengths, batch['frame_mask'], pool_mask, train)
     else:
-      raise ValueError(f'config model.temporal={self.temporal!r}; expected bilstm or seed_fusion')
+      raise ValueError(f'config model.temporal={self.temporal!r}; expected one of {TEMPORAL_MODES}')
     hidden = pooled
     for features in self.head_hidden:
       hidden = nn.Dropout(self.dropout_rate, deterministic=not train)(
@@ -338,10 +314,14 @@ def create_model(config, meta) -> LipReader:
     for key, value in config.model.items()
     if key not in ('edges', 'knn_k')
   }
+  reference = np.asarray(meta.mean_landmarks, np.float64)
+  if reference.shape != (meta.num_nodes, 3):  # metadata written without it
+    reference = np.full((meta.num_nodes, 3), 0.5)
   return LipReader(
     num_classes=meta.num_classes,
     senders=tuple(map(int, senders)),
     receivers=tuple(map(int, receivers)),
+    reference=tuple(tuple(float(v) for v in row) for row in reference),
     **fields,
   )
 

@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import pytest
 
 from extraction import roi
 from lipjax import augment
@@ -168,6 +169,15 @@ NO_AUGMENTATION = ml_collections.ConfigDict(
     'time_warp_parts': 4,
     'time_shift': 0,
     'mixup_alpha': 0.0,
+    'axis_scale': 0.0,
+    'shear': 0.0,
+    'smooth_rotation_degrees': 0.0,
+    'frame_block_mask': 0.0,
+    'frame_block_size': 3,
+    'frame_noise': 0.0,
+    'frame_noise_std': 0.3,
+    'point_drop': 0.0,
+    'time_cutmix': 0.0,
   }
 )
 
@@ -277,6 +287,21 @@ def test_a_batch_split_over_devices_is_augmented_as_the_whole():
   config = only(
     flip=True, speed=0.2, time_shift=2, time_mask_max=2, jitter_std=0.01, mixup_alpha=0.4
   )
+  check_split_over_devices(batch, config)
+  config = only(
+    axis_scale=0.2,
+    shear=0.2,
+    smooth_rotation_degrees=45.0,
+    frame_block_mask=0.1,
+    frame_noise=0.1,
+    point_drop=0.1,
+    time_cutmix=0.5,
+  )
+  check_split_over_devices(batch, config)
+
+
+def check_split_over_devices(batch, config):
+  """augment_batch of two halves with their global rows equals that of the whole batch."""
   whole = augmented(batch, config, step=3)
   halves = [jax.tree.map(lambda x, i=i: x[4 * i : 4 * (i + 1)], batch) for i in (0, 1)]
 
@@ -296,3 +321,103 @@ def test_a_batch_split_over_devices_is_augmented_as_the_whole():
     np.testing.assert_allclose(
       np.concatenate([p[key] for p in parts]), whole[key], rtol=1e-6, atol=1e-7, err_msg=key
     )
+
+
+def test_scale_axes_and_shear_move_points_about_the_face_centre():
+  batch = toy_batch()
+  clip = jax.tree.map(lambda x: x[0], batch)
+  clip['landmarks'] = clip['landmarks'] / 10.0  # values 0.1 .. 0.4 on real frames
+  scaled = jax.tree.map(np.asarray, augment.scale_axes(clip, jnp.array([2.0, 1.0, 0.5])))
+  x = clip['landmarks'][:4, 0]  # [4 real frames, 3]
+  np.testing.assert_allclose(scaled['landmarks'][:4, 0, 0], (x[:, 0] - 0.5) * 2 + 0.5, rtol=1e-6)
+  np.testing.assert_allclose(scaled['landmarks'][:4, 0, 1], x[:, 1], rtol=1e-6)
+  np.testing.assert_allclose(scaled['landmarks'][:4, 0, 2], (x[:, 2] - 0.5) * 0.5 + 0.5, rtol=1e-6)
+  assert not scaled['landmarks'][4:].any()  # padding stays zero
+  sheared = augment.shear_landmarks(clip, 0, jnp.array([0.0, 0.5, -1.0]))
+  sheared = np.asarray(sheared['landmarks'])[:4, 0]
+  np.testing.assert_allclose(sheared[:, 0], x[:, 0], rtol=1e-6)
+  np.testing.assert_allclose(sheared[:, 1], x[:, 1] + 0.5 * (x[:, 0] - 0.5), rtol=1e-6)
+  np.testing.assert_allclose(sheared[:, 2], x[:, 2] - 1.0 * (x[:, 0] - 0.5), rtol=1e-6)
+
+
+def test_rotation_matrices_are_rodrigues_rotations():
+  quarter = np.asarray(augment.rotation_matrices(jnp.array([0.0, 0.0, np.pi / 2])))
+  np.testing.assert_allclose(quarter @ np.array([1.0, 0.0, 0.0]), [0.0, 1.0, 0.0], atol=1e-6)
+  np.testing.assert_allclose(augment.rotation_matrices(jnp.zeros(3)), np.eye(3), atol=1e-7)
+  rotvecs = np.random.default_rng(0).uniform(-1, 1, (5, 3)).astype(np.float32)
+  matrices = np.asarray(augment.rotation_matrices(jnp.asarray(rotvecs)))
+  np.testing.assert_allclose(
+    matrices @ matrices.transpose(0, 2, 1), np.broadcast_to(np.eye(3), (5, 3, 3)), atol=1e-5
+  )
+  np.testing.assert_allclose(np.linalg.det(matrices), 1.0, rtol=1e-5)
+
+
+def test_rotate_over_time_moves_from_its_start_to_its_end_rotation_keeping_each_frames_shape():
+  clip = jax.tree.map(lambda x: x[0], random_batch(size=1))
+  length = int(clip['length'])
+  centre = jnp.full(3, 0.5)
+  end = jnp.array([0.0, 0.0, 0.4])
+  turned = np.asarray(
+    augment.rotate_over_time(clip, jnp.zeros(3), end, centre, centre)['landmarks']
+  )
+  np.testing.assert_allclose(turned[0], clip['landmarks'][0], atol=1e-6)  # no turn at the start
+  last = np.asarray(augment.rotation_matrices(end))
+  expected = (clip['landmarks'][length - 1] - 0.5) @ last.T + 0.5
+  np.testing.assert_allclose(turned[length - 1], expected, atol=1e-5)  # the whole turn at the end
+  pairwise = lambda p: np.linalg.norm(p[:, None] - p[None], axis=-1)
+  for t in range(length):  # a rigid motion of each frame
+    np.testing.assert_allclose(pairwise(turned[t]), pairwise(clip['landmarks'][t]), atol=1e-5)
+  assert not turned[length:].any()
+
+
+def test_hold_frames_holds_the_last_unmasked_frame_and_flags_the_face_mask():
+  clip = jax.tree.map(lambda x: x[1], toy_batch())  # 6 real frames, values 1..6
+  masked = jnp.array([True, False, True, True, False, False])
+  held = jax.tree.map(np.asarray, augment.hold_frames(clip, masked))
+  np.testing.assert_allclose(held['au'][:, 0], [2, 2, 2, 2, 5, 6])  # the start takes frame 1
+  np.testing.assert_array_equal(held['face_mask'], [0, 1, 0, 0, 1, 1])
+  np.testing.assert_array_equal(held['frame_mask'], clip['frame_mask'])
+
+
+def test_paste_frames_pastes_the_partners_frames_real_in_both_and_weights_the_labels():
+  batch = toy_batch()
+  batch['au'] = batch['au'] * np.array([1.0, 10.0], np.float32)[:, None, None]
+  clip, partner = (jax.tree.map(lambda x, i=i: x[i], batch) for i in (0, 1))
+  out = jax.tree.map(np.asarray, augment.paste_frames(clip, partner, 2, 3))
+  # Clip 0 has 4 real frames: frames 2 and 3 are pasted (frame 4 is padding in clip 0).
+  np.testing.assert_allclose(out['au'][:, 0], [1, 2, 30, 40, 0, 0])
+  assert out['mix_label'] == 1 and out['mix_weight'] == 0.5  # 2 of its 4 speech frames are its own
+
+
+def test_the_new_augmentations_change_what_they_name_in_about_their_share():
+  batch = random_batch(size=64)
+  real = batch['frame_mask'] > 0
+  out = augmented(batch, only(frame_block_mask=0.2, frame_block_size=3))
+  lost = (out['face_mask'] == 0) & real
+  assert 0.1 < lost.sum() / real.sum() < 0.3
+  changed = np.any(out['landmarks'] != batch['landmarks'], axis=(2, 3))
+  np.testing.assert_array_equal(changed & ~lost, np.zeros_like(changed))  # only lost frames move
+  out = augmented(batch, only(frame_noise=0.2))
+  noisy = np.any(out['landmarks'] != batch['landmarks'], axis=(2, 3))
+  assert 0.1 < noisy[real].mean() < 0.3 and not noisy[~real].any()
+  out = augmented(batch, only(point_drop=0.1))
+  still = np.all(np.where(real[..., None, None], out['landmarks'] == 0.5, True), axis=(1, 3))
+  assert 0.05 < still.mean() < 0.15  # [clips, nodes] held at the centre
+  untouched = np.all(out['landmarks'] == batch['landmarks'], axis=(1, 3))
+  np.testing.assert_array_equal(still | untouched, np.ones_like(still))
+  for switch in (dict(axis_scale=0.2), dict(shear=0.2), dict(smooth_rotation_degrees=45.0)):
+    out = augmented(batch, only(**switch))
+    assert not np.allclose(out['landmarks'], batch['landmarks']), switch
+    assert not out['landmarks'][~real].any(), switch  # padding stays zero
+
+
+def test_time_cutmix_takes_its_partner_from_the_batch_and_cannot_go_with_mixup():
+  batch = random_batch(size=16)
+  out = augmented(batch, only(time_cutmix=0.5))
+  assert np.all((out['mix_weight'] >= 0.0) & (out['mix_weight'] <= 1.0))
+  assert np.any(out['mix_weight'] < 1.0)
+  for i, partner in enumerate(out['mix_label']):
+    pasted = np.any(out['au'][i] != batch['au'][i], axis=-1)  # [T]
+    np.testing.assert_allclose(out['au'][i][pasted], batch['au'][partner][pasted])
+  with pytest.raises(ValueError, match='mixup_alpha and time_cutmix'):
+    augmented(batch, only(time_cutmix=0.5, mixup_alpha=0.4))

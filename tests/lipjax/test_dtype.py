@@ -4,6 +4,8 @@ import jax
 import numpy as np
 import pytest
 
+from configs import test as test_config
+from extraction import schema
 from lipjax import models
 
 SENDERS = tuple(range(88)) + tuple((i + 1) % 88 for i in range(88))
@@ -30,17 +32,19 @@ def small_batch(batch_size=3, frames=6):
 
 
 def model(dtype):
-  return models.LipReader(
-    num_classes=5,
+  """configs/test.py's model with two LSTM layers, for 5 classes on a ring graph."""
+  config = test_config.get_config()
+  config.model.lstm_layers = 2
+  config.model.centre = 'rest_scaled'
+  config.model.dtype = dtype
+  meta = schema.DatasetMeta.for_roi(
+    class_names=[f'w{i}' for i in range(5)],
+    max_frames=6,
+    fps=25.0,
     senders=SENDERS,
     receivers=RECEIVERS,
-    gcn_features=(16, 16),
-    lstm_hidden=16,
-    lstm_layers=2,
-    head_hidden=(16,),
-    centre='rest_scaled',
-    dtype=dtype,
   )
+  return models.create_model(config, meta)
 
 
 def test_bfloat16_keeps_float32_params_and_logits_close_to_float32():

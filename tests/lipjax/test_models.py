@@ -12,23 +12,6 @@ from lipjax import lstm
 from lipjax import models
 
 
-def test_masked_mean_by_hand():
-  values = jnp.array([[[1.0], [3.0], [100.0]]])  # [1, 3, 1]
-  mask = jnp.array([[1.0, 1.0, 0.0]])
-  np.testing.assert_allclose(models.masked_mean(values, mask), [[2.0]])
-
-
-def test_frames_outside_the_mask_do_not_move_pooled_features():
-  rng = np.random.default_rng(0)
-  values = rng.normal(size=(2, 6, 4)).astype(np.float32)
-  mask = np.array([[0, 1, 1, 0, 0, 0], [1, 1, 1, 1, 0, 0]], np.float32)
-  changed = values.copy()
-  changed[mask == 0] += 50.0
-  np.testing.assert_allclose(
-    models.masked_mean(values, mask), models.masked_mean(changed, mask), rtol=1e-6
-  )
-
-
 def test_pooling_mask_modes():
   frame_mask = jnp.array([[1, 1, 1, 0], [1, 1, 0, 0]], jnp.float32)
   speech_mask = jnp.array([[0, 1, 1, 1], [0, 0, 0, 0]], jnp.float32)
@@ -46,68 +29,6 @@ def test_node_features_velocity_is_zero_at_start_and_in_padding():
   features = models.node_features(landmarks, frame_mask, velocities=True, velocity_scale=10.0)
   np.testing.assert_allclose(features[0, :, 0, 3], [0.0, 1.0, 2.0, 0.0], atol=1e-5)
   np.testing.assert_allclose(features[0, :, 0, 0], [0.0, 0.1, 0.3, 0.0], atol=1e-6)
-
-
-def test_rest_mean_uses_frames_outside_speech_and_falls_back_to_all_real_frames():
-  values = jnp.array([[1.0, 2.0, 10.0, 20.0, 3.0, 99.0], [4.0, 30.0, 40.0, 50.0, 99.0, 99.0]])
-  frame_mask = jnp.array([[1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 0, 0]], jnp.float32)
-  speech_mask = jnp.array([[0, 0, 1, 1, 0, 0], [0, 1, 1, 1, 0, 0]], jnp.float32)
-  # Clip 0 rests on frames 0, 1, 4; clip 1 has one rest frame only, so its real frames count.
-  np.testing.assert_allclose(
-    models.rest_mean(values, frame_mask, speech_mask)[:, 0], [2.0, 31.0], rtol=1e-6
-  )
-
-
-def test_centring_on_rest_removes_the_speakers_pose_and_articulation_strength():
-  rng = np.random.default_rng(0)
-  landmarks = rng.uniform(0.3, 0.7, size=(1, 8, 5, 3)).astype(np.float32)
-  globals_ = rng.uniform(0.0, 1.0, size=(1, 8, 4)).astype(np.float32)
-  frame_mask = np.array([[1, 1, 1, 1, 1, 1, 0, 0]], np.float32)
-  speech_mask = np.array([[0, 0, 1, 1, 1, 0, 0, 0]], np.float32)
-  # Another "speaker": a different static face shape, twice the movement, other feature scales.
-  shape = rng.normal(0.0, 0.05, size=(1, 1, 5, 3)).astype(np.float32)
-  rest = np.asarray(models.rest_mean(landmarks, frame_mask, speech_mask))
-  other = rest + shape + 2.0 * (landmarks - rest)
-  other_globals = 0.2 + 3.0 * globals_
-  for mode, same_for_other in (('rest', False), ('rest_scaled', True)):
-    moved, shifted = models.centre_on_rest(landmarks, globals_, frame_mask, speech_mask, mode)
-    moved2, shifted2 = models.centre_on_rest(other, other_globals, frame_mask, speech_mask, mode)
-    assert moved.shape == landmarks.shape and shifted.shape == globals_.shape
-    np.testing.assert_array_equal(np.asarray(moved)[0, 6:], 0.0)  # padding stays zero
-    if same_for_other:
-      # Equal up to the small constants that keep the division finite.
-      np.testing.assert_allclose(moved, moved2, rtol=0.02, atol=5e-3)
-      np.testing.assert_allclose(shifted, shifted2, rtol=0.05, atol=1e-3)
-    else:  # the pose is gone, the movement's size is not
-      np.testing.assert_allclose(
-        np.asarray(moved2 - 0.5)[:, :6], 2.0 * np.asarray(moved - 0.5)[:, :6], atol=1e-5
-      )
-  unchanged = models.centre_on_rest(landmarks, globals_, frame_mask, speech_mask, 'none')
-  assert unchanged[0] is landmarks and unchanged[1] is globals_
-  with pytest.raises(ValueError, match='model.centre'):
-    models.centre_on_rest(landmarks, globals_, frame_mask, speech_mask, 'mean')
-
-
-def test_window_centring_needs_no_silence():
-  rng = np.random.default_rng(1)
-  landmarks = rng.uniform(0.3, 0.7, size=(1, 8, 5, 3)).astype(np.float32)
-  globals_ = rng.uniform(0.0, 1.0, size=(1, 8, 4)).astype(np.float32)
-  frame_mask = np.array([[1, 1, 1, 1, 1, 1, 0, 0]], np.float32)
-  no_speech = np.zeros_like(frame_mask)
-  # In running speech the frames outside the word are other words, not rest.
-  word = np.array([[0, 0, 1, 1, 1, 0, 0, 0]], np.float32)
-  for window, rest in (('window', 'rest'), ('window_scaled', 'rest_scaled')):
-    # The window's reference is every real frame, whatever the speech mask says ...
-    a = models.centre_on_rest(landmarks, globals_, frame_mask, word, window)
-    b = models.centre_on_rest(landmarks, globals_, frame_mask, no_speech, window)
-    # ... which is what rest centring uses when nothing is marked as speech.
-    c = models.centre_on_rest(landmarks, globals_, frame_mask, no_speech, rest)
-    for x, y, z in zip(a, b, c):
-      np.testing.assert_array_equal(x, y)
-      np.testing.assert_array_equal(x, z)
-    moved = np.asarray(a[0])
-    np.testing.assert_allclose(moved[0, :6].mean(axis=0), 0.5, atol=1e-6)  # mean pose removed
-    np.testing.assert_array_equal(moved[0, 6:], 0.0)  # padding stays zero
 
 
 def real_batch(config, size=4):
