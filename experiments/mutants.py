@@ -328,8 +328,8 @@ MUTANTS = (
   Mutant(
     'diagnose: skip reasons dropped',
     'lipjax/diagnose.py',
-    "x.get('reason', 'unknown') for x in s.get('skipped', [])\n",
-    "'' for x in s.get('skipped', [])[:0]\n",
+    "'skip_reasons': reason_counts(s.get('skipped', [])),",
+    "'skip_reasons': reason_counts(s.get('skipped', [])[:0]),",
     (T_DIAGNOSE, '-k', 'dataset_facts or extracted'),
   ),
   Mutant(

@@ -41,12 +41,16 @@ GAP_THRESHOLD = 0.15  # final train - val accuracy at or above this: overfitting
 VAL_LOSS_RISE = 0.10  # final val loss >= (1 + this) * its minimum ...
 MIN_EVALS_AFTER_MIN = 2  # ... with at least this many evaluations after the minimum ...
 # ... while train loss kept falling: overfitting
+# Final val accuracy lower than its peak by at least this share of the peak's margin over
+# chance (what the run had learned): the run lost what it learned.
+PEAK_FALL_FRACTION = 0.25
 MIN_EVALUATIONS = 3  # fewer evaluations than this: trends are weak evidence
 TOP_CONFUSIONS = 10  # most confused class pairs listed
 
 VERDICT_OVERFITTING = 'overfitting'
 VERDICT_HEALTHY = 'healthy'
 VERDICT_NOT_LEARNING = 'underfitting/not learning'
+VERDICT_FELL_FROM_PEAK = 'val accuracy fell from its peak'
 
 EXPECTED_EDGES = 'anatomical'
 EXPECTED_MASK = 'speech'
@@ -93,11 +97,18 @@ def overfitting_evidence(curves: dict[str, np.ndarray], num_classes: int) -> dic
   gap_too_large = bool(gaps[final] >= GAP_THRESHOLD)
   threshold = not_learning_threshold(num_classes)
   near_chance = bool(val_acc[peak_index] < threshold)
+  peak_margin = float(val_acc[peak_index] - chance_level(num_classes))
+  drop = float(val_acc[peak_index] - val_acc[final])
+  fall_threshold = PEAK_FALL_FRACTION * peak_margin
+  # A peak near chance has no margin to lose; not learning says more about such a run.
+  fell_from_peak = bool(not near_chance and drop >= fall_threshold)
 
   if near_chance and not gap_too_large:
     verdict = VERDICT_NOT_LEARNING
   elif loss_diverging or gap_too_large:
     verdict = VERDICT_OVERFITTING
+  elif fell_from_peak:
+    verdict = VERDICT_FELL_FROM_PEAK
   else:
     verdict = VERDICT_HEALTHY
   epoch_per_step = curves['epoch'][final] / max(steps[final], 1)
@@ -127,7 +138,14 @@ def overfitting_evidence(curves: dict[str, np.ndarray], num_classes: int) -> dic
     'val_accuracy_peak': float(val_acc[peak_index]),
     'val_accuracy_peak_step': int(steps[peak_index]),
     'val_accuracy_peak_epoch': float(curves['epoch'][peak_index]),
-    'val_accuracy_drop_from_peak': float(val_acc[peak_index] - val_acc[final]),
+    'val_accuracy_drop_from_peak': drop,
+    'val_accuracy_margin_at_peak': peak_margin,
+    'val_accuracy_fall_share': drop / peak_margin if peak_margin > 0 else 0.0,
+    'val_accuracy_fall_threshold': fall_threshold,
+    'evals_after_val_accuracy_peak': final - peak_index,
+    'train_accuracy_at_val_accuracy_peak': float(train_acc[peak_index]),
+    'fell_from_peak': fell_from_peak,
+    'train_accuracy_fell_too': bool(train_acc[peak_index] - train_acc[final] >= fall_threshold),
     'final_accuracy_gap': float(gaps[final]),
     'peak_accuracy_gap': float(gaps.max()),
     'peak_accuracy_gap_step': int(steps[int(np.argmax(gaps))]),
@@ -170,6 +188,29 @@ def verdict_reasons(evidence: dict[str, Any]) -> list[str]:
     f'{e["not_learning_threshold"]:.3f} (chance 1/{e["num_classes"]} = {e["chance"]:.3f} '
     f'+ {NOT_LEARNING_MARGIN:.2f} x (1 - chance))'
   )
+  fall = (
+    f'{e["val_accuracy_fall_share"]:.0%} of its margin over chance at the peak '
+    f'({e["val_accuracy_margin_at_peak"]:.3f})'
+  )
+  if e['fell_from_peak']:
+    reasons.append(
+      f'val accuracy fell {e["val_accuracy_drop_from_peak"]:.3f} from its peak '
+      f'{e["val_accuracy_peak"]:.3f} (step {e["val_accuracy_peak_step"]}) to '
+      f'{e["final_val_accuracy"]:.3f} over {e["evals_after_val_accuracy_peak"]} evaluations: '
+      f'{fall}, >= {PEAK_FALL_FRACTION:.0%}; train accuracy went from '
+      f'{e["train_accuracy_at_val_accuracy_peak"]:.3f} to {e["final_train_accuracy"]:.3f}'
+      + (
+        ' (it fell too: the training itself broke down, e.g. a learning rate too high)'
+        if e['train_accuracy_fell_too']
+        else ' (it held: what the model learned stopped carrying over to the val split)'
+      )
+    )
+  elif not e['near_chance']:
+    reasons.append(
+      f'val accuracy held its peak: the final {e["final_val_accuracy"]:.3f} is '
+      f'{e["val_accuracy_drop_from_peak"]:.3f} below it, {fall}; losing the run needs '
+      f'>= {PEAK_FALL_FRACTION:.0%}'
+    )
   if e['few_evaluations']:
     reasons.append(
       f'only {e["evaluations"]} evaluations (< {MIN_EVALUATIONS}): the trends '
@@ -183,7 +224,8 @@ def verdict_summary(evidence: dict[str, Any]) -> str:
   e = evidence
   return (
     f'{e["verdict"]}: val accuracy peak {e["val_accuracy_peak"]:.3f} at step '
-    f'{e["val_accuracy_peak_step"]} (chance {e["chance"]:.3f}), final train-val accuracy '
+    f'{e["val_accuracy_peak_step"]} (chance {e["chance"]:.3f}), final '
+    f'{e["final_val_accuracy"]:.3f}, final train-val accuracy '
     f'gap {e["final_accuracy_gap"]:+.3f}, val loss {e["val_loss_rise"]:+.1%} from its '
     f'minimum at step {e["val_loss_min_step"]}'
   )
@@ -215,8 +257,13 @@ def top_confusions(
   return pairs
 
 
+def reason_counts(rows: list[dict[str, Any]]) -> dict[str, int]:
+  """How many report rows (skipped clips, rejected input rows) gave each reason, most first."""
+  return dict(collections.Counter(row.get('reason', 'unknown') for row in rows).most_common())
+
+
 def dataset_facts(report: dict[str, Any]) -> dict[str, Any]:
-  """Clips per class and split, speakers and their overlap, masks, cuts and skips."""
+  """Clips per class and split, speakers and their overlap, masks, cuts, skips and rejected rows."""
   splits = report.get('splits', {})
   classes = list(
     report.get('classes') or sorted({c for s in splits.values() for c in s.get('per_class', {})})
@@ -239,16 +286,16 @@ def dataset_facts(report: dict[str, Any]) -> dict[str, Any]:
         'face_detection_rate': s.get('face_detection_rate'),
         'cut_to_max_frames': s.get('cut_to_max_frames', 0),
         'skipped': len(s.get('skipped', [])),
-        'skip_reasons': dict(
-          collections.Counter(
-            x.get('reason', 'unknown') for x in s.get('skipped', [])
-          ).most_common()
-        ),
+        'skip_reasons': reason_counts(s.get('skipped', [])),
       }
       for name, s in splits.items()
     },
     'speaker_overlaps': overlaps,
     'speaker_disjoint': all(not v for v in overlaps.values()),
+    # Input rows refused before extraction (a bad manifest row, a split that is none of
+    # train/val/test): in no split's counts, so the table lists them apart.
+    'rejected': len(report.get('rejected', [])),
+    'reject_reasons': reason_counts(report.get('rejected', [])),
   }
 
 
@@ -340,6 +387,49 @@ def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
   return lines
 
 
+def _reasons(counts: dict[str, int]) -> str:
+  """Reasons with their counts in one table cell."""
+  return '; '.join(f'{reason} ({n})' for reason, n in counts.items()) or '-'
+
+
+def dataset_tables(facts: dict[str, Any]) -> list[str]:
+  """The data-set section's Markdown: clips per class and split, then per split (and rejected rows)."""
+  split_names = list(facts['splits'])
+  rows = [[c] + [facts['splits'][s]['per_class'][c] for s in split_names] for c in facts['classes']]
+  rows.append(['**clips written**'] + [facts['splits'][s]['written'] for s in split_names])
+  lines = _table(['class'] + split_names, rows) + ['']
+  split_rows = [
+    [
+      s,
+      f['speakers'],
+      _fmt(f['speech_fraction']),
+      _fmt(f['face_detection_rate']),
+      f['cut_to_max_frames'],
+      f['skipped'],
+      _reasons(f['skip_reasons']),
+    ]
+    for s, f in facts['splits'].items()
+  ]
+  if facts['rejected']:
+    rejected = ['rejected input rows', '-', '-', '-', '-', facts['rejected']]
+    split_rows.append(rejected + [_reasons(facts['reject_reasons'])])
+  header = ['split', 'speakers', 'speech fraction', 'face-detection rate']
+  header += ['clips cut to max_frames', 'clips skipped', 'skip reasons']
+  lines += _table(header, split_rows)
+  overlaps = {k: v for k, v in facts['speaker_overlaps'].items() if v}
+  lines += [
+    '',
+    'Splits are speaker-disjoint.'
+    if facts['speaker_disjoint']
+    else 'Splits are NOT speaker-disjoint: '
+    + '; '.join(
+      f'{pair} share {len(v)} ({", ".join(v[:5])}{"..." if len(v) > 5 else ""})'
+      for pair, v in overlaps.items()
+    ),
+  ]
+  return lines
+
+
 def render_report(
   workdir: str,
   config,
@@ -372,7 +462,9 @@ def render_report(
     f'is >= {GAP_THRESHOLD}, or val loss ends >= {VAL_LOSS_RISE:.0%} above its minimum '
     f'with >= {MIN_EVALS_AFTER_MIN} evaluations after it while train loss falls; '
     'underfitting/not learning if the best val accuracy is below chance + '
-    f'{NOT_LEARNING_MARGIN} x (1 - chance) and the gap is small; otherwise healthy. '
+    f'{NOT_LEARNING_MARGIN} x (1 - chance) and the gap is small; {VERDICT_FELL_FROM_PEAK} '
+    f'if the final val accuracy is below its peak by >= {PEAK_FALL_FRACTION:.0%} of the '
+    "peak's margin over chance; otherwise healthy. "
     'Train figures are running means over the steps since the previous log, with '
     "the config's dropout, augmentation and label smoothing, so they can understate the fit.",
     '',
@@ -436,46 +528,7 @@ def render_report(
 
   lines += ['', '## Data set', '', facts_source, '']
   if facts:
-    split_names = list(facts['splits'])
-    rows = [
-      [c] + [facts['splits'][s]['per_class'][c] for s in split_names] for c in facts['classes']
-    ]
-    rows.append(['**clips written**'] + [facts['splits'][s]['written'] for s in split_names])
-    lines += _table(['class'] + split_names, rows) + ['']
-    lines += _table(
-      [
-        'split',
-        'speakers',
-        'speech fraction',
-        'face-detection rate',
-        'clips cut to max_frames',
-        'clips skipped',
-        'skip reasons',
-      ],
-      [
-        [
-          s,
-          f['speakers'],
-          _fmt(f['speech_fraction']),
-          _fmt(f['face_detection_rate']),
-          f['cut_to_max_frames'],
-          f['skipped'],
-          '; '.join(f'{r} ({n})' for r, n in f['skip_reasons'].items()) or '-',
-        ]
-        for s, f in facts['splits'].items()
-      ],
-    )
-    overlaps = {k: v for k, v in facts['speaker_overlaps'].items() if v}
-    lines += [
-      '',
-      'Splits are speaker-disjoint.'
-      if facts['speaker_disjoint']
-      else 'Splits are NOT speaker-disjoint: '
-      + '; '.join(
-        f'{pair} share {len(v)} ({", ".join(v[:5])}{"..." if len(v) > 5 else ""})'
-        for pair, v in overlaps.items()
-      ),
-    ]
+    lines += dataset_tables(facts)
 
   lines += ['', '## Consistency with the data set', '']
   lines += _table(

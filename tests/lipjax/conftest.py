@@ -159,7 +159,7 @@ def carphone_word(k: int) -> str:
 
 @pytest.fixture(scope='session')
 def carphone_run(tmp_path_factory):
-  """Carphone cuts (both words in every split) and a faceless video -> real extraction -> training.
+  """Carphone cuts (both words in every split), a faceless video, a bad row -> extraction -> training.
 
   Keys: root (videos/clipNN.mp4, videos/blank.mp4), data_dir, report (the
   extraction report), workdir, best_step, latest_step, records, intervals,
@@ -188,10 +188,11 @@ def carphone_run(tmp_path_factory):
     writer.write(np.full((144, 176, 3), 90, np.uint8))
   writer.release()
   rows.append('videos/blank.mp4,EARLY,train,s9,0.1,0.5')
+  rows.append('videos/clip99.mp4,LATE,holdout,s9,0.1,0.5')  # rejected: no such split
   (root / 'manifest.csv').write_text('\n'.join(rows) + '\n')
   data_dir = str(root / 'data')
   report = pipeline.run(str(root / 'manifest.csv'), data_dir, workers=1, progress=False)
-  assert report['written'] == 14 and report['failed'] == 1, report
+  assert report['written'] == 14 and report['failed'] == 2 and len(report['rejected']) == 1, report
   run = train_then_unlearn(learned_config(data_dir), str(root / 'workdir'))
   assert run['best_step'] <= LEARN_STEPS < run['latest_step'], run
   return dict(

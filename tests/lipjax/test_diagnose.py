@@ -152,6 +152,63 @@ def test_memorising_train_set_at_chance_val_is_overfitting(tmp_path):
   assert e['verdict'] == diagnose.VERDICT_OVERFITTING
 
 
+def rise_and_fall(peak, final, rise=5):
+  """Accuracy climbing to peak at evaluation rise - 1, then sinking evenly to final.  # [E]"""
+  return np.concatenate(
+    [np.linspace(0.15, peak, rise), np.linspace(peak, final, len(STEPS) - rise + 1)[1:]]
+  )
+
+
+def write_rise_and_fall(workdir, peak, final):
+  """10 words: train accuracy 0.03 above val's all along, losses mirroring the accuracies.
+
+  Train and val sink together and both losses climb after the peak (a run that blew up),
+  so neither the accuracy gap nor a val loss rising under a falling train loss can fire.
+  """
+  val_accuracy = rise_and_fall(peak, final)
+  loss = 2.4 - 2.0 * val_accuracy
+  return write_metrics(workdir, loss - 0.05, loss, val_accuracy + 0.03, val_accuracy)
+
+
+def test_val_accuracy_collapsing_after_its_peak_is_not_healthy(tmp_path):
+  # The issue's run: val accuracy peaked at 0.85 and ended at 0.31.
+  e = evidence_of(write_rise_and_fall(tmp_path / 'collapse', 0.85, 0.31))
+  assert not e['loss_diverging'] and not e['gap_too_large'] and not e['near_chance']
+  assert e['verdict'] == diagnose.VERDICT_FELL_FROM_PEAK
+  assert e['fell_from_peak'] and e['train_accuracy_fell_too']
+  assert e['val_accuracy_peak'] == pytest.approx(0.85) and e['val_accuracy_peak_step'] == 1000
+  assert e['final_val_accuracy'] == pytest.approx(0.31)
+  assert e['val_accuracy_drop_from_peak'] == pytest.approx(0.54)
+  assert e['val_accuracy_margin_at_peak'] == pytest.approx(0.75)  # over chance 0.1
+  assert e['val_accuracy_fall_share'] == pytest.approx(0.72)
+  assert e['val_accuracy_fall_threshold'] == pytest.approx(0.1875)
+  assert e['evals_after_val_accuracy_peak'] == 10
+  assert e['train_accuracy_at_val_accuracy_peak'] == pytest.approx(0.88)
+  text = ' '.join(diagnose.verdict_reasons(e))
+  assert (
+    'val accuracy fell 0.540 from its peak 0.850 (step 1000) to 0.310 over 10 evaluations: '
+    '72% of its margin over chance at the peak (0.750), >= 25%; train accuracy went from '
+    '0.880 to 0.340 (it fell too' in text
+  )
+  assert diagnose.verdict_summary(e).startswith(
+    'val accuracy fell from its peak: val accuracy peak 0.850 at step 1000 (chance 0.100), '
+    'final 0.310,'
+  )
+
+
+@pytest.mark.parametrize('final, verdict', [(0.67, 'healthy'), (0.66, 'val accuracy fell')])
+def test_a_fall_counts_from_a_quarter_of_the_peaks_margin_over_chance(tmp_path, final, verdict):
+  # Peak 0.85 over chance 0.1: a margin of 0.75, so the rule fires from a fall of 0.1875.
+  e = evidence_of(write_rise_and_fall(tmp_path / 'dip', 0.85, final))
+  assert e['verdict'].startswith(verdict)
+  assert e['fell_from_peak'] == (verdict != 'healthy')
+  if not e['fell_from_peak']:
+    assert (
+      f'val accuracy held its peak: the final {final:.3f} is {0.85 - final:.3f} below it, '
+      '24% of its margin over chance at the peak (0.750); losing the run needs >= 25%'
+    ) in ' '.join(diagnose.verdict_reasons(e))
+
+
 def test_metrics_errors_name_the_file_and_line(tmp_path):
   workdir = tmp_path / 'bad'
   with pytest.raises(FileNotFoundError, match='metrics.jsonl does not exist'):
@@ -221,6 +278,35 @@ def test_dataset_facts_find_shared_speakers_and_skips():
   assert facts['splits']['val']['per_class'] == {'bat': 0, 'pat': 1}
   assert facts['speaker_overlaps'] == {'train/val': ['b']} and not facts['speaker_disjoint']
   assert facts['splits']['train']['skip_reasons'] == {'face found in 2/29 frames': 1}
+
+
+def test_dataset_table_lists_the_rejected_input_rows_apart_from_the_splits():
+  split = {'written': 2, 'per_class': {'bat': 1, 'pat': 1}, 'speakers': ['a'], 'skipped': []}
+  reasons = [
+    "manifest.csv:4: split 'holdout' is not one of ('train', 'val', 'test')",
+    "manifest.csv:5: start/end must be seconds, found 'zero'/'1'",
+  ]
+  report = {
+    'classes': ['bat', 'pat'],
+    'splits': {'train': split, 'test': split},
+    'rejected': [
+      {'video_id': f'row{k}', 'path': f'row{k}.mp4', 'reason': reason}
+      for k, reason in enumerate(reasons + reasons[:1])
+    ],
+  }
+  facts = diagnose.dataset_facts(report)
+  assert facts['rejected'] == 3
+  assert facts['reject_reasons'] == {reasons[0]: 2, reasons[1]: 1}
+  rows = {
+    row['split']: row for row in markdown_table('\n'.join(diagnose.dataset_tables(facts)), 'split')
+  }
+  assert list(rows) == ['train', 'test', 'rejected input rows']
+  assert rows['rejected input rows']['clips skipped'] == '3'
+  assert rows['rejected input rows']['skip reasons'] == f'{reasons[0]} (2); {reasons[1]} (1)'
+  assert rows['train']['skip reasons'] == '-'
+  del report['rejected']  # a report from before bad rows were recorded, or with none
+  text = '\n'.join(diagnose.dataset_tables(diagnose.dataset_facts(report)))
+  assert 'rejected input rows' not in text
 
 
 def test_consistency_flags_an_ablated_graph_and_mask(dataset):
@@ -298,7 +384,8 @@ def markdown_table(text, first_header):
 
 def test_diagnose_reports_the_extracted_data_sets_classes_speakers_and_skipped_clips(carphone_run):
   # By hand from the manifest (conftest.carphone_run): clip k is speaker s{k % 3}, the
-  # faceless blank.mp4 (train, s9) is skipped, and every 4 s clip is cut to 29 frames.
+  # faceless blank.mp4 (train, s9) is skipped, the row of split 'holdout' is rejected, and
+  # every 4 s clip is cut to 29 frames.
   result = diagnose.diagnose_workdir(carphone_run['workdir'])
   with open(result['report_path']) as f:
     report = f.read()
@@ -311,11 +398,21 @@ def test_diagnose_reports_the_extracted_data_sets_classes_speakers_and_skipped_c
   splits = {row['split']: row for row in markdown_table(report, 'split')}
   assert {
     s: (r['speakers'], r['clips cut to max_frames'], r['clips skipped']) for s, r in splits.items()
-  } == {'train': ('3', '8', '1'), 'val': ('2', '2', '0'), 'test': ('3', '4', '0')}
+  } == {
+    'train': ('3', '8', '1'),
+    'val': ('2', '2', '0'),
+    'test': ('3', '4', '0'),
+    'rejected input rows': ('-', '-', '1'),
+  }
   assert re.fullmatch(
     r'\S*blank\.mp4: face found in 0 of 29 frames .* \(1\)', splits['train']['skip reasons']
   )
   assert splits['val']['skip reasons'] == splits['test']['skip reasons'] == '-'
+  rejected = splits['rejected input rows']  # the manifest's row in no split
+  assert rejected['clips skipped'] == '1'
+  assert re.fullmatch(
+    r"\S*manifest\.csv:\d+: split 'holdout' is not one of .* \(1\)", rejected['skip reasons']
+  )
   assert 'Splits are NOT speaker-disjoint' in report and 'train/val share 2 (s0, s2)' in report
   # Two val clips: whichever verdict its curves give (the rules have tests of their own), the
   # report states it.
