@@ -39,7 +39,7 @@ def test_rerunning_with_another_file_format_rewrites_the_shards_from_the_clip_ca
     'lipjax-train.array_record-00000-of-00001',
   ]
   written = _read(out, 'train')
-  # The same command with --file-format tfrecord: no clip is extracted again.
+  # The same command with --file_format tfrecord: no clip is extracted again.
   report = pipeline.run(carphone_corpus, out, workers=1, progress=False, file_format='tfrecord')
   assert report['frames_processed'] == 0 and report['written'] == 3
   assert _shard_files(out) == [

@@ -56,7 +56,7 @@ def _cmdline(process: psutil.Process) -> str:
 
 def _command(corpus: str, out: str) -> list[str]:
   """The extraction command line of these tests (2 workers)."""
-  workers = ['--workers', '2', '--max-frames', str(MAX_FRAMES), '--quiet']
+  workers = ['--workers', '2', '--max_frames', str(MAX_FRAMES), '--quiet']
   return [sys.executable, '-m', 'extraction', '--input', corpus, '--out', out, *workers]
 
 
