@@ -224,8 +224,14 @@ def verdict_summary(evidence: dict[str, Any]) -> str:
   e = evidence
   return (
     f'{e["verdict"]}: val accuracy peak {e["val_accuracy_peak"]:.3f} at step '
-    f'{e["val_accuracy_peak_step"]} (chance {e["chance"]:.3f}), final '
-    f'{e["final_val_accuracy"]:.3f}, final train-val accuracy '
+    f'{e["val_accuracy_peak_step"]} (chance {e["chance"]:.3f})'
+    + (
+      f' then down to {e["final_val_accuracy"]:.3f} ({e["val_accuracy_fall_share"]:.0%} of its '
+      'margin over chance lost)'
+      if e['fell_from_peak']
+      else ''
+    )
+    + ', final train-val accuracy '
     f'gap {e["final_accuracy_gap"]:+.3f}, val loss {e["val_loss_rise"]:+.1%} from its '
     f'minimum at step {e["val_loss_min_step"]}'
   )

@@ -191,8 +191,8 @@ def test_val_accuracy_collapsing_after_its_peak_is_not_healthy(tmp_path):
     '0.880 to 0.340 (it fell too' in text
   )
   assert diagnose.verdict_summary(e).startswith(
-    'val accuracy fell from its peak: val accuracy peak 0.850 at step 1000 (chance 0.100), '
-    'final 0.310,'
+    'val accuracy fell from its peak: val accuracy peak 0.850 at step 1000 (chance 0.100) then '
+    'down to 0.310 (72% of its margin over chance lost), final train-val accuracy gap +0.030'
   )
 
 
