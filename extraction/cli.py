@@ -61,6 +61,7 @@ class _IntegerListParser(flags.BaseListParser):
 
   def __init__(self):
     super().__init__(',', 'comma')
+    self.syntactic_help = 'a comma separated list of integers'
 
   def parse(self, argument) -> list[int]:
     """The integers of '0,1,2' (or of a list, a default)."""
