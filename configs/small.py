@@ -80,6 +80,8 @@ def get_config():
   config.augment.frame_noise = 0.0  # share of frames replaced by noise [0.1]
   config.augment.frame_noise_std = 0.3  # that noise, in units of the clip's spread [0.3]
   config.augment.point_drop = 0.0  # share of landmarks held still all clip [0.1]
+  # Articulation: each node's movement about its clip mean scaled per axis in [1 - a, 1 + a].
+  config.augment.motion_scale = 0.0
   # Time-axis CutMix: up to this share of the frames pasted from another clip (not with mixup).
   config.augment.time_cutmix = 0.0
 

@@ -232,6 +232,23 @@ def axis_scale(clip, key, amount: float):
   return scale_axes(clip, _uniform(key, 'axis_scale', 1.0 - amount, 1.0 + amount, (3,)))
 
 
+def scale_motion(clip, factors):
+  """Scales each node's movement away from its mean position over the clip, per axis by factors [3].
+
+  The face's shape stays; how far the mouth moves along x (spread), y (opening,
+  jaw) and z (protrusion) changes: another speaker's articulation.
+  """
+  real = clip['frame_mask'][:, None, None]  # [T, 1, 1]
+  mean = jnp.sum(clip['landmarks'] * real, axis=0) / jnp.maximum(jnp.sum(real), 1.0)  # [N, 3]
+  moved = mean + factors * (clip['landmarks'] - mean)
+  return dict(clip, landmarks=_masked_landmarks(clip, moved))
+
+
+def motion_scale(clip, key, amount: float):
+  """Scales the movement along each axis by its own factor in [1 - amount, 1 + amount]."""
+  return scale_motion(clip, _uniform(key, 'motion_scale', 1.0 - amount, 1.0 + amount, (3,)))
+
+
 def shear_landmarks(clip, axis, coefficients):
   """Adds coefficients[j] x the `axis` coordinate to coordinate j (about the face centre).
 
@@ -416,6 +433,8 @@ def augment_clip(clip, key, augment, mirror_perm):
     clip = smooth_rotation(clip, key, augment.smooth_rotation_degrees)
   if augment.rotate_degrees > 0 or augment.scale > 0 or augment.translate > 0:
     clip = affine(clip, key, augment.rotate_degrees, augment.scale, augment.translate)
+  if augment.motion_scale > 0:
+    clip = motion_scale(clip, key, augment.motion_scale)
   if augment.axis_scale > 0:
     clip = axis_scale(clip, key, augment.axis_scale)
   if augment.shear > 0:

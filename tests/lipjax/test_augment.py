@@ -178,6 +178,7 @@ NO_AUGMENTATION = ml_collections.ConfigDict(
     'frame_noise_std': 0.3,
     'point_drop': 0.0,
     'time_cutmix': 0.0,
+    'motion_scale': 0.0,
   }
 )
 
@@ -405,7 +406,12 @@ def test_the_new_augmentations_change_what_they_name_in_about_their_share():
   assert 0.05 < still.mean() < 0.15  # [clips, nodes] held at the centre
   untouched = np.all(out['landmarks'] == batch['landmarks'], axis=(1, 3))
   np.testing.assert_array_equal(still | untouched, np.ones_like(still))
-  for switch in (dict(axis_scale=0.2), dict(shear=0.2), dict(smooth_rotation_degrees=45.0)):
+  for switch in (
+    dict(axis_scale=0.2),
+    dict(shear=0.2),
+    dict(smooth_rotation_degrees=45.0),
+    dict(motion_scale=0.5),
+  ):
     out = augmented(batch, only(**switch))
     assert not np.allclose(out['landmarks'], batch['landmarks']), switch
     assert not out['landmarks'][~real].any(), switch  # padding stays zero
@@ -421,3 +427,16 @@ def test_time_cutmix_takes_its_partner_from_the_batch_and_cannot_go_with_mixup()
     np.testing.assert_allclose(out['au'][i][pasted], batch['au'][partner][pasted])
   with pytest.raises(ValueError, match='mixup_alpha and time_cutmix'):
     augmented(batch, only(time_cutmix=0.5, mixup_alpha=0.4))
+
+
+def test_scale_motion_scales_each_axis_of_the_movement_about_the_clip_mean_and_keeps_the_shape():
+  clip = jax.tree.map(lambda x: x[0], random_batch(size=1))
+  real = clip['frame_mask'] > 0
+  factors = jnp.array([2.0, 1.0, 0.0])
+  out = np.asarray(augment.scale_motion(clip, factors)['landmarks'])
+  mean = clip['landmarks'][real].mean(axis=0)  # [N, 3]
+  np.testing.assert_allclose(out[real].mean(axis=0), mean, atol=1e-5)  # the shape stays
+  np.testing.assert_allclose(
+    out[real] - mean, (clip['landmarks'][real] - mean) * [2, 1, 0], atol=1e-5
+  )
+  assert not out[~real].any()
