@@ -11,6 +11,10 @@ import os
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.slow  # videos to predictions through every command line
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORDS = ('BAT', 'PAT', 'FEW')
 

@@ -14,6 +14,7 @@ import time
 
 from extraction_media import write_clip
 import psutil
+import pytest
 
 from extraction import clip as clip_lib
 from extraction import pipeline
@@ -97,6 +98,7 @@ def _assert_all_exit(descendants: list[psutil.Process], within: float = 10.0) ->
   assert not left, f'worker processes outlived the killed parent: {left}'
 
 
+@pytest.mark.slow
 def test_kill_9_of_the_parent_leaves_no_worker_and_the_rerun_gives_the_same_shards(tmp_path):
   corpus = _corpus(str(tmp_path / 'corpus'))
   reference = str(tmp_path / 'reference')

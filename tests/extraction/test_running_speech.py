@@ -262,6 +262,7 @@ def test_extraction_writes_shards_of_words_and_background(generated, tmp_path):
   assert sum(meta.split_sizes.values()) == 12
 
 
+@pytest.mark.slow
 def test_configs_lrw_trains_on_an_extracted_lrw_layout_folder(generated, tmp_path):
   """What a user with LRW runs: the generator's LRW-layout folder -> extraction -> configs/lrw.py."""
   out_dir, _ = generated

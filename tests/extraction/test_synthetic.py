@@ -392,6 +392,7 @@ def test_isolated_words_are_byte_identical_to_generator_version_4(generated):
   assert _set_digest(generated) == SMALL_DIGEST
 
 
+@pytest.mark.slow
 def test_a_killed_run_goes_on_where_it_stopped_to_the_same_bytes(generated, tmp_path):
   """kill -9 of `generate` part way, then the same command: the set of an uninterrupted run."""
   out_dir = tmp_path / 'killed'

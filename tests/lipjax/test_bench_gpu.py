@@ -3,6 +3,8 @@
 import os
 import sys
 
+import pytest
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(REPO, 'experiments'))
 
@@ -15,6 +17,7 @@ def test_cost_analysis_flops_from_a_dict_or_a_list_of_dicts():
   assert bench_gpu.total_flops(None) == 0.0
 
 
+@pytest.mark.slow
 def test_tiny_run_measures_every_row():
   rows = bench_gpu.benchmark(
     bench_gpu.Settings(

@@ -9,6 +9,7 @@ import textwrap
 from checkpoint_files import latest
 from checkpoint_files import read_metrics
 import numpy as np
+import pytest
 
 from lipjax import train
 
@@ -51,6 +52,7 @@ KILLED_RUN = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_kills_during_a_write_and_at_random_steps_resume_to_the_same_params(test_config, tmp_path):
   test_config.num_train_steps, test_config.eval_every_steps = 8, 4
   straight = str(tmp_path / 'straight')

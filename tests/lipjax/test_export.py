@@ -20,6 +20,8 @@ from lipjax import exported
 from lipjax import input_pipeline
 from lipjax import predict
 
+pytestmark = pytest.mark.slow  # SavedModel and TFLite conversions
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ENV = {**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2'}
 

@@ -18,6 +18,9 @@ import time
 from checkpoint_files import checkpoint_params
 from checkpoint_files import read_metrics
 import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow  # real processes under jax.distributed
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TIMING_KEYS = ('steps_per_sec', 'examples_per_sec')

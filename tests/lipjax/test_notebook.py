@@ -6,6 +6,9 @@ import re
 
 import nbclient
 import nbformat
+import pytest
+
+pytestmark = pytest.mark.slow  # the notebook end to end
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NOTEBOOK = os.path.join(REPO, 'experiments', 'colab_tpu.ipynb')

@@ -36,6 +36,7 @@ def run_python(args, env_extra=None, timeout=240):
   )
 
 
+@pytest.mark.slow
 def test_one_and_two_devices_give_the_same_loss_trajectory(test_config, tmp_path):
   # Same global batch; dropout off because its masks are drawn per device.
   test_config.model.dropout_rate = 0.0
@@ -86,6 +87,7 @@ KILL_AFTER_CHECKPOINT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_params(test_config, tmp_path):
   test_config.num_train_steps = 8
   test_config.eval_every_steps = 4
