@@ -94,6 +94,17 @@ def _define_settings_flags() -> None:
   flags.DEFINE_integer(
     'test_speakers', d.test_speakers, 'People whose speakers make the test split.'
   )
+  flags.DEFINE_integer(
+    'train_speakers',
+    d.train_speakers,
+    'Render only N training speakers (a seeded choice; 0: all); val and test are unchanged, '
+    'and every clip is the one a full run renders.',
+  )
+  flags.DEFINE_integer(
+    'held_out_clips_per_speaker',
+    d.held_out_clips_per_speaker,
+    'Clips of each word per val or test speaker (0: --clips_per_speaker).',
+  )
   _define_pair('rate_range', d.rate_range, 'Speaking-rate factor LO,HI.')
   flags.DEFINE_float(
     'duration_jitter', d.duration_jitter, "Log-normal std of each viseme's duration."

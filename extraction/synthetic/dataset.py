@@ -75,6 +75,11 @@ class Settings:
   lfw_faces: int = 14
   val_speakers: int = 2
   test_speakers: int = 4
+  # 0: every training speaker. N > 0: only the first N of them in a seeded order, the
+  # held-out people as without it (the speakers-against-clips experiment).
+  train_speakers: int = 0
+  # Clips of each word per val or test speaker (0: clips_per_speaker).
+  held_out_clips_per_speaker: int = 0
   rate_range: tuple[float, float] = (0.7, 1.15)  # speaking-rate factor per clip
   duration_jitter: float = 0.15  # log-normal std of each viseme's duration
   lead_range: tuple[float, float] = (0.08, 0.5)  # leading silence, seconds
@@ -439,11 +444,26 @@ def plan_clips(
   takes = [(word, settings.clips_per_speaker) for word in settings.words]
   takes.append((schema.BACKGROUND_LABEL, background_clips_per_speaker(settings, speech)))
   takes.append((SENTENCE, speech.sentences))
+  speakers = {split: sorted(s for s, sp in split_of.items() if sp == split) for split in SPLITS}
+  if settings.train_speakers < 0 or settings.held_out_clips_per_speaker < 0:
+    raise ValueError('train_speakers and held_out_clips_per_speaker must be 0 or more')
+  if settings.train_speakers > len(speakers['train']):
+    raise ValueError(
+      f'train_speakers={settings.train_speakers}: there are {len(speakers["train"])} training '
+      'speakers; add faces or variants'
+    )
+  if settings.train_speakers:
+    order = np.random.default_rng([settings.seed, _stable_hash('train_speakers')])
+    kept = order.permutation(len(speakers['train']))[: settings.train_speakers]
+    speakers['train'] = [speakers['train'][i] for i in sorted(kept)]
+  held_out = settings.held_out_clips_per_speaker
   jobs = []
   for word, count in takes:
     for split in SPLITS:
       number = 0
-      for speaker in sorted(s for s, sp in split_of.items() if sp == split):
+      if split != 'train' and held_out and word in settings.words:
+        count = held_out
+      for speaker in speakers[split]:
         for take in range(count):
           number += 1
           if word == SENTENCE:

@@ -315,6 +315,31 @@ def test_splits_give_val_and_test_every_kind_of_face():
   assert split_of['c0-0'] == split_of['c1-0'] == 'train'
 
 
+def test_a_subset_of_training_speakers_with_more_clips_keeps_val_and_test_as_they_were():
+  # The speakers-against-clips experiment: the same clips for the same (speaker, take).
+  split_of = {f's{i}': 'train' for i in range(10)} | {'v0': 'val', 't0': 'test', 't1': 'test'}
+  words = ('ABOUT', 'WATCH')
+  full = dataset.plan_clips(dataset.Settings(words=words, clips_per_speaker=1), split_of)
+  subset = dataset.plan_clips(
+    dataset.Settings(
+      words=words, clips_per_speaker=4, train_speakers=3, held_out_clips_per_speaker=1
+    ),
+    split_of,
+  )
+  key = lambda jobs, split: sorted((j.word, j.speaker, j.take) for j in jobs if j.split == split)
+  for split in ('val', 'test'):
+    assert key(subset, split) == key(full, split)
+  trained = {j.speaker for j in subset if j.split == 'train'}
+  assert len(trained) == 3 and trained < {f's{i}' for i in range(10)}
+  assert len(key(subset, 'train')) == 3 * 2 * 4  # speakers x words x takes
+  again = dataset.plan_clips(
+    dataset.Settings(words=words, clips_per_speaker=4, train_speakers=3), split_of
+  )
+  assert {j.speaker for j in again if j.split == 'train'} == trained  # seeded
+  with pytest.raises(ValueError, match='train_speakers=11: there are 10 training speakers'):
+    dataset.plan_clips(dataset.Settings(words=words, train_speakers=11), split_of)
+
+
 def test_generated_layout_manifest_and_transcripts(generated):
   rows = _manifest(generated)
   assert len(rows) == 3 * 7  # words x speakers x 1 clip
