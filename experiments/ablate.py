@@ -117,6 +117,68 @@ VARIANTS = {
     {'augment.time_warp': 0.0, 'augment.time_shift': 0, 'augment.mixup_alpha': 0.0},
     'no time warp, time shift or mixup',
   ),
+  # Speaker invariance (each added to --base, or taken out of a --base that has it).
+  'axis scale': (small_config, {'augment.axis_scale': 0.2}, 'per-axis scale +-20% (SyncVSR)'),
+  'no axis scale': (small_config, {'augment.axis_scale': 0.0}, 'without the per-axis scale'),
+  'shear': (small_config, {'augment.shear': 0.2}, 'shear +-0.2 (SyncVSR)'),
+  'no shear': (small_config, {'augment.shear': 0.0}, 'without the shear'),
+  'smooth rotation': (
+    small_config,
+    {'augment.smooth_rotation_degrees': 45.0},
+    '3-D rotation up to 45 degrees moving over the clip (SyncVSR)',
+  ),
+  'no smooth rotation': (
+    small_config,
+    {'augment.smooth_rotation_degrees': 0.0},
+    'without the moving rotation',
+  ),
+  'frame block mask': (
+    small_config,
+    {'augment.frame_block_mask': 0.1},
+    '10% of frames lost in blocks of 3 (SyncVSR)',
+  ),
+  'no frame block mask': (small_config, {'augment.frame_block_mask': 0.0}, 'no lost blocks'),
+  'frame noise': (small_config, {'augment.frame_noise': 0.1}, '10% of frames noise (SyncVSR)'),
+  'no frame noise': (small_config, {'augment.frame_noise': 0.0}, 'no noise frames'),
+  'point drop': (small_config, {'augment.point_drop': 0.1}, '10% of landmarks held (SyncVSR)'),
+  'no point drop': (small_config, {'augment.point_drop': 0.0}, 'every landmark kept'),
+  'time cutmix': (
+    small_config,
+    {'augment.time_cutmix': 0.4, 'augment.mixup_alpha': 0.0},
+    "up to 40% of the frames from another clip (SyncVSR's CutMix on time)",
+  ),
+  'motion scale': (
+    small_config,
+    {'augment.motion_scale': 0.5},
+    'movement scaled per axis by 0.5-1.5 (the speakers articulate with their own gains)',
+  ),
+  'no motion scale': (small_config, {'augment.motion_scale': 0.0}, 'movement as spoken'),
+  'clip standardisation': (
+    small_config,
+    {'model.centre': 'clip_standardised'},
+    "the clip's mean point and one std (SyncVSR); the face's shape kept",
+  ),
+  'procrustes (clip)': (
+    small_config,
+    {'model.centre': 'procrustes'},
+    "the clip's mean shape onto the train split's mean face",
+  ),
+  'procrustes (frames)': (
+    small_config,
+    {'model.centre': 'procrustes_frames'},
+    'each frame onto the mean face',
+  ),
+  'transformer': (
+    small_config,
+    {'model.temporal': 'transformer'},
+    'a 4-layer transformer (width 128, rotary positions) instead of the BiLSTM',
+  ),
+  'bilstm': (small_config, {'model.temporal': 'bilstm'}, 'the BiLSTM instead of the transformer'),
+  'no boundary input': (
+    small_config,
+    {'model.boundary_input': False},
+    'the word boundary as the pooling mask only',
+  ),
 }
 
 
