@@ -38,16 +38,6 @@ NUM_CLASSES = 500
 FRAMES = 29
 
 
-def load_config(path: str):
-  """A configs/*.py file's get_config()."""
-  import importlib.util
-
-  spec = importlib.util.spec_from_file_location('bench_config', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
-
-
 def cpu_seconds(process) -> float:
   """User + system CPU seconds of a process and its live children."""
   total = 0.0
@@ -73,6 +63,7 @@ def rss_gib(process) -> float:
 
 def measure(args) -> dict:
   """In this process: reads and augments args.batches batches; returns the row."""
+  import bench_train  # the sibling script: one loader of configs by path
   import jax
   import numpy as np
   import psutil
@@ -83,7 +74,7 @@ def measure(args) -> dict:
   from lipjax import input_pipeline
   from lipjax import train
 
-  config = load_config(args.config)
+  config = bench_train.load_config(args.config)
   config.data_dir = args.data_dir
   config.input.cache = False
   config.input.workers = args.measure_workers
