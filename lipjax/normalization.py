@@ -9,6 +9,9 @@ what the model calls with config.model.centre. The modes:
   for the landmarks, one per feature). Need silence in the clip.
 - 'window' / 'window_scaled': the same against the mean of every real frame of
   the window, which needs no silence (words cut from running speech).
+- 'rest_scaled_axes' / 'window_scaled_axes': as '_scaled', with one RMS per axis
+  (x, y, z) instead of one overall: a speaker who spreads the lips less (x) but
+  opens the jaw more (y) than another moves alike after it.
 - 'clip_standardised' (SyncVSR): landmarks minus the clip's mean point (over
   frames and nodes), divided by one overall standard deviation: the face's shape
   is kept, its position and size are not.
@@ -30,8 +33,10 @@ CENTRE_MODES = (
   'none',
   'rest',
   'rest_scaled',
+  'rest_scaled_axes',
   'window',
   'window_scaled',
+  'window_scaled_axes',
   'clip_standardised',
   'procrustes',
   'procrustes_frames',
@@ -60,19 +65,22 @@ def _real(landmarks, frame_mask):
   return frame_mask.astype(landmarks.dtype)  # [B, T]
 
 
-def centre_on_rest(landmarks, globals_, frame_mask, speech_mask, scaled: bool):
+def centre_on_rest(landmarks, globals_, frame_mask, speech_mask, scaled: str):
   """Landmarks and globals as movement away from the clip's mean over frames outside speech_mask.
 
-  scaled: divided by the clip's RMS movement (one scale for the landmarks, one per
-  feature), so a speaker who articulates less looks like one who articulates more.
+  scaled 'overall' / 'axes': divided by the clip's RMS movement (one scale for the
+  landmarks, or one per axis; one per feature), so a speaker who articulates less
+  looks like one who articulates more; '' leaves the size of the movement.
   """
   real = _real(landmarks, frame_mask)
   moved = (landmarks - rest_mean(landmarks, frame_mask, speech_mask)) * real[..., None, None]
-  shifted = scale_globals(globals_, frame_mask, speech_mask, scaled)
+  shifted = scale_globals(globals_, frame_mask, speech_mask, bool(scaled))
   if scaled:
-    count = jnp.maximum(jnp.sum(real, axis=1), 1.0)  # [B]
-    landmark_rms = jnp.sqrt(jnp.sum(moved**2, axis=(1, 2, 3)) / (count * moved.shape[2] * 3))
-    moved = moved / (landmark_rms[:, None, None, None] + 1e-3)
+    count = jnp.maximum(jnp.sum(real, axis=1), 1.0)[:, None]  # [B, 1]
+    squares = jnp.sum(moved**2, axis=(1, 2)) / (count * moved.shape[2])  # [B, 3]
+    if scaled == 'overall':
+      squares = jnp.broadcast_to(jnp.mean(squares, axis=-1, keepdims=True), squares.shape)
+    moved = moved / (jnp.sqrt(squares)[:, None, None, :] + 1e-3)
   return moved + 0.5 * real[..., None, None], shifted
 
 
@@ -147,11 +155,12 @@ def normalize(landmarks, globals_, frame_mask, speech_mask, mode: str, reference
     raise ValueError(f'config model.centre={mode!r}; expected one of {CENTRE_MODES}')
   if mode == 'none':
     return landmarks, globals_
-  if mode in ('rest', 'rest_scaled'):
-    return centre_on_rest(landmarks, globals_, frame_mask, speech_mask, mode == 'rest_scaled')
+  scaled = 'axes' if mode.endswith('_axes') else 'overall' if mode.endswith('_scaled') else ''
+  if mode.startswith('rest'):
+    return centre_on_rest(landmarks, globals_, frame_mask, speech_mask, scaled)
   window = jnp.zeros_like(speech_mask)  # every real frame is a reference frame
-  if mode in ('window', 'window_scaled'):
-    return centre_on_rest(landmarks, globals_, frame_mask, window, mode == 'window_scaled')
+  if mode.startswith('window'):
+    return centre_on_rest(landmarks, globals_, frame_mask, window, scaled)
   globals_ = scale_globals(globals_, frame_mask, window, scaled=True)
   if mode == 'clip_standardised':
     return standardise_clip(landmarks, frame_mask), globals_

@@ -186,3 +186,23 @@ def test_procrustes_needs_a_reference():
     normalization.normalize(
       landmarks, np.zeros((1, 8, 4), np.float32), frame_mask, frame_mask, 'procrustes'
     )
+
+
+def test_scaling_per_axis_removes_how_much_a_speaker_moves_along_each_axis():
+  rng = np.random.default_rng(4)
+  landmarks = rng.uniform(0.3, 0.7, size=(1, 8, 5, 3)).astype(np.float32)
+  globals_ = rng.random((1, 8, 4)).astype(np.float32)
+  frame_mask = np.array([[1, 1, 1, 1, 1, 1, 0, 0]], np.float32)
+  speech = np.array([[0, 0, 1, 1, 1, 0, 0, 0]], np.float32)
+  no_speech = np.zeros_like(speech)
+  for mode, marked in (('rest_scaled_axes', speech), ('window_scaled_axes', no_speech)):
+    # Another speaker: twice the spread (x), the same opening (y), half the protrusion (z),
+    # about the reference pose of the mode (the rest frames', or the whole window's).
+    reference = np.asarray(normalization.rest_mean(landmarks, frame_mask, marked))
+    gains = np.array([2.0, 1.0, 0.5], np.float32)
+    other = (reference + (landmarks - reference) * gains) * frame_mask[..., None, None]
+    a, _ = normalization.normalize(landmarks, globals_, frame_mask, speech, mode)
+    b, _ = normalization.normalize(other, globals_, frame_mask, speech, mode)
+    np.testing.assert_allclose(a, b, rtol=0.03, atol=5e-3)  # but for the 1e-3 in the division
+    overall, _ = normalization.normalize(other, globals_, frame_mask, speech, mode[: -len('_axes')])
+    assert np.abs(np.asarray(overall) - np.asarray(a)).max() > 0.1  # one scale cannot undo it
