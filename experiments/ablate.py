@@ -170,8 +170,8 @@ VARIANTS = {
   ),
   'transformer': (
     small_config,
-    {'model.temporal': 'transformer'},
-    'a 4-layer transformer (width 128, rotary positions) instead of the BiLSTM',
+    {'model.temporal': 'transformer', 'model.head_hidden': ()},
+    'a 4-layer transformer (width 128, rotary positions, linear head) instead of the BiLSTM',
   ),
   'bilstm': (small_config, {'model.temporal': 'bilstm'}, 'the BiLSTM instead of the transformer'),
   'no boundary input': (
