@@ -6,7 +6,7 @@ python experiments/speakers_curve.py --out experiments/results/speakers --points
 Each point S:K is a data set whose training split holds S speakers saying each of
 the vocabulary's words K times: S x K x words training clips, the same number at
 every point. It is built by `python -m extraction.synthetic generate
---train_speakers S --clips_per_speaker K --held_out_clips_per_speaker 1` (a
+--train_speakers S --clips_per_speaker K --held_out_clips_per_speaker N` (a
 seeded choice of S of the training speakers; the val and test people and their
 clips are the same at every point) and `python -m extraction`, both resumable.
 configs/small.py with the --base changes then trains on it (experiments/
@@ -33,7 +33,7 @@ from extraction import cli
 from extraction import schema
 
 FLAGS = flags.FLAGS
-PROGRAM = 'speakers_curve.py'
+PROGRAM = 'experiments/speakers_curve.py'
 
 
 def define_flags() -> None:
@@ -42,10 +42,13 @@ def define_flags() -> None:
   flags.DEFINE_integer('steps', 3000, 'Training steps per run.')
   cli.define_integer_list('seeds', [0], 'Training seeds per point.')
   flags.DEFINE_multi_string('base', [], 'KEY=VALUE config change of every run (repeatable).')
-  flags.DEFINE_integer('vocabulary_size', 100, 'Words: the N most frequent (generate).')
-  flags.DEFINE_integer('context_words', 2, 'Words in running speech (generate).')
+  flags.DEFINE_integer(
+    'vocabulary_size', 100, "Words: the N most frequent (0: the generator's 10 demo words)."
+  )
+  flags.DEFINE_integer('context_words', 2, 'Words in running speech (0: isolated words).')
   flags.DEFINE_integer('lfw_faces', 100, 'LFW crops beside the seven photos (generate).')
   flags.DEFINE_integer('held_out_people', 8, 'People in val, and as many in test (generate).')
+  flags.DEFINE_integer('held_out_clips', 1, 'Clips of each word per val or test person.')
   flags.DEFINE_integer('workers', 2, 'Worker processes of generate and extraction.')
 
 
@@ -69,11 +72,12 @@ def build(out: str, speakers: int, clips: int) -> str:
   if not os.path.exists(os.path.join(videos, 'generator.json')):
     run_step(
       ['-m', 'extraction.synthetic', 'generate', '--out', videos]
-      + [f'--vocabulary_size={FLAGS.vocabulary_size}', f'--context_words={FLAGS.context_words}']
+      + ([f'--vocabulary_size={FLAGS.vocabulary_size}'] if FLAGS.vocabulary_size else [])
+      + [f'--context_words={FLAGS.context_words}']
       + [f'--lfw_faces={FLAGS.lfw_faces}', '--variants=1']
       + [f'--val_speakers={FLAGS.held_out_people}', f'--test_speakers={FLAGS.held_out_people}']
       + [f'--train_speakers={speakers}', f'--clips_per_speaker={clips}']
-      + ['--held_out_clips_per_speaker=1', f'--workers={FLAGS.workers}']
+      + [f'--held_out_clips_per_speaker={FLAGS.held_out_clips}', f'--workers={FLAGS.workers}']
     )
   if not os.path.exists(os.path.join(data, 'dataset_info.json')):
     run_step(
@@ -108,7 +112,8 @@ def plot(rows: list[dict], path: str) -> None:
   axis.set_xticks(speakers, [str(s) for s in speakers])
   axis.set_xlabel(f'training speakers ({rows[0]["train_clips"]:,} training clips at every point)')
   axis.set_ylabel('accuracy')
-  axis.set_title('Held-out people against training speakers, words in running speech')
+  kind = 'words in running speech' if FLAGS.context_words else 'isolated words'
+  axis.set_title(f'Held-out people against training speakers, {kind}')
   axis.grid(alpha=0.3)
   axis.legend()
   figure.tight_layout()

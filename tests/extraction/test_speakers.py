@@ -135,6 +135,7 @@ def test_warp_map_every_second_pixel_matches_every_pixel(hopper):
   assert np.abs(frames[1].astype(int) - still.astype(int)).max() > 50
 
 
+@pytest.mark.slow  # renders pictures through the command line
 def test_contact_sheet_of_one_photos_speakers(tmp_path):
   path = str(tmp_path / 'sheet.png')
   argv = ['contact-sheet', '--out', path, '--photo', 'takeo', '--variants', '3', '--rows', '3']

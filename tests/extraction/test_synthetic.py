@@ -2,6 +2,7 @@
 
 import csv
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -57,10 +58,15 @@ def _measured_gaps(frames):
   return np.array([np.nan if lm is None else render.lip_gap(lm) for lm in found])
 
 
+@functools.lru_cache
+def _identities(settings):
+  """The speakers of a generated set (built once: it runs FaceMesh on every photo)."""
+  return dataset.build_identities(settings, None)[0]
+
+
 def _rerender(out_dir, row, settings):
   """Renders a manifest row's clip again in memory (same seed -> same clip)."""
-  identities, _, _ = dataset.build_identities(settings, None)
-  identity = {i.speaker: i for i in identities}[row['speaker']]
+  identity = {i.speaker: i for i in _identities(settings)}[row['speaker']]
   take = int(os.path.basename(row['path'])[-9:-4]) - 1  # one clip per speaker here
   speakers = sorted({r['speaker'] for r in _manifest(out_dir) if r['split'] == row['split']})
   take -= speakers.index(row['speaker']) * settings.clips_per_speaker
@@ -489,8 +495,7 @@ def test_facemesh_follows_the_rendered_mouth(generated):
 
 
 def test_mouth_moves_only_inside_the_speech_interval(generated):
-  identities, _, _ = dataset.build_identities(SMALL, None)
-  style_of = {i.speaker: i.style for i in identities}
+  style_of = {i.speaker: i.style for i in _identities(SMALL)}
   for row in _manifest(generated):
     clip = _rerender(generated, row, SMALL)
     times = np.arange(SMALL.num_frames) / SMALL.fps
@@ -593,6 +598,7 @@ def test_cli_rejects_bad_input(tmp_path):
   assert not os.path.exists(tmp_path / 'x')
 
 
+@pytest.mark.slow  # renders pictures through the command line
 def test_contact_sheet(tmp_path):
   path = str(tmp_path / 'sheet.png')
   result = run_module(

@@ -208,10 +208,12 @@ def random_batch(size=8, seed=0):
   }
 
 
-def augmented(batch, config, step=0, **kwargs):
+def augmented(batch, config, step=0, rows=None, gather=None):
+  """augment_batch compiled as train_step compiles it (eager vmaps cost seconds)."""
   key = jax.random.fold_in(jax.random.PRNGKey(0), step)
-  out = augment.augment_batch(batch, key, config, roi.mirror_perm(), **kwargs)
-  return jax.tree.map(np.asarray, out)
+  perm = roi.mirror_perm()
+  run = jax.jit(lambda b, k, r: augment.augment_batch(b, k, config, perm, rows=r, gather=gather))
+  return jax.tree.map(np.asarray, run(batch, key, rows))
 
 
 def test_switched_off_augmentation_returns_the_batch_with_unit_mix_weights():
