@@ -596,7 +596,7 @@ def run(
   if stale:
     logging.warning(
       '%s: shard(s) %s were written by a run over another input or with other '
-      'settings; not merged: rerun those --shard-index jobs to redo them',
+      'settings; not merged: rerun those --shard_index jobs to redo them',
       out_dir,
       ', '.join(map(str, stale)),
     )

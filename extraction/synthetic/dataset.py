@@ -43,6 +43,7 @@ import numpy as np
 import tqdm
 
 from extraction import facemesh
+from extraction import native_stderr
 from extraction import schema
 from extraction import workers as workers_lib
 from extraction.synthetic import faces as faces_lib
@@ -498,40 +499,42 @@ def build_identities(
   face in (those it does not are skipped without a message; --faces ignores it).
   """
   if not 0 <= settings.lfw_faces <= faces_lib.LFW_FACES:
-    raise ValueError(f'--lfw-faces must be in [0, {faces_lib.LFW_FACES}], got {settings.lfw_faces}')
-  detector = facemesh.FaceMeshDetector()
-  try:
-    identities, variations, skipped, lfw_found = [], {}, [], 0
-    for name, photo, person, kind in _photos(settings, faces_dir):
-      if kind == faces_lib.KIND_LFW:
-        if lfw_found == settings.lfw_faces:
-          continue
-        found, _ = faces_lib.load_faces([(name, photo)], detector)
-        lfw_found += len(found)
-      else:
-        found, missing = faces_lib.load_faces([(name, photo)], detector)
-        skipped += missing
-      for face in found:
-        for variant in range(settings.variants_per_face):
-          speaker = f'{face.name}-{variant}'
-          for attempt in range(_VARIATION_TRIES):
-            rng = np.random.default_rng([settings.seed, _stable_hash(speaker), attempt])
-            if variant == 0:
-              variation = faces_lib.photo_variation(rng)
+    raise ValueError(f'--lfw_faces must be in [0, {faces_lib.LFW_FACES}], got {settings.lfw_faces}')
+  # MediaPipe prints its start-up lines (glog) to file descriptor 2: kept off the terminal.
+  with native_stderr.silenced():
+    detector = facemesh.FaceMeshDetector()
+    try:
+      identities, variations, skipped, lfw_found = [], {}, [], 0
+      for name, photo, person, kind in _photos(settings, faces_dir):
+        if kind == faces_lib.KIND_LFW:
+          if lfw_found == settings.lfw_faces:
+            continue
+          found, _ = faces_lib.load_faces([(name, photo)], detector)
+          lfw_found += len(found)
+        else:
+          found, missing = faces_lib.load_faces([(name, photo)], detector)
+          skipped += missing
+        for face in found:
+          for variant in range(settings.variants_per_face):
+            speaker = f'{face.name}-{variant}'
+            for attempt in range(_VARIATION_TRIES):
+              rng = np.random.default_rng([settings.seed, _stable_hash(speaker), attempt])
+              if variant == 0:
+                variation = faces_lib.photo_variation(rng)
+              else:
+                variation = faces_lib.sample_variation(rng)
+              try:
+                identity = faces_lib.make_identity(face, speaker, variation, detector)
+              except faces_lib.NoFaceError as error:
+                message = str(error)
+                continue
+              identities.append(dataclasses.replace(identity, person=person, kind=kind))
+              variations[speaker] = variation
+              break
             else:
-              variation = faces_lib.sample_variation(rng)
-            try:
-              identity = faces_lib.make_identity(face, speaker, variation, detector)
-            except faces_lib.NoFaceError as error:
-              message = str(error)
-              continue
-            identities.append(dataclasses.replace(identity, person=person, kind=kind))
-            variations[speaker] = variation
-            break
-          else:
-            skipped.append(message)
-  finally:
-    detector.close()
+              skipped.append(message)
+    finally:
+      detector.close()
   if not identities:
     raise ValueError('FaceMesh found no usable face in any photo: ' + '; '.join(skipped))
   return identities, skipped, variations

@@ -216,7 +216,7 @@ def lfw_photos(count: int = LFW_FACES) -> list[tuple[str, np.ndarray]]:
   enlarged to _LFW_SIDE pixels and padded with a blur of its own edges.
   """
   if not 0 <= count <= LFW_FACES:
-    raise ValueError(f'--lfw-faces must be in [0, {LFW_FACES}], got {count}')
+    raise ValueError(f'--lfw_faces must be in [0, {LFW_FACES}], got {count}')
   if count == 0:
     return []
   path = os.path.join(

@@ -73,7 +73,7 @@ def frequent_words(count: int) -> tuple[str, ...]:
 def vocabulary(size: int) -> tuple[str, ...]:
   """The `size` most frequent qualifying words of >= MIN_VOCABULARY_LETTERS letters."""
   if size < 1:
-    raise ValueError(f'--vocabulary-size must be at least 1, got {size}')
+    raise ValueError(f'--vocabulary_size must be at least 1, got {size}')
   long_words = (w for w in _qualifying_words() if len(w) >= MIN_VOCABULARY_LETTERS)
   words = tuple(itertools.islice(long_words, size))
   if len(words) < size:
@@ -104,7 +104,7 @@ class Lexicon:
 def context_lexicon(vocabulary_words, size: int = DEFAULT_LEXICON_SIZE) -> Lexicon:
   """The `size` most frequent qualifying words, less the vocabulary and its look-alikes."""
   if size < 1:
-    raise ValueError(f'--lexicon-size must be at least 1, got {size}')
+    raise ValueError(f'--lexicon_size must be at least 1, got {size}')
   vocabulary_words = [w.upper() for w in vocabulary_words]
   classified = {phonetics.visemes(w) for w in vocabulary_words}
   words, excluded = [], []

@@ -56,7 +56,7 @@ class RunningSpeech:
       (
         'background_fraction',
         self.background_fraction == 0 or self.context_words > 0,
-        'needs --context-words K > 0 (background windows are cut from running speech)',
+        'needs --context_words K > 0 (background windows are cut from running speech)',
       ),
       ('sentences', self.sentences >= 0, 'must be >= 0'),
       (

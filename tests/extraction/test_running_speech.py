@@ -313,5 +313,5 @@ def test_bad_running_speech_settings_are_one_line_errors(tmp_path):
     assert result.stderr.startswith('extraction.synthetic generate: error: '), flags
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     if flags[0] == '--background_fraction':
-      assert 'needs --context-words K > 0' in result.stderr
+      assert 'needs --context_words K > 0' in result.stderr
   assert not os.path.exists(out)

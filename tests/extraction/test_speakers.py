@@ -85,7 +85,7 @@ def test_lfw_faces_are_people_of_their_own_kind():
   identities, _, _ = dataset.build_identities(settings, None)
   lfw = [i.speaker for i in identities if i.kind == faces.KIND_LFW]
   assert len(lfw) == 2 and len(identities) == 7 + 2
-  with pytest.raises(ValueError, match='lfw-faces'):
+  with pytest.raises(ValueError, match='--lfw_faces'):
     faces.lfw_photos(101)
 
 
