@@ -108,7 +108,10 @@ def plot(rows: list[dict], path: str) -> None:
   figure, axis = plt.subplots(figsize=(6, 4))
   axis.plot([r['speakers'] for r in rows], [r['test'] for r in rows], 'o', alpha=0.4)
   axis.plot(speakers, means, '-o', label='test (held-out people)')
+  val = [np.mean([r['val'] for r in rows if r['speakers'] == s]) for s in speakers]
+  axis.plot(speakers, val, '--s', color='gray', ms=4, label='val (other held-out people)')
   axis.set_xscale('log')
+  axis.minorticks_off()
   axis.set_xticks(speakers, [str(s) for s in speakers])
   axis.set_xlabel(f'training speakers ({rows[0]["train_clips"]:,} training clips at every point)')
   axis.set_ylabel('accuracy')
