@@ -16,7 +16,11 @@ is of the medians over rounds. Each side times `--steps` optimizer steps after
 three warm-up steps (compilation excluded), with 2 threads:
 
 - jax: lipjax.train.train_step of configs/small.py as `python -m lipjax.train`
-  runs it on this CPU (the cores as pmap devices, config.cpu_devices = -1).
+  runs it on this CPU (the cores as pmap devices, config.cpu_devices = -1), timed
+  twice: with the per-clip augmentation that runs inside lipjax's step
+  (lipjax/augment.py) switched off ('jax'), the same work as the twin's step,
+  whose augmentation would run in its data loader; and as training runs it, with
+  small.py's augmentation ('jax+aug'). Mixup stays on in both (the twin mixes too).
 - torch: the twin of the same shape: 2 GCNConv layers x 64 with LayerNorm and
   ReLU (normalisation cached: the graph never changes), mean+max node pooling,
   the 28 AU + geometry globals, a bidirectional nn.LSTM of 128 over packed
@@ -70,8 +74,27 @@ def write_batch(path: str) -> None:
   )
 
 
-def run_jax(path: str, steps: int) -> dict:
-  """Examples/s of lipjax's training step (configs/small.py) on this CPU."""
+# small.py's per-clip augmentation switches (mixup, a loss-level mix the twin does too, stays on).
+AUGMENT_OFF = {
+  'flip': False,
+  'yaw_degrees': 0.0,
+  'pitch_degrees': 0.0,
+  'rotate_degrees': 0.0,
+  'scale': 0.0,
+  'translate': 0.0,
+  'jitter_std': 0.0,
+  'time_mask_max': 0,
+  'speed': 0.0,
+  'time_shift': 0,
+  'time_warp': 0.0,
+}
+
+
+def run_jax(path: str, steps: int, augment: bool = False) -> dict:
+  """Examples/s of lipjax's training step (configs/small.py) on this CPU.
+
+  augment=False: small.py's per-clip augmentation off (AUGMENT_OFF), the twin's work.
+  """
 
   import numpy as np
 
@@ -80,6 +103,8 @@ def run_jax(path: str, steps: int) -> dict:
 
   config = small.get_config()
   config.batch_size = BATCH
+  if not augment:
+    config.augment.update(AUGMENT_OFF)
   devices = cli.split_cpu_into_devices(config.cpu_devices, (BATCH,))
 
   import jax
@@ -112,7 +137,7 @@ def run_jax(path: str, steps: int) -> dict:
   jax.block_until_ready(metrics)
   seconds = time.perf_counter() - start
   return {
-    'side': 'jax',
+    'side': 'jax+aug' if augment else 'jax',
     'version': f'jax {jax.__version__}, {n} CPU devices (cpu_devices={config.cpu_devices}, set {devices})',
     'examples_per_s': steps * BATCH / seconds,
     'loss': float(np.asarray(metrics['loss'])[0]),
@@ -209,9 +234,11 @@ def run_side(python: str, side: str, path: str, steps: int, threads: int) -> dic
     filter(None, [os.path.dirname(here), here, env.get('PYTHONPATH')])
   )
   # A call, not this file's command line: the peer environment has no absl.
-  call = (
-    f'run_jax({path!r}, {steps})' if side == 'jax' else f'run_torch({path!r}, {steps}, {threads})'
-  )
+  call = {
+    'jax': f'run_jax({path!r}, {steps})',
+    'jax+aug': f'run_jax({path!r}, {steps}, augment=True)',
+    'torch': f'run_torch({path!r}, {steps}, {threads})',
+  }[side]
   command = [python, '-c', f'import json, bench_peer; print(json.dumps(bench_peer.{call}))']
   done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
   if done.returncode:
@@ -238,26 +265,33 @@ def main(argv: list[str]) -> None:
 
   args = flags.FLAGS
   cli.require('peer_python')
-  rates = {'jax': [], 'torch': []}
+  rates = {'jax': [], 'jax+aug': [], 'torch': []}
   versions = {}
   print(f'load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores', flush=True)
   with tempfile.TemporaryDirectory() as tmp:
     path = os.path.join(tmp, 'batch.npz')
     write_batch(path)
     for round_ in range(args.rounds):
-      for side, python in (('jax', sys.executable), ('torch', args.peer_python)):
+      for side, python in (
+        ('jax', sys.executable),
+        ('jax+aug', sys.executable),
+        ('torch', args.peer_python),
+      ):
         result = run_side(python, side, path, args.steps, args.threads)
         rates[side].append(result['examples_per_s'])
         versions[side] = result['version']
         print(
-          f'round {round_ + 1} {side:5s} {result["examples_per_s"]:7.1f} examples/s '
+          f'round {round_ + 1} {side:7s} {result["examples_per_s"]:7.1f} examples/s '
           f'(loss {result["loss"]:.3f}; load {os.getloadavg()[0]:.2f})',
           flush=True,
         )
-  jax_rate, torch_rate = (statistics.median(rates[s]) for s in ('jax', 'torch'))
-  print(f'jax:   median {jax_rate:.1f} examples/s ({versions["jax"]})')
-  print(f'torch: median {torch_rate:.1f} examples/s ({versions["torch"]})')
-  print(f'ratio jax / torch: {jax_rate / torch_rate:.2f}x (batch {BATCH}, T = {FRAMES}, 88 nodes)')
+  median = {side: statistics.median(values) for side, values in rates.items()}
+  for side, rate in median.items():
+    print(f'{side + ":":8s} median {rate:.1f} examples/s ({versions[side]})')
+  print(
+    f'ratio jax / torch: {median["jax"] / median["torch"]:.2f}x, jax+aug / torch: '
+    f'{median["jax+aug"] / median["torch"]:.2f}x (batch {BATCH}, T = {FRAMES}, 88 nodes)'
+  )
   print(f'load average after: {os.getloadavg()[0]:.2f}')
   print('command: python ' + ' '.join(sys.argv))
 
