@@ -116,7 +116,8 @@ def plot(rows: list[dict], path: str) -> None:
   axis.set_xlabel(f'training speakers ({rows[0]["train_clips"]:,} training clips at every point)')
   axis.set_ylabel('accuracy')
   kind = 'words in running speech' if FLAGS.context_words else 'isolated words'
-  axis.set_title(f'Held-out people against training speakers, {kind}')
+  words = FLAGS.vocabulary_size or 10  # 0: the generator's 10 demo words
+  axis.set_title(f'Held-out people against training speakers\n{words} {kind}', fontsize=11)
   axis.grid(alpha=0.3)
   axis.legend()
   figure.tight_layout()
