@@ -74,26 +74,10 @@ def write_batch(path: str) -> None:
   )
 
 
-# small.py's per-clip augmentation switches (mixup, a loss-level mix the twin does too, stays on).
-AUGMENT_OFF = {
-  'flip': False,
-  'yaw_degrees': 0.0,
-  'pitch_degrees': 0.0,
-  'rotate_degrees': 0.0,
-  'scale': 0.0,
-  'translate': 0.0,
-  'jitter_std': 0.0,
-  'time_mask_max': 0,
-  'speed': 0.0,
-  'time_shift': 0,
-  'time_warp': 0.0,
-}
-
-
 def run_jax(path: str, steps: int, augment: bool = False) -> dict:
   """Examples/s of lipjax's training step (configs/small.py) on this CPU.
 
-  augment=False: small.py's per-clip augmentation off (AUGMENT_OFF), the twin's work.
+  augment=False: every augmentation switch off but mixup (the twin mixes too): its work.
   """
 
   import numpy as np
@@ -104,7 +88,9 @@ def run_jax(path: str, steps: int, augment: bool = False) -> dict:
   config = small.get_config()
   config.batch_size = BATCH
   if not augment:
-    config.augment.update(AUGMENT_OFF)
+    from lipjax import augment as augment_lib
+
+    config.augment.update(dict(augment_lib.SWITCHES_OFF, mixup_alpha=config.augment.mixup_alpha))
   devices = cli.split_cpu_into_devices(config.cpu_devices, (BATCH,))
 
   import jax

@@ -23,6 +23,31 @@ import numpy as np
 
 FRAME_ARRAYS = ('landmarks', 'au', 'geometry')  # interpolated when time is resampled
 FRAME_MASKS = ('face_mask', 'speech_mask')  # nearest frame when time is resampled
+# Every switch of config.augment at its 'off' value (augment_clip and augment_batch read
+# them); with all of them off a batch passes through unchanged. The other keys of
+# config.augment (time_warp_parts, frame_block_size, frame_noise_std) shape a switch.
+SWITCHES_OFF = {
+  'flip': False,
+  'yaw_degrees': 0.0,
+  'pitch_degrees': 0.0,
+  'rotate_degrees': 0.0,
+  'scale': 0.0,
+  'translate': 0.0,
+  'jitter_std': 0.0,
+  'time_mask_max': 0,
+  'speed': 0.0,
+  'time_shift': 0,
+  'time_warp': 0.0,
+  'mixup_alpha': 0.0,
+  'axis_scale': 0.0,
+  'shear': 0.0,
+  'smooth_rotation_degrees': 0.0,
+  'frame_block_mask': 0.0,
+  'frame_noise': 0.0,
+  'point_drop': 0.0,
+  'motion_scale': 0.0,
+  'time_cutmix': 0.0,
+}
 
 
 def stream(key, name: str):

@@ -6,6 +6,7 @@ import ml_collections
 import numpy as np
 import pytest
 
+from configs import small
 from extraction import roi
 from lipjax import augment
 
@@ -154,32 +155,10 @@ def test_turn_head_is_a_rotation_about_the_face_centre():
   assert not np.asarray(augment.turn_head_landmarks(landmarks, mask, 0.4, 0.2))[3:].any()
 
 
+# small.py's augmentation with every switch off: a switch small.py has and
+# augment.SWITCHES_OFF lacks fails the pass-through test below.
 NO_AUGMENTATION = ml_collections.ConfigDict(
-  {
-    'flip': False,
-    'yaw_degrees': 0.0,
-    'pitch_degrees': 0.0,
-    'rotate_degrees': 0.0,
-    'scale': 0.0,
-    'translate': 0.0,
-    'jitter_std': 0.0,
-    'time_mask_max': 0,
-    'speed': 0.0,
-    'time_warp': 0.0,
-    'time_warp_parts': 4,
-    'time_shift': 0,
-    'mixup_alpha': 0.0,
-    'axis_scale': 0.0,
-    'shear': 0.0,
-    'smooth_rotation_degrees': 0.0,
-    'frame_block_mask': 0.0,
-    'frame_block_size': 3,
-    'frame_noise': 0.0,
-    'frame_noise_std': 0.3,
-    'point_drop': 0.0,
-    'time_cutmix': 0.0,
-    'motion_scale': 0.0,
-  }
+  dict(small.get_config().augment.to_dict(), **augment.SWITCHES_OFF)
 )
 
 
