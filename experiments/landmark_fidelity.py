@@ -27,6 +27,7 @@ from extraction import cli
 from extraction import clip as clip_lib
 from extraction import demo
 from extraction import facemesh
+from extraction import native_stderr
 from extraction import normalize
 from extraction.synthetic import dataset
 from extraction.synthetic import render
@@ -79,7 +80,8 @@ def main(argv: list[str]) -> None:
   identities, _, _ = dataset.build_identities(settings, None)
   rows = {}  # (head motion, kind) -> [(correlation, error), ...]
   missed = 0
-  with facemesh.FaceMeshTracker() as tracker:
+  # MediaPipe's graph threads print to file descriptor 2: kept off the terminal.
+  with native_stderr.silenced(), facemesh.FaceMeshTracker() as tracker:
     for amplitude in amplitudes:
       for identity in identities:
         if amplitude is not None:

@@ -31,6 +31,7 @@ import numpy as np
 from extraction import cli
 from extraction import clip as clip_lib
 from extraction import facemesh
+from extraction import native_stderr
 from extraction.synthetic import dataset
 from extraction.synthetic import faces
 
@@ -122,19 +123,21 @@ def main(argv: list[str]) -> None:
   print(time.strftime('%Y-%m-%d %H:%M'))
   words = args.words.upper().split(',')
   settings = dataclasses.replace(dataset.Settings(), seed=args.seed)
-  detector = facemesh.FaceMeshDetector()
-  tracker = facemesh.FaceMeshTracker()
-  try:
-    photos = faces.builtin_photos() + faces.lfw_photos(args.lfw_faces)
-    face_list, _ = faces.load_faces(photos, detector)
-    rows = {}
-    for scheme in ('v3', 'now'):
-      identities = speakers(face_list, args.variants, args.seed, scheme, detector)
-      table = {i.speaker: trajectories(i, words, settings, tracker) for i in identities}
-      rows[scheme] = (len(identities), pair_distances(table))
-  finally:
-    detector.close()
-    tracker.close()
+  # MediaPipe's graph threads print to file descriptor 2: kept off the terminal.
+  with native_stderr.silenced():
+    detector = facemesh.FaceMeshDetector()
+    tracker = facemesh.FaceMeshTracker()
+    try:
+      photos = faces.builtin_photos() + faces.lfw_photos(args.lfw_faces)
+      face_list, _ = faces.load_faces(photos, detector)
+      rows = {}
+      for scheme in ('v3', 'now'):
+        identities = speakers(face_list, args.variants, args.seed, scheme, detector)
+        table = {i.speaker: trajectories(i, words, settings, tracker) for i in identities}
+        rows[scheme] = (len(identities), pair_distances(table))
+    finally:
+      detector.close()
+      tracker.close()
   print(
     f'\n{len(face_list)} photos x {args.variants} speakers, words {",".join(words)}; '
     'RMS distance in normalised ROI space (mean over pairs):'
