@@ -6,8 +6,8 @@ The generator knows where it moved every landmark (dataset.Clip.landmarks); extr
 only sees the frames. Each demo speaker (extraction/demo.py's settings: the seven
 photos' and the first --lfw_faces LFW crops' speakers, variant 0, their drawn speaking
 styles) says each demo word once; the frames go through real FaceMesh and
-extraction's own per-frame normalisation and smoothing (clip.face_frame,
-normalize.smooth_track), and so do the rendered landmarks (no FaceMesh). On the 40
+extraction's own per-frame normalisation and smoothing
+(normalize.normalize_track), and so do the rendered landmarks (no FaceMesh). On the 40
 lip-contour landmarks, each clip's motion about its mean frame:
   correlation    of extracted and rendered motion (x and y of every landmark and frame)
   error / motion RMS of their difference over the RMS of the rendered motion
@@ -41,10 +41,7 @@ LIPS = sorted(
 
 def lip_motion(points: np.ndarray, detected: np.ndarray, alpha: float) -> np.ndarray:
   """Pixel landmarks [T, 468, 3] -> extraction's normalised, smoothed lip motion [T, 40, 2]."""
-  faces = np.zeros(points.shape, np.float32)
-  for t in np.flatnonzero(detected):
-    faces[t] = clip_lib.face_frame(points[t])
-  lips = normalize.smooth_track(faces, detected, alpha)[:, LIPS, :2]
+  lips = normalize.normalize_track(points, detected, alpha)[:, LIPS, :2]
   return lips - lips.mean(axis=0)
 
 
