@@ -70,6 +70,15 @@ def define_flags() -> None:
   flags.DEFINE_integer(
     'min_frames', defaults.min_frames, 'Skip a clip shorter than this (after resampling).'
   )
+  flags.DEFINE_enum(
+    'landmarks',
+    defaults.landmarks,
+    clip.LANDMARK_SOURCES,
+    "facemesh: run FaceMesh on the frames. file: read each video's landmarks from "
+    "VIDEO.landmarks.npy beside it (float [frames, 468, 2 or 3], pixels, FaceMesh's layout, "
+    'a NaN row where no face was found; extraction/landmark_files.py), e.g. found by another '
+    "tracker or written by the generator's --save_landmarks.",
+  )
   flags.DEFINE_integer(
     'num_shards',
     1,
@@ -123,6 +132,7 @@ def main(argv: list[str]) -> int:
     ema_alpha=FLAGS.ema_alpha,
     min_face_fraction=FLAGS.min_face_fraction,
     min_frames=FLAGS.min_frames,
+    landmarks=FLAGS.landmarks,
   )
   problems = [(f'--{name}', problem) for name, problem in settings.problems()]
   if FLAGS.workers is not None and FLAGS.workers < 1:

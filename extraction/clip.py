@@ -14,11 +14,16 @@ import math
 import numpy as np
 
 from extraction import features
+from extraction import landmark_files
 from extraction import normalize
 from extraction import roi
 from extraction import schema
 from extraction import transcripts
 from extraction import video
+
+FACEMESH = 'facemesh'  # landmarks: FaceMesh on the frames
+LANDMARK_FILE = 'file'  # landmarks: landmark_files.path_for(video) beside each video
+LANDMARK_SOURCES = (FACEMESH, LANDMARK_FILE)
 
 
 class ClipError(Exception):
@@ -36,6 +41,9 @@ class Settings:
   min_frames: int = 4
   min_detection_confidence: float = 0.5
   min_tracking_confidence: float = 0.5
+  # Where the landmarks come from: FaceMesh on the frames, or a file beside each video
+  # (landmark_files: landmarks found by another tracker, or the generator's own).
+  landmarks: str = 'facemesh'
 
   def problems(self) -> list[tuple[str, str]]:
     """(setting, what is wrong) for every value no clip could be extracted with."""
@@ -51,6 +59,7 @@ class Settings:
       ),
       ('min_detection_confidence', 0 <= self.min_detection_confidence <= 1, 'must be in [0, 1]'),
       ('min_tracking_confidence', 0 <= self.min_tracking_confidence <= 1, 'must be in [0, 1]'),
+      ('landmarks', self.landmarks in LANDMARK_SOURCES, f'must be one of {LANDMARK_SOURCES}'),
     ]
     return [
       (name, f'{message}, got {getattr(self, name)!r}') for name, ok, message in checks if not ok
@@ -134,6 +143,8 @@ class ClipFrames:
   intervals: tuple  # speech intervals in seconds from frames[0]
   source_frames: int  # frames at the data set's fps before cutting
   resampled: bool  # source fps differed from the data set's fps
+  source_index: np.ndarray  # [L] each frame's index among the video's own frames
+  video_frames: int  # frames the video decodes to at its own rate
 
 
 def read_clip(
@@ -180,6 +191,8 @@ def read_clip(
     intervals=tuple((s - offset, e - offset) for s, e in placed),
     source_frames=window.num_frames,
     resampled=window.resampled,
+    source_index=window.source_index,
+    video_frames=window.source_frames,
   )
 
 
@@ -223,9 +236,17 @@ def extract_clip(
   Speech comes from `intervals` (seconds) or a `transcript`; with neither the
   speech mask is empty, and the model pools over all frames instead. The frames
   go through the per-frame steps the stream runs (`face_frame`, `window_arrays`).
+  With settings.landmarks == LANDMARK_FILE the window's landmarks are read from the
+  file beside the video instead (tracker unused: None).
   """
   clip = read_clip(video_path, settings, intervals, transcript)
-  points, detected = tracker.landmarks(clip.frames)
+  if settings.landmarks == LANDMARK_FILE:
+    try:
+      points, detected = landmark_files.read(video_path, clip.source_index, clip.video_frames)
+    except landmark_files.LandmarkFileError as error:
+      raise ClipError(str(error)) from error
+  else:
+    points, detected = tracker.landmarks(clip.frames)
   check_faces(video_path, detected, settings)
   faces = np.zeros(points.shape, np.float32)  # [L, 468, 3]
   for t in np.flatnonzero(detected):

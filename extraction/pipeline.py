@@ -30,6 +30,7 @@ import numpy as np
 
 from extraction import clip as clip_lib
 from extraction import features
+from extraction import landmark_files
 from extraction import native_stderr
 from extraction import roi
 from extraction import schema
@@ -57,12 +58,19 @@ def _file_stamp(path: str | None) -> list:
 
 def cache_key(clip: sources.Clip, settings: clip_lib.Settings) -> str:
   """A stable hash of everything a clip's result depends on."""
+  stamped = dataclasses.asdict(settings)
+  landmark_file = []
+  if settings.landmarks == clip_lib.LANDMARK_FILE:
+    landmark_file = [_file_stamp(landmark_files.path_for(clip.video_path))]
+  else:
+    del stamped['landmarks']  # FaceMesh: the keys of caches made before the setting stay valid
   blob = json.dumps(
     [
       dataclasses.asdict(clip),
       _file_stamp(clip.video_path),
       _file_stamp(clip.transcript_path),
-      dataclasses.asdict(settings),
+      *landmark_file,
+      stamped,
       schema.SCHEMA_VERSION,
       roi.ROI_INDICES,
       features.AU_NAMES,
@@ -108,7 +116,7 @@ def _init_worker(
   slots=None,
   workers: int = 1,
 ) -> None:
-  """Pins this worker to its own core and creates its FaceMesh tracker once."""
+  """Pins this worker to its own core and creates its FaceMesh tracker once (if it reads frames)."""
   workers_lib.state['ready'] = ready
   if slots is not None:
     with slots.get_lock():
@@ -125,8 +133,10 @@ def _init_worker(
 
   logging.getLogger('absl').setLevel(logging.ERROR)
   _close_tracker()  # a second run in the same process
-  workers_lib.state['tracker'] = facemesh.FaceMeshTracker(
-    settings.min_detection_confidence, settings.min_tracking_confidence
+  workers_lib.state['tracker'] = (
+    facemesh.FaceMeshTracker(settings.min_detection_confidence, settings.min_tracking_confidence)
+    if settings.landmarks == clip_lib.FACEMESH
+    else None  # landmarks read from files
   )
 
 

@@ -65,6 +65,7 @@ class Window:
 
   frames: np.ndarray  # [L, H, W, 3] uint8 RGB, L <= the length asked for
   first: int  # index of frames[0] among the video's frames at the target rate
+  source_index: np.ndarray  # [L] each frame's index among the video's own frames
   num_frames: int  # frames of the whole video at the target rate
   source_frames: int  # frames decoded at the video's own rate
   source_fps: float
@@ -115,6 +116,7 @@ def _read_window(path: str, target_fps: float, length: int, first_of) -> Window:
       return Window(
         frames=frames,
         first=first,
+        source_index=index[first : first + len(frames)],
         num_frames=len(index),
         source_frames=decoded,
         source_fps=fps,

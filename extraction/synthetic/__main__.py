@@ -169,6 +169,13 @@ def _define_generate_flags() -> None:
     'sentences.csv.',
   )
   _define_pair('sentence_words', r.sentence_words, 'Words per sentence LO,HI.', integer=True)
+  flags.DEFINE_bool(
+    'save_landmarks',
+    False,
+    'Also write where the renderer put the 468 landmarks of every frame, beside each video '
+    '(VIDEO.landmarks.npy), for `python -m extraction --landmarks file`: the set extracted '
+    'without FaceMesh.',
+  )
   flags.DEFINE_float(
     'sentence_vocabulary_share',
     r.sentence_vocabulary_share,
@@ -212,7 +219,9 @@ def generate(argv: list[str]) -> int:
   """Writes the data set; returns SOME_FAILED if a photo was skipped (each reported)."""
   del argv  # takes no arguments
   cli.require('out')
-  report = dataset.generate(FLAGS.out, _settings(), FLAGS.faces, FLAGS.workers, _speech())
+  report = dataset.generate(
+    FLAGS.out, _settings(), FLAGS.faces, FLAGS.workers, _speech(), FLAGS.save_landmarks
+  )
   for message in report['skipped_photos']:
     print(f'skipped: {message}', file=sys.stderr)
   sentences = sum(report.get('sentences', {}).values())

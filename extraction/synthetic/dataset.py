@@ -43,6 +43,7 @@ import numpy as np
 import tqdm
 
 from extraction import facemesh
+from extraction import landmark_files
 from extraction import native_stderr
 from extraction import schema
 from extraction import workers as workers_lib
@@ -567,7 +568,7 @@ def _one_blas_thread_per_worker():
         os.environ[name] = value
 
 
-def _init_worker(identities, settings, out_dir, speech=None, lexicon=None):
+def _init_worker(identities, settings, out_dir, speech=None, lexicon=None, save_landmarks=False):
   """Pool initializer: one renderer per identity, built once per worker process."""
   cv2.setNumThreads(1)
   workers_lib.state.update(
@@ -577,6 +578,7 @@ def _init_worker(identities, settings, out_dir, speech=None, lexicon=None):
     out_dir=out_dir,
     speech=speech or running.RunningSpeech(),
     lexicon=lexicon,
+    save_landmarks=save_landmarks,
   )
 
 
@@ -607,6 +609,8 @@ def _make_clip(job: ClipJob) -> dict:
   video_path = os.path.join(out_dir, job.relpath)
   os.makedirs(os.path.dirname(video_path), exist_ok=True)
   write_video(video_path, clip.frames, settings.fps)
+  if state['save_landmarks']:
+    landmark_files.write(video_path, clip.landmarks)  # where the renderer put them
   with open(video_path[: -len('.mp4')] + '.txt', 'w') as f:
     f.write(text)
   if job.word == SENTENCE:
@@ -742,8 +746,14 @@ def generate(
   faces_dir: str | None = None,
   workers: int | None = None,
   speech: running.RunningSpeech | None = None,
+  save_landmarks: bool = False,
 ) -> dict:
-  """Generates the whole data set into out_dir; returns the generator.json contents."""
+  """Generates the whole data set into out_dir; returns the generator.json contents.
+
+  save_landmarks: also write where the renderer put each clip's 468 landmarks, beside its
+  video (extraction/landmark_files.py), so `python -m extraction --landmarks file` can
+  extract the set without FaceMesh.
+  """
   speech = speech or running.RunningSpeech()
   words = tuple(w.upper() for w in settings.words)
   if len(set(words)) != len(words) or not words:
@@ -769,6 +779,7 @@ def generate(
     'settings': dataclasses.asdict(settings),
     'running_speech': dataclasses.asdict(speech),
     'faces': None if faces_dir is None else os.path.abspath(faces_dir),
+    'landmark_files': save_landmarks,
   }
   progress = Progress(out_dir, plan)
   todo = [job for job in jobs if job.relpath not in progress.rows]
@@ -781,7 +792,7 @@ def generate(
       file=sys.stderr,
     )
   bar = tqdm.tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc=desc, unit='clip')
-  init_args = (identities, settings, out_dir, speech, lexicon)
+  init_args = (identities, settings, out_dir, speech, lexicon, save_landmarks)
   with progress, bar:
     # Worker processes even for --workers 1: this process's numpy has a BLAS thread per
     # core, and rendering here on a busy machine was measured at ~3% of a core (30-60 s a
@@ -837,6 +848,7 @@ def generate(
     'speaker_variations': variations,
     'clips': {split: sum(r['split'] == split for r in rows) for split in SPLITS},
     'manifest': 'manifest.csv',
+    'landmark_files': save_landmarks,
     **running_info(settings, speech, lexicon),
   }
   if sentence_rows:
