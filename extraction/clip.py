@@ -43,7 +43,7 @@ class Settings:
   min_tracking_confidence: float = 0.5
   # Where the landmarks come from: FaceMesh on the frames, or a file beside each video
   # (landmark_files: landmarks found by another tracker, or the generator's own).
-  landmarks: str = 'facemesh'
+  landmarks: str = FACEMESH
 
   def problems(self) -> list[tuple[str, str]]:
     """(setting, what is wrong) for every value no clip could be extracted with."""
