@@ -25,14 +25,17 @@ def path_for(video_path: str) -> str:
   return os.path.splitext(video_path)[0] + SUFFIX
 
 
+def _is_layout(points: np.ndarray) -> bool:
+  """True for [frames, 468, 2 or 3]: the file's layout."""
+  return (
+    points.ndim == 3 and points.shape[1] == roi.NUM_FACEMESH_LANDMARKS and points.shape[2] in (2, 3)
+  )
+
+
 def write(video_path: str, points: np.ndarray) -> str:
   """Writes a video's landmarks [N, 468, 2 or 3] (pixels; NaN: no face) beside it."""
   points = np.asarray(points, np.float32)
-  if (
-    points.ndim != 3
-    or points.shape[1] != roi.NUM_FACEMESH_LANDMARKS
-    or points.shape[2] not in (2, 3)
-  ):
+  if not _is_layout(points):
     raise ValueError(
       f'{video_path}: landmarks must be [frames, {roi.NUM_FACEMESH_LANDMARKS}, 2 or 3], '
       f'got {points.shape}'
@@ -64,12 +67,7 @@ def read(
   except (ValueError, OSError) as error:
     raise LandmarkFileError(f'{path}: not a readable .npy file ({error})') from error
   expected = f'[{video_frames}, {roi.NUM_FACEMESH_LANDMARKS}, 2 or 3]'
-  if (
-    points.ndim != 3
-    or points.shape[1] != roi.NUM_FACEMESH_LANDMARKS
-    or points.shape[2] not in (2, 3)
-    or not np.issubdtype(points.dtype, np.floating)
-  ):
+  if not _is_layout(points) or not np.issubdtype(points.dtype, np.floating):
     raise LandmarkFileError(
       f'{path}: landmarks must be float {expected}, got {points.dtype} {points.shape}'
     )
@@ -78,8 +76,9 @@ def read(
       f'{path}: {len(points)} rows of landmarks but {video_path} has {video_frames} frames'
     )
   window = points[np.asarray(source_index)].astype(np.float32)
-  finite = np.isfinite(window).all(axis=(1, 2))
-  partial = np.isfinite(window).any(axis=(1, 2)) & ~finite
+  known = np.isfinite(window)
+  finite = known.all(axis=(1, 2))
+  partial = known.any(axis=(1, 2)) & ~finite
   if partial.any():
     raise LandmarkFileError(
       f'{path}: frame {int(source_index[np.flatnonzero(partial)[0]])} has some landmarks NaN '
