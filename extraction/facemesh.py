@@ -3,8 +3,11 @@
 Uses mediapipe's bundled legacy solution (`mp.solutions.face_mesh`), whose model
 ships inside the wheel, so nothing is downloaded. `FaceMeshTracker` (video mode)
 serves extraction and prediction: one lives per worker process and is reset
-between clips, so tracking never carries across clips. `FaceMeshDetector`
-(still-image mode) finds the faces the synthetic generator animates.
+between clips, so tracking never carries across clips; by default it runs the attention
+model (mediapipe's refine_landmarks: lip and eye contours placed again by a sub-model),
+as extraction's settings say. `FaceMeshDetector` (still-image mode, the plain model, so
+generated videos do not change with extraction's setting) finds the faces the synthetic
+generator animates.
 """
 
 import numpy as np
@@ -27,13 +30,18 @@ _RECORD = np.dtype(
 )
 _HEAD = (0x0A, 0x0F)
 _TAGS = (0x0D, 0x15, 0x1D)
+_IRIS_LANDMARKS = 10  # added after the mesh by refine_landmarks
+_SIZES = tuple((roi.NUM_FACEMESH_LANDMARKS + n) * _RECORD.itemsize for n in (0, _IRIS_LANDMARKS))
 
 
 def _landmark_array(landmark_list) -> np.ndarray:
-  """Converts a NormalizedLandmarkList to [468, 3] float32 (normalised image units)."""
+  """Converts a NormalizedLandmarkList to [468, 3] float32 (normalised image units).
+
+  The refined model's 10 iris landmarks (468-477) are dropped: the mesh is the first 468.
+  """
   raw = landmark_list.SerializeToString()
-  if len(raw) == roi.NUM_FACEMESH_LANDMARKS * _RECORD.itemsize:
-    records = np.frombuffer(raw, _RECORD)
+  if len(raw) in _SIZES:
+    records = np.frombuffer(raw, _RECORD)[: roi.NUM_FACEMESH_LANDMARKS]
     if (
       (records['head'] == _HEAD).all()
       and (records['xt'] == _TAGS[0]).all()
@@ -41,19 +49,27 @@ def _landmark_array(landmark_list) -> np.ndarray:
       and (records['zt'] == _TAGS[2]).all()
     ):
       return np.stack([records['x'], records['y'], records['z']], axis=-1)
-  return np.array([(p.x, p.y, p.z) for p in landmark_list.landmark], np.float32)
+  mesh = landmark_list.landmark[: roi.NUM_FACEMESH_LANDMARKS]
+  return np.array([(p.x, p.y, p.z) for p in mesh], np.float32)
 
 
 def _face_mesh(
-  static_image_mode: bool, min_detection_confidence: float, min_tracking_confidence: float = 0.5
+  static_image_mode: bool,
+  min_detection_confidence: float,
+  min_tracking_confidence: float = 0.5,
+  refine_landmarks: bool = False,
 ):
-  """mediapipe's FaceMesh graph for one face, without iris refinement (468 landmarks)."""
+  """mediapipe's FaceMesh graph for one face.
+
+  refine_landmarks: the attention model, which places the lip and eye contours again
+  with its own sub-model (and adds 10 iris landmarks, dropped by _landmark_array).
+  """
   import mediapipe as mp
 
   return mp.solutions.face_mesh.FaceMesh(
     static_image_mode=static_image_mode,
     max_num_faces=1,
-    refine_landmarks=False,
+    refine_landmarks=refine_landmarks,
     min_detection_confidence=min_detection_confidence,
     min_tracking_confidence=min_tracking_confidence,
   )
@@ -62,8 +78,24 @@ def _face_mesh(
 class FaceMeshTracker:
   """One FaceMesh graph in video mode (one face), reused across clips."""
 
-  def __init__(self, min_detection_confidence: float = 0.5, min_tracking_confidence: float = 0.5):
-    self._mesh = _face_mesh(False, min_detection_confidence, min_tracking_confidence)
+  def __init__(
+    self,
+    min_detection_confidence: float = 0.5,
+    min_tracking_confidence: float = 0.5,
+    refine_landmarks: bool = True,
+  ):
+    self._mesh = _face_mesh(
+      False, min_detection_confidence, min_tracking_confidence, refine_landmarks
+    )
+
+  @classmethod
+  def from_settings(cls, settings) -> 'FaceMeshTracker':
+    """The tracker extraction settings (extraction.clip.Settings) describe."""
+    return cls(
+      settings.min_detection_confidence,
+      settings.min_tracking_confidence,
+      settings.refine_landmarks,
+    )
 
   def landmarks(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Returns (landmarks [T, 468, 3] in pixels, z scaled like x; detected [T] bool).

@@ -64,6 +64,8 @@ def cache_key(clip: sources.Clip, settings: clip_lib.Settings) -> str:
     landmark_file = [_file_stamp(landmark_files.path_for(clip.video_path))]
   else:
     del stamped['landmarks']  # FaceMesh: the keys of caches made before the setting stay valid
+  if not settings.refine_landmarks:
+    del stamped['refine_landmarks']  # the same for caches made before this setting
   blob = json.dumps(
     [
       dataclasses.asdict(clip),
@@ -134,7 +136,7 @@ def _init_worker(
   logging.getLogger('absl').setLevel(logging.ERROR)
   _close_tracker()  # a second run in the same process
   workers_lib.state['tracker'] = (
-    facemesh.FaceMeshTracker(settings.min_detection_confidence, settings.min_tracking_confidence)
+    facemesh.FaceMeshTracker.from_settings(settings)
     if settings.landmarks == clip_lib.FACEMESH
     else None  # landmarks read from files
   )

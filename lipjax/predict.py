@@ -10,7 +10,6 @@ by one jitted function, so the model compiles once however many videos are given
 This is the one lipjax entry point that needs mediapipe.
 """
 
-import dataclasses
 import json
 import sys
 
@@ -90,9 +89,7 @@ class Predictor:
 
   def _set_settings(self) -> None:
     """The extraction settings the data set's metadata records (defaults where absent)."""
-    recorded = self.meta.extraction.get('settings', {})
-    known = {f.name for f in dataclasses.fields(clip_lib.Settings)}
-    self.settings = clip_lib.Settings(**{k: v for k, v in recorded.items() if k in known})
+    self.settings = clip_lib.Settings.from_record(self.meta.extraction.get('settings', {}))
 
   def features(self, video_path: str, tracker, interval=None) -> dict:
     """Extracts one video into a padded, parsed example (ClipError if unusable)."""
@@ -141,9 +138,7 @@ def predict_videos(
   # MediaPipe's and FFmpeg's own stderr lines are noise here; a bad video's reason is in its error.
   with (
     native_stderr.silenced(),
-    facemesh.FaceMeshTracker(
-      predictor.settings.min_detection_confidence, predictor.settings.min_tracking_confidence
-    ) as tracker,
+    facemesh.FaceMeshTracker.from_settings(predictor.settings) as tracker,
   ):
     for path in videos:
       try:

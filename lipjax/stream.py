@@ -435,9 +435,7 @@ def spot_file(
   window = WindowStream(scorer, hop, threshold, min_gap, word_seconds)
   capture, _ = open_capture(path)
   hops = []
-  with facemesh.FaceMeshTracker(
-    scorer.settings.min_detection_confidence, scorer.settings.min_tracking_confidence
-  ) as tracker:
+  with facemesh.FaceMeshTracker.from_settings(scorer.settings) as tracker:
     summary = run(file_frames(capture, window.fps), tracker, window, on_hop=hops.append)
   return hops, summary
 
@@ -516,9 +514,7 @@ def main(argv):
   with native_stderr.silenced():
     capture, live = open_capture(source)
     frames = LiveFrames(capture, window.fps) if live else file_frames(capture, window.fps)
-    with facemesh.FaceMeshTracker(
-      scorer.settings.min_detection_confidence, scorer.settings.min_tracking_confidence
-    ) as tracker:
+    with facemesh.FaceMeshTracker.from_settings(scorer.settings) as tracker:
       summary = Summary(fps=window.fps, live=live)
       try:
         run(frames, tracker, window, on_hop, on_frame if display else None, summary)

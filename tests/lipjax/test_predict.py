@@ -110,6 +110,34 @@ def test_predict_videos_reports_each_videos_top_k_with_the_checkpoint(trained, c
   assert result['checkpoint'] == {'which': 'best', 'step': trained['best_step']}
 
 
+def test_predict_tracks_with_the_facemesh_model_the_data_was_extracted_with(trained, tmp_path):
+  import shutil
+
+  from extraction import facemesh
+  from lipjax import workdir as workdir_lib
+
+  # The same run, its data set's record now naming FaceMesh's plain model (not today's
+  # default, the attention model), as a data set extracted before the setting existed.
+  workdir = tmp_path / 'workdir'
+  shutil.copytree(trained['workdir'], workdir)
+  meta_path = str(workdir_lib.path(workdir, workdir_lib.DATASET_META))
+  meta = schema.DatasetMeta.load_json(meta_path)
+  meta.extraction['settings'] = dict(meta.extraction['settings'], refine_landmarks=False)
+  meta.save_json(meta_path)
+  k = trained['splits']['test'][0]
+  video, interval = str(trained['root'] / 'videos' / f'clip{k:02d}.mp4'), trained['intervals'][k]
+  (result,) = predict.predict_videos(str(workdir), [video], interval=interval, top_k=2)
+  predictor = predict.Predictor(str(workdir))
+  by_model = {}
+  for refine in (True, False):
+    with facemesh.FaceMeshTracker(refine_landmarks=refine) as tracker:
+      example = predictor.features(video, tracker, interval)
+    by_model[refine] = np.sort(predictor.probabilities([example], batch_size=1)[0])[::-1][:2]
+  printed = [w['probability'] for w in result['top_k']]
+  np.testing.assert_allclose(printed, by_model[False], rtol=1e-6)
+  assert np.abs(by_model[True] - by_model[False]).max() > 1e-5  # the two models' answers differ
+
+
 def test_predict_cli_cuts_at_start_end_and_fails_cleanly_on_a_faceless_video(
   trained, clip_probabilities
 ):
