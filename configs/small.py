@@ -98,6 +98,9 @@ def get_config():
   config.model.centre = 'rest_scaled'
   # The speech mask as an input channel of the BiLSTM too (not only the pooling mask).
   config.model.boundary_input = False
+  # FaceMesh's z (its depth estimate, from one camera) as a node input; False: the nodes
+  # carry x and y only (z still counts in a scaled centring's one overall scale).
+  config.model.depth = True
   config.model.velocities = True
   config.model.velocity_scale = 10.0
   config.model.gcn_features = (64, 64)

@@ -153,6 +153,11 @@ VARIANTS = {
     'movement scaled per axis by 0.5-1.5 (the speakers articulate with their own gains)',
   ),
   'no motion scale': (small_config, {'augment.motion_scale': 0.0}, 'movement as spoken'),
+  'no depth': (
+    small_config,
+    {'model.depth': False},
+    "x and y only: FaceMesh's z (a depth guessed from one camera) left out",
+  ),
   'clip standardisation': (
     small_config,
     {'model.centre': 'clip_standardised'},

@@ -173,6 +173,7 @@ class LipReader(nn.Module):
   spatial: str  # 'none': the no-graph baseline, flattened nodes + globals into the temporal model
   gcn_features: Sequence[int]
   gcn_impl: str
+  depth: bool  # z as a node input; False: x and y only (z set to 0.5 after normalisation)
   velocities: bool
   velocity_scale: float
   globals_mode: str
@@ -218,6 +219,8 @@ class LipReader(nn.Module):
       self.centre,
       self.reference,
     )  # [B, T, N, 3], [B, T, G]
+    if not self.depth:
+      landmarks = jnp.concatenate([landmarks[..., :2], jnp.full_like(landmarks[..., 2:], 0.5)], -1)
     nodes = node_features(landmarks, batch['frame_mask'], self.velocities, self.velocity_scale)
     dtype = compute_dtype(self.dtype)
     nodes, globals_ = nodes.astype(dtype), globals_.astype(dtype)

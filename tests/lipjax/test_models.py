@@ -60,6 +60,22 @@ def test_speech_mask_changes_the_output_only_when_pooling_reads_it(test_config, 
   np.testing.assert_allclose(logits, narrowed_logits, rtol=1e-6)
 
 
+def test_without_depth_the_model_reads_x_and_y_only(test_config, dataset):
+  _, meta = dataset
+  batch = real_batch(test_config)
+  z = np.random.default_rng(0).normal(0.5, 0.1, batch['landmarks'].shape[:-1])
+  moved = dict(batch, landmarks=batch['landmarks'].copy())
+  moved['landmarks'][..., 2] = z  # another depth estimate, the same x and y
+  test_config.model.centre = 'none'  # a scaled centring's one scale counts z's movement too
+  logits, params = model_output(test_config, meta, batch)
+  moved_logits, _ = model_output(test_config, meta, moved, params)
+  assert np.abs(logits - moved_logits).max() > 1e-4
+  test_config.model.depth = False
+  logits, params = model_output(test_config, meta, batch)
+  moved_logits, _ = model_output(test_config, meta, moved, params)
+  np.testing.assert_allclose(logits, moved_logits, rtol=1e-6)
+
+
 def test_boundary_input_feeds_the_speech_mask_to_the_temporal_model(test_config, dataset):
   _, meta = dataset
   batch = real_batch(test_config)
