@@ -1,7 +1,7 @@
 """What FaceMesh costs each held-out person: one set of videos extracted twice, two models.
 
 python experiments/facemesh_cost.py --facemesh_data data/ctx100m --rendered_data data/ctx100r \\
-  --facemesh_run RUN_A --rendered_run RUN_B [--splits val,test]
+  [--facemesh_run RUN_A --rendered_run RUN_B] [--splits val,test]
 
 --facemesh_data: a generated set extracted with FaceMesh (`python -m extraction`);
 --rendered_data: the same videos extracted from the landmarks the generator rendered
@@ -12,22 +12,43 @@ workdirs trained on each. Per held-out person of --splits:
             how closely FaceMesh follows the mouth the generator drew
   accuracy  of each run on the person's clips (best checkpoint, lipjax.evaluate)
 and the correlations over people of fidelity with the FaceMesh run's accuracy and
-with the accuracy FaceMesh loses (rendered minus FaceMesh).
+with the accuracy FaceMesh loses (rendered minus FaceMesh). Then, per articulation measure
+(MEASURES: lip opening, mouth width, jaw, lip thickness, corners), FaceMesh against drawn:
+  correlation  of the measure's movement about each clip's mean
+  gain         the slope of FaceMesh's movement on the drawn one (1: read at full size)
+averaged over each split's people. Without the runs: fidelity and measures only.
 """
 
 import shlex
 import sys
 import time
 
+from absl import app
 from absl import flags
 import numpy as np
 
 from extraction import cli
+from extraction import roi
 from lipjax import data_source
 from lipjax import evaluate
 
 FLAGS = flags.FLAGS
 PROGRAM = 'experiments/facemesh_cost.py'
+_node = roi.node
+# Articulation measures on extraction's normalised ROI landmarks [T, 88, 3] (x along the
+# eye line, y down the face) -> [T].
+MEASURES = {
+  'inner opening': lambda p: p[:, _node(14), 1] - p[:, _node(13), 1],
+  'outer opening': lambda p: p[:, _node(17), 1] - p[:, _node(0), 1],
+  'mouth width': lambda p: p[:, _node(291), 0] - p[:, _node(61), 0],
+  'jaw (chin to upper lip)': lambda p: p[:, _node(152), 1] - p[:, _node(0), 1],
+  'lip thickness': lambda p: (
+    p[:, _node(13), 1] - p[:, _node(0), 1] + p[:, _node(17), 1] - p[:, _node(14), 1]
+  ),
+  'corners (height)': lambda p: (
+    0.5 * (p[:, _node(61), 1] + p[:, _node(291), 1]) - p[:, _node(0), 1]
+  ),
+}
 
 
 def motion(landmarks: np.ndarray, length: int) -> np.ndarray:
@@ -36,12 +57,11 @@ def motion(landmarks: np.ndarray, length: int) -> np.ndarray:
   return xy - xy.mean(axis=0)
 
 
-def person_fidelity(facemesh_data: str, rendered_data: str, split: str) -> dict[str, float]:
-  """speaker -> correlation of the two extractions' motion over the speaker's clips."""
+def paired_clips(facemesh_data: str, rendered_data: str, split: str):
+  """Yields (speaker, FaceMesh landmarks, drawn landmarks), each [length, 88, 3], per clip."""
   found = data_source.SplitSource(facemesh_data, split)
   drawn = data_source.SplitSource(rendered_data, split)
   drawn_of = {e['video_id']: e for e in drawn.__getitems__(range(len(drawn)))}
-  pairs = {}  # speaker -> ([found motion], [drawn motion])
   for example in found.__getitems__(range(len(found))):
     other = drawn_of.get(example['video_id'])
     if other is None:
@@ -50,13 +70,36 @@ def person_fidelity(facemesh_data: str, rendered_data: str, split: str) -> dict[
         'extract the same videos twice (--landmarks file for the second)'
       )
     length = int(example['length'])
-    mine, theirs = pairs.setdefault(example['speaker'], ([], []))
-    mine.append(motion(example['landmarks'], length).ravel())
-    theirs.append(motion(other['landmarks'], length).ravel())
+    yield example['speaker'], example['landmarks'][:length], other['landmarks'][:length]
+
+
+def person_fidelity(facemesh_data: str, rendered_data: str, split: str) -> dict[str, float]:
+  """speaker -> correlation of the two extractions' motion over the speaker's clips."""
+  pairs = {}  # speaker -> ([found motion], [drawn motion])
+  for speaker, found, drawn in paired_clips(facemesh_data, rendered_data, split):
+    mine, theirs = pairs.setdefault(speaker, ([], []))
+    mine.append(motion(found, len(found)).ravel())
+    theirs.append(motion(drawn, len(drawn)).ravel())
   return {
     speaker: float(np.corrcoef(np.concatenate(a), np.concatenate(b))[0, 1])
     for speaker, (a, b) in sorted(pairs.items())
   }
+
+
+def measure_agreement(facemesh_data: str, rendered_data: str, split: str) -> dict[str, tuple]:
+  """measure -> (correlation, gain) of FaceMesh's movement against the drawn one, mean over people."""
+  moves = {}  # (speaker, measure) -> ([found], [drawn]) movements about each clip's mean
+  for speaker, found, drawn in paired_clips(facemesh_data, rendered_data, split):
+    for name, measure in MEASURES.items():
+      a, b = measure(found), measure(drawn)
+      mine, theirs = moves.setdefault((speaker, name), ([], []))
+      mine.append(a - a.mean())
+      theirs.append(b - b.mean())
+  per_person = {}  # measure -> [(correlation, gain)]
+  for (_, name), (mine, theirs) in moves.items():
+    a, b = np.concatenate(mine), np.concatenate(theirs)
+    per_person.setdefault(name, []).append((np.corrcoef(a, b)[0, 1], (a @ b) / (b @ b)))
+  return {name: tuple(np.mean(values, axis=0)) for name, values in per_person.items()}
 
 
 def define_flags() -> None:
@@ -69,9 +112,12 @@ def define_flags() -> None:
 
 
 def main(argv: list[str]) -> None:
-  """Prints the per-person table, the correlations and the command."""
+  """Prints the per-person table, the correlations, the measures' table and the command."""
   del argv  # takes no arguments
-  cli.require('facemesh_data', 'rendered_data', 'facemesh_run', 'rendered_run')
+  cli.require('facemesh_data', 'rendered_data')
+  runs = (FLAGS.facemesh_run, FLAGS.rendered_run)
+  if bool(runs[0]) != bool(runs[1]):
+    raise app.UsageError('--facemesh_run and --rendered_run go together')
   print(f'$ {shlex.join(["python", PROGRAM] + sys.argv[1:])}')
   print(time.strftime('%Y-%m-%d %H:%M'))
   rows = []  # (split, speaker, fidelity, FaceMesh accuracy, rendered accuracy)
@@ -79,14 +125,12 @@ def main(argv: list[str]) -> None:
     fidelity = person_fidelity(FLAGS.facemesh_data, FLAGS.rendered_data, split)
     reports = [
       evaluate.evaluate_workdir(run, split, data_dir)
-      for run, data_dir in (
-        (FLAGS.facemesh_run, FLAGS.facemesh_data),
-        (FLAGS.rendered_run, FLAGS.rendered_data),
-      )
+      for run, data_dir in zip(runs, (FLAGS.facemesh_data, FLAGS.rendered_data))
+      if run
     ]
     for speaker, value in fidelity.items():
-      mesh, drawn = (r['per_speaker'][speaker]['accuracy'] for r in reports)
-      rows.append((split, speaker, value, mesh, drawn))
+      accuracies = [r['per_speaker'][speaker]['accuracy'] for r in reports] or [np.nan, np.nan]
+      rows.append((split, speaker, value, *accuracies))
   print('\n| split | person | fidelity | accuracy, FaceMesh | accuracy, rendered |')
   print('|---|---|---|---|---|')
   for split, speaker, value, mesh, drawn in rows:
@@ -97,12 +141,20 @@ def main(argv: list[str]) -> None:
       f'| {split} mean | {len(mine)} people | {mine[:, 0].mean():.3f} | {mine[:, 1].mean():.3f} '
       f'| {mine[:, 2].mean():.3f} |'
     )
-  fidelity, mesh, drawn = np.array([r[2:] for r in rows]).T
-  print(
-    f'\nover {len(rows)} people: r(fidelity, FaceMesh accuracy) = '
-    f'{np.corrcoef(fidelity, mesh)[0, 1]:.2f}; r(fidelity, accuracy FaceMesh loses) = '
-    f'{np.corrcoef(fidelity, drawn - mesh)[0, 1]:.2f}'
-  )
+  if runs[0]:
+    fidelity, mesh, drawn = np.array([r[2:] for r in rows]).T
+    print(
+      f'\nover {len(rows)} people: r(fidelity, FaceMesh accuracy) = '
+      f'{np.corrcoef(fidelity, mesh)[0, 1]:.2f}; r(fidelity, accuracy FaceMesh loses) = '
+      f'{np.corrcoef(fidelity, drawn - mesh)[0, 1]:.2f}'
+    )
+  print('\nper articulation measure, FaceMesh against drawn, mean over people: correlation / gain')
+  print('| measure | ' + ' | '.join(FLAGS.splits) + ' |')
+  print('|---|' + '---|' * len(FLAGS.splits))
+  agreement = [measure_agreement(FLAGS.facemesh_data, FLAGS.rendered_data, s) for s in FLAGS.splits]
+  for name in MEASURES:
+    cells = ' | '.join(f'{a[name][0]:.2f} / {a[name][1]:.2f}' for a in agreement)
+    print(f'| {name} | {cells} |')
 
 
 if __name__ == '__main__':

@@ -1,6 +1,7 @@
 """How much of a rendered mouth's motion FaceMesh gives back, per kind of face.
 
-python experiments/landmark_fidelity.py [--lfw_faces 12] [--head_motion 0.3,1,2]
+python experiments/landmark_fidelity.py [--lfw_faces 12] [--head_motion 0.3,1,2] [--refine_landmarks]
+python experiments/landmark_fidelity.py --sweep [--refine_landmarks]
 
 The generator knows where it moved every landmark (dataset.Clip.landmarks); extraction
 only sees the frames. Each demo speaker (extraction/demo.py's settings: the seven
@@ -13,6 +14,12 @@ lip-contour landmarks, each clip's motion about its mean frame:
   error / motion RMS of their difference over the RMS of the rendered motion
 per kind of face (sharp photo, video frame, LFW crop). --head_motion F,...: every
 speaker's head-motion amplitude set to F instead of its drawn one, one row each.
+--refine_landmarks: FaceMesh's attention model (extraction's --refine_landmarks).
+
+--sweep: each articulation channel alone, swept over its range and back (24 frames, the
+others at rest, no head motion, no camera), on every speaker; per channel, the slope of
+FaceMesh's measure on the drawn one (gain, 1 = read at full size) and their correlation for
+the measures the channel moves (facemesh_cost.MEASURES' definitions on the 468 landmarks).
 """
 
 import dataclasses
@@ -30,6 +37,7 @@ from extraction import facemesh
 from extraction import native_stderr
 from extraction import normalize
 from extraction.synthetic import dataset
+from extraction.synthetic import phonetics
 from extraction.synthetic import render
 
 FLAGS = flags.FLAGS
@@ -58,12 +66,63 @@ def clip_fidelity(clip: dataset.Clip, tracker, alpha: float) -> tuple[float, flo
   return correlation, error
 
 
+# Channel -> (low, high) of its sweep, and the measures it moves.
+SWEEPS = {
+  'jaw': ((0.0, 1.0), ('inner opening', 'jaw (chin to upper lip)')),
+  'lip_open': ((0.0, 1.0), ('inner opening', 'outer opening')),
+  'spread': ((-1.0, 1.0), ('mouth width', 'corners (height)')),
+  'protrusion': ((0.0, 1.0), ('mouth width', 'lip thickness')),
+  'closure': ((0.0, 1.0), ('outer opening', 'lip thickness')),
+}
+SWEEP_FRAMES = 24
+_FACE_MEASURES = {  # the same measures as facemesh_cost.MEASURES, on FaceMesh indices
+  'inner opening': lambda p: p[:, 14, 1] - p[:, 13, 1],
+  'outer opening': lambda p: p[:, 17, 1] - p[:, 0, 1],
+  'mouth width': lambda p: p[:, 291, 0] - p[:, 61, 0],
+  'jaw (chin to upper lip)': lambda p: p[:, 152, 1] - p[:, 0, 1],
+  'lip thickness': lambda p: p[:, 13, 1] - p[:, 0, 1] + p[:, 17, 1] - p[:, 14, 1],
+  'corners (height)': lambda p: 0.5 * (p[:, 61, 1] + p[:, 291, 1]) - p[:, 0, 1],
+}
+
+
+def sweep(identities, tracker) -> dict[tuple[str, str], list[tuple[float, float]]]:
+  """(channel, measure) -> [(gain, correlation)] over the speakers whose face was found."""
+  rows = {}
+  still = np.array([0.0, 1.0, 0.0, 0.0, 0.0, 0.0])  # render.MOTION_CHANNELS: no head motion
+  phase = 0.5 * (1 - np.cos(np.linspace(0, 2 * np.pi, SWEEP_FRAMES)))  # low -> high -> low
+  for identity in identities:
+    renderer = dataset.make_renderer(identity)
+    for channel, ((low, high), measures) in SWEEPS.items():
+      frames, drawn = [], []
+      for value in low + (high - low) * phase:
+        articulation = dataset.rest_articulation(0.15)
+        articulation[phonetics.CHANNELS.index(channel)] = value
+        frame, landmarks = renderer.render(articulation, still)
+        frames.append(frame)
+        drawn.append(landmarks)
+      points, detected = tracker.landmarks(np.ascontiguousarray(np.stack(frames)[..., ::-1]))
+      if not detected.all():
+        continue
+      drawn = np.concatenate([np.stack(drawn), np.zeros((SWEEP_FRAMES, 468, 1))], -1)
+      found_face = normalize.normalize_track(points, detected, 1.0)
+      drawn_face = normalize.normalize_track(drawn, detected, 1.0)
+      for name in measures:
+        a, b = _FACE_MEASURES[name](found_face), _FACE_MEASURES[name](drawn_face)
+        a, b = a - a.mean(), b - b.mean()
+        rows.setdefault((channel, name), []).append(
+          (float(a @ b / (b @ b)), float(np.corrcoef(a, b)[0, 1]))
+        )
+  return rows
+
+
 def define_flags() -> None:
   """Command-line flags; defined only when run as a program (absl flags are process-global)."""
   flags.DEFINE_integer('lfw_faces', 12, 'LFW crops beside the seven photos (0-100).')
   flags.DEFINE_list(
     'head_motion', [], "Head-motion amplitudes to set on every speaker (empty: each one's own)."
   )
+  flags.DEFINE_bool('refine_landmarks', False, "FaceMesh's attention model.")
+  flags.DEFINE_bool('sweep', False, 'One channel at a time, swept (see the module doc).')
 
 
 def main(argv: list[str]) -> None:
@@ -75,10 +134,26 @@ def main(argv: list[str]) -> None:
   alpha = clip_lib.Settings().ema_alpha
   amplitudes = [float(a) for a in FLAGS.head_motion] or [None]
   identities, _, _ = dataset.build_identities(settings, None)
+  if FLAGS.sweep:
+    with (
+      native_stderr.silenced(),
+      facemesh.FaceMeshTracker(refine_landmarks=FLAGS.refine_landmarks) as tracker,
+    ):
+      rows = sweep(identities, tracker)
+    print(f'\n{len(identities)} speakers, each channel swept alone: FaceMesh against drawn')
+    print('| channel | measure | speakers | gain | correlation |')
+    print('|---|---|---|---|---|')
+    for (channel, name), values in rows.items():
+      gain, correlation = np.mean(values, axis=0)
+      print(f'| {channel} | {name} | {len(values)} | {gain:.2f} | {correlation:.2f} |')
+    return
   rows = {}  # (head motion, kind) -> [(correlation, error), ...]
   missed = 0
   # MediaPipe's graph threads print to file descriptor 2: kept off the terminal.
-  with native_stderr.silenced(), facemesh.FaceMeshTracker() as tracker:
+  with (
+    native_stderr.silenced(),
+    facemesh.FaceMeshTracker(refine_landmarks=FLAGS.refine_landmarks) as tracker,
+  ):
     for amplitude in amplitudes:
       for identity in identities:
         if amplitude is not None:
