@@ -87,6 +87,12 @@ def define_flags() -> None:
     '--norefine_landmarks: the plain model, as data sets made before this setting were. '
     'Recorded in the metadata: lipjax.predict and lipjax.stream track with the same model.',
   )
+  flags.DEFINE_bool(
+    'mirror_average',
+    defaults.mirror_average,
+    'FaceMesh on every frame and on its mirror image, each landmark the mean of the two '
+    'estimates (twice the time per frame). Recorded in the metadata like --refine_landmarks.',
+  )
   flags.DEFINE_integer(
     'num_shards',
     1,
@@ -142,6 +148,7 @@ def main(argv: list[str]) -> int:
     min_frames=FLAGS.min_frames,
     landmarks=FLAGS.landmarks,
     refine_landmarks=FLAGS.refine_landmarks,
+    mirror_average=FLAGS.mirror_average,
   )
   problems = [(f'--{name}', problem) for name, problem in settings.problems()]
   if FLAGS.workers is not None and FLAGS.workers < 1:

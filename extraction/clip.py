@@ -27,7 +27,7 @@ LANDMARK_SOURCES = (FACEMESH, LANDMARK_FILE)
 
 
 # Settings added after data sets were first made, with the value those data sets used.
-_BEFORE_RECORDED = {'landmarks': FACEMESH, 'refine_landmarks': False}
+_BEFORE_RECORDED = {'landmarks': FACEMESH, 'refine_landmarks': False, 'mirror_average': False}
 
 
 class ClipError(Exception):
@@ -52,6 +52,9 @@ class Settings:
   # reads mouth width and lip opening closer to their drawn size on generated faces, and
   # held-out accuracy at 100 words rose from 0.39 to 0.44 (experiments/README.md).
   refine_landmarks: bool = True
+  # FaceMesh on every frame and on its mirror image, the two estimates averaged
+  # (facemesh.FaceMeshTracker): twice FaceMesh's time.
+  mirror_average: bool = False
 
   @classmethod
   def from_record(cls, recorded: dict) -> 'Settings':
@@ -77,6 +80,7 @@ class Settings:
       ('min_tracking_confidence', 0 <= self.min_tracking_confidence <= 1, 'must be in [0, 1]'),
       ('landmarks', self.landmarks in LANDMARK_SOURCES, f'must be one of {LANDMARK_SOURCES}'),
       ('refine_landmarks', isinstance(self.refine_landmarks, bool), 'must be True or False'),
+      ('mirror_average', isinstance(self.mirror_average, bool), 'must be True or False'),
     ]
     return [
       (name, f'{message}, got {getattr(self, name)!r}') for name, ok, message in checks if not ok

@@ -64,8 +64,9 @@ def cache_key(clip: sources.Clip, settings: clip_lib.Settings) -> str:
     landmark_file = [_file_stamp(landmark_files.path_for(clip.video_path))]
   else:
     del stamped['landmarks']  # FaceMesh: the keys of caches made before the setting stay valid
-  if not settings.refine_landmarks:
-    del stamped['refine_landmarks']  # the same for caches made before this setting
+  for name in ('refine_landmarks', 'mirror_average'):  # added later: keys made before stay valid
+    if not getattr(settings, name):
+      del stamped[name]
   blob = json.dumps(
     [
       dataclasses.asdict(clip),

@@ -67,6 +67,12 @@ def test_mirror_pairs_match_facemesh_on_a_flipped_real_face():
   assert error.max() / face_size < 0.04
   wrong = np.linalg.norm(points[0, rois, :2] - flipped[0, rois, :2], axis=-1)
   assert wrong.max() / face_size > 0.2  # without the mirror the match is far off
+  # The whole mesh's mirror too: an involution, and every landmark where its mirror lands.
+  mirror = roi.mesh_mirror()
+  np.testing.assert_array_equal(mirror[mirror], np.arange(roi.NUM_FACEMESH_LANDMARKS))
+  error = np.linalg.norm(points[0, :, :2] - flipped[0, mirror, :2], axis=-1)
+  assert error.max() / face_size < 0.04
+  assert {i: int(mirror[i]) for i in roi.ROI_INDICES} == roi.facemesh_mirror()
 
 
 def test_node_rejects_landmark_outside_roi():

@@ -1,4 +1,4 @@
-"""FaceMesh's attention model (--refine_landmarks): extraction runs it, records it, caches apart."""
+"""FaceMesh's settings (--refine_landmarks, --mirror_average): run, recorded, cached apart."""
 
 from extraction_media import write_clip
 import numpy as np
@@ -7,9 +7,11 @@ from extraction import clip as clip_lib
 from extraction import facemesh
 from extraction import native_stderr
 from extraction import pipeline
+from extraction import roi
 from extraction import schema
 from extraction import sources
 from extraction import transcripts
+from extraction.synthetic.faces import carphone_path
 
 REFINED = clip_lib.Settings(refine_landmarks=True)
 PLAIN = clip_lib.Settings(refine_landmarks=False)
@@ -58,9 +60,65 @@ def test_a_record_made_before_a_setting_existed_reads_as_it_was_extracted():
   settings = clip_lib.Settings.from_record(old)
   assert (settings.max_frames, settings.fps, settings.ema_alpha) == (12, 30.0, 0.5)
   assert settings.landmarks == clip_lib.FACEMESH and settings.refine_landmarks is False
+  assert settings.mirror_average is False
   assert clip_lib.Settings.from_record({'refine_landmarks': True}).refine_landmarks is True
 
 
-def test_refine_landmarks_must_be_a_bool():
-  problems = dict(clip_lib.Settings(refine_landmarks='yes').problems())
-  assert problems == {'refine_landmarks': "must be True or False, got 'yes'"}
+def test_facemesh_switches_must_be_bools():
+  problems = dict(clip_lib.Settings(refine_landmarks='yes', mirror_average=1).problems())
+  assert problems == {
+    'refine_landmarks': "must be True or False, got 'yes'",
+    'mirror_average': 'must be True or False, got 1',
+  }
+
+
+def _carphone_frames(count=12):
+  import cv2
+
+  capture, frames = cv2.VideoCapture(carphone_path()), []
+  while len(frames) < count:
+    ok, frame = capture.read()
+    assert ok
+    frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+  return np.stack(frames)
+
+
+def test_mirror_average_is_the_mean_of_the_frames_and_their_flips_estimates():
+  frames = _carphone_frames()
+  flipped = np.ascontiguousarray(frames[:, :, ::-1])
+  width, mirror = frames.shape[2], roi.mesh_mirror()
+  with native_stderr.silenced():
+    with facemesh.FaceMeshTracker(mirror_average=True) as tracker:
+      averaged, found = tracker.landmarks(frames)
+      averaged_of_flip, found_of_flip = tracker.landmarks(flipped)
+    with facemesh.FaceMeshTracker() as tracker:
+      plain, _ = tracker.landmarks(frames)
+      of_flip, _ = tracker.landmarks(flipped)
+  assert found.all() and found_of_flip.all()
+  moved_back = of_flip[:, mirror].copy()
+  moved_back[..., 0] = width - moved_back[..., 0]
+  np.testing.assert_allclose(averaged, 0.5 * (plain + moved_back), rtol=0, atol=1e-4)
+  # Exactly mirror-symmetric: the flipped video's landmarks are the original's, mirrored.
+  mirrored = averaged[:, mirror].copy()
+  mirrored[..., 0] = width - mirrored[..., 0]
+  np.testing.assert_allclose(averaged_of_flip, mirrored, rtol=0, atol=1e-4)
+  assert np.abs(plain - averaged).max() > 0.1  # not the plain estimate
+
+
+def test_mirror_averaged_extraction_is_recorded_and_cached_apart(tmp_path):
+  corpus = str(tmp_path / 'corpus')
+  write_clip(corpus, 'HELLO', 'train', 'HELLO_00001', 'Text: HELLO\nStart: 1.0\nEnd: 2.0\n')
+  write_clip(corpus, 'THERE', 'test', 'THERE_00001', 'Text: THERE\nStart: 0.2\nEnd: 0.8\n')
+  settings = clip_lib.Settings(mirror_average=True)
+  out = str(tmp_path / 'data')
+  assert pipeline.run(corpus, out, workers=1, settings=settings, progress=False)['written'] == 2
+  record = schema.DatasetMeta.load(out).extraction['settings']
+  assert clip_lib.Settings.from_record(record).mirror_average is True
+  clip = next(c for c in sources.discover(corpus) if c.split == 'train')
+  with native_stderr.silenced(), facemesh.FaceMeshTracker(mirror_average=True) as tracker:
+    arrays = clip_lib.extract_clip(
+      clip.video_path, tracker, settings, transcript=transcripts.read(clip.transcript_path)
+    )
+  (written,) = _read(out, 'train').values()
+  np.testing.assert_array_equal(written['landmarks'][: len(arrays.landmarks)], arrays.landmarks)
+  assert pipeline.cache_key(clip, settings) != pipeline.cache_key(clip, clip_lib.Settings())
