@@ -1,7 +1,7 @@
 """How much of a rendered mouth's motion FaceMesh gives back, per kind of face.
 
-python experiments/landmark_fidelity.py [--lfw_faces 12] [--head_motion 0.3,1,2] [--refine_landmarks]
-python experiments/landmark_fidelity.py --sweep [--refine_landmarks]
+python experiments/landmark_fidelity.py [--lfw_faces 12] [--head_motion 0.3,1,2]
+python experiments/landmark_fidelity.py --sweep [--norefine_landmarks] [--nomirror_average]
 
 The generator knows where it moved every landmark (dataset.Clip.landmarks); extraction
 only sees the frames. Each demo speaker (extraction/demo.py's settings: the seven
@@ -14,7 +14,7 @@ lip-contour landmarks, each clip's motion about its mean frame:
   error / motion RMS of their difference over the RMS of the rendered motion
 per kind of face (sharp photo, video frame, LFW crop). --head_motion F,...: every
 speaker's head-motion amplitude set to F instead of its drawn one, one row each.
---refine_landmarks: FaceMesh's attention model (extraction's --refine_landmarks).
+--refine_landmarks, --mirror_average: FaceMesh as extraction runs it (its defaults).
 
 --sweep: each articulation channel alone, swept over its range and back (24 frames, the
 others at rest, no head motion, no camera), on every speaker; per channel, the slope of
@@ -121,7 +121,13 @@ def define_flags() -> None:
   flags.DEFINE_list(
     'head_motion', [], "Head-motion amplitudes to set on every speaker (empty: each one's own)."
   )
-  flags.DEFINE_bool('refine_landmarks', False, "FaceMesh's attention model.")
+  defaults = clip_lib.Settings()
+  flags.DEFINE_bool(
+    'refine_landmarks', defaults.refine_landmarks, "FaceMesh's attention model (extraction's)."
+  )
+  flags.DEFINE_bool(
+    'mirror_average', defaults.mirror_average, 'Frames and their flips averaged (extraction).'
+  )
   flags.DEFINE_bool('sweep', False, 'One channel at a time, swept (see the module doc).')
 
 
@@ -137,7 +143,9 @@ def main(argv: list[str]) -> None:
   if FLAGS.sweep:
     with (
       native_stderr.silenced(),
-      facemesh.FaceMeshTracker(refine_landmarks=FLAGS.refine_landmarks) as tracker,
+      facemesh.FaceMeshTracker(
+        refine_landmarks=FLAGS.refine_landmarks, mirror_average=FLAGS.mirror_average
+      ) as tracker,
     ):
       rows = sweep(identities, tracker)
     print(f'\n{len(identities)} speakers, each channel swept alone: FaceMesh against drawn')
@@ -152,7 +160,9 @@ def main(argv: list[str]) -> None:
   # MediaPipe's graph threads print to file descriptor 2: kept off the terminal.
   with (
     native_stderr.silenced(),
-    facemesh.FaceMeshTracker(refine_landmarks=FLAGS.refine_landmarks) as tracker,
+    facemesh.FaceMeshTracker(
+      refine_landmarks=FLAGS.refine_landmarks, mirror_average=FLAGS.mirror_average
+    ) as tracker,
   ):
     for amplitude in amplitudes:
       for identity in identities:

@@ -91,7 +91,8 @@ def define_flags() -> None:
     'mirror_average',
     defaults.mirror_average,
     'FaceMesh on every frame and on its mirror image, each landmark the mean of the two '
-    'estimates (twice the time per frame). Recorded in the metadata like --refine_landmarks.',
+    'estimates (twice the time per frame). --nomirror_average: one estimate, as data sets made '
+    'before this setting. Recorded in the metadata like --refine_landmarks.',
   )
   flags.DEFINE_integer(
     'num_shards',

@@ -50,11 +50,11 @@ class Settings:
   landmarks: str = FACEMESH
   # FaceMesh's attention model: lip and eye contours placed again by its own sub-model. It
   # reads mouth width and lip opening closer to their drawn size on generated faces, and
-  # held-out accuracy at 100 words rose from 0.39 to 0.44 (experiments/README.md).
+  # held-out accuracy at 100 words rose from 0.39 to 0.45 (experiments/README.md).
   refine_landmarks: bool = True
   # FaceMesh on every frame and on its mirror image, the two estimates averaged
-  # (facemesh.FaceMeshTracker): twice FaceMesh's time.
-  mirror_average: bool = False
+  # (facemesh.FaceMeshTracker): twice FaceMesh's time; with it 100 words rose to 0.49.
+  mirror_average: bool = True
 
   @classmethod
   def from_record(cls, recorded: dict) -> 'Settings':

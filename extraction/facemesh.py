@@ -4,8 +4,8 @@ Uses mediapipe's bundled legacy solution (`mp.solutions.face_mesh`), whose model
 ships inside the wheel, so nothing is downloaded. `FaceMeshTracker` (video mode)
 serves extraction and prediction: one lives per worker process and is reset
 between clips, so tracking never carries across clips; by default it runs the attention
-model (mediapipe's refine_landmarks: lip and eye contours placed again by a sub-model),
-as extraction's settings say. `FaceMeshDetector` (still-image mode, the plain model, so
+model (mediapipe's refine_landmarks: lip and eye contours placed again by a sub-model) on
+every frame and on its mirror image and averages the two, as extraction's settings say. `FaceMeshDetector` (still-image mode, the plain model, so
 generated videos do not change with extraction's setting) finds the faces the synthetic
 generator animates.
 """
@@ -100,7 +100,7 @@ class FaceMeshTracker:
     min_detection_confidence: float = 0.5,
     min_tracking_confidence: float = 0.5,
     refine_landmarks: bool = True,
-    mirror_average: bool = False,
+    mirror_average: bool = True,
   ):
     settings = (False, min_detection_confidence, min_tracking_confidence, refine_landmarks)
     self._mesh = _face_mesh(*settings)

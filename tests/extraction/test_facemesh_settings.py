@@ -91,7 +91,7 @@ def test_mirror_average_is_the_mean_of_the_frames_and_their_flips_estimates():
     with facemesh.FaceMeshTracker(mirror_average=True) as tracker:
       averaged, found = tracker.landmarks(frames)
       averaged_of_flip, found_of_flip = tracker.landmarks(flipped)
-    with facemesh.FaceMeshTracker() as tracker:
+    with facemesh.FaceMeshTracker(mirror_average=False) as tracker:
       plain, _ = tracker.landmarks(frames)
       of_flip, _ = tracker.landmarks(flipped)
   assert found.all() and found_of_flip.all()
@@ -121,4 +121,5 @@ def test_mirror_averaged_extraction_is_recorded_and_cached_apart(tmp_path):
     )
   (written,) = _read(out, 'train').values()
   np.testing.assert_array_equal(written['landmarks'][: len(arrays.landmarks)], arrays.landmarks)
-  assert pipeline.cache_key(clip, settings) != pipeline.cache_key(clip, clip_lib.Settings())
+  single = clip_lib.Settings(mirror_average=False)
+  assert pipeline.cache_key(clip, settings) != pipeline.cache_key(clip, single)

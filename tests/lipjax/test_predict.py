@@ -88,7 +88,8 @@ def test_predictions_agree_with_evaluate_clip_by_clip(trained, clip_probabilitie
   confusion = np.zeros((meta.num_classes, meta.num_classes), int)
   for k, p in clip_probabilities['by_clip'].items():
     confusion[labels[k], int(np.argmax(p))] += 1
-  assert not np.array_equal(confusion, confusion.T)  # so a transposed matrix would show
+  # Rows are true words, columns predictions (test_metrics checks that orientation by hand;
+  # this model may classify every test clip right, where a transpose would not show here).
   np.testing.assert_array_equal(np.array(report['confusion_matrix']), confusion)
   # evaluate's loss is the mean of -log p(true word): the same probabilities, clip by clip.
   losses = [-np.log(p[labels[k]]) for k, p in clip_probabilities['by_clip'].items()]
@@ -116,13 +117,15 @@ def test_predict_tracks_with_the_facemesh_model_the_data_was_extracted_with(trai
   from extraction import facemesh
   from lipjax import workdir as workdir_lib
 
-  # The same run, its data set's record now naming FaceMesh's plain model (not today's
-  # default, the attention model), as a data set extracted before the setting existed.
+  # The same run, its data set's record now naming FaceMesh's plain model on the frames alone
+  # (not today's default), as a data set extracted before those settings existed.
   workdir = tmp_path / 'workdir'
   shutil.copytree(trained['workdir'], workdir)
   meta_path = str(workdir_lib.path(workdir, workdir_lib.DATASET_META))
   meta = schema.DatasetMeta.load_json(meta_path)
-  meta.extraction['settings'] = dict(meta.extraction['settings'], refine_landmarks=False)
+  meta.extraction['settings'] = dict(
+    meta.extraction['settings'], refine_landmarks=False, mirror_average=False
+  )
   meta.save_json(meta_path)
   k = trained['splits']['test'][0]
   video, interval = str(trained['root'] / 'videos' / f'clip{k:02d}.mp4'), trained['intervals'][k]
@@ -130,7 +133,7 @@ def test_predict_tracks_with_the_facemesh_model_the_data_was_extracted_with(trai
   predictor = predict.Predictor(str(workdir))
   by_model = {}
   for refine in (True, False):
-    with facemesh.FaceMeshTracker(refine_landmarks=refine) as tracker:
+    with facemesh.FaceMeshTracker(refine_landmarks=refine, mirror_average=refine) as tracker:
       example = predictor.features(video, tracker, interval)
     by_model[refine] = np.sort(predictor.probabilities([example], batch_size=1)[0])[::-1][:2]
   printed = [w['probability'] for w in result['top_k']]

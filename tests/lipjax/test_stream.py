@@ -69,15 +69,20 @@ def workdir(learned, tmp_path_factory):
 
   Its examples were written without extraction, so its metadata records no settings and
   video would be cut at the default 29 frames; extraction records those it used. The
-  record names FaceMesh's plain model, not today's default (the attention model), as a data
-  set extracted before it was: the stream must track with the model the data was made with.
+  record names FaceMesh's plain model on the frames alone, not today's default (the attention
+  model, mirror-averaged), as a data set extracted before those settings: the stream must track
+  as the data was made.
   """
   copy = tmp_path_factory.mktemp('stream_workdir') / 'workdir'
   shutil.copytree(learned['workdir'], copy)
   meta_path = str(workdir_lib.path(copy, workdir_lib.DATASET_META))
   meta = schema.DatasetMeta.load_json(meta_path)
   settings = clip_lib.Settings(
-    max_frames=meta.max_frames, fps=meta.fps, min_frames=4, refine_landmarks=False
+    max_frames=meta.max_frames,
+    fps=meta.fps,
+    min_frames=4,
+    refine_landmarks=False,
+    mirror_average=False,
   )
   meta.extraction['settings'] = dataclasses.asdict(settings)
   meta.save_json(meta_path)
@@ -115,7 +120,7 @@ def test_each_window_is_scored_exactly_as_predict_scores_the_same_frames(workdir
 
   frames, hops = talk['frames'], streamed['hops']
   meta = streamed['scorer'].meta
-  with facemesh.FaceMeshTracker(refine_landmarks=False) as tracker:
+  with facemesh.FaceMeshTracker(refine_landmarks=False, mirror_average=False) as tracker:
     tracked = [tracker.track(frame) for frame in frames]
   detected = np.array([p is not None for p in tracked])
   assert detected.all()  # no filling: every window is a look-ahead-free clip
