@@ -19,7 +19,9 @@ import time
 from absl import app
 
 from extraction import cli
+from extraction import clip as clip_lib
 from extraction import pipeline
+from extraction import schema
 from extraction.synthetic import dataset
 
 # The default vocabulary; every built-in face photo and 100 of scikit-image's LFW crops
@@ -51,6 +53,20 @@ def _generated(videos_dir: str, settings: dataset.Settings) -> bool:
     and recorded.get('generator_version') == dataset.GENERATOR_VERSION
     and os.path.exists(os.path.join(videos_dir, 'manifest.csv'))
   )
+
+
+def is_current(data_dir: str) -> bool:
+  """True if data_dir holds a finished data set extracted with today's default settings.
+
+  A demo set built before extraction's defaults changed (e.g. FaceMesh's model) is not:
+  `lipjax.train` then extracts it again (the videos are reused) so the demo's figures hold.
+  """
+  try:
+    meta = schema.DatasetMeta.load(data_dir)
+  except (FileNotFoundError, ValueError):
+    return False  # missing or unfinished: built (again)
+  recorded = meta.extraction.get('settings', {})
+  return clip_lib.Settings.from_record(recorded) == clip_lib.Settings()
 
 
 def build_demo_dataset(data_dir: str, workers: int | None = None) -> None:

@@ -30,19 +30,29 @@ def define_flags() -> None:
 
 
 def ensure_demo_data(data_dir: str) -> None:
-  """Builds the demo data set when the config points at it and it is missing."""
+  """Builds the demo data set when the config points at it and it is missing, or extracts it
+  again when it was made with other settings than extraction's defaults (and extraction is
+  installed: without it, an existing demo set is used as it is)."""
   if '://' in data_dir or os.path.abspath(os.path.expanduser(data_dir)) != cli.DEMO_DATA_DIR:
     return
-  if epath.Path(data_dir).exists():
-    return
+  exists = epath.Path(data_dir).exists()
   try:
     from extraction import demo
   except ImportError as e:
+    if exists:
+      return
     raise FileNotFoundError(
       f'demo data set {data_dir} is missing and extraction.demo cannot build it ({e}); '
       'install lipjax[extract]'
     ) from e
-  print(f'Building the demo data set in {data_dir}', file=sys.stderr)
+  if exists and demo.is_current(data_dir):
+    return
+  what = (
+    "Extracting the demo data set again (other settings than today's)"
+    if exists
+    else ('Building the demo data set')
+  )
+  print(f'{what} in {data_dir}', file=sys.stderr)
   demo.build_demo_dataset(data_dir)
 
 
