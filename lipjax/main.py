@@ -47,11 +47,9 @@ def ensure_demo_data(data_dir: str) -> None:
     ) from e
   if exists and demo.is_current(data_dir):
     return
-  what = (
-    "Extracting the demo data set again (other settings than today's)"
-    if exists
-    else ('Building the demo data set')
-  )
+  what = "Extracting the demo data set again (other settings than today's)"
+  if not exists:
+    what = 'Building the demo data set'
   print(f'{what} in {data_dir}', file=sys.stderr)
   demo.build_demo_dataset(data_dir)
 
