@@ -25,6 +25,7 @@ import time
 
 from absl import app
 from absl import flags
+import landmark_fidelity  # experiments/: the articulation measures
 import numpy as np
 
 from extraction import cli
@@ -34,21 +35,8 @@ from lipjax import evaluate
 
 FLAGS = flags.FLAGS
 PROGRAM = 'experiments/facemesh_cost.py'
-_node = roi.node
-# Articulation measures on extraction's normalised ROI landmarks [T, 88, 3] (x along the
-# eye line, y down the face) -> [T].
-MEASURES = {
-  'inner opening': lambda p: p[:, _node(14), 1] - p[:, _node(13), 1],
-  'outer opening': lambda p: p[:, _node(17), 1] - p[:, _node(0), 1],
-  'mouth width': lambda p: p[:, _node(291), 0] - p[:, _node(61), 0],
-  'jaw (chin to upper lip)': lambda p: p[:, _node(152), 1] - p[:, _node(0), 1],
-  'lip thickness': lambda p: (
-    p[:, _node(13), 1] - p[:, _node(0), 1] + p[:, _node(17), 1] - p[:, _node(14), 1]
-  ),
-  'corners (height)': lambda p: (
-    0.5 * (p[:, _node(61), 1] + p[:, _node(291), 1]) - p[:, _node(0), 1]
-  ),
-}
+# Articulation measures on extraction's normalised ROI landmarks [T, 88, 3] -> [T].
+MEASURES = landmark_fidelity.measures(roi.node)
 
 
 def motion(landmarks: np.ndarray, length: int) -> np.ndarray:
@@ -73,10 +61,10 @@ def paired_clips(facemesh_data: str, rendered_data: str, split: str):
     yield example['speaker'], example['landmarks'][:length], other['landmarks'][:length]
 
 
-def person_fidelity(facemesh_data: str, rendered_data: str, split: str) -> dict[str, float]:
-  """speaker -> correlation of the two extractions' motion over the speaker's clips."""
+def person_fidelity(clips) -> dict[str, float]:
+  """speaker -> correlation of the two extractions' motion over the speaker's clips (paired_clips)."""
   pairs = {}  # speaker -> ([found motion], [drawn motion])
-  for speaker, found, drawn in paired_clips(facemesh_data, rendered_data, split):
+  for speaker, found, drawn in clips:
     mine, theirs = pairs.setdefault(speaker, ([], []))
     mine.append(motion(found, len(found)).ravel())
     theirs.append(motion(drawn, len(drawn)).ravel())
@@ -86,10 +74,10 @@ def person_fidelity(facemesh_data: str, rendered_data: str, split: str) -> dict[
   }
 
 
-def measure_agreement(facemesh_data: str, rendered_data: str, split: str) -> dict[str, tuple]:
+def measure_agreement(clips) -> dict[str, tuple]:
   """measure -> (correlation, gain) of FaceMesh's movement against the drawn one, mean over people."""
   moves = {}  # (speaker, measure) -> ([found], [drawn]) movements about each clip's mean
-  for speaker, found, drawn in paired_clips(facemesh_data, rendered_data, split):
+  for speaker, found, drawn in clips:
     for name, measure in MEASURES.items():
       a, b = measure(found), measure(drawn)
       mine, theirs = moves.setdefault((speaker, name), ([], []))
@@ -121,8 +109,11 @@ def main(argv: list[str]) -> None:
   print(f'$ {shlex.join(["python", PROGRAM] + sys.argv[1:])}')
   print(time.strftime('%Y-%m-%d %H:%M'))
   rows = []  # (split, speaker, fidelity, FaceMesh accuracy, rendered accuracy)
+  agreement = []  # per split: measure -> (correlation, gain)
   for split in FLAGS.splits:
-    fidelity = person_fidelity(FLAGS.facemesh_data, FLAGS.rendered_data, split)
+    clips = list(paired_clips(FLAGS.facemesh_data, FLAGS.rendered_data, split))
+    fidelity = person_fidelity(clips)
+    agreement.append(measure_agreement(clips))
     reports = [
       evaluate.evaluate_workdir(run, split, data_dir)
       for run, data_dir in zip(runs, (FLAGS.facemesh_data, FLAGS.rendered_data))
@@ -151,7 +142,6 @@ def main(argv: list[str]) -> None:
   print('\nper articulation measure, FaceMesh against drawn, mean over people: correlation / gain')
   print('| measure | ' + ' | '.join(FLAGS.splits) + ' |')
   print('|---|' + '---|' * len(FLAGS.splits))
-  agreement = [measure_agreement(FLAGS.facemesh_data, FLAGS.rendered_data, s) for s in FLAGS.splits]
   for name in MEASURES:
     cells = ' | '.join(f'{a[name][0]:.2f} / {a[name][1]:.2f}' for a in agreement)
     print(f'| {name} | {cells} |')

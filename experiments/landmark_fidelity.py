@@ -19,7 +19,7 @@ speaker's head-motion amplitude set to F instead of its drawn one, one row each.
 --sweep: each articulation channel alone, swept over its range and back (24 frames, the
 others at rest, no head motion, no camera), on every speaker; per channel, the slope of
 FaceMesh's measure on the drawn one (gain, 1 = read at full size) and their correlation for
-the measures the channel moves (facemesh_cost.MEASURES' definitions on the 468 landmarks).
+the measures the channel moves (`measures`, also facemesh_cost.py's).
 """
 
 import dataclasses
@@ -75,14 +75,23 @@ SWEEPS = {
   'closure': ((0.0, 1.0), ('outer opening', 'lip thickness')),
 }
 SWEEP_FRAMES = 24
-_FACE_MEASURES = {  # the same measures as facemesh_cost.MEASURES, on FaceMesh indices
-  'inner opening': lambda p: p[:, 14, 1] - p[:, 13, 1],
-  'outer opening': lambda p: p[:, 17, 1] - p[:, 0, 1],
-  'mouth width': lambda p: p[:, 291, 0] - p[:, 61, 0],
-  'jaw (chin to upper lip)': lambda p: p[:, 152, 1] - p[:, 0, 1],
-  'lip thickness': lambda p: p[:, 13, 1] - p[:, 0, 1] + p[:, 17, 1] - p[:, 14, 1],
-  'corners (height)': lambda p: 0.5 * (p[:, 61, 1] + p[:, 291, 1]) - p[:, 0, 1],
-}
+
+
+def measures(at) -> dict:
+  """Articulation measures, name -> landmarks [T, K, 2+] -> [T], of normalised landmarks (x
+  along the eye line, y down the face); at(i) is the column of FaceMesh landmark i (identity
+  on the 468 landmarks, roi.node on the ROI's 88)."""
+  return {
+    'inner opening': lambda p: p[:, at(14), 1] - p[:, at(13), 1],
+    'outer opening': lambda p: p[:, at(17), 1] - p[:, at(0), 1],
+    'mouth width': lambda p: p[:, at(291), 0] - p[:, at(61), 0],
+    'jaw (chin to upper lip)': lambda p: p[:, at(152), 1] - p[:, at(0), 1],
+    'lip thickness': lambda p: p[:, at(13), 1] - p[:, at(0), 1] + p[:, at(17), 1] - p[:, at(14), 1],
+    'corners (height)': lambda p: 0.5 * (p[:, at(61), 1] + p[:, at(291), 1]) - p[:, at(0), 1],
+  }
+
+
+_FACE_MEASURES = measures(lambda i: i)
 
 
 def sweep(identities, tracker) -> dict[tuple[str, str], list[tuple[float, float]]]:

@@ -5,9 +5,9 @@ ships inside the wheel, so nothing is downloaded. `FaceMeshTracker` (video mode)
 serves extraction and prediction: one lives per worker process and is reset
 between clips, so tracking never carries across clips; by default it runs the attention
 model (mediapipe's refine_landmarks: lip and eye contours placed again by a sub-model) on
-every frame and on its mirror image and averages the two, as extraction's settings say. `FaceMeshDetector` (still-image mode, the plain model, so
-generated videos do not change with extraction's setting) finds the faces the synthetic
-generator animates.
+every frame and on its mirror image and averages the two, as extraction's settings say.
+`FaceMeshDetector` (still-image mode, the plain model, so generated videos do not change
+with extraction's settings) finds the faces the synthetic generator animates.
 """
 
 import numpy as np
