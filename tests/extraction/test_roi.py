@@ -54,7 +54,9 @@ def test_mirror_pairs_match_facemesh_on_a_flipped_real_face():
 
   image = cv2.imread(os.path.join(os.path.dirname(skimage.__file__), 'data', 'astronaut.png'))
   image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-  with facemesh.FaceMeshTracker() as tracker:
+  # One estimate per image: a mirror-averaged tracker is symmetric under its own table by
+  # construction, whatever the table says, so it could not check it.
+  with facemesh.FaceMeshTracker(mirror_average=False) as tracker:
     points, found = tracker.landmarks(image[None])
     flipped, found_flipped = tracker.landmarks(image[None, :, ::-1].copy())
   assert found.all() and found_flipped.all()
