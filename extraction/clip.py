@@ -27,7 +27,7 @@ LANDMARK_SOURCES = (FACEMESH, LANDMARK_FILE)
 
 
 # Settings added after data sets were first made, with the value those data sets used.
-_BEFORE_RECORDED = {'landmarks': FACEMESH, 'refine_landmarks': False, 'mirror_average': False}
+ADDED_LATER = {'landmarks': FACEMESH, 'refine_landmarks': False, 'mirror_average': False}
 
 
 class ClipError(Exception):
@@ -61,7 +61,7 @@ class Settings:
     """The settings a data set's metadata records; a setting the record predates takes the
     value every extraction made before it used (not today's default), unknown keys are ignored."""
     known = {f.name for f in dataclasses.fields(cls)}
-    given = {**_BEFORE_RECORDED, **{k: v for k, v in recorded.items() if k in known}}
+    given = {**ADDED_LATER, **{k: v for k, v in recorded.items() if k in known}}
     return cls(**given)
 
   def problems(self) -> list[tuple[str, str]]:

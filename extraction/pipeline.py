@@ -59,14 +59,14 @@ def _file_stamp(path: str | None) -> list:
 def cache_key(clip: sources.Clip, settings: clip_lib.Settings) -> str:
   """A stable hash of everything a clip's result depends on."""
   stamped = dataclasses.asdict(settings)
+  # A setting added later, at the value every extraction before it used, is left out:
+  # the keys of caches made before it stay valid.
+  for name, before in clip_lib.ADDED_LATER.items():
+    if stamped[name] == before:
+      del stamped[name]
   landmark_file = []
   if settings.landmarks == clip_lib.LANDMARK_FILE:
     landmark_file = [_file_stamp(landmark_files.path_for(clip.video_path))]
-  else:
-    del stamped['landmarks']  # FaceMesh: the keys of caches made before the setting stay valid
-  for name in ('refine_landmarks', 'mirror_average'):  # added later: keys made before stay valid
-    if not getattr(settings, name):
-      del stamped[name]
   blob = json.dumps(
     [
       dataclasses.asdict(clip),
