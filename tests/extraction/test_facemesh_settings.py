@@ -123,3 +123,28 @@ def test_mirror_averaged_extraction_is_recorded_and_cached_apart(tmp_path):
   np.testing.assert_array_equal(written['landmarks'][: len(arrays.landmarks)], arrays.landmarks)
   single = clip_lib.Settings(mirror_average=False)
   assert pipeline.cache_key(clip, settings) != pipeline.cache_key(clip, single)
+
+
+def test_a_demo_set_made_with_other_extraction_settings_is_not_current(tmp_path):
+  import json
+  import shutil
+
+  from extraction import demo
+
+  corpus = str(tmp_path / 'corpus')
+  write_clip(corpus, 'HELLO', 'train', 'HELLO_00001', 'Text: HELLO\nStart: 1.0\nEnd: 2.0\n')
+  write_clip(corpus, 'THERE', 'train', 'THERE_00001', 'Text: THERE\nStart: 0.2\nEnd: 0.8\n')
+  current = str(tmp_path / 'current')
+  assert pipeline.run(corpus, current, workers=1, progress=False)['written'] == 2
+  assert demo.is_current(current)  # extracted with today's defaults
+  old = tmp_path / 'old'
+  shutil.copytree(current, old)
+  record = json.loads((old / 'metadata.json').read_text())
+  record['extraction']['settings'] = {  # as the plain model's data sets were recorded
+    k: v
+    for k, v in record['extraction']['settings'].items()
+    if k not in ('refine_landmarks', 'mirror_average')
+  }
+  (old / 'metadata.json').write_text(json.dumps(record))
+  assert not demo.is_current(str(old))
+  assert not demo.is_current(str(tmp_path / 'missing'))

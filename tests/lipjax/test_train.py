@@ -364,23 +364,3 @@ def test_training_loss_is_the_label_smoothed_loss_of_the_config(test_config, tmp
   plain = float(np.mean(train.cross_entropy(logits, batch['label'], 0.0)))
   assert abs(smoothed - plain) > 1e-3, (smoothed, plain)
   assert record['train_loss'] == pytest.approx(smoothed, rel=1e-5)
-
-
-def test_a_demo_set_made_with_other_extraction_settings_is_not_current(carphone_run, tmp_path):
-  import json
-  import shutil
-
-  from extraction import demo
-
-  assert demo.is_current(carphone_run['data_dir'])  # extracted with today's defaults
-  old = tmp_path / 'old'
-  shutil.copytree(carphone_run['data_dir'], old)
-  record = json.loads((old / 'metadata.json').read_text())
-  record['extraction']['settings'] = {  # as the plain model's data sets were recorded
-    k: v
-    for k, v in record['extraction']['settings'].items()
-    if k not in ('refine_landmarks', 'mirror_average')
-  }
-  (old / 'metadata.json').write_text(json.dumps(record))
-  assert not demo.is_current(str(old))
-  assert not demo.is_current(str(tmp_path / 'missing'))
