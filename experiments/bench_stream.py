@@ -35,7 +35,8 @@ spotting"); the threshold is chosen on the val people's sentences, the figure is
   # sentences a speaker: 2 min 27 s
   python -m extraction.synthetic generate --out data/spot_videos --context_words 2 \
       --background_fraction 0.5 --sentences 4 --workers 1
-  python -m extraction --input data/spot_videos/manifest.csv --out data/spot_fm   # 4 min 43 s
+  python -m extraction --input data/spot_videos/manifest.csv --out data/spot_fm \
+      --workers 1                                                                   # 4 min 43 s
   python -m lipjax.train --config configs/small.py --config.data_dir=data/spot_fm \
       --config.model.centre=window_scaled --config.augment.mixup_alpha=0.0 \
       --workdir runs/spot_fm                                                        # 6 min 46 s
