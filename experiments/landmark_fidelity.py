@@ -2,6 +2,7 @@
 
 python experiments/landmark_fidelity.py [--lfw_faces 12] [--head_motion 0.3,1,2]
 python experiments/landmark_fidelity.py --sweep [--norefine_landmarks] [--nomirror_average]
+    [--lip_paint 0.5]
 
 The generator knows where it moved every landmark (dataset.Clip.landmarks); extraction
 only sees the frames. Each demo speaker (extraction/demo.py's settings: the seven
@@ -94,13 +95,15 @@ def measures(at) -> dict:
 _FACE_MEASURES = measures(lambda i: i)
 
 
-def sweep(identities, tracker) -> dict[tuple[str, str], list[tuple[float, float]]]:
+def sweep(
+  identities, tracker, lip_paint: float = 0.0
+) -> dict[tuple[str, str], list[tuple[float, float]]]:
   """(channel, measure) -> [(gain, correlation)] over the speakers whose face was found."""
   rows = {}
   still = np.array([0.0, 1.0, 0.0, 0.0, 0.0, 0.0])  # render.MOTION_CHANNELS: no head motion
   phase = 0.5 * (1 - np.cos(np.linspace(0, 2 * np.pi, SWEEP_FRAMES)))  # low -> high -> low
   for identity in identities:
-    renderer = dataset.make_renderer(identity)
+    renderer = dataset.make_renderer(identity, lip_paint)
     for channel, ((low, high), measures) in SWEEPS.items():
       frames, drawn = [], []
       for value in low + (high - low) * phase:
@@ -138,6 +141,7 @@ def define_flags() -> None:
     'mirror_average', defaults.mirror_average, 'Frames and their flips averaged (extraction).'
   )
   flags.DEFINE_bool('sweep', False, 'One channel at a time, swept (see the module doc).')
+  flags.DEFINE_float('lip_paint', 0.0, "The generator's --lip_paint (lips' paint opacity).")
 
 
 def main(argv: list[str]) -> None:
@@ -145,7 +149,9 @@ def main(argv: list[str]) -> None:
   del argv  # takes no arguments
   print(f'$ {shlex.join(["python", PROGRAM] + sys.argv[1:])}')
   print(time.strftime('%Y-%m-%d %H:%M'))
-  settings = dataclasses.replace(demo.DEMO_SETTINGS, lfw_faces=FLAGS.lfw_faces)
+  settings = dataclasses.replace(
+    demo.DEMO_SETTINGS, lfw_faces=FLAGS.lfw_faces, lip_paint=FLAGS.lip_paint
+  )
   alpha = clip_lib.Settings().ema_alpha
   amplitudes = [float(a) for a in FLAGS.head_motion] or [None]
   identities, _, _ = dataset.build_identities(settings, None)
@@ -156,7 +162,7 @@ def main(argv: list[str]) -> None:
         refine_landmarks=FLAGS.refine_landmarks, mirror_average=FLAGS.mirror_average
       ) as tracker,
     ):
-      rows = sweep(identities, tracker)
+      rows = sweep(identities, tracker, settings.lip_paint)
     print(f'\n{len(identities)} speakers, each channel swept alone: FaceMesh against drawn')
     print('| channel | measure | speakers | gain | correlation |')
     print('|---|---|---|---|---|')
@@ -178,7 +184,7 @@ def main(argv: list[str]) -> None:
         if amplitude is not None:
           style = dataclasses.replace(identity.style, head_motion=amplitude)
           identity = dataclasses.replace(identity, style=style)
-        renderer = dataset.make_renderer(identity)
+        renderer = dataset.make_renderer(identity, settings.lip_paint)
         for word in settings.words:
           rng = dataset.clip_rng(settings, word, identity.speaker, 0)
           result = clip_fidelity(

@@ -125,6 +125,14 @@ def _define_settings_flags() -> None:
   flags.DEFINE_float('head_scale', d.head_scale, 'Head-motion amplitude: relative scale.')
   flags.DEFINE_float('head_shift', d.head_shift, 'Head-motion amplitude: shift in pixels.')
   flags.DEFINE_float('brightness_jitter', d.brightness_jitter, 'Per-clip exposure change.')
+  flags.DEFINE_float(
+    'lip_paint',
+    d.lip_paint,
+    'Opacity (0-1) of a lip-coloured fill of the outer lip contour: an edge where lips meet '
+    "skin for FaceMesh to follow (0: the photo's own lips).",
+    lower_bound=0.0,
+    upper_bound=1.0,
+  )
   r = running.RunningSpeech()
   flags.DEFINE_integer(
     'context_words',

@@ -83,7 +83,7 @@ def make_sheet(
     else:
       identity = identities[(row * max(1, len(identities) // rows + 1)) % len(identities)]
     word = words[row % len(words)]
-    renderer = dataset.make_renderer(identity)
+    renderer = dataset.make_renderer(identity, settings.lip_paint)
     rng = dataset.clip_rng(settings, word, identity.speaker, 0)
     if speech.context_words:
       clip = dataset.render_window(renderer, identity, word, settings, speech, lexicon, rng)

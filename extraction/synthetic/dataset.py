@@ -94,6 +94,9 @@ class Settings:
   head_scale: float = 0.03
   head_shift: float = 4.0  # pixels
   brightness_jitter: float = 0.08  # per-clip exposure change
+  # Opacity of a lip-coloured fill of the outer lip contour (render.paint_mouth); 0: the
+  # photo's own lips only, as generator version 4 drew them.
+  lip_paint: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -541,9 +544,11 @@ def build_identities(
   return identities, skipped, variations
 
 
-def make_renderer(identity: faces_lib.Identity) -> render.FrameRenderer:
+def make_renderer(identity: faces_lib.Identity, lip_paint: float = 0.0) -> render.FrameRenderer:
   """The frame renderer of one speaker (their face, landmarks and mouth asymmetry)."""
-  return render.FrameRenderer(identity.image, identity.landmarks, identity.style.asymmetry)
+  return render.FrameRenderer(
+    identity.image, identity.landmarks, identity.style.asymmetry, lip_paint
+  )
 
 
 _THREAD_COUNT_VARIABLES = ('OPENBLAS_NUM_THREADS', 'OMP_NUM_THREADS', 'MKL_NUM_THREADS')
@@ -586,7 +591,9 @@ def _renderer(speaker):
   """The worker's cached renderer of one speaker."""
   renderers = workers_lib.state['renderers']
   if speaker not in renderers:
-    renderers[speaker] = make_renderer(workers_lib.state['identities'][speaker])
+    renderers[speaker] = make_renderer(
+      workers_lib.state['identities'][speaker], workers_lib.state['settings'].lip_paint
+    )
   return renderers[speaker]
 
 
@@ -760,6 +767,8 @@ def generate(
     raise ValueError(f'the vocabulary must be non-empty with distinct words, got {words}')
   if schema.BACKGROUND_LABEL in words:
     raise ValueError(f'{schema.BACKGROUND_LABEL} is the reserved background class, not a word')
+  if not 0.0 <= settings.lip_paint <= 1.0:
+    raise ValueError(f'--lip_paint must be in [0, 1] (an opacity), got {settings.lip_paint}')
   settings = dataclasses.replace(settings, words=words)
   speech.check(settings.num_frames, settings.fps)
   info = vocabulary_info(words)  # fails early on a word missing from CMUdict

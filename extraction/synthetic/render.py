@@ -12,8 +12,9 @@ resampled through the mesh (its map computed every `step` pixels and
 interpolated: the map is continuous, so that costs a fraction of a pixel at
 triangle edges). The inner-lip polygon is then painted as a mouth cavity (dark
 throat, upper and lower teeth), because a warp alone would stretch the
-closed-lip seam into a smear. `Camera` then passes each frame through the
-speaker's optics and sensor: blur, resolution, noise, JPEG.
+closed-lip seam into a smear; with `lip_paint` the outer-lip polygon is first
+filled with a lip colour (an edge between lips and skin). `Camera` then passes
+each frame through the speaker's optics and sensor: blur, resolution, noise, JPEG.
 """
 
 import dataclasses
@@ -346,10 +347,18 @@ def mesh_landmarks(rig: MouthRig) -> np.ndarray:
 class FrameRenderer:
   """Renders one identity's frames; holds its rig, mesh and mouth colours."""
 
-  def __init__(self, image: np.ndarray, landmarks: np.ndarray, asymmetry: float = 0.0):
+  def __init__(
+    self,
+    image: np.ndarray,
+    landmarks: np.ndarray,
+    asymmetry: float = 0.0,
+    lip_paint: float = 0.0,
+  ):
+    """lip_paint: opacity of the lips' paint over the photo's own lips (0: none)."""
     self.image = image
     self.landmarks = landmarks
     self.asymmetry = asymmetry
+    self.lip_paint = lip_paint
     self.rig = make_rig(landmarks)
     size = image.shape[0]
     self.anchors = mesh_anchors(landmarks, size)  # zero displacement
@@ -361,7 +370,7 @@ class FrameRenderer:
     # Painted teeth and throat take the face's light and colour cast (per BGR channel).
     cheeks = np.round(landmarks[[50, 280, 205, 425]]).astype(int).clip(0, size - 1)
     skin = image[cheeks[:, 1], cheeks[:, 0]].astype(np.float32).mean(axis=0)
-    self.throat, self.teeth = mouth_colours(skin)
+    self.throat, self.teeth, self.lips = mouth_colours(skin)
     lips = np.round(landmarks[[37, 267, 84, 314, 0, 17]]).astype(int).clip(0, size - 1)
     self.lip_shadow = 0.5 * image[lips[:, 1], lips[:, 0]].astype(np.float32).mean(axis=0)
     self._exposure, self._exposed = 1.0, image
@@ -401,6 +410,8 @@ class FrameRenderer:
       self.throat * exposure,
       self.teeth * exposure,
       self.lip_shadow * exposure,
+      self.lips * exposure,
+      self.lip_paint,
     )
     return frame, frame_landmarks
 
@@ -417,10 +428,11 @@ def _polygon_alpha(shape, polygon: np.ndarray, soften: float) -> np.ndarray:
 REFERENCE_SKIN = np.array([120.0, 150.0, 195.0], np.float32)
 THROAT = np.array([48.0, 42.0, 105.0], np.float32)
 TEETH = np.array([200.0, 215.0, 230.0], np.float32)
+LIPS = np.array([100.0, 105.0, 170.0], np.float32)
 
 
-def mouth_colours(skin: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-  """(throat, teeth) BGR colours for a face whose cheeks show the BGR colour `skin`.
+def mouth_colours(skin: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """(throat, teeth, lips) BGR colours for a face whose cheeks show the BGR colour `skin`.
 
   The paint takes the face's light and colour cast, channel by channel, and only
   as much colour as the skin has: a grey photo gets a grey mouth, not a purple one.
@@ -433,7 +445,7 @@ def mouth_colours(skin: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     tinted = colour * tint
     return (tinted.mean() + colourfulness * (tinted - tinted.mean())).astype(np.float32)
 
-  return paint(THROAT), paint(TEETH)
+  return paint(THROAT), paint(TEETH), paint(LIPS)
 
 
 def paint_mouth(
@@ -442,13 +454,19 @@ def paint_mouth(
   throat: np.ndarray,
   teeth: np.ndarray,
   lip_shadow: np.ndarray,
+  lip_colour: np.ndarray | None = None,
+  lip_paint: float = 0.0,
 ) -> None:
-  """Paints the mouth in place: the lips' meeting line, and inside them throat and teeth.
+  """Paints the mouth in place: the lips, their meeting line, and inside them throat and teeth.
 
-  Only a window around the inner lips is touched (the paint plus the reach of its
-  blurs), which is a small part of the frame and of the time a frame takes.
+  lip_paint > 0: the outer lip contour is filled with lip_colour at that opacity, a
+  sharp edge where lips meet skin (the contour a camera shows of real lips; an
+  enlarged 25-pixel LFW crop has none for FaceMesh to follow). Only a window around
+  the lips is touched (the paint plus the reach of its blurs), which is a small part
+  of the frame and of the time a frame takes.
   """
-  lips = landmarks[list(UPPER_INNER + LOWER_INNER)]
+  contours = UPPER_INNER + LOWER_INNER + (UPPER_OUTER + LOWER_OUTER if lip_paint > 0 else ())
+  lips = landmarks[list(contours)]
   gap = float(np.linalg.norm(landmarks[_INNER_TOP] - landmarks[_INNER_BOTTOM]))
   eyes = float(np.linalg.norm(landmarks[_EYE_LEFT] - landmarks[_EYE_RIGHT]))
   # The widest blur (the throat's depth, 4 sigma) and the seam's width.
@@ -459,7 +477,15 @@ def paint_mouth(
   if x0 >= min(x1, width) or y0 >= min(y1, height):
     return  # the mouth is outside the frame
   _paint_mouth_window(
-    frame[y0:y1, x0:x1], landmarks - np.array([x0, y0]), gap, eyes, throat, teeth, lip_shadow
+    frame[y0:y1, x0:x1],
+    landmarks - np.array([x0, y0]),
+    gap,
+    eyes,
+    throat,
+    teeth,
+    lip_shadow,
+    lip_colour,
+    lip_paint,
   )
 
 
@@ -481,10 +507,16 @@ def _paint_mouth_window(
   throat_colour: np.ndarray,
   teeth: np.ndarray,
   lip_shadow: np.ndarray,
+  lip_colour: np.ndarray | None,
+  lip_paint: float,
 ) -> None:
   """paint_mouth on a window of the frame (a view; landmarks in the window's pixels)."""
   upper = landmarks[list(UPPER_INNER)]
   lower = landmarks[list(LOWER_INNER)]
+  if lip_paint > 0:
+    outer = landmarks[list(UPPER_OUTER + LOWER_OUTER[-2:0:-1])]
+    alpha = (_polygon_alpha(frame.shape[:2], outer, 0.5) * lip_paint)[..., None]
+    frame[:] = np.clip(frame * (1 - alpha) + lip_colour * alpha + 0.5, 0, 255).astype(np.uint8)
   seam_alpha = float(np.clip(1.0 - gap / (0.04 * eyes), 0.0, 1.0))
   if seam_alpha > 0:
     # Closed lips show a shadowed line where they meet, not the squeezed photo interior.

@@ -259,13 +259,38 @@ def test_open_mouth_is_dark_inside(hopper):
   assert frame[y, x].astype(float).mean() < 0.6 * lips
 
 
+def test_lip_paint_fills_the_outer_lip_contour_and_nothing_else(hopper):
+  """--lip_paint: inside the outer lip contour the lips take the lip colour at that opacity."""
+  rest, still = np.zeros(5), np.array([0.0, 1.0, 0.0, 0.0])  # hopper rests with closed lips
+  plain, landmarks = render.FrameRenderer(hopper.image, hopper.landmarks).render(rest, still)
+  painter = render.FrameRenderer(hopper.image, hopper.landmarks, lip_paint=0.5)
+  painted, _ = painter.render(rest, still)
+  outer = landmarks[list(render.UPPER_OUTER + render.LOWER_OUTER[-2:0:-1])].astype(np.float32)
+  inside = np.zeros(plain.shape[:2], np.uint8)
+  cv2.fillPoly(inside, [np.round(outer).astype(np.int32)], 1)
+  inside = cv2.erode(inside, np.ones((5, 5), np.uint8)).astype(bool)  # off the soft edge
+  seam = np.zeros_like(inside, np.uint8)  # where the closed lips meet: a line painted after
+  midline = 0.5 * (landmarks[list(render.UPPER_INNER)] + landmarks[list(render.LOWER_INNER)])
+  cv2.polylines(seam, [np.round(midline).astype(np.int32)], False, 1, 3)
+  inside &= seam == 0
+  assert inside.sum() > 50
+  expected = 0.5 * plain[inside].astype(float) + 0.5 * painter.lips
+  np.testing.assert_allclose(painted[inside], expected, atol=1.01)
+  x, y, w, h = cv2.boundingRect(outer)
+  outside = np.ones(plain.shape[:2], bool)
+  outside[y - 3 : y + h + 3, x - 3 : x + w + 3] = False
+  np.testing.assert_array_equal(painted[outside], plain[outside])
+
+
 def test_mouth_paint_takes_the_skin_colour():
-  throat, teeth = render.mouth_colours(render.REFERENCE_SKIN)
+  throat, teeth, lips = render.mouth_colours(render.REFERENCE_SKIN)
   np.testing.assert_allclose(throat, render.THROAT, rtol=1e-6)
   np.testing.assert_allclose(teeth, render.TEETH, rtol=1e-6)
-  darker, _ = render.mouth_colours(0.5 * render.REFERENCE_SKIN)
+  np.testing.assert_allclose(lips, render.LIPS, rtol=1e-6)
+  darker, _, _ = render.mouth_colours(0.5 * render.REFERENCE_SKIN)
   np.testing.assert_allclose(darker, 0.5 * render.THROAT, rtol=1e-6)
-  grey_throat, grey_teeth = render.mouth_colours(np.full(3, 150.0, np.float32))
+  grey_throat, grey_teeth, grey_lips = render.mouth_colours(np.full(3, 150.0, np.float32))
+  assert np.ptp(grey_lips) < 1e-3  # grey lips on a grey photo
   assert np.ptp(grey_throat) < 1e-3 and np.ptp(grey_teeth) < 1e-3  # no purple mouth on a grey photo
   assert grey_throat[0] < 100 < grey_teeth[0]  # still a dark throat and light teeth
 
@@ -595,6 +620,11 @@ def test_cli_rejects_bad_input(tmp_path):
     'extraction.synthetic generate: error: bad command line: flag --rate_range=2,1: expected '
     "LO <= HI, got '2,1' (see --help)"
   )
+  result = run_module(
+    'extraction.synthetic', 'generate', '--out', str(tmp_path / 'x'), '--lip_paint', '1.5'
+  )
+  assert result.returncode == 2 and 'Traceback' not in result.stderr
+  assert '--lip_paint' in last_line(result), last_line(result)
   assert not os.path.exists(tmp_path / 'x')
 
 
