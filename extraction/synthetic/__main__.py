@@ -130,8 +130,6 @@ def _define_settings_flags() -> None:
     d.lip_paint,
     'Opacity (0-1) of a lip-coloured fill of the outer lip contour: an edge where lips meet '
     "skin for FaceMesh to follow (0: the photo's own lips).",
-    lower_bound=0.0,
-    upper_bound=1.0,
   )
   r = running.RunningSpeech()
   flags.DEFINE_integer(

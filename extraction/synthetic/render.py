@@ -489,6 +489,12 @@ def paint_mouth(
   )
 
 
+def _blend(frame: np.ndarray, colour: np.ndarray, alpha: np.ndarray) -> None:
+  """Paints colour [3] over frame [H, W, 3] uint8 in place at coverage alpha [H, W]."""
+  alpha = alpha[..., None]
+  frame[:] = np.clip(frame * (1 - alpha) + colour * alpha + 0.5, 0, 255).astype(np.uint8)
+
+
 def _throat_sigma(gap: float) -> float:
   """Std (pixels) of the blur that darkens the throat away from lips `gap` pixels apart."""
   return max(0.25 * gap, 0.8)
@@ -515,16 +521,16 @@ def _paint_mouth_window(
   lower = landmarks[list(LOWER_INNER)]
   if lip_paint > 0:
     outer = landmarks[list(UPPER_OUTER + LOWER_OUTER[-2:0:-1])]
-    alpha = (_polygon_alpha(frame.shape[:2], outer, 0.5) * lip_paint)[..., None]
-    frame[:] = np.clip(frame * (1 - alpha) + lip_colour * alpha + 0.5, 0, 255).astype(np.uint8)
+    _blend(frame, lip_colour, _polygon_alpha(frame.shape[:2], outer, 0.5) * lip_paint)
   seam_alpha = float(np.clip(1.0 - gap / (0.04 * eyes), 0.0, 1.0))
   if seam_alpha > 0:
     # Closed lips show a shadowed line where they meet, not the squeezed photo interior.
     seam = np.zeros(frame.shape[:2], np.uint8)
     midline = np.round(8 * 0.5 * (upper + lower)).astype(np.int32)
     cv2.polylines(seam, [midline], False, 255, _seam_width(eyes), cv2.LINE_AA, shift=3)
-    alpha = (cv2.GaussianBlur(seam, (0, 0), 0.5).astype(np.float32) / 255.0 * seam_alpha)[..., None]
-    frame[:] = np.clip(frame * (1 - alpha) + lip_shadow * alpha + 0.5, 0, 255).astype(np.uint8)
+    _blend(
+      frame, lip_shadow, cv2.GaussianBlur(seam, (0, 0), 0.5).astype(np.float32) / 255.0 * seam_alpha
+    )
   if gap < 0.5:
     return
   cavity = _polygon_alpha(frame.shape[:2], np.concatenate([upper, lower[::-1]]), 0.6)
