@@ -49,7 +49,7 @@ def _generated(videos_dir: str, settings: dataset.Settings) -> bool:
     recorded = json.load(f)
   expected = json.loads(json.dumps(dataclasses.asdict(settings)))  # tuples -> lists
   return (
-    recorded.get('settings') == expected
+    {**dataset.SETTINGS_ADDED_LATER, **recorded.get('settings', {})} == expected
     and recorded.get('generator_version') == dataset.GENERATOR_VERSION
     and os.path.exists(os.path.join(videos_dir, 'manifest.csv'))
   )

@@ -99,6 +99,11 @@ class Settings:
   lip_paint: float = 0.0
 
 
+# Settings added after GENERATOR_VERSION 4, with the value that draws what version 4 drew:
+# a generator.json written before one of them was made with that value.
+SETTINGS_ADDED_LATER = {'lip_paint': 0.0}
+
+
 @dataclasses.dataclass(frozen=True)
 class ClipJob:
   """One clip to render: where it goes and what it says."""

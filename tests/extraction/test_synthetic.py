@@ -716,3 +716,26 @@ def test_demo_dataset_builds_in_five_minutes(tmp_path):
   # 10 words x (88 training people x 1 + 16 held-out people x 3)
   assert report['failed'] == 0 and report['written'] == 1360
   assert all(s['face_detection_rate'] >= 0.99 for s in report['splits'].values())
+
+
+def test_demo_videos_cached_before_a_later_setting_are_reused_and_other_settings_are_not(tmp_path):
+  from extraction import demo
+
+  videos = tmp_path / 'demo_videos'
+  videos.mkdir()
+  (videos / 'manifest.csv').write_text(','.join(dataset.MANIFEST_COLUMNS) + '\n')
+  settings = json.loads(json.dumps(dataclasses.asdict(demo.DEMO_SETTINGS)))
+
+  def cache(recorded, version=dataset.GENERATOR_VERSION):
+    record = {'generator_version': version, 'settings': recorded}
+    (videos / 'generator.json').write_text(json.dumps(record))
+    return demo._generated(str(videos), demo.DEMO_SETTINGS)
+
+  assert cache(settings)
+  # Written before lip_paint existed: drawn as lip_paint 0 draws, so still the demo's videos.
+  assert cache({k: v for k, v in settings.items() if k not in dataset.SETTINGS_ADDED_LATER})
+  assert not cache({**settings, 'lip_paint': 0.5})
+  assert not cache({**settings, 'seed': 1})
+  assert not cache(settings, version=dataset.GENERATOR_VERSION - 1)
+  (videos / 'manifest.csv').unlink()
+  assert not cache(settings)  # unfinished
