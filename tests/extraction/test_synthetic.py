@@ -704,13 +704,20 @@ def test_contact_sheet(tmp_path):
   assert sheet.shape[0] == 2 * 128 and sheet.shape[1] > 5 * 128
 
 
+# Seconds the demo set may take to build with 2 workers: 231 s on the 2-core AVX-512 machine
+# that first ran this test, 494 s on the 2-core AMD EPYC (AVX2) CI runs on since 2026-12
+# (idle, where the default tier takes 11 min against 3 min 43 s): the budget catches a build
+# 1.5x slower than that, not one on a slower machine.
+DEMO_BUILD_BUDGET_S = 720
+
+
 @pytest.mark.slow
-def test_demo_dataset_builds_in_five_minutes(tmp_path):
+def test_demo_dataset_builds_within_its_budget(tmp_path):
   from extraction import demo
 
   began = time.time()
   demo.build_demo_dataset(str(tmp_path / 'demo'), workers=2)
-  assert time.time() - began < 300
+  assert time.time() - began < DEMO_BUILD_BUDGET_S
   with open(tmp_path / 'demo' / 'extraction_report.json') as f:
     report = json.load(f)
   # 10 words x (88 training people x 1 + 16 held-out people x 3)
