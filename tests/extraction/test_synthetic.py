@@ -443,32 +443,27 @@ GRID_MEAN_TOLERANCE = 5.0  # grey levels
 
 def _generated_record(out_dir):
   """SMALL's reference record of a generated folder: text digest and per-clip frame statistics."""
-  digest = hashlib.sha256()
   clips = {}
   for root, _, names in sorted(os.walk(out_dir)):
     for name in sorted(names):
-      path = os.path.join(root, name)
-      relpath = os.path.relpath(path, out_dir)
-      if name.endswith(('.txt', '.csv')):
-        with open(path, 'rb') as f:
-          digest.update(relpath.encode() + b'\0' + hashlib.sha256(f.read()).digest())
-      elif name.endswith('.mp4'):
+      if name.endswith('.mp4'):
+        path = os.path.join(root, name)
         grey = np.stack([cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) for f in _read_video(path)])
-        frames, height, width = grey.shape
+        _, height, width = grey.shape
         grid = grey.mean(axis=0).reshape(8, height // 8, 8, width // 8).mean(axis=(1, 3))
-        clips[relpath] = {
+        clips[os.path.relpath(path, out_dir)] = {
           'frame_means': np.round(grey.mean(axis=(1, 2)), 3).tolist(),  # [T]
           'grid_means': np.round(grid, 2).tolist(),  # [8, 8]
         }
-  return {'text_digest': digest.hexdigest(), 'clips': clips}
+  return {'text_digest': _set_digest(out_dir, ('.txt', '.csv')), 'clips': clips}
 
 
-def _set_digest(out_dir):
-  """sha256 over (path, sha256 of its bytes) of every .mp4, .txt and .csv of a generated folder."""
+def _set_digest(out_dir, suffixes=('.mp4', '.txt', '.csv')):
+  """sha256 over (path, sha256 of its bytes) of every file of a generated folder with these suffixes."""
   digest = hashlib.sha256()
   for root, _, names in sorted(os.walk(out_dir)):
     for name in sorted(names):
-      if name.endswith(('.mp4', '.txt', '.csv')):
+      if name.endswith(suffixes):
         path = os.path.join(root, name)
         with open(path, 'rb') as f:
           content = hashlib.sha256(f.read()).digest()
