@@ -20,7 +20,7 @@ serves any batch size; the BiLSTM's lax.scan becomes a tf.while_loop.
 TFLite is tried at batch size 1 from a second conversion with enable_xla=False (plain
 TF ops: TFLite has no XLA ops, not even tf.XlaDotV2 for a matmul), with TFLITE_BUILTINS
 and then with SELECT_TF_OPS, and kept only if tf.lite.Interpreter runs it and matches
-JAX. The BiLSTM's scan becomes TFLite's WHILE op. lipjax's model converts with
+JAX both with and without the XNNPACK delegate. The BiLSTM's scan becomes TFLite's WHILE op. lipjax's model converts with
 TFLITE_BUILTINS alone: its GCN adjacency is a numpy constant of the edge list
 (graphs.normalized_adjacency) and its in-length reversal a one-hot matmul
 (lstm.reverse_within_length), since jax2tf without XLA ops has no form for a
@@ -231,13 +231,24 @@ def convert_tflite(model, params, meta, reference: dict) -> tuple[bytes | None, 
 
 
 def check_tflite(flatbuffer: bytes, reference: dict) -> float:
-  """Max |TFLite logits - JAX logits| on the reference batch (batch size 1)."""
-  with warnings.catch_warnings():
-    warnings.simplefilter('ignore', UserWarning)  # its deprecation notice; see lipjax/exported.py
-    interpreter = tf.lite.Interpreter(model_content=flatbuffer)
-  runner = interpreter.get_signature_runner(exported.SIGNATURE)
-  logits = runner(**reference['batch'])[exported.OUTPUT]
-  return float(np.abs(logits - reference['logits']).max())
+  """Max |TFLite logits - JAX logits| on the reference batch (batch size 1).
+
+  Run twice: with TFLite's default CPU runtime, which hands most ops to the XNNPACK
+  delegate (what a phone runs), and with TFLite's own kernels only; they can disagree
+  (lipjax/lstm.py's reversal once came out wrong under XNNPACK alone).
+  """
+  resolvers = tf.lite.experimental.OpResolverType
+  differences = []
+  for resolver in (resolvers.AUTO, resolvers.BUILTIN_WITHOUT_DEFAULT_DELEGATES):
+    with warnings.catch_warnings():
+      warnings.simplefilter('ignore', UserWarning)  # deprecation notice; see lipjax/exported.py
+      interpreter = tf.lite.Interpreter(
+        model_content=flatbuffer, experimental_op_resolver_type=resolver
+      )
+    runner = interpreter.get_signature_runner(exported.SIGNATURE)
+    logits = runner(**reference['batch'])[exported.OUTPUT]
+    differences.append(float(np.abs(logits - reference['logits']).max()))
+  return max(differences)
 
 
 def check_out(out: str, overwrite: bool) -> None:

@@ -22,7 +22,12 @@ def reverse_within_length(x, lengths):
   # A one-hot matmul rather than take_along_axis: a batched gather has no TFLite
   # (or plain-TF) form, and at T ~ 29 the matmul is cheap. HIGHEST keeps it exact on TPU.
   selection = jax.nn.one_hot(source, x.shape[1], dtype=x.dtype)  # [B, T, T]
-  return jnp.einsum('bts,bs...->bt...', selection, x, precision=jax.lax.Precision.HIGHEST)
+  # x is the matmul's left operand and time comes out last, moved back after: with x on
+  # the right, TFLite's XNNPACK delegate (TF 2.19 on an AVX2 x86) returned garbage when x
+  # came from other delegated ops (tests/lipjax/test_models.py holds the TFLite form).
+  flat = x.reshape(x.shape[:2] + (-1,))  # [B, T, F]
+  reversed_ = jnp.einsum('bsf,bts->bft', flat, selection, precision=jax.lax.Precision.HIGHEST)
+  return reversed_.transpose(0, 2, 1).reshape(x.shape)
 
 
 def _forget_bias_init(hidden: int):

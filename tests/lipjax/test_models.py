@@ -181,6 +181,42 @@ def test_bilstm_ignores_padding_after_length():
   np.testing.assert_allclose(outputs[0, 3, 6:], single[0, 0, 6:], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow  # TensorFlow and a TFLite conversion
+def test_bilstm_runs_in_tflite_with_and_without_the_xnnpack_delegate():
+  # TFLite's default CPU runtime hands most ops to XNNPACK. With the reversal's x on the
+  # matmul's right, XNNPACK (TF 2.19, AVX2 x86) returned garbage here (0.6 to 1e37 off);
+  # an AVX-512 machine gave the right numbers, so on such CPUs this test cannot tell.
+  from jax.experimental import jax2tf
+  import tensorflow as tf
+
+  rng = np.random.default_rng(0)
+  inputs = rng.normal(size=(3, 29, 32)).astype(np.float32)
+  lengths = np.array([29, 14, 4], np.int32)
+  module = lstm.BiLSTM(hidden=16)
+  params = module.init(jax.random.PRNGKey(0), inputs, lengths)
+  want = np.asarray(module.apply(params, inputs, lengths))
+  convert = jax2tf.convert(
+    lambda x, n: module.apply(params, x, n), native_serialization=False, enable_xla=False
+  )
+  holder = tf.Module()
+  holder.serve = tf.function(
+    lambda x, n: {'outputs': convert(x, n)},
+    input_signature=[tf.TensorSpec(inputs.shape, tf.float32), tf.TensorSpec((3,), tf.int32)],
+    autograph=False,
+  )
+  converter = tf.lite.TFLiteConverter.from_concrete_functions(
+    [holder.serve.get_concrete_function()], holder
+  )
+  flatbuffer = converter.convert()
+  resolvers = tf.lite.experimental.OpResolverType
+  for resolver in (resolvers.AUTO, resolvers.BUILTIN_WITHOUT_DEFAULT_DELEGATES):
+    interpreter = tf.lite.Interpreter(
+      model_content=flatbuffer, experimental_op_resolver_type=resolver
+    )
+    got = interpreter.get_signature_runner()(x=inputs, n=lengths)['outputs']
+    np.testing.assert_allclose(got, want, atol=1e-5, rtol=0, err_msg=str(resolver))
+
+
 def parameter_count(config, meta):
   """Parameters of a config's model for a data set, from shapes only (nothing computed)."""
   model = models.create_model(config, meta)
