@@ -1,6 +1,7 @@
 """Model parts: masked pooling, speech mask, edges from metadata, LSTM lengths."""
 
 import dataclasses
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -210,9 +211,11 @@ def test_bilstm_runs_in_tflite_with_and_without_the_xnnpack_delegate():
   flatbuffer = converter.convert()
   resolvers = tf.lite.experimental.OpResolverType
   for resolver in (resolvers.AUTO, resolvers.BUILTIN_WITHOUT_DEFAULT_DELEGATES):
-    interpreter = tf.lite.Interpreter(
-      model_content=flatbuffer, experimental_op_resolver_type=resolver
-    )
+    with warnings.catch_warnings():
+      warnings.simplefilter('ignore', UserWarning)  # its deprecation notice (lipjax/exported.py)
+      interpreter = tf.lite.Interpreter(
+        model_content=flatbuffer, experimental_op_resolver_type=resolver
+      )
     got = interpreter.get_signature_runner()(x=inputs, n=lengths)['outputs']
     np.testing.assert_allclose(got, want, atol=1e-5, rtol=0, err_msg=str(resolver))
 
