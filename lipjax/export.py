@@ -20,11 +20,11 @@ serves any batch size; the BiLSTM's lax.scan becomes a tf.while_loop.
 TFLite is tried at batch size 1 from a second conversion with enable_xla=False (plain
 TF ops: TFLite has no XLA ops, not even tf.XlaDotV2 for a matmul), with TFLITE_BUILTINS
 and then with SELECT_TF_OPS, and kept only if tf.lite.Interpreter runs it and matches
-JAX both with and without the XNNPACK delegate. The BiLSTM's scan becomes TFLite's WHILE op. lipjax's model converts with
-TFLITE_BUILTINS alone: its GCN adjacency is a numpy constant of the edge list
-(graphs.normalized_adjacency) and its in-length reversal a one-hot matmul
-(lstm.reverse_within_length), since jax2tf without XLA ops has no form for a
-scatter or a batched gather. Where a conversion fails (a model changed since),
+JAX both with and without the XNNPACK delegate. The BiLSTM's scan becomes TFLite's WHILE
+op. lipjax's model converts with TFLITE_BUILTINS alone: its GCN adjacency is a numpy
+constant of the edge list (graphs.normalized_adjacency) and its in-length reversal a
+one-hot matmul (lstm.reverse_within_length), since jax2tf without XLA ops has no form
+for a scatter or a batched gather. Where a conversion fails (a model changed since),
 export.json records each attempt's error and the SavedModel is written regardless.
 """
 
