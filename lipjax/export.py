@@ -230,25 +230,32 @@ def convert_tflite(model, params, meta, reference: dict) -> tuple[bytes | None, 
   }
 
 
-def check_tflite(flatbuffer: bytes, reference: dict) -> float:
-  """Max |TFLite logits - JAX logits| on the reference batch (batch size 1).
+def tflite_runs(flatbuffer: bytes, inputs: dict) -> dict[str, dict]:
+  """The flatbuffer's serving signature on `inputs`, once per TFLite CPU runtime.
 
-  Run twice: with TFLite's default CPU runtime, which hands most ops to the XNNPACK
-  delegate (what a phone runs), and with TFLite's own kernels only; they can disagree
-  (lipjax/lstm.py's reversal once came out wrong under XNNPACK alone).
+  'xnnpack': TFLite's default runtime, which hands most ops to the XNNPACK delegate (what
+  a phone runs); 'builtin': TFLite's own kernels only. They can disagree (lipjax/lstm.py's
+  reversal once came out wrong under XNNPACK alone). Returns {runtime: {output: array}}.
   """
   resolvers = tf.lite.experimental.OpResolverType
-  differences = []
-  for resolver in (resolvers.AUTO, resolvers.BUILTIN_WITHOUT_DEFAULT_DELEGATES):
+  runs = {}
+  for name, resolver in (
+    ('xnnpack', resolvers.AUTO),
+    ('builtin', resolvers.BUILTIN_WITHOUT_DEFAULT_DELEGATES),
+  ):
     with warnings.catch_warnings():
       warnings.simplefilter('ignore', UserWarning)  # deprecation notice; see lipjax/exported.py
       interpreter = tf.lite.Interpreter(
         model_content=flatbuffer, experimental_op_resolver_type=resolver
       )
-    runner = interpreter.get_signature_runner(exported.SIGNATURE)
-    logits = runner(**reference['batch'])[exported.OUTPUT]
-    differences.append(float(np.abs(logits - reference['logits']).max()))
-  return max(differences)
+    runs[name] = interpreter.get_signature_runner(exported.SIGNATURE)(**inputs)
+  return runs
+
+
+def check_tflite(flatbuffer: bytes, reference: dict) -> float:
+  """Max |TFLite logits - JAX logits| on the reference batch (batch size 1), over tflite_runs."""
+  runs = tflite_runs(flatbuffer, reference['batch'])
+  return max(float(np.abs(r[exported.OUTPUT] - reference['logits']).max()) for r in runs.values())
 
 
 def check_out(out: str, overwrite: bool) -> None:

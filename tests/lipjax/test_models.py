@@ -1,7 +1,6 @@
 """Model parts: masked pooling, speech mask, edges from metadata, LSTM lengths."""
 
 import dataclasses
-import warnings
 
 import jax
 import jax.numpy as jnp
@@ -190,6 +189,8 @@ def test_bilstm_runs_in_tflite_with_and_without_the_xnnpack_delegate():
   from jax.experimental import jax2tf
   import tensorflow as tf
 
+  from lipjax import export
+
   rng = np.random.default_rng(0)
   inputs = rng.normal(size=(3, 29, 32)).astype(np.float32)
   lengths = np.array([29, 14, 4], np.int32)
@@ -208,16 +209,10 @@ def test_bilstm_runs_in_tflite_with_and_without_the_xnnpack_delegate():
   converter = tf.lite.TFLiteConverter.from_concrete_functions(
     [holder.serve.get_concrete_function()], holder
   )
-  flatbuffer = converter.convert()
-  resolvers = tf.lite.experimental.OpResolverType
-  for resolver in (resolvers.AUTO, resolvers.BUILTIN_WITHOUT_DEFAULT_DELEGATES):
-    with warnings.catch_warnings():
-      warnings.simplefilter('ignore', UserWarning)  # its deprecation notice (lipjax/exported.py)
-      interpreter = tf.lite.Interpreter(
-        model_content=flatbuffer, experimental_op_resolver_type=resolver
-      )
-    got = interpreter.get_signature_runner()(x=inputs, n=lengths)['outputs']
-    np.testing.assert_allclose(got, want, atol=1e-5, rtol=0, err_msg=str(resolver))
+  runs = export.tflite_runs(converter.convert(), {'x': inputs, 'n': lengths})
+  assert set(runs) == {'xnnpack', 'builtin'}
+  for runtime, outputs in runs.items():
+    np.testing.assert_allclose(outputs['outputs'], want, atol=1e-5, rtol=0, err_msg=runtime)
 
 
 def parameter_count(config, meta):
