@@ -6,6 +6,8 @@ so training and prediction see the same ROI, normalisation, smoothing and featur
 Its steps come in two halves that `lipjax.stream` runs on a live video too: per
 frame as it arrives (FaceMesh tracking, `face_frame`), then per window of frames
 (`check_faces`, `window_arrays`: smoothing, filling frames without a face, features).
+`extract_windows` does the same for many examples of one video (GRID's six words, a
+manifest's rows naming one video): one decode and one tracking pass serve every window.
 """
 
 import dataclasses
@@ -156,6 +158,59 @@ def check_intervals(
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class Speech:
+  """Where one example's speech lies in its video: intervals in seconds, or a transcript.
+
+  With neither, the example has no speech mask and its window is the video's middle.
+  """
+
+  intervals: tuple = ()
+  transcript: transcripts.Transcript | None = None
+
+  def place(self, num_frames: int, fps: float) -> tuple:
+    """The speech intervals in seconds of a video of num_frames frames at fps."""
+    if self.transcript is not None:
+      return tuple(self.transcript.speech_intervals(num_frames / fps))
+    return tuple(self.intervals)
+
+
+@dataclasses.dataclass(frozen=True)
+class Placement:
+  """One example's window among its video's frames at the data set's rate, and its speech."""
+
+  first: int
+  stop: int
+  intervals: tuple  # speech intervals in seconds from the video's first frame
+
+
+def place_window(speech: Speech, num_frames: int, settings: Settings) -> Placement:
+  """The max_frames window of a video of num_frames frames centred on an example's speech."""
+  placed = speech.place(num_frames, settings.fps)
+  first = cut_window(num_frames, placed, settings.fps, settings.max_frames)
+  return Placement(first, min(first + settings.max_frames, num_frames), placed)
+
+
+def check_window(video_path: str, speech: Speech, placement: Placement, span, settings) -> None:
+  """Raises ClipError if an example's speech does not fit its video or its window is too short."""
+  duration = span.source_frames / span.source_fps
+  transcript = speech.transcript
+  if (
+    transcript is not None
+    and (transcript.centred_duration or 0) > duration + INTERVAL_SLACK_SECONDS
+  ):
+    raise ClipError(
+      f'{video_path}: its transcript says the speech lasts '
+      f'{transcript.centred_duration:g} s but the video is {duration:.2f} s long'
+    )
+  check_intervals(video_path, placement.intervals, duration, span.num_frames, settings.fps)
+  if placement.stop - placement.first < settings.min_frames:
+    raise ClipError(
+      f'{video_path}: {placement.stop - placement.first} frames at {settings.fps:g} fps; '
+      f'need at least {settings.min_frames}'
+    )
+
+
 @dataclasses.dataclass
 class ClipFrames:
   """The frames of a clip's window at the data set's rate, with its speech placed in it."""
@@ -175,41 +230,23 @@ def read_clip(
   transcript: transcripts.Transcript | None = None,
 ) -> ClipFrames:
   """Decodes the max_frames window of a video around its speech (memory holds that window only)."""
+  speech = Speech(tuple(intervals or ()), transcript)
+  placements = []
 
-  def speech(num_frames: int) -> tuple:
-    if transcript is not None:
-      return tuple(transcript.speech_intervals(num_frames / settings.fps))
-    return tuple(intervals or ())
+  def first_of(num_frames: int) -> int:
+    placements.append(place_window(speech, num_frames, settings))
+    return placements[-1].first
 
   try:
-    window = video.read_window(
-      video_path,
-      settings.fps,
-      settings.max_frames,
-      lambda n: cut_window(n, speech(n), settings.fps, settings.max_frames),
-    )
+    window = video.read_window(video_path, settings.fps, settings.max_frames, first_of)
   except video.VideoError as error:
     raise ClipError(str(error)) from error
-  duration = window.source_frames / window.source_fps
-  if (
-    transcript is not None
-    and (transcript.centred_duration or 0) > duration + INTERVAL_SLACK_SECONDS
-  ):
-    raise ClipError(
-      f'{video_path}: its transcript says the speech lasts '
-      f'{transcript.centred_duration:g} s but the video is {duration:.2f} s long'
-    )
-  placed = speech(window.num_frames)
-  check_intervals(video_path, placed, duration, window.num_frames, settings.fps)
+  placement = placements[-1]  # the one made with the true frame count
+  check_window(video_path, speech, placement, window, settings)
   offset = window.first / settings.fps
-  if len(window.frames) < settings.min_frames:
-    raise ClipError(
-      f'{video_path}: {len(window.frames)} frames at {settings.fps:g} fps; '
-      f'need at least {settings.min_frames}'
-    )
   return ClipFrames(
     frames=window.frames,
-    intervals=tuple((s - offset, e - offset) for s, e in placed),
+    intervals=tuple((s - offset, e - offset) for s, e in placement.intervals),
     source_frames=window.num_frames,
     resampled=window.resampled,
     source_index=window.source_index,
@@ -245,6 +282,108 @@ def window_arrays(
   return face[:, list(roi.ROI_INDICES)], au, geometry
 
 
+@dataclasses.dataclass
+class VideoTrack:
+  """A video's face landmarks over the span of frames its examples need, found in one pass."""
+
+  span: video.Span
+  points: np.ndarray  # [S, 468, 3] pixels, 0 where no face
+  detected: np.ndarray  # [S] bool
+  frames_tracked: int  # frames tracked (a second pass after a miscount too), or read from a file
+
+
+def track_span(video_path: str, tracker, settings: Settings, span_of) -> VideoTrack:
+  """Decodes a video once and tracks the face through the span `span_of(num_frames)` gives.
+
+  With settings.landmarks == LANDMARK_FILE the landmarks are read from the file beside
+  the video (tracker unused: None) and no frame is converted.
+  """
+  if settings.landmarks == LANDMARK_FILE:
+    try:
+      span = video.read_span(video_path, settings.fps, span_of)
+      points, detected = landmark_files.read(video_path, span.source_index, span.source_frames)
+    except (video.VideoError, landmark_files.LandmarkFileError) as error:
+      raise ClipError(str(error)) from error
+    return VideoTrack(span, points, detected, len(points))
+  found = {'points': [], 'detected': [], 'tracked': 0}
+
+  def visit(row: int, frame: np.ndarray) -> None:
+    if row == 0:  # a new pass: tracking starts afresh (a second one if the container miscounted)
+      tracker.reset()
+      found['points'], found['detected'] = [], []
+    points = tracker.track(frame)
+    found['detected'].append(points is not None)
+    found['points'].append(
+      np.zeros((roi.NUM_FACEMESH_LANDMARKS, 3), np.float32) if points is None else points
+    )
+    found['tracked'] += 1
+
+  try:
+    span = video.read_span(video_path, settings.fps, span_of, visit)
+  except video.VideoError as error:
+    raise ClipError(str(error)) from error
+  points = (
+    np.stack(found['points'])
+    if found['points']
+    else np.zeros((0, roi.NUM_FACEMESH_LANDMARKS, 3), np.float32)
+  )
+  return VideoTrack(span, points, np.asarray(found['detected'], bool), found['tracked'])
+
+
+def _window_example(
+  video_path: str, track: VideoTrack, faces: np.ndarray, placement: Placement, settings
+) -> ClipArrays:
+  """Cuts one example's window out of its video's track -> its arrays."""
+  rows = slice(placement.first - track.span.first, placement.stop - track.span.first)
+  detected = track.detected[rows]
+  check_faces(video_path, detected, settings)
+  landmarks, au, geometry = window_arrays(faces[rows], detected, settings)
+  offset = placement.first / settings.fps
+  intervals = tuple((s - offset, e - offset) for s, e in placement.intervals)
+  return ClipArrays(
+    landmarks=landmarks,
+    au=au,
+    geometry=geometry,
+    face_mask=detected.astype(np.uint8),
+    speech_mask=transcripts.speech_mask(intervals, len(detected), settings.fps),
+    source_frames=track.span.num_frames,
+    cut=track.span.num_frames > settings.max_frames,
+    resampled=track.span.resampled,
+  )
+
+
+def extract_windows(
+  video_path: str, tracker, settings: Settings, speeches
+) -> tuple[list, VideoTrack]:
+  """One video, many examples: decodes and tracks it once, then cuts each example's window.
+
+  speeches: a Speech per example. Returns (a ClipArrays or a ClipError per example, in
+  order, and the track). The tracker runs once over the frames from the first window's
+  first frame to the last window's last; each window is then smoothed, filled and turned
+  into features on its own, as `extract_clip` does for a video of one example. A problem
+  with one example's speech or face costs that example only; a video that cannot be read
+  raises ClipError.
+  """
+  placements = []
+
+  def span_of(num_frames: int) -> tuple[int, int]:
+    placements[:] = [place_window(speech, num_frames, settings) for speech in speeches]
+    return min(p.first for p in placements), max(p.stop for p in placements)
+
+  track = track_span(video_path, tracker, settings, span_of)
+  faces = np.zeros(track.points.shape, np.float32)  # [S, 468, 3]
+  for t in np.flatnonzero(track.detected):
+    faces[t] = face_frame(track.points[t])
+  results = []
+  for speech, placement in zip(speeches, placements):
+    try:
+      check_window(video_path, speech, placement, track.span, settings)
+      results.append(_window_example(video_path, track, faces, placement, settings))
+    except ClipError as error:
+      results.append(error)
+  return results, track
+
+
 def extract_clip(
   video_path: str,
   tracker,
@@ -252,7 +391,7 @@ def extract_clip(
   intervals=None,
   transcript: transcripts.Transcript | None = None,
 ) -> ClipArrays:
-  """Runs FaceMesh on a video and turns it into normalised landmarks, features and masks.
+  """Runs FaceMesh on a video's window around its speech -> normalised landmarks, features, masks.
 
   Speech comes from `intervals` (seconds) or a `transcript`; with neither the
   speech mask is empty, and the model pools over all frames instead. The frames
@@ -260,26 +399,9 @@ def extract_clip(
   With settings.landmarks == LANDMARK_FILE the window's landmarks are read from the
   file beside the video instead (tracker unused: None).
   """
-  clip = read_clip(video_path, settings, intervals, transcript)
-  if settings.landmarks == LANDMARK_FILE:
-    try:
-      points, detected = landmark_files.read(video_path, clip.source_index, clip.video_frames)
-    except landmark_files.LandmarkFileError as error:
-      raise ClipError(str(error)) from error
-  else:
-    points, detected = tracker.landmarks(clip.frames)
-  check_faces(video_path, detected, settings)
-  faces = np.zeros(points.shape, np.float32)  # [L, 468, 3]
-  for t in np.flatnonzero(detected):
-    faces[t] = face_frame(points[t])
-  landmarks, au, geometry = window_arrays(faces, detected, settings)
-  return ClipArrays(
-    landmarks=landmarks,
-    au=au,
-    geometry=geometry,
-    face_mask=detected.astype(np.uint8),
-    speech_mask=transcripts.speech_mask(clip.intervals, len(clip.frames), settings.fps),
-    source_frames=clip.source_frames,
-    cut=clip.source_frames > settings.max_frames,
-    resampled=clip.resampled,
+  (result,), _ = extract_windows(
+    video_path, tracker, settings, [Speech(tuple(intervals or ()), transcript)]
   )
+  if isinstance(result, ClipError):
+    raise result
+  return result

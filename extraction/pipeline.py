@@ -1,12 +1,16 @@
 """A whole extraction run: clips -> worker processes -> per-clip cache -> shards -> metadata.
 
-Resumable: each clip's result (arrays, or the reason it failed) is cached under
-OUT/.cache/ by a key of its inputs and the settings, written atomically by the
-worker that made it. A rerun after a kill skips cached clips and builds the
-shards from the cache in a fixed order, so it yields the same shards.
+One pass per video: a worker task is a video with all its examples (GRID's six
+words, a manifest's rows naming one video); it is decoded and tracked once over the
+span of their windows (clip.extract_windows), and each example is cut from that.
 
-Partitionable: with num_shards=N, clip k of each split (in sorted order) goes to
-shard k % N (within a file, records follow shards.record_order). `shard_index=i`
+Resumable: each clip's result (arrays, or the reason it failed) is cached under
+OUT/.cache/ by a key of its inputs, its video's other examples and the settings,
+written atomically by the worker that made it. A rerun after a kill skips cached
+clips and builds the shards from the cache in a fixed order, so it yields the same shards.
+
+Partitionable: with num_shards=N, the clips of the k-th video of each split (in
+sorted order) go to shard k % N (within a file, records follow shards.record_order). `shard_index=i`
 processes only shard i (one array job), writes that shard of every split and a
 part record under OUT/.parts/; whichever job finds all N parts present writes
 the tfds metadata and the merged report.
@@ -56,8 +60,12 @@ def _file_stamp(path: str | None) -> list:
   return [os.path.abspath(path), stat.st_size, stat.st_mtime_ns]
 
 
-def cache_key(clip: sources.Clip, settings: clip_lib.Settings) -> str:
-  """A stable hash of everything a clip's result depends on."""
+def cache_key(clip: sources.Clip, settings: clip_lib.Settings, siblings=()) -> str:
+  """A stable hash of everything a clip's result depends on.
+
+  siblings: the ids of the other examples of the clip's video, whose windows the one
+  tracking pass over the video also spans (empty for a video of one example).
+  """
   stamped = dataclasses.asdict(settings)
   # A setting added later, at the value every extraction before it used, is left out:
   # the keys of caches made before it stay valid.
@@ -78,6 +86,7 @@ def cache_key(clip: sources.Clip, settings: clip_lib.Settings) -> str:
       roi.ROI_INDICES,
       features.AU_NAMES,
       features.GEOMETRY_NAMES,
+      *([sorted(siblings)] if siblings else []),
     ],
     sort_keys=True,
     default=str,
@@ -155,13 +164,12 @@ def _wait_until_all_started() -> None:
   workers_lib.state['ready'].wait()
 
 
-def _extract_one(clip: sources.Clip, settings: clip_lib.Settings) -> clip_lib.ClipArrays:
-  """Extracts one clip, checking its transcript agrees with its label."""
+def _speech(clip: sources.Clip) -> clip_lib.Speech:
+  """Where a clip's speech lies: its manifest interval, else the transcript beside its video."""
   if clip.error:
     raise clip_lib.ClipError(clip.error)
-  tracker = workers_lib.state['tracker']
   if clip.interval is not None:
-    return clip_lib.extract_clip(clip.video_path, tracker, settings, intervals=[clip.interval])
+    return clip_lib.Speech(intervals=(clip.interval,))
   if not clip.transcript_path or not os.path.isfile(clip.transcript_path):
     raise clip_lib.ClipError(
       f'{clip.transcript_path}: no transcript beside the video (or give start/end in a manifest)'
@@ -175,46 +183,70 @@ def _extract_one(clip: sources.Clip, settings: clip_lib.Settings) -> clip_lib.Cl
       f'{clip.transcript_path}: transcript says {transcript.text!r} '
       f'but the clip is labelled {clip.label!r}'
     )
-  return clip_lib.extract_clip(clip.video_path, tracker, settings, transcript=transcript)
+  return clip_lib.Speech(transcript=transcript)
+
+
+def _extract_video(clips: list[sources.Clip], settings: clip_lib.Settings) -> tuple[list, int]:
+  """Extracts the examples of one video: (a ClipArrays or an error reason per clip, frames tracked).
+
+  One decode and one tracking pass serve every clip whose speech could be placed.
+  """
+  results, speeches = [], []
+  for clip in clips:
+    try:
+      speeches.append(_speech(clip))
+      results.append(None)
+    except clip_lib.ClipError as error:
+      results.append(str(error))
+  placed = [k for k, result in enumerate(results) if result is None]
+  if not placed:
+    return results, 0
+  video_path = clips[placed[0]].video_path
+  try:
+    arrays, track = clip_lib.extract_windows(
+      video_path, workers_lib.state['tracker'], settings, speeches
+    )
+  except clip_lib.ClipError as error:
+    arrays, track = [str(error)] * len(placed), None
+  except Exception as error:
+    # Any other failure (a codec crash, a corrupt container) costs this video's clips only.
+    arrays, track = [f'{video_path}: {type(error).__name__}: {error}'] * len(placed), None
+  for k, result in zip(placed, arrays):
+    results[k] = str(result) if isinstance(result, clip_lib.ClipError) else result
+  return results, track.frames_tracked if track is not None else 0
 
 
 def _process(
-  clip: sources.Clip, settings: clip_lib.Settings, out_dir: str, key: str
-) -> tuple[int, str | None]:
-  """Worker task: extracts a clip into the cache; returns (frames, error or None)."""
-  array_path, error_path = _cache_paths(out_dir, key)
-  os.makedirs(os.path.dirname(array_path), exist_ok=True)
-  try:
-    arrays = _extract_one(clip, settings)
-  except clip_lib.ClipError as error:
-    _atomic_json(
-      error_path,
-      {
-        'video_id': clip.video_id,
-        'path': clip.video_path,
-        'split': clip.split,
-        'reason': str(error),
-      },
+  clips: list[sources.Clip], wanted: list[bool], settings: clip_lib.Settings, out_dir: str, keys
+) -> tuple[int, int]:
+  """Worker task: extracts one video's clips into the cache; returns (frames tracked, clips written).
+
+  clips: every example of the video (the tracking pass spans all their windows, so a clip's
+  result does not depend on which of its siblings were cached before); only the wanted
+  ones are written.
+  """
+  results, frames_tracked = _extract_video(clips, settings)
+  for clip, key, result, want in zip(clips, keys, results, wanted):
+    if not want:
+      continue
+    array_path, error_path = _cache_paths(out_dir, key)
+    os.makedirs(os.path.dirname(array_path), exist_ok=True)
+    if isinstance(result, str):
+      _atomic_json(
+        error_path,
+        {'video_id': clip.video_id, 'path': clip.video_path, 'split': clip.split, 'reason': result},
+      )
+      continue
+    tmp = array_path + '.incomplete.npz'
+    np.savez(
+      tmp,
+      source_frames=result.source_frames,
+      cut=result.cut,
+      resampled=result.resampled,
+      **{name: getattr(result, name) for name in schema.CLIP_KEYS},
     )
-    return 0, str(error)
-  except Exception as error:
-    # Any other failure (a codec crash, a corrupt container) costs this clip only.
-    reason = f'{clip.video_path}: {type(error).__name__}: {error}'
-    _atomic_json(
-      error_path,
-      {'video_id': clip.video_id, 'path': clip.video_path, 'split': clip.split, 'reason': reason},
-    )
-    return 0, reason
-  tmp = array_path + '.incomplete.npz'
-  np.savez(
-    tmp,
-    source_frames=arrays.source_frames,
-    cut=arrays.cut,
-    resampled=arrays.resampled,
-    **{name: getattr(arrays, name) for name in schema.CLIP_KEYS},
-  )
-  os.replace(tmp, array_path)
-  return len(arrays.landmarks), None
+    os.replace(tmp, array_path)
+  return frames_tracked, sum(wanted)
 
 
 def _atomic_json(path: str, content) -> None:
@@ -247,17 +279,52 @@ def _load_cached(out_dir: str, key: str):
 
 
 def _shard_of(clips: list[sources.Clip], num_shards: int) -> list[int]:
-  """Shard of each clip: position within its split modulo num_shards."""
-  position, out = {}, []
+  """Shard of each clip: its video's position within its split, modulo num_shards.
+
+  The examples of one video (in one split) share a shard, so one array job decodes
+  and tracks each video; for a corpus of one example a video, clip k goes to shard k % N.
+  """
+  count, position, out = {}, {}, []
   for clip in clips:
-    k = position.get(clip.split, 0)
-    position[clip.split] = k + 1
-    out.append(k % num_shards)
+    video = (clip.split, clip.video_path)
+    if video not in position:
+      position[video] = count.get(clip.split, 0)
+      count[clip.split] = position[video] + 1
+    out.append(position[video] % num_shards)
   return out
 
 
+def _videos(clips: list[sources.Clip]) -> dict[str, list[int]]:
+  """The usable clips of each video (indices into clips), in order."""
+  videos = {}
+  for k, clip in enumerate(clips):
+    if clip.error is None:
+      videos.setdefault(clip.video_path, []).append(k)
+  return videos
+
+
+def _tasks(clips, keys, needed, videos) -> list[tuple[list, list[bool], list[str]]]:
+  """One task per video with a clip to extract: all its clips (their windows set the tracked
+  span), which of them to write, their keys; a malformed row is a task of its own."""
+  tasks = [
+    ([clips[k] for k in members], [needed[k] for k in members], [keys[k] for k in members])
+    for members in videos.values()
+    if any(needed[k] for k in members)
+  ]
+  tasks += [
+    ([clip], [True], [key])
+    for clip, key, need in zip(clips, keys, needed)
+    if clip.error is not None and need
+  ]
+  return tasks
+
+
 def _run_workers(todo, settings, out_dir, workers, progress) -> dict:
-  """Extracts uncached clips in a process pool; returns timing figures."""
+  """Extracts uncached clips in a process pool, a task per video; returns timing figures.
+
+  todo: (the video's clips, which of them to write, their cache keys) per video.
+  frames_processed counts the frames the landmarks were found for (tracked once per video).
+  """
   from tqdm import tqdm
 
   timing = {
@@ -269,7 +336,13 @@ def _run_workers(todo, settings, out_dir, workers, progress) -> dict:
   if not todo:
     return timing
   terminal = native_stderr.unsilenced_stream()  # the bar's, while native stderr is silenced
-  bar = tqdm(total=len(todo), desc='extract', unit='clip', disable=not progress, file=terminal)
+  bar = tqdm(
+    total=sum(sum(wanted) for _, wanted, _ in todo),
+    desc='extract',
+    unit='clip',
+    disable=not progress,
+    file=terminal,
+  )
   started = time.perf_counter()
   if workers == 1:
     # In this process: pin it (and the FaceMesh threads it starts) for the run, then let go.
@@ -283,10 +356,10 @@ def _run_workers(todo, settings, out_dir, workers, progress) -> dict:
         _init_worker(settings)
         timing['startup_seconds'] = time.perf_counter() - started
         started = time.perf_counter()
-        for clip, key in todo:
-          frames, _ = _process(clip, settings, out_dir, key)
+        for clips, wanted, keys in todo:
+          frames, written = _process(clips, wanted, settings, out_dir, keys)
           timing['frames_processed'] += frames
-          bar.update()
+          bar.update(written)
         timing['process_seconds'] = time.perf_counter() - started
         _close_tracker()  # no FaceMesh thread is left to print once stderr is back
     finally:
@@ -302,12 +375,15 @@ def _run_workers(todo, settings, out_dir, workers, progress) -> dict:
         barrier_task.result()
       timing['startup_seconds'] = time.perf_counter() - started
       started = time.perf_counter()
-      futures = [pool.submit(_process, clip, settings, out_dir, key) for clip, key in todo]
+      futures = [
+        pool.submit(_process, clips, wanted, settings, out_dir, keys)
+        for clips, wanted, keys in todo
+      ]
       try:
         for future in concurrent.futures.as_completed(futures):
-          frames, _ = future.result()
+          frames, written = future.result()
           timing['frames_processed'] += frames
-          bar.update()
+          bar.update(written)
       except BaseException:
         pool.shutdown(wait=False, cancel_futures=True)
         raise
@@ -580,17 +656,23 @@ def run(
       _too_few_classes(input_path, clips, class_names),
       rejected=[_row_entry(c) for c in clips if c.error is not None],
     )
-  keys = [cache_key(c, settings) for c in clips]
+  videos = _videos(clips)
+  keys = [
+    cache_key(c, settings, [clips[j].video_id for j in videos[c.video_path] if j != k])
+    if c.error is None
+    else cache_key(c, settings)
+    for k, c in enumerate(clips)
+  ]
   shard_ids = _shard_of(clips, num_shards)
   mine = range(num_shards) if shard_index is None else [shard_index]
-  todo = [
-    (c, k) for c, k, s in zip(clips, keys, shard_ids) if s in mine and not _is_cached(out_dir, k)
-  ]
+  needed = [s in mine and not _is_cached(out_dir, k) for k, s in zip(keys, shard_ids)]
+  todo = _tasks(clips, keys, needed, videos)
   os.makedirs(out_dir, exist_ok=True)
   logging.info(
-    '%d clips (%d cached), %d classes -> %s',
+    '%d clips of %d videos (%d cached), %d classes -> %s',
     sum(s in mine for s in shard_ids),
-    sum(s in mine for s in shard_ids) - len(todo),
+    len({c.video_path for c, s in zip(clips, shard_ids) if s in mine}),
+    sum(s in mine for s in shard_ids) - sum(needed),
     len(class_names),
     out_dir,
   )

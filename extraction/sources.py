@@ -3,7 +3,9 @@
 LRW-style folder:  DIR/WORD/{train,val,test}/WORD_00001.mp4 (+ WORD_00001.txt)
 CSV manifest:      header `path,label,split,speaker,start,end`; `path` relative to
                    the manifest's folder; empty start/end means "read the .txt
-                   transcript beside the video". speaker may be empty.
+                   transcript beside the video". speaker may be empty. Several
+                   rows may name one video (its words): each is an example, keyed
+                   by (video, interval), id `VIDEO@START-END`.
 
 A problem with one row or one file becomes that clip's `error` (reported, the
 rest goes on); a problem with the whole input (no such folder, a manifest
@@ -133,8 +135,44 @@ def _row_clip(row: dict, number: int, manifest: str) -> Clip:
   return clip
 
 
+def interval_id(video_id: str, interval: tuple[float, float]) -> str:
+  """The id of one interval of a video that holds several examples: `VIDEO@START-END` (seconds)."""
+  return f'{video_id}@{interval[0]:g}-{interval[1]:g}'
+
+
+def _name_intervals(clips: list[Clip], manifest: str) -> list[Clip]:
+  """Rows naming one video are examples of its intervals: ids get the interval, repeats an error.
+
+  An example is keyed by (video, interval): a second row with the same video and interval
+  (or, without an interval, the same video and its transcript) is a duplicate.
+  """
+  first_row, usable = {}, {}
+  for k, clip in enumerate(clips):
+    if clip.error is not None:
+      continue
+    example = (clip.video_id, clip.interval)
+    if example in first_row:
+      where = (
+        f'interval {clip.interval[0]:g}-{clip.interval[1]:g} s' if clip.interval else 'transcript'
+      )
+      clips[k] = dataclasses.replace(
+        clip,
+        error=f'{manifest}: duplicate path {clip.video_id!r} and {where} '
+        f'(first at row {first_row[example]})',
+      )
+      continue
+    first_row[example] = k + 2
+    usable[clip.video_id] = usable.get(clip.video_id, 0) + 1
+  return [
+    dataclasses.replace(clip, video_id=interval_id(clip.video_id, clip.interval))
+    if clip.error is None and clip.interval and usable[clip.video_id] > 1
+    else clip
+    for clip in clips
+  ]
+
+
 def from_manifest(path: str) -> list[Clip]:
-  """Reads a CSV manifest (path,label,split,speaker,start,end)."""
+  """Reads a CSV manifest (path,label,split,speaker,start,end); rows may share a video."""
   try:
     # utf-8-sig: Excel saves CSV with a byte-order mark, which would otherwise glue onto 'path'.
     with open(path, newline='', encoding='utf-8-sig') as f:
@@ -152,14 +190,7 @@ def from_manifest(path: str) -> list[Clip]:
   clips = [_row_clip(row, number, path) for number, row in enumerate(rows, start=2)]
   if not clips:
     raise SourceError(f'{path}: manifest has no rows')
-  seen = {}
-  for k, clip in enumerate(clips):
-    if clip.video_id in seen and clip.error is None:
-      clips[k] = dataclasses.replace(
-        clip, error=f'{path}: duplicate path {clip.video_id!r} (first at row {seen[clip.video_id]})'
-      )
-    seen.setdefault(clip.video_id, k + 2)
-  return clips
+  return _name_intervals(clips, path)
 
 
 def discover(input_path: str) -> list[Clip]:

@@ -1,8 +1,9 @@
 """Video files -> RGB frames at the data set's frame rate.
 
-`read_window` is what extraction and prediction use: it decodes a video as a
-stream and keeps only the frames of the window they need, so memory holds
-max_frames frames, not the video (a minute of 1080p is ~22 GB decoded).
+`read_span` is what extraction uses: it decodes a video once as a stream and hands
+each frame of the span it needs to a callback (the face tracker), so memory holds
+one frame, not the video (a minute of 1080p is ~22 GB decoded), however many word
+windows the span serves. `read_window` keeps a window's frames, for prediction and tests.
 `read_frames` decodes everything, for small clips in tests and benchmarks.
 """
 
@@ -60,16 +61,22 @@ def _decode(path: str) -> tuple[np.ndarray, float]:
 
 
 @dataclasses.dataclass(frozen=True)
-class Window:
-  """Consecutive frames of a video at the target rate, and where they sit in it."""
+class Span:
+  """Where a stretch of consecutive frames at the target rate sits in its video."""
 
-  frames: np.ndarray  # [L, H, W, 3] uint8 RGB, L <= the length asked for
-  first: int  # index of frames[0] among the video's frames at the target rate
+  first: int  # index of the span's first frame among the video's frames at the target rate
   source_index: np.ndarray  # [L] each frame's index among the video's own frames
   num_frames: int  # frames of the whole video at the target rate
   source_frames: int  # frames decoded at the video's own rate
   source_fps: float
   resampled: bool  # the video's rate differs from the target rate
+
+
+@dataclasses.dataclass(frozen=True)
+class Window(Span):
+  """A span of a video with its frames."""
+
+  frames: np.ndarray | None = None  # [L, H, W, 3] uint8 RGB, L <= the length asked for
 
 
 def read_window(path: str, target_fps: float, length: int, first_of) -> Window:
@@ -80,12 +87,41 @@ def read_window(path: str, target_fps: float, length: int, first_of) -> Window:
   the window's frames are converted and held, whatever the video's length.
   Errors are VideoErrors naming the file, ending with FFmpeg's reason if it gave one.
   """
+  held = {'frames': None, 'rows': 0, 'length': 0}
+
+  def keep(row: int, frame: np.ndarray) -> None:
+    if row == 0:  # the first frame, again if the container miscounted and the video is reread
+      held['frames'] = np.empty((held['length'],) + frame.shape, np.uint8)  # [L, H, W, 3]
+    held['frames'][row] = frame  # straight into its row: the window is held once
+    held['rows'] = row + 1
+
+  def span_of(num_frames: int) -> tuple[int, int]:
+    first = first_of(num_frames)
+    held['length'] = max(0, min(first + length, num_frames) - max(first, 0))
+    return first, first + length
+
+  span = read_span(path, target_fps, span_of, keep)
+  frames = None if held['frames'] is None else held['frames'][: held['rows']]
+  return Window(**{f.name: getattr(span, f.name) for f in dataclasses.fields(Span)}, frames=frames)
+
+
+def read_span(path: str, target_fps: float, span_of, visit=None) -> Span:
+  """Decodes a video once as a stream, handing each frame of a span at target_fps to `visit`.
+
+  `span_of(num_frames)` gives the span [first, stop) among the video's frames at
+  target_fps (clamped to the video); `visit(row, frame)` gets each of its frames in
+  order (row 0 first, frame [H, W, 3] uint8 RGB, a new array each time), so a caller
+  can track a face through the frames without holding them. If the container's frame
+  count was wrong the video is read again with the true count: span_of is called
+  again and the visits start again at row 0. visit None: no frame is converted (the
+  caller needs only the span's place, e.g. landmarks read from a file).
+  """
   if not os.path.isfile(path):
     raise VideoError(f'{path}: no such video file')
   log = []
   try:
     with native_stderr.captured(log):
-      return _read_window(path, target_fps, length, first_of)
+      return _read_span(path, target_fps, span_of, visit)
   except VideoError as error:
     detail = native_stderr.decoder_messages(log[0])
     if detail:
@@ -93,8 +129,8 @@ def read_window(path: str, target_fps: float, length: int, first_of) -> Window:
     raise
 
 
-def _read_window(path: str, target_fps: float, length: int, first_of) -> Window:
-  """read_window without its stderr handling."""
+def _read_span(path: str, target_fps: float, span_of, visit) -> Span:
+  """read_span without its stderr handling."""
   import cv2
 
   capture = _open(path)
@@ -105,18 +141,19 @@ def _read_window(path: str, target_fps: float, length: int, first_of) -> Window:
     index = (
       resample_indices(total, fps, target_fps) if total and has_rate else np.zeros(0, np.int64)
     )
-    first = first_of(len(index)) if len(index) else 0
-    frames, decoded = _scan(path, capture or _open(path), index[first : first + length])
+    first, stop = span_of(len(index)) if len(index) else (0, 0)
+    first, stop = max(first, 0), min(stop, len(index))
+    wanted = index[first:stop] if stop > first else index[:0]
+    decoded = _scan(path, capture or _open(path), wanted, visit)
     capture = None
     if not decoded:
       raise VideoError(f'{path}: no decodable frames (empty or corrupt video)')
     if not has_rate:
       raise VideoError(f'{path}: the container reports no frame rate')
     if decoded == total:
-      return Window(
-        frames=frames,
+      return Span(
         first=first,
-        source_index=index[first : first + len(frames)],
+        source_index=wanted,
         num_frames=len(index),
         source_frames=decoded,
         source_fps=fps,
@@ -138,39 +175,39 @@ def _open(path: str):
   return capture
 
 
-def _scan(path: str, capture, wanted: np.ndarray) -> tuple[np.ndarray | None, int]:
-  """Decodes every frame, converting the wanted ones (source indices, in window order) into one array.
+def _scan(path: str, capture, wanted: np.ndarray, visit) -> int:
+  """Decodes every frame, handing the wanted ones (source indices, in row order) to visit(row, frame).
 
-  Returns (window [len(wanted), H, W, 3] RGB, or None if no frame was wanted, and the frames
-  decoded). Each wanted frame is converted straight into its row: the window is held once.
+  Returns the number of frames decoded. A source frame wanted by several rows (upsampling)
+  is converted once and handed to each of them. visit None: nothing is converted.
   """
   import cv2
 
-  rows = {}  # source frame -> the window's rows showing it (several when upsampling)
-  for row, source in enumerate(wanted.tolist()):
-    rows.setdefault(source, []).append(row)
-  window, position = None, 0
+  rows = {}  # source frame -> the span's rows showing it (several when upsampling)
+  if visit is not None:
+    for row, source in enumerate(wanted.tolist()):
+      rows.setdefault(source, []).append(row)
+  shape, position = None, 0
   try:
     while capture.grab():
       if position in rows:
         ok, frame = capture.retrieve()
         if not ok:
           break
-        if window is None:
-          window = np.empty((len(wanted),) + frame.shape, np.uint8)  # [L, H, W, 3]
-        if frame.shape != window.shape[1:]:
+        if shape is None:
+          shape = frame.shape
+        if frame.shape != shape:
           raise VideoError(
             f'{path}: frame {position} is {frame.shape[1]}x{frame.shape[0]}, '
-            f'earlier ones {window.shape[2]}x{window.shape[1]}'
+            f'earlier ones {shape[1]}x{shape[0]}'
           )
-        first, *repeats = rows[position]
-        cv2.cvtColor(frame, cv2.COLOR_BGR2RGB, dst=window[first])
-        for row in repeats:
-          window[row] = window[first]
+        rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+        for row in rows[position]:
+          visit(row, rgb)
       position += 1
   finally:
     capture.release()
-  return window, position
+  return position
 
 
 def resample_indices(num_frames: int, source_fps: float, target_fps: float) -> np.ndarray:

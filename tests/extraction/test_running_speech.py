@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
+from extraction import clip as clip_lib
 from extraction import pipeline
 from extraction import schema
 from extraction import sources
@@ -249,6 +250,45 @@ def test_sentence_transcripts_parse_back_to_the_words_spoken(
     assert clip.words[0][1] > 0 and clip.words[-1][2] < len(clip.frames) / SETTINGS.fps
     lo, hi = SPEECH.sentence_words
     assert lo <= len(clip.words) <= hi
+
+
+def test_two_words_of_one_video_in_a_manifest_are_two_examples_of_one_decode(generated, tmp_path):
+  out_dir, _ = generated
+  (row,) = [r for r in _rows(os.path.join(out_dir, 'sentences.csv')) if r['split'] == 'train']
+  video = os.path.join(out_dir, row['path'])
+  words = transcripts.read(video[:-4] + '.txt').words
+  first, last = words[0], words[1]  # neighbours: their windows overlap
+  manifest = tmp_path / 'words.csv'
+  manifest.write_text(
+    'path,label,split,speaker,start,end\n'
+    + ''.join(
+      f'{video},W{k},train,{row["speaker"]},{s},{e}\n' for k, (_, s, e) in enumerate((first, last))
+    )
+  )
+  report = pipeline.run(str(manifest), str(tmp_path / 'data'), workers=1, progress=False)
+  assert report['written'] == 2 and report['failed'] == 0
+  # One tracking pass over the span of both windows, not one per window.
+  settings = clip_lib.Settings()
+  windows = [
+    clip_lib.place_window(clip_lib.Speech(((s, e),)), int(row['frames']), settings)
+    for _, s, e in (first, last)
+  ]
+  span = max(w.stop for w in windows) - min(w.first for w in windows)
+  assert report['frames_processed'] == span < sum(w.stop - w.first for w in windows)
+  from lipjax import data_source
+
+  source = data_source.SplitSource(str(tmp_path / 'data'), 'train')
+  examples = {e['video_id']: e for e in source.__getitems__(range(len(source)))}
+  stem = os.path.splitext(video)[0]
+  for k, (_, s, e) in enumerate((first, last)):
+    example = examples[f'{stem}@{s:g}-{e:g}']
+    assert example['label'] == k
+    # Each example's speech mask marks its own word, centred in its window.
+    placed = windows[k].intervals[0][0] - windows[k].first / SETTINGS.fps
+    expected = transcripts.speech_mask(
+      [(placed, placed + e - s)], windows[k].stop - windows[k].first, SETTINGS.fps
+    )
+    np.testing.assert_array_equal(example['speech_mask'][: len(expected)], expected)
 
 
 def test_extraction_writes_shards_of_words_and_background(generated, tmp_path):

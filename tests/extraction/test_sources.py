@@ -95,3 +95,23 @@ def test_lrw_word_folder_with_a_control_character_is_a_clip_error(tmp_path):
     errors['ABOUT'] is None
     and "word folder name 'AB\\nOUT' holds control characters" in errors['AB\nOUT']
   )
+
+
+def test_manifest_rows_naming_one_video_are_its_intervals_and_a_repeat_is_an_error(tmp_path):
+  manifest = tmp_path / 'm.csv'
+  manifest.write_text(
+    'path,label,split,speaker,start,end\n'
+    's1/bbaf2n.mpg,bin,train,s1,0.95,1.18\n'
+    's1/bbaf2n.mpg,blue,train,s1,1.18,1.36\n'
+    's1/bbaf2n.mpg,blue,train,s1,1.18,1.36\n'
+    's1/bbaf3s.mpg,bin,train,s1,0.9,1.1\n'
+  )
+  clips = sources.discover(str(manifest))
+  good = sorted((c.video_id, c.label, c.interval) for c in clips if c.error is None)
+  assert good == [
+    ('s1/bbaf2n@0.95-1.18', 'BIN', (0.95, 1.18)),
+    ('s1/bbaf2n@1.18-1.36', 'BLUE', (1.18, 1.36)),
+    ('s1/bbaf3s', 'BIN', (0.9, 1.1)),  # the only row of its video keeps the plain id
+  ]
+  (repeat,) = [c.error for c in clips if c.error is not None]
+  assert "duplicate path 's1/bbaf2n' and interval 1.18-1.36 s (first at row 3)" in repeat
