@@ -1,4 +1,4 @@
-"""Classification metrics as pure numpy functions of labels, predictions and masks."""
+"""Metrics as pure functions: of labels, predictions and masks (words), of texts (sentences)."""
 
 import numpy as np
 
@@ -57,3 +57,52 @@ def accuracy_by_group(labels, predictions, groups) -> dict[str, dict]:
     hits = labels[members] == predictions[members]
     stats[str(group)] = {'examples': int(hits.size), 'accuracy': float(hits.mean())}
   return dict(sorted(stats.items(), key=lambda item: item[1]['accuracy']))
+
+
+def edit_distance(reference, hypothesis) -> int:
+  """Levenshtein distance: the fewest substitutions, insertions and deletions between sequences."""
+  reference, hypothesis = list(reference), list(hypothesis)
+  previous = list(range(len(hypothesis) + 1))  # distances from the empty reference prefix
+  for i, unit in enumerate(reference, 1):
+    current = [i]
+    for j, guess in enumerate(hypothesis, 1):
+      current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (unit != guess)))
+    previous = current
+  return previous[-1]
+
+
+def word_error_rate(references, hypotheses) -> float:
+  """Corpus WER: word edits over all utterances divided by the number of reference words.
+
+  Words are split on whitespace. Texts are compared as given, case included:
+  normalise both sides alike first (the sentence reader writes
+  `tokens.decode(tokens.encode(text))`, extraction/tokens.py). Insertions can make it exceed 1.
+  """
+  return _error_rate(references, hypotheses, str.split, 'words')
+
+
+def character_error_rate(references, hypotheses) -> float:
+  """Corpus CER: character edits divided by the number of reference characters, spaces included.
+
+  Each text is first reduced to its words joined by single spaces (so leading,
+  trailing and repeated whitespace do not count), then compared character by
+  character, case included, a space being a character like any other.
+  """
+  return _error_rate(references, hypotheses, lambda text: ' '.join(text.split()), 'characters')
+
+
+def _error_rate(references, hypotheses, units, what: str) -> float:
+  """Total edit distance between the units of paired texts over the reference units' number."""
+  if isinstance(references, str) or isinstance(hypotheses, str):
+    raise ValueError('expected a sequence of texts for references and hypotheses, got a string')
+  references, hypotheses = list(references), list(hypotheses)
+  if len(references) != len(hypotheses):
+    raise ValueError(f'{len(references)} references but {len(hypotheses)} hypotheses')
+  edits = total = 0
+  for reference, hypothesis in zip(references, hypotheses):
+    reference_units = units(reference)
+    edits += edit_distance(reference_units, units(hypothesis))
+    total += len(reference_units)
+  if total == 0:
+    raise ValueError(f'the references hold no {what}, so the error rate is undefined')
+  return edits / total

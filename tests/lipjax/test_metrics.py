@@ -50,3 +50,54 @@ def test_accuracy_by_group_by_hand_weakest_first():
 def test_accuracy_by_group_refuses_arrays_of_different_lengths():
   with pytest.raises(ValueError, match='differ'):
     metrics.accuracy_by_group([0, 1], [0, 1], ['a'])
+
+
+@pytest.mark.parametrize(
+  'reference, hypothesis, distance',
+  [
+    ('kitten', 'sitting', 3),  # k->s, e->i, +g
+    ('bin', 'bin', 0),
+    ('bin', 'pin', 1),
+    ('bin', 'bn', 1),
+    ('bin', 'bins', 1),
+    ('', 'abc', 3),
+    ('abc', '', 3),
+    (['set', 'red', 'by'], ['set', 'by', 'a'], 2),  # -red, +a
+  ],
+)
+def test_edit_distance_by_hand(reference, hypothesis, distance):
+  assert metrics.edit_distance(reference, hypothesis) == distance
+  assert metrics.edit_distance(hypothesis, reference) == distance
+
+
+def test_word_error_rate_totals_edits_over_reference_words():
+  references = ['bin blue at f two now', 'set red by a one soon']
+  hypotheses = ['bin blue at f two now', 'set red a one soon please']
+  # Second pair: 'by' deleted, 'please' inserted: 2 edits over 6 + 6 reference words.
+  assert metrics.word_error_rate(references, hypotheses) == 2 / 12
+  assert metrics.word_error_rate(['place  green\tat x'], [' place green at x ']) == 0.0
+
+
+def test_word_error_rate_is_one_for_an_empty_hypothesis_and_can_exceed_one():
+  assert metrics.word_error_rate(['bin blue at f two now'], ['']) == 1.0
+  assert metrics.word_error_rate(['now'], ['now lay red']) == 2.0
+
+
+def test_character_error_rate_counts_spaces_as_characters():
+  # 'bin blue' is 8 characters; 'binblue' deletes the space, 'bin blu' deletes the e.
+  assert metrics.character_error_rate(['bin blue'], ['binblue']) == 1 / 8
+  assert metrics.character_error_rate(['bin blue', 'now'], ['bin blu', 'no']) == 2 / 11
+  assert metrics.character_error_rate(['bin  blue '], ['bin blue']) == 0.0
+  assert metrics.character_error_rate(['now'], ['']) == 1.0
+  assert metrics.character_error_rate(['Now'], ['now']) == 1 / 3  # case counts
+
+
+def test_error_rates_refuse_unpaired_or_empty_references():
+  with pytest.raises(ValueError, match='2 references but 1 hypotheses'):
+    metrics.word_error_rate(['bin', 'set'], ['bin'])
+  with pytest.raises(ValueError, match='no words'):
+    metrics.word_error_rate(['', ' '], ['bin', ''])
+  with pytest.raises(ValueError, match='no characters'):
+    metrics.character_error_rate([], [])
+  with pytest.raises(ValueError, match='got a string'):
+    metrics.character_error_rate('bin blue', 'bin blu')
