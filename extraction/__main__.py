@@ -20,6 +20,7 @@ from absl import flags
 
 from extraction import cli
 from extraction import clip
+from extraction import grid
 from extraction import pipeline
 from extraction import shards
 from extraction import sources
@@ -35,8 +36,9 @@ def define_flags() -> None:
   flags.DEFINE_string(
     'input',
     None,
-    'LRW-style folder (WORD/{train,val,test}/WORD_00001.mp4 + .txt) or a CSV manifest with '
-    'columns path,label,split,speaker,start,end.',
+    'LRW-style folder (WORD/{train,val,test}/WORD_00001.mp4 + .txt), a GRID folder (speaker '
+    'folders of videos and .align word timings, as the corpus is distributed) or a CSV manifest '
+    'with columns path,label,split,speaker,start,end (rows may share a video, one per word).',
   )
   flags.DEFINE_string(
     'out',
@@ -114,6 +116,42 @@ def define_flags() -> None:
     'writes the metadata.',
   )
   flags.DEFINE_bool('quiet', False, 'No progress bar.')
+  grid_defaults = grid.Options()
+  flags.DEFINE_enum(
+    'examples',
+    grid_defaults.examples,
+    grid.EXAMPLES,
+    'GRID: words (each word a --max_frames window centred on it, labelled with it: 51 classes) '
+    'or sentences (each video one example with its text as tokens, for the sentence reader; '
+    'give --max_frames 75, GRID videos being 3 s).',
+  )
+  flags.DEFINE_enum(
+    'split_by',
+    grid_defaults.split_by,
+    grid.SPLITS_BY,
+    "GRID: sentence (each speaker's sentences split by a seeded share, speaker-dependent) or "
+    'speaker (--test_speakers held out: speaker-independent).',
+  )
+  flags.DEFINE_integer('split_seed', grid_defaults.seed, 'GRID: seed of the split.')
+  flags.DEFINE_float(
+    'val_fraction', grid_defaults.val_fraction, "GRID: share of each speaker's sentences for val."
+  )
+  flags.DEFINE_float(
+    'test_fraction',
+    grid_defaults.test_fraction,
+    "GRID with --split_by sentence: share of each speaker's sentences for test.",
+  )
+  flags.DEFINE_list(
+    'test_speakers',
+    [],
+    "GRID with --split_by speaker: the held-out speakers, e.g. LipNet's s1,s2,s20,s22.",
+  )
+  flags.DEFINE_list(
+    'val_speakers',
+    [],
+    'GRID with --split_by speaker: speakers for val (default: --val_fraction of the training '
+    "speakers' sentences).",
+  )
 
 
 def _summary(report: dict) -> str:
@@ -160,6 +198,16 @@ def main(argv: list[str]) -> int:
     problems.append(
       ('--shard_index', f'must be in [0, {FLAGS.num_shards}), got {FLAGS.shard_index}')
     )
+  grid_options = grid.Options(
+    examples=FLAGS.examples,
+    split_by=FLAGS.split_by,
+    seed=FLAGS.split_seed,
+    val_fraction=FLAGS.val_fraction,
+    test_fraction=FLAGS.test_fraction,
+    test_speakers=tuple(FLAGS.test_speakers),
+    val_speakers=tuple(FLAGS.val_speakers),
+  )
+  problems += [(f'--{name}', problem) for name, problem in grid_options.problems()]
   if problems:
     raise ValueError('; '.join(f'{flag} {problem}' for flag, problem in problems))
   report = pipeline.run(
@@ -171,6 +219,7 @@ def main(argv: list[str]) -> int:
     shard_index=FLAGS.shard_index,
     progress=not FLAGS.quiet,
     file_format=FLAGS.file_format,
+    grid_options=grid_options,
   )
   print(_summary(report))
   for split in report.get('splits', {}).values():

@@ -108,8 +108,16 @@ class ClipArrays:
   cut: bool  # longer than max_frames and cut around the speech
   resampled: bool  # source fps differed from the data set's fps
 
-  def to_example(self, label: int, speaker: str, video_id: str, max_frames: int) -> dict:
-    """Pads to a schema example."""
+  def to_example(
+    self,
+    label: int,
+    speaker: str,
+    video_id: str,
+    max_frames: int,
+    text: str | None = None,
+    max_tokens: int = 0,
+  ) -> dict:
+    """Pads to a schema example (a sentence data set's, with its text as tokens, if text)."""
     return schema.pad_example(
       landmarks=self.landmarks,
       au=self.au,
@@ -120,6 +128,8 @@ class ClipArrays:
       speaker=speaker,
       video_id=video_id,
       max_frames=max_frames,
+      text=text,
+      max_tokens=max_tokens,
     )
 
 
@@ -167,6 +177,8 @@ class Speech:
 
   intervals: tuple = ()
   transcript: transcripts.Transcript | None = None
+  # A sentence: the whole speech must lie inside the example's window (no word cut off).
+  whole: bool = False
 
   def place(self, num_frames: int, fps: float) -> tuple:
     """The speech intervals in seconds of a video of num_frames frames at fps."""
@@ -204,6 +216,15 @@ def check_window(video_path: str, speech: Speech, placement: Placement, span, se
       f'{transcript.centred_duration:g} s but the video is {duration:.2f} s long'
     )
   check_intervals(video_path, placement.intervals, duration, span.num_frames, settings.fps)
+  if speech.whole and placement.intervals:
+    first, stop = placement.first / settings.fps, placement.stop / settings.fps
+    start, end = placement.intervals[0][0], placement.intervals[-1][1]
+    if start < first or end > stop + INTERVAL_SLACK_SECONDS:
+      raise ClipError(
+        f'{video_path}: the utterance ({start:g}-{end:g} s) does not fit in a window of '
+        f'max_frames={settings.max_frames} frames ({settings.max_frames / settings.fps:g} s); '
+        'raise --max_frames'
+      )
   if placement.stop - placement.first < settings.min_frames:
     raise ClipError(
       f'{video_path}: {placement.stop - placement.first} frames at {settings.fps:g} fps; '

@@ -34,12 +34,14 @@ import numpy as np
 
 from extraction import clip as clip_lib
 from extraction import features
+from extraction import grid
 from extraction import landmark_files
 from extraction import native_stderr
 from extraction import roi
 from extraction import schema
 from extraction import shards
 from extraction import sources
+from extraction import tokens
 from extraction import transcripts
 from extraction import workers as workers_lib
 
@@ -169,7 +171,7 @@ def _speech(clip: sources.Clip) -> clip_lib.Speech:
   if clip.error:
     raise clip_lib.ClipError(clip.error)
   if clip.interval is not None:
-    return clip_lib.Speech(intervals=(clip.interval,))
+    return clip_lib.Speech(intervals=(clip.interval,), whole=clip.text is not None)
   if not clip.transcript_path or not os.path.isfile(clip.transcript_path):
     raise clip_lib.ClipError(
       f'{clip.transcript_path}: no transcript beside the video (or give start/end in a manifest)'
@@ -398,10 +400,13 @@ def _run_workers(todo, settings, out_dir, workers, progress) -> dict:
 
 
 def _write_part(
-  out_dir, clips, keys, shard_ids, index, num_shards, class_names, settings, file_format
+  out_dir, clips, keys, shard_ids, index, num_shards, class_names, settings, file_format, max_tokens
 ) -> dict:
-  """Writes shard `index` of every split from the cache; returns the part record."""
-  feature_spec = schema.features(settings.max_frames, class_names)
+  """Writes shard `index` of every split from the cache; returns the part record.
+
+  max_tokens > 0: a sentence data set (per_class counts the words of its utterances).
+  """
+  feature_spec = schema.features(settings.max_frames, class_names, max_tokens)
   label_index = {name: k for k, name in enumerate(class_names)}
   part = {'shard_index': index, 'num_shards': num_shards, 'splits': {}}
   for split in schema.SPLITS:
@@ -441,11 +446,17 @@ def _write_part(
         stats['frames'] += length
         stats['face_frames'] += int(result.face_mask.sum())
         stats['speech_frames'] += int(result.speech_mask.sum())
-        stats['per_class'][clip.label] = stats['per_class'].get(clip.label, 0) + 1
+        for label in clip.text.upper().split() if max_tokens else [clip.label]:
+          stats['per_class'][label] = stats['per_class'].get(label, 0) + 1
         landmark_sum[:] += result.landmarks.sum(axis=0)
         speakers.add(clip.speaker)
         yield result.to_example(
-          label_index[clip.label], clip.speaker, clip.video_id, settings.max_frames
+          label_index.get(clip.label, 0),
+          clip.speaker,
+          clip.video_id,
+          settings.max_frames,
+          text=clip.text if max_tokens else None,
+          max_tokens=max_tokens,
         )
 
     path = shards.shard_path(out_dir, split, index, num_shards, file_format)
@@ -457,6 +468,16 @@ def _write_part(
     )
     part['splits'][split] = stats
   return part
+
+
+def _max_tokens(clips: list[sources.Clip]) -> int:
+  """The padded token length of a sentence input (its longest usable utterance); 0 for words."""
+  if not any(c.text is not None for c in clips):
+    return 0
+  usable = [c for c in clips if c.error is None]
+  if not usable:
+    raise sources.SourceError('no usable sentence: every example is malformed')
+  return max(len(tokens.encode(c.text)) for c in usable)
 
 
 def _row_entry(clip: sources.Clip) -> dict:
@@ -575,7 +596,9 @@ def _remove_other_formats(out_dir: str, file_format: str) -> None:
         os.remove(os.path.join(out_dir, name))
 
 
-def _finalize(out_dir, parts, class_names, settings, input_path, rejected, file_format) -> dict:
+def _finalize(
+  out_dir, parts, class_names, settings, input_path, rejected, file_format, max_tokens, grid_options
+) -> dict:
   """Writes tfds metadata and the merged report once every part is present."""
   shard_lengths, num_bytes = {}, {}
   landmark_sum, train_frames = np.zeros((schema.NUM_NODES, 3)), 0
@@ -614,7 +637,9 @@ def _finalize(out_dir, parts, class_names, settings, input_path, rejected, file_
       'num_shards': len(parts),
       'record_order': shards.RECORD_ORDER,
       'file_format': file_format,
+      **({'grid': dataclasses.asdict(grid_options)} if grid_options else {}),
     },
+    **({'token_set': list(tokens.TOKENS), 'max_tokens': max_tokens} if max_tokens else {}),
   )
   _remove_other_formats(out_dir, file_format)  # tfds describes a folder of one format
   shards.write_metadata(out_dir, meta, shard_lengths, num_bytes, file_format)
@@ -631,11 +656,13 @@ def run(
   shard_index: int | None = None,
   progress: bool = True,
   file_format: str = shards.ARRAY_RECORD,
+  grid_options: grid.Options | None = None,
 ) -> dict:
   """Extracts a corpus into shards + metadata; returns the report.
 
   The report's `complete` is False when this was one array job and other
   shards are still missing (metadata is then written by the last job).
+  grid_options: the examples and splits of a GRID folder (extraction/grid.py).
   """
   if num_shards < 1:
     raise ValueError(f'num_shards must be >= 1, got {num_shards}')
@@ -647,9 +674,14 @@ def run(
   if workers is not None and workers < 1:
     raise ValueError(f'workers must be at least 1, got {workers}')
   workers = workers or len(usable_cores())
-  clips = sources.discover(input_path)
+  if sources.layout(input_path) == sources.GRID:
+    grid_options = grid_options or grid.Options()
+  clips = sources.discover(input_path, grid_options)
+  max_tokens = _max_tokens(clips)
   class_names = sorted({c.label for c in clips if c.error is None and c.label})
-  if len(class_names) < 2:
+  if max_tokens:
+    class_names = []  # a sentence data set: its utterances are token sequences, not classes
+  elif len(class_names) < 2:
     _refuse(
       out_dir,
       input_path,
@@ -669,11 +701,11 @@ def run(
   todo = _tasks(clips, keys, needed, videos)
   os.makedirs(out_dir, exist_ok=True)
   logging.info(
-    '%d clips of %d videos (%d cached), %d classes -> %s',
+    '%d clips of %d videos (%d cached), %s -> %s',
     sum(s in mine for s in shard_ids),
     len({c.video_path for c, s in zip(clips, shard_ids) if s in mine}),
     sum(s in mine for s in shard_ids) - sum(needed),
-    len(class_names),
+    f'sentences of up to {max_tokens} tokens' if max_tokens else f'{len(class_names)} classes',
     out_dir,
   )
   timing = _run_workers(todo, settings, out_dir, workers, progress)
@@ -683,7 +715,16 @@ def run(
   fingerprint = input_fingerprint(keys, class_names, num_shards, file_format)
   for index in mine:
     part = _write_part(
-      out_dir, clips, keys, shard_ids, index, num_shards, class_names, settings, file_format
+      out_dir,
+      clips,
+      keys,
+      shard_ids,
+      index,
+      num_shards,
+      class_names,
+      settings,
+      file_format,
+      max_tokens,
     )
     part['fingerprint'] = fingerprint
     _atomic_json(_part_path(out_dir, index, num_shards), part)
@@ -704,7 +745,15 @@ def run(
       **timing,
     }
   report = _finalize(
-    out_dir, parts, class_names, settings, input_path, _unsplit_rows(clips), file_format
+    out_dir,
+    parts,
+    class_names,
+    settings,
+    input_path,
+    _unsplit_rows(clips),
+    file_format,
+    max_tokens,
+    grid_options,
   )
   report.update(complete=True, workers=workers, **timing)
   if timing['process_seconds']:

@@ -15,6 +15,10 @@ Example (one record in a shard; T = max_frames, N = 88 nodes):
   label        class index        the word; names in the ClassLabel feature
   speaker      string             for speaker-independent splits and reports
   video_id     string             unique clip id, for error reports and predictions
+A sentence data set (metadata `token_set` not empty) has, instead of `label`:
+  tokens       int32   [K]        the utterance as token ids (extraction/tokens.py), 0 after
+  token_length int32              its number of tokens
+  text         string             the utterance
 """
 
 import dataclasses
@@ -26,6 +30,7 @@ import numpy as np
 
 from extraction import features as features_lib
 from extraction import roi
+from extraction import tokens as tokens_lib
 
 DATASET_NAME = 'lipjax'
 SCHEMA_VERSION = '1.0.0'
@@ -45,34 +50,60 @@ FRAME_KEYS = ('landmarks', 'au', 'geometry', 'frame_mask', 'face_mask', 'speech_
 CLIP_KEYS = tuple(key for key in FRAME_KEYS if key != 'frame_mask')
 
 
-def features(max_frames: int, class_names: list[str]):
-  """Returns the tfds FeaturesDict that serialises and parses one example."""
+def features(max_frames: int, class_names: list[str], max_tokens: int = 0):
+  """Returns the tfds FeaturesDict that serialises and parses one example.
+
+  max_tokens > 0: a sentence data set's (tokens, token_length and text in place of label).
+  """
   import tensorflow_datasets as tfds
 
   def tensor(shape, dtype):
     return tfds.features.Tensor(shape=shape, dtype=dtype, encoding=tfds.features.Encoding.BYTES)
 
   t = max_frames
-  return tfds.features.FeaturesDict(
-    {
-      'landmarks': tensor((t, NUM_NODES, 3), np.float32),
-      'au': tensor((t, NUM_AU), np.float32),
-      'geometry': tensor((t, NUM_GEOMETRY), np.float32),
-      'frame_mask': tensor((t,), np.uint8),
-      'face_mask': tensor((t,), np.uint8),
-      'speech_mask': tensor((t,), np.uint8),
-      'length': tfds.features.Scalar(dtype=np.int32),
-      'label': tfds.features.ClassLabel(names=list(class_names)),
-      'speaker': tfds.features.Text(),
-      'video_id': tfds.features.Text(),
-    }
-  )
+  spec = {
+    'landmarks': tensor((t, NUM_NODES, 3), np.float32),
+    'au': tensor((t, NUM_AU), np.float32),
+    'geometry': tensor((t, NUM_GEOMETRY), np.float32),
+    'frame_mask': tensor((t,), np.uint8),
+    'face_mask': tensor((t,), np.uint8),
+    'speech_mask': tensor((t,), np.uint8),
+    'length': tfds.features.Scalar(dtype=np.int32),
+    'speaker': tfds.features.Text(),
+    'video_id': tfds.features.Text(),
+  }
+  if max_tokens:
+    spec['tokens'] = tensor((max_tokens,), np.int32)
+    spec['token_length'] = tfds.features.Scalar(dtype=np.int32)
+    spec['text'] = tfds.features.Text()
+  else:
+    spec['label'] = tfds.features.ClassLabel(names=list(class_names))
+  return tfds.features.FeaturesDict(spec)
+
+
+def features_of(meta: 'DatasetMeta'):
+  """The tfds FeaturesDict of a data set's examples, as its metadata describes them."""
+  return features(meta.max_frames, meta.class_names, meta.max_tokens)
 
 
 def pad_example(
-  *, landmarks, au, geometry, face_mask, speech_mask, label, speaker, video_id, max_frames
+  *,
+  landmarks,
+  au,
+  geometry,
+  face_mask,
+  speech_mask,
+  label,
+  speaker,
+  video_id,
+  max_frames,
+  text: str | None = None,
+  max_tokens: int = 0,
 ) -> dict[str, Any]:
-  """Pads per-frame arrays of length L <= max_frames to a schema example with masks."""
+  """Pads per-frame arrays of length L <= max_frames to a schema example with masks.
+
+  text (a sentence data set's, with max_tokens): stored as padded token ids, label ignored.
+  """
   length = landmarks.shape[0]
   if length > max_frames:
     raise ValueError(f'{video_id}: {length} frames exceed max_frames={max_frames}; cut first')
@@ -84,7 +115,7 @@ def pad_example(
     out[:length] = x
     return out
 
-  return {
+  example = {
     'landmarks': pad(landmarks, np.float32),
     'au': pad(au, np.float32),
     'geometry': pad(geometry, np.float32),
@@ -92,10 +123,13 @@ def pad_example(
     'face_mask': pad(face_mask, np.uint8),
     'speech_mask': pad(speech_mask, np.uint8),
     'length': np.int32(length),
-    'label': int(label),
     'speaker': str(speaker),
     'video_id': str(video_id),
   }
+  if text is None:
+    return dict(example, label=int(label))
+  ids, token_length = tokens_lib.pad(tokens_lib.encode(text), max_tokens)
+  return dict(example, tokens=ids, token_length=np.int32(token_length), text=text)
 
 
 @dataclasses.dataclass
@@ -121,6 +155,10 @@ class DatasetMeta:
   split_sizes: dict[str, int] = dataclasses.field(default_factory=dict)
   extraction: dict[str, Any] = dataclasses.field(default_factory=dict)
   schema_version: str = SCHEMA_VERSION
+  # A sentence data set's tokens (extraction/tokens.py's TOKENS, id = position) and the
+  # padded length of its `tokens`; empty and 0 for a word data set.
+  token_set: list[str] = dataclasses.field(default_factory=list)
+  max_tokens: int = 0
 
   @classmethod
   def for_roi(
@@ -143,6 +181,11 @@ class DatasetMeta:
   @property
   def num_classes(self) -> int:
     return len(self.class_names)
+
+  @property
+  def is_sentences(self) -> bool:
+    """True for a sentence data set (utterances as tokens), False for words (class labels)."""
+    return bool(self.token_set)
 
   @property
   def num_nodes(self) -> int:
@@ -185,7 +228,8 @@ class DatasetMeta:
       )
     builder = tfds.builder_from_directory(data_dir)
     meta = dict(builder.info.metadata or {})
-    meta['class_names'] = list(builder.info.features['label'].names)
+    features = builder.info.features
+    meta['class_names'] = list(features['label'].names) if 'label' in features else []
     meta['split_sizes'] = {name: int(s.num_examples) for name, s in builder.info.splits.items()}
     return cls.from_dict(meta)
 

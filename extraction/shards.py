@@ -125,7 +125,7 @@ def write_metadata(
   """Writes tfds metadata for complete shards; splits with no examples are left out."""
   import tensorflow_datasets as tfds
 
-  feature_spec = schema.features(meta.max_frames, meta.class_names)
+  feature_spec = schema.features_of(meta)
   template = tfds.core.ShardedFileTemplate(
     data_dir=data_dir,
     template='{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}',
@@ -188,7 +188,7 @@ def write_dataset(
   given. `meta.mean_landmarks` is computed from the train split when left empty.
   """
   os.makedirs(data_dir, exist_ok=True)
-  feature_spec = schema.features(meta.max_frames, meta.class_names)
+  feature_spec = schema.features_of(meta)
   if not meta.mean_landmarks:
     meta.mean_landmarks = mean_landmarks(examples_by_split.get('train', [])).tolist()
   shard_lengths, num_bytes = {}, {}

@@ -1,6 +1,7 @@
-"""Which clips to extract: LRW-style folders or a CSV manifest -> a list of `Clip`s.
+"""Which clips to extract: LRW-style folders, GRID folders or a CSV manifest -> a list of `Clip`s.
 
 LRW-style folder:  DIR/WORD/{train,val,test}/WORD_00001.mp4 (+ WORD_00001.txt)
+GRID folder:       speaker folders of videos and .align word timings (extraction/grid.py)
 CSV manifest:      header `path,label,split,speaker,start,end`; `path` relative to
                    the manifest's folder; empty start/end means "read the .txt
                    transcript beside the video". speaker may be empty. Several
@@ -38,8 +39,9 @@ class Clip:
   speaker: str
   video_id: str
   transcript_path: str | None = None
-  interval: tuple[float, float] | None = None  # seconds, from a manifest row
+  interval: tuple[float, float] | None = None  # seconds, from a manifest row or an alignment
   error: str | None = None  # set when the row itself is unusable
+  text: str | None = None  # a sentence example's words (GRID sentences); None for a word
 
 
 def _has_control_characters(text: str) -> bool:
@@ -193,14 +195,55 @@ def from_manifest(path: str) -> list[Clip]:
   return _name_intervals(clips, path)
 
 
-def discover(input_path: str) -> list[Clip]:
-  """Returns the clips of an LRW-style folder or a .csv manifest, sorted by split/label/id."""
+GRID, LRW, MANIFEST = 'grid', 'lrw', 'manifest'
+
+
+def layout(input_path: str) -> str:
+  """What an input is: GRID (a folder with .align files), LRW (a folder) or MANIFEST (a .csv)."""
+  from extraction import grid  # grid builds Clips: imported here, not at the top
+
   if os.path.isdir(input_path):
+    if not _is_lrw_folder(input_path) and grid.has_alignments(input_path):
+      return GRID
+    return LRW
+  if os.path.isfile(input_path) and input_path.lower().endswith('.csv'):
+    return MANIFEST
+  if os.path.exists(input_path):
+    raise SourceError(
+      f'{input_path}: input must be a folder (LRW or GRID layout) or a .csv manifest'
+    )
+  raise SourceError(f'{input_path}: no such folder or manifest')
+
+
+def discover(input_path: str, grid_options=None) -> list[Clip]:
+  """The clips of an LRW-style folder, a GRID folder or a .csv manifest, sorted by split/label/id.
+
+  grid_options (extraction.grid.Options): which examples and splits a GRID folder gives;
+  refused for other inputs, whose splits are their own.
+  """
+  from extraction import grid
+
+  kind = layout(input_path)
+  if kind == GRID:
+    clips = grid.discover(input_path, grid_options)
+  elif grid_options is not None and grid_options != grid.Options():
+    raise SourceError(
+      f'{input_path}: the GRID options (examples, split_by, speakers) apply to a GRID folder '
+      '(speaker folders of videos and .align files); this input sets its own splits'
+    )
+  elif kind == LRW:
     clips = from_lrw_folder(input_path)
-  elif os.path.isfile(input_path) and input_path.lower().endswith('.csv'):
-    clips = from_manifest(input_path)
-  elif os.path.exists(input_path):
-    raise SourceError(f'{input_path}: input must be a folder (LRW layout) or a .csv manifest')
   else:
-    raise SourceError(f'{input_path}: no such folder or manifest')
+    clips = from_manifest(input_path)
   return sorted(clips, key=lambda c: (c.split, c.label, c.video_id))
+
+
+def _is_lrw_folder(root: str) -> bool:
+  """True if a top-level folder holds a split folder (WORD/train/...): LRW's layout."""
+  for word in os.listdir(root):
+    word_dir = os.path.join(root, word)
+    if os.path.isdir(word_dir) and any(
+      os.path.isdir(os.path.join(word_dir, split)) for split in schema.SPLITS
+    ):
+      return True
+  return False

@@ -201,7 +201,7 @@ class SplitSource:
         )
     self._starts = np.cumsum([0] + lengths).tolist()  # first index of each file
     meta = schema.DatasetMeta.load(data_dir)
-    self._spec = schema.features(meta.max_frames, meta.class_names)
+    self._spec = schema.features_of(meta)
 
   def __len__(self) -> int:
     return self._starts[-1]
@@ -238,9 +238,12 @@ class SplitSource:
       raise _rerun_extraction(
         path, f'record {position} does not decode ({_first_line(e)})'
       ) from None
-    for key in ('speaker', 'video_id'):
-      example[key] = example[key].decode('utf-8')
-    example['label'] = int(example['label'])
+    for key in ('speaker', 'video_id', 'text'):
+      if key in example:
+        example[key] = example[key].decode('utf-8')
+    for key in ('label', 'token_length'):
+      if key in example:
+        example[key] = int(example[key])
     return example
 
   def __getitems__(self, indices) -> list[dict]:

@@ -1,7 +1,7 @@
 """Command line: generate a synthetic data set, draw a contact sheet, show visemes.
 
 python -m extraction.synthetic generate --out DIR [--words BAT,PAT,... | --vocabulary_size N]
-    [--context_words K [--background_fraction F]] [--sentences N] [--faces DIR]
+    [--context_words K [--background_fraction F]] [--sentences N] [--grid_sentences N] [--faces DIR]
 python -m extraction.synthetic contact-sheet --out sheet.png [--context_words K]
 python -m extraction.synthetic visemes BAT PAT MOON
 """
@@ -175,6 +175,13 @@ def _define_generate_flags() -> None:
     'sentences.csv.',
   )
   _define_pair('sentence_words', r.sentence_words, 'Words per sentence LO,HI.', integer=True)
+  flags.DEFINE_integer(
+    'grid_sentences',
+    r.grid_sentences,
+    "Also write N different sentences of GRID's grammar per speaker (bin blue at f two now), "
+    "in GRID's layout under OUT/grid (speaker folders of 3 s videos, alignments/SPEAKER/*.align): "
+    '`python -m extraction --input OUT/grid` reads it as GRID. With --clips_per_speaker 0: only them.',
+  )
   flags.DEFINE_bool(
     'save_landmarks',
     False,
@@ -231,11 +238,13 @@ def generate(argv: list[str]) -> int:
   for message in report['skipped_photos']:
     print(f'skipped: {message}', file=sys.stderr)
   sentences = sum(report.get('sentences', {}).values())
+  grid_sentences = sum(report.get('grid', {}).get('sentences', {}).values())
   print(
     f'wrote {sum(report["clips"].values())} clips ({report["clips"]}) of '
     f'{len(report["words"])} words by {sum(map(len, report["speakers"].values()))} '
     f'speakers to {FLAGS.out}; ceiling accuracy {report["ceiling_accuracy"]:.3f}'
     + (f'; {sentences} sentences' if sentences else '')
+    + (f'; {grid_sentences} GRID sentences in {FLAGS.out}/grid' if grid_sentences else '')
   )
   return cli.SOME_FAILED if report['skipped_photos'] else cli.DONE
 

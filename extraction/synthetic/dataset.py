@@ -21,6 +21,10 @@ Layout written under OUT:
       the first frame; transcripts.Transcript.words reads them). Flat, not in split
       folders, so that `python -m extraction --input OUT` does not take them for a word.
   sentences.csv  path,split,speaker,frames,text of the sentences
+  grid/SPEAKER/NAME.mp4 + grid/alignments/SPEAKER/NAME.align   (grid_sentences N > 0)
+      N sentences of GRID's grammar per speaker ("bin blue at f two now", letters said by
+      their names), 3 s each as GRID's, in GRID's layout and .align format
+      (extraction/grid.py): `python -m extraction --input OUT/grid` reads them as GRID
   generator.json settings, running_speech settings, vocabulary, viseme sequences, the
                  lexicon, speakers per split, ceiling accuracy (over the vocabulary; with
                  background also ceiling_accuracy_with_background); written last, so its
@@ -43,6 +47,7 @@ import numpy as np
 import tqdm
 
 from extraction import facemesh
+from extraction import grid
 from extraction import landmark_files
 from extraction import native_stderr
 from extraction import schema
@@ -61,6 +66,9 @@ GENERATOR_VERSION = 4
 MANIFEST_COLUMNS = ('path', 'label', 'split', 'speaker', 'start', 'end')
 SENTENCE_COLUMNS = ('path', 'split', 'speaker', 'frames', 'text')
 SENTENCES_DIR = 'sentences'
+GRID_DIR = 'grid'
+# GRID's recordings place the sentence 0.3-1.2 s into its 3 s (the s1 alignments').
+GRID_LEAD = (0.3, 1.2)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,6 +124,7 @@ class ClipJob:
 
 
 SENTENCE = 'sentence'  # ClipJob.word of a sentence (lower case: never a vocabulary word)
+GRID_SENTENCE = 'grid-sentence'  # ClipJob.word of a GRID sentence (its words: the file name)
 
 
 def _stable_hash(text: str) -> int:
@@ -361,6 +370,70 @@ def render_sentence(
   return _film(renderer, identity, track, settings, rng, utterance.shifted(-lead))
 
 
+def grid_visemes(word: str) -> tuple[str, ...]:
+  """A GRID word's visemes: a letter said by its name, the other words as CMUdict says them."""
+  return phonetics.letter_name_visemes(word) if len(word) == 1 else phonetics.visemes(word)
+
+
+def render_grid_sentence(
+  renderer: render.FrameRenderer,
+  identity: faces_lib.Identity,
+  settings: Settings,
+  speech: running.RunningSpeech,
+  words,
+  rng: np.random.Generator,
+) -> Clip:
+  """Renders a GRID sentence in a GRID-length video (3 s), silence before and after (no I/O)."""
+  voice = _voice(settings, speech, rng, identity.style)
+  utterance = running.words_utterance(words, grid_visemes, voice, rng)
+  num_frames = int(round(grid.FRAMES / grid.FPS * settings.fps))
+  seconds = num_frames / settings.fps
+  durations = np.asarray(utterance.durations)
+  room = seconds - GRID_LEAD[0] - settings.min_trail
+  if durations.sum() > room:  # a slow speaker: fit the sentence in the 3 s, as GRID's do
+    durations = durations * (room / durations.sum())
+    utterance = dataclasses.replace(
+      utterance,
+      durations=durations,
+      words=tuple(
+        (w, a * room / utterance.duration, b * room / utterance.duration)
+        for w, a, b in utterance.words
+      ),
+    )
+  latest = seconds - settings.min_trail - float(durations.sum())
+  lead = float(rng.uniform(GRID_LEAD[0], max(GRID_LEAD[0], min(GRID_LEAD[1], latest))))
+  track = phonetics.utterance_track(
+    utterance.visemes,
+    durations,
+    -lead,
+    num_frames,
+    settings.fps,
+    coarticulation_s(settings, identity.style),
+    _rest(settings, identity.style, rng),
+  )
+  return _film(renderer, identity, track, settings, rng, utterance.shifted(-lead))
+
+
+def grid_align_path(relpath: str) -> str:
+  """Where a generated GRID video's .align goes: grid/alignments/SPEAKER/NAME.align."""
+  _, speaker, file = relpath.split('/')
+  return f'{GRID_DIR}/alignments/{speaker}/{file[: -len(".mp4")]}.align'
+
+
+def plan_grid_sentences(
+  settings: Settings, speakers: dict[str, list[str]], count: int
+) -> list[ClipJob]:
+  """`count` different GRID sentences per speaker, drawn from the speaker's own seed."""
+  jobs = []
+  for split in SPLITS:
+    for speaker in speakers[split]:
+      rng = np.random.default_rng([settings.seed, _stable_hash(speaker), _stable_hash(GRID_DIR)])
+      for take, words in enumerate(grid.draw_sentences(count, rng)):
+        relpath = f'{GRID_DIR}/{speaker}/{grid.sentence_name(words)}.mp4'
+        jobs.append(ClipJob(GRID_SENTENCE, split, speaker, take, relpath))
+  return jobs
+
+
 def write_video(path: str, frames: np.ndarray, fps: float) -> None:
   """Writes BGR frames [T, H, W, 3] as an mp4v .mp4 (OSError naming the file on failure)."""
   height, width = frames.shape[1:3]
@@ -448,7 +521,8 @@ def plan_clips(
   """Lists every clip, numbered per word and split in LRW style (WORD_00001 ...).
 
   Then the background windows (label BACKGROUND_LABEL) and the sentences
-  (sentences/SPLIT_00001.mp4), each numbered per split in the same speaker order.
+  (sentences/SPLIT_00001.mp4), each numbered per split in the same speaker order; GRID
+  sentences (grid/SPEAKER/NAME.mp4) first.
   """
   speech = speech or running.RunningSpeech()
   takes = [(word, settings.clips_per_speaker) for word in settings.words]
@@ -468,6 +542,8 @@ def plan_clips(
     speakers['train'] = [speakers['train'][i] for i in sorted(kept)]
   held_out = settings.held_out_clips_per_speaker
   jobs = []
+  if speech.grid_sentences:
+    jobs += plan_grid_sentences(settings, speakers, speech.grid_sentences)
   for word, count in takes:
     for split in SPLITS:
       number = 0
@@ -609,6 +685,8 @@ def _make_clip(job: ClipJob) -> dict:
   identity = state['identities'][job.speaker]
   rng = clip_rng(settings, job.word, job.speaker, job.take)
   renderer = _renderer(job.speaker)
+  if job.word == GRID_SENTENCE:
+    return _make_grid_sentence(job, renderer, identity)
   if job.word == SENTENCE:
     clip = render_sentence(renderer, identity, settings, speech, state['lexicon'], rng)
     text = sentence_transcript_text(clip.words)
@@ -646,6 +724,34 @@ def _make_clip(job: ClipJob) -> dict:
   }
 
 
+def _make_grid_sentence(job: ClipJob, renderer, identity) -> dict:
+  """Renders and writes one GRID sentence and its .align; returns its row."""
+  state = workers_lib.state
+  settings, out_dir = state['settings'], state['out_dir']
+  name = os.path.basename(job.relpath)[: -len('.mp4')]
+  rng = clip_rng(settings, name, job.speaker, job.take)
+  clip = render_grid_sentence(
+    renderer, identity, settings, state['speech'], grid.sentence_words(name), rng
+  )
+  video_path = os.path.join(out_dir, job.relpath)
+  os.makedirs(os.path.dirname(video_path), exist_ok=True)
+  write_video(video_path, clip.frames, settings.fps)
+  if state['save_landmarks']:
+    landmark_files.write(video_path, clip.landmarks)
+  align = grid_align_path(job.relpath)
+  os.makedirs(os.path.dirname(os.path.join(out_dir, align)), exist_ok=True)
+  with open(os.path.join(out_dir, align), 'w') as f:
+    f.write(grid.align_text(clip.words, len(clip.frames) / settings.fps))
+  return {
+    'path': job.relpath,
+    'split': job.split,
+    'speaker': job.speaker,
+    'frames': len(clip.frames),
+    'text': ' '.join(w for w, _, _ in clip.words),
+    'align': align,
+  }
+
+
 PROGRESS_FILE = '.generate-progress.jsonl'
 
 
@@ -672,8 +778,7 @@ class Progress:
       for line in lines[1:]:
         row = _json_or_none(line)  # None: a line cut short by a kill
         if row is not None and all(
-          os.path.exists(os.path.join(out_dir, row['path'][: -len('.mp4')] + suffix))
-          for suffix in ('.mp4', '.txt')
+          os.path.exists(os.path.join(out_dir, path)) for path in _written(row)
         ):
           self.rows[row['path']] = row
       self._file = open(self.path, 'a')
@@ -701,6 +806,12 @@ class Progress:
 
   def __exit__(self, *exc):
     self._file.close()
+
+
+def _written(row: dict) -> tuple[str, str]:
+  """The files a clip's row stands for: its video and its transcript (a GRID sentence's .align)."""
+  transcript = row.get('align') or row['path'][: -len('.mp4')] + '.txt'
+  return row['path'], transcript
 
 
 def _json_or_none(line: str):
@@ -820,7 +931,8 @@ def generate(
           progress.add(row)
           bar.update()
   rows = [progress.rows[job.relpath] for job in jobs]
-  sentence_rows = [r for r in rows if 'text' in r]
+  grid_rows = [r for r in rows if 'align' in r]
+  sentence_rows = [r for r in rows if 'text' in r and 'align' not in r]
   rows = [r for r in rows if 'text' not in r]
   with open(os.path.join(out_dir, 'manifest.csv'), 'w', newline='') as f:
     writer = csv.DictWriter(f, fieldnames=MANIFEST_COLUMNS)
@@ -870,6 +982,12 @@ def generate(
       split: sum(r['split'] == split for r in sentence_rows) for split in SPLITS
     }
     report['sentence_manifest'] = 'sentences.csv'
+  if grid_rows:
+    report['grid'] = {
+      'folder': GRID_DIR,
+      'sentences': {split: sum(r['split'] == split for r in grid_rows) for split in SPLITS},
+      'speakers': len({r['speaker'] for r in grid_rows}),
+    }
   with open(marker, 'w') as f:
     json.dump(report, f, indent=1)
   progress.finish()

@@ -120,6 +120,19 @@ def visemes(word: str) -> tuple[str, ...]:
   return visemes_of_phones(phones(word))
 
 
+def letter_name_visemes(letter: str) -> tuple[str, ...]:
+  """The visemes of a letter said by its name, as spelled aloud (GRID's 'a' is EY, not AH).
+
+  CMUdict's first entry for 'a' is the article's schwa; a letter's name is its entry
+  with a primary stress.
+  """
+  entries = _cmudict().get(letter.lower()) if len(letter) == 1 else None
+  if not entries:
+    raise ValueError(f'{letter!r} is not a letter CMUdict pronounces')
+  named = next((e for e in entries if any(p.endswith('1') for p in e)), entries[0])
+  return visemes_of_phones(tuple(p.rstrip('012') for p in named))
+
+
 def viseme_groups(words) -> list[list[str]]:
   """Groups words that share one viseme sequence (indistinguishable by lips), in input order."""
   groups = {}

@@ -37,11 +37,12 @@ class RunningSpeech:
   pause_range: tuple[float, float] = (0.04, 0.15)  # pause length LO,HI in seconds
   background_fraction: float = 0.0  # background windows per speaker / word clips per speaker
   sentences: int = 0  # whole utterances per speaker
+  grid_sentences: int = 0  # sentences of GRID's grammar per speaker, in GRID's layout
   sentence_words: tuple[int, int] = (4, 8)  # words per sentence LO,HI
   sentence_vocabulary_share: float = 0.35  # chance that a sentence word is a vocabulary word
 
   def uses_lexicon(self) -> bool:
-    """True if anything besides isolated words is generated (so context words are needed)."""
+    """True if context words are needed (running speech, background windows or sentences)."""
     return self.context_words > 0 or self.sentences > 0 or self.background_fraction > 0
 
   def check(self, num_frames: int, fps: float) -> None:
@@ -59,6 +60,7 @@ class RunningSpeech:
         'needs --context_words K > 0 (background windows are cut from running speech)',
       ),
       ('sentences', self.sentences >= 0, 'must be >= 0'),
+      ('grid_sentences', self.grid_sentences >= 0, 'must be >= 0'),
       (
         'sentence_words',
         1 <= self.sentence_words[0] <= self.sentence_words[1],
@@ -228,6 +230,19 @@ def sentence_utterance(
   for index, is_word in enumerate(from_vocabulary):
     word = vocabulary[rng.integers(len(vocabulary))] if is_word else lexicon.draw(rng)
     visemes = phonetics.visemes(word) if is_word else lexicon.visemes[word]
+    pause = voice.pause(rng) if index else 0.0
+    spoken.append(_Spoken(word, visemes, voice.durations(visemes, rng), pause))
+  return _assemble([], spoken, [])
+
+
+def words_utterance(words, visemes_of, voice: Voice, rng: np.random.Generator) -> Utterance:
+  """A given sequence of words spoken back to back (pauses as in any utterance).
+
+  visemes_of(word): the word's viseme sequence (GRID's letters are said by their names).
+  """
+  spoken = []
+  for index, word in enumerate(words):
+    visemes = visemes_of(word)
     pause = voice.pause(rng) if index else 0.0
     spoken.append(_Spoken(word, visemes, voice.durations(visemes, rng), pause))
   return _assemble([], spoken, [])
