@@ -20,6 +20,7 @@ from absl import flags
 
 from extraction import cli
 from extraction import clip
+from extraction import face_model
 from extraction import grid
 from extraction import pipeline
 from extraction import shards
@@ -76,7 +77,8 @@ def define_flags() -> None:
     'landmarks',
     defaults.landmarks,
     clip.LANDMARK_SOURCES,
-    "facemesh: run FaceMesh on the frames. file: read each video's landmarks from "
+    "landmarker: MediaPipe's Face Landmarker (its bundle: --face_model). facemesh: the legacy "
+    "FaceMesh (mediapipe < 1). file: read each video's landmarks from "
     "VIDEO.landmarks.npy beside it (float [frames, 468, 2 or 3], pixels, FaceMesh's layout, "
     'a NaN row where no face was found; extraction/landmark_files.py), e.g. found by another '
     "tracker or written by the generator's --save_landmarks.",
@@ -95,6 +97,14 @@ def define_flags() -> None:
     'FaceMesh on every frame and on its mirror image, each landmark the mean of the two '
     'estimates (twice the time per frame). --nomirror_average: one estimate, as data sets made '
     'before this setting. Recorded in the metadata like --refine_landmarks.',
+  )
+  flags.DEFINE_string(
+    'face_model',
+    None,
+    "The Face Landmarker's bundle, face_landmarker.task (--landmarks landmarker). Default: "
+    f'${face_model.ENV_VAR}, else the user cache ({face_model.cache_path()}), else downloaded '
+    'once from MediaPipe and checked against its SHA-256. A path given here never reaches '
+    'the network.',
   )
   flags.DEFINE_integer(
     'num_shards',
@@ -220,6 +230,7 @@ def main(argv: list[str]) -> int:
     progress=not FLAGS.quiet,
     file_format=FLAGS.file_format,
     grid_options=grid_options,
+    face_model=FLAGS.face_model,
   )
   print(_summary(report))
   for split in report.get('splits', {}).values():

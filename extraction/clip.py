@@ -23,9 +23,11 @@ from extraction import schema
 from extraction import transcripts
 from extraction import video
 
-FACEMESH = 'facemesh'  # landmarks: FaceMesh on the frames
+FACEMESH = 'facemesh'  # landmarks: the legacy FaceMesh (mediapipe < 1) on the frames
+LANDMARKER = 'landmarker'  # landmarks: MediaPipe's Face Landmarker (Tasks API) on the frames
 LANDMARK_FILE = 'file'  # landmarks: landmark_files.path_for(video) beside each video
-LANDMARK_SOURCES = (FACEMESH, LANDMARK_FILE)
+LANDMARK_SOURCES = (FACEMESH, LANDMARKER, LANDMARK_FILE)
+TRACKERS = (FACEMESH, LANDMARKER)  # the sources that track faces in the frames
 
 
 # Settings added after data sets were first made, with the value those data sets used.
@@ -47,7 +49,8 @@ class Settings:
   min_frames: int = 4
   min_detection_confidence: float = 0.5
   min_tracking_confidence: float = 0.5
-  # Where the landmarks come from: FaceMesh on the frames, or a file beside each video
+  # Where the landmarks come from: the legacy FaceMesh or the Face Landmarker on the frames
+  # (facemesh.py; the landmarker's bundle: face_model.py), or a file beside each video
   # (landmark_files: landmarks found by another tracker, or the generator's own).
   landmarks: str = FACEMESH
   # FaceMesh's attention model: lip and eye contours placed again by its own sub-model. It

@@ -349,6 +349,21 @@ class FaceLandmarkerTracker:
     )
 
 
+def tracker_for(settings, face_model_path: str | None = None):
+  """The tracker extraction settings (extraction.clip.Settings) describe, or None (landmark files).
+
+  settings.landmarks 'facemesh': the legacy FaceMesh; 'landmarker': the Face Landmarker
+  from the bundle at face_model_path (face_model.resolve's answer).
+  """
+  if settings.landmarks == 'facemesh':
+    return FaceMeshTracker.from_settings(settings)
+  if settings.landmarks == 'landmarker':
+    if not face_model_path:
+      raise ValueError('the face landmarker needs its bundle: face_model.resolve() finds it')
+    return FaceLandmarkerTracker.from_settings(settings, face_model_path)
+  return None
+
+
 class FaceMeshDetector:
   """FaceMesh in still-image mode, for photos; one instance per process (it is not thread safe)."""
 

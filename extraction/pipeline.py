@@ -25,6 +25,7 @@ format is part of the input's fingerprint, so parts of two formats never merge.
 import concurrent.futures
 import dataclasses
 import hashlib
+import importlib.metadata
 import json
 import logging
 import os
@@ -33,6 +34,7 @@ import time
 import numpy as np
 
 from extraction import clip as clip_lib
+from extraction import face_model as face_model_lib
 from extraction import features
 from extraction import grid
 from extraction import landmark_files
@@ -62,11 +64,14 @@ def _file_stamp(path: str | None) -> list:
   return [os.path.abspath(path), stat.st_size, stat.st_mtime_ns]
 
 
-def cache_key(clip: sources.Clip, settings: clip_lib.Settings, siblings=()) -> str:
+def cache_key(
+  clip: sources.Clip, settings: clip_lib.Settings, siblings=(), face_model_sha256: str = ''
+) -> str:
   """A stable hash of everything a clip's result depends on.
 
   siblings: the ids of the other examples of the clip's video, whose windows the one
   tracking pass over the video also spans (empty for a video of one example).
+  face_model_sha256: the Face Landmarker bundle's digest (settings.landmarks 'landmarker').
   """
   stamped = dataclasses.asdict(settings)
   # A setting added later, at the value every extraction before it used, is left out:
@@ -89,6 +94,7 @@ def cache_key(clip: sources.Clip, settings: clip_lib.Settings, siblings=()) -> s
       features.AU_NAMES,
       features.GEOMETRY_NAMES,
       *([sorted(siblings)] if siblings else []),
+      *([face_model_sha256] if face_model_sha256 else []),
     ],
     sort_keys=True,
     default=str,
@@ -125,12 +131,13 @@ def _pin(slot: int | None, workers: int) -> None:
 
 def _init_worker(
   settings: clip_lib.Settings,
+  face_model_path: str | None = None,
   quiet_native_logs: bool = False,
   ready=None,
   slots=None,
   workers: int = 1,
 ) -> None:
-  """Pins this worker to its own core and creates its FaceMesh tracker once (if it reads frames)."""
+  """Pins this worker to its own core and creates its face tracker once (if it reads frames)."""
   workers_lib.state['ready'] = ready
   if slots is not None:
     with slots.get_lock():
@@ -147,11 +154,7 @@ def _init_worker(
 
   logging.getLogger('absl').setLevel(logging.ERROR)
   _close_tracker()  # a second run in the same process
-  workers_lib.state['tracker'] = (
-    facemesh.FaceMeshTracker.from_settings(settings)
-    if settings.landmarks == clip_lib.FACEMESH
-    else None  # landmarks read from files
-  )
+  workers_lib.state['tracker'] = facemesh.tracker_for(settings, face_model_path)
 
 
 def _close_tracker() -> None:
@@ -321,7 +324,7 @@ def _tasks(clips, keys, needed, videos) -> list[tuple[list, list[bool], list[str
   return tasks
 
 
-def _run_workers(todo, settings, out_dir, workers, progress) -> dict:
+def _run_workers(todo, settings, out_dir, workers, progress, face_model_path=None) -> dict:
   """Extracts uncached clips in a process pool, a task per video; returns timing figures.
 
   todo: (the video's clips, which of them to write, their cache keys) per video.
@@ -355,7 +358,7 @@ def _run_workers(todo, settings, out_dir, workers, progress) -> dict:
       # MediaPipe's threads and FFmpeg print to stderr at any moment of the run; here, as in a pool
       # worker, none of it reaches the terminal (a clip's failure goes to the report).
       with native_stderr.silenced():
-        _init_worker(settings)
+        _init_worker(settings, face_model_path)
         timing['startup_seconds'] = time.perf_counter() - started
         started = time.perf_counter()
         for clips, wanted, keys in todo:
@@ -370,7 +373,8 @@ def _run_workers(todo, settings, out_dir, workers, progress) -> dict:
         os.sched_setaffinity(0, cores)
   else:
     ready, slots = workers_lib.CONTEXT.Barrier(workers), workers_lib.CONTEXT.Value('i', 0)
-    with workers_lib.pool(workers, _init_worker, (settings, True, ready, slots, workers)) as pool:
+    init_args = (settings, face_model_path, True, ready, slots, workers)
+    with workers_lib.pool(workers, _init_worker, init_args) as pool:
       # Every worker imports mediapipe and builds its graph (seconds) before the clock starts:
       # each barrier task blocks its worker until all have arrived, so no worker takes two.
       for barrier_task in [pool.submit(_wait_until_all_started) for _ in range(workers)]:
@@ -468,6 +472,22 @@ def _write_part(
     )
     part['splits'][split] = stats
   return part
+
+
+def _landmarker(settings: clip_lib.Settings, face_model: str | None) -> tuple[str | None, dict]:
+  """(the Face Landmarker bundle's path, what the metadata records of it) when the settings use it.
+
+  The record (the bundle's SHA-256 and the mediapipe that ran it) tells which model made a
+  data set; the digest is in every clip's cache key, so another bundle extracts anew.
+  """
+  if settings.landmarks != clip_lib.LANDMARKER:
+    return None, {}
+  path = face_model_lib.resolve(face_model)
+  return path, {
+    'sha256': face_model_lib.digest(path),
+    'file': os.path.basename(path),
+    'mediapipe': importlib.metadata.version('mediapipe'),
+  }
 
 
 def _max_tokens(clips: list[sources.Clip]) -> int:
@@ -597,7 +617,16 @@ def _remove_other_formats(out_dir: str, file_format: str) -> None:
 
 
 def _finalize(
-  out_dir, parts, class_names, settings, input_path, rejected, file_format, max_tokens, grid_options
+  out_dir,
+  parts,
+  class_names,
+  settings,
+  input_path,
+  rejected,
+  file_format,
+  max_tokens,
+  grid_options,
+  landmarker,
 ) -> dict:
   """Writes tfds metadata and the merged report once every part is present."""
   shard_lengths, num_bytes = {}, {}
@@ -638,6 +667,7 @@ def _finalize(
       'record_order': shards.RECORD_ORDER,
       'file_format': file_format,
       **({'grid': dataclasses.asdict(grid_options)} if grid_options else {}),
+      **({'face_model': landmarker} if landmarker else {}),
     },
     **({'token_set': list(tokens.TOKENS), 'max_tokens': max_tokens} if max_tokens else {}),
   )
@@ -657,12 +687,15 @@ def run(
   progress: bool = True,
   file_format: str = shards.ARRAY_RECORD,
   grid_options: grid.Options | None = None,
+  face_model: str | None = None,
 ) -> dict:
   """Extracts a corpus into shards + metadata; returns the report.
 
   The report's `complete` is False when this was one array job and other
   shards are still missing (metadata is then written by the last job).
   grid_options: the examples and splits of a GRID folder (extraction/grid.py).
+  face_model: the Face Landmarker's bundle (settings.landmarks 'landmarker'); None: found by
+  face_model.resolve (LIPJAX_FACE_MODEL, the user cache, else one download).
   """
   if num_shards < 1:
     raise ValueError(f'num_shards must be >= 1, got {num_shards}')
@@ -674,6 +707,7 @@ def run(
   if workers is not None and workers < 1:
     raise ValueError(f'workers must be at least 1, got {workers}')
   workers = workers or len(usable_cores())
+  face_model_path, landmarker = _landmarker(settings, face_model)
   if sources.layout(input_path) == sources.GRID:
     grid_options = grid_options or grid.Options()
   clips = sources.discover(input_path, grid_options)
@@ -689,10 +723,11 @@ def run(
       rejected=[_row_entry(c) for c in clips if c.error is not None],
     )
   videos = _videos(clips)
+  digest = landmarker.get('sha256', '')
   keys = [
-    cache_key(c, settings, [clips[j].video_id for j in videos[c.video_path] if j != k])
+    cache_key(c, settings, [clips[j].video_id for j in videos[c.video_path] if j != k], digest)
     if c.error is None
-    else cache_key(c, settings)
+    else cache_key(c, settings, face_model_sha256=digest)
     for k, c in enumerate(clips)
   ]
   shard_ids = _shard_of(clips, num_shards)
@@ -708,7 +743,7 @@ def run(
     f'sentences of up to {max_tokens} tokens' if max_tokens else f'{len(class_names)} classes',
     out_dir,
   )
-  timing = _run_workers(todo, settings, out_dir, workers, progress)
+  timing = _run_workers(todo, settings, out_dir, workers, progress, face_model_path)
 
   parts_dir = os.path.join(out_dir, _PARTS_DIR)
   os.makedirs(parts_dir, exist_ok=True)
@@ -754,6 +789,7 @@ def run(
     file_format,
     max_tokens,
     grid_options,
+    landmarker,
   )
   report.update(complete=True, workers=workers, **timing)
   if timing['process_seconds']:

@@ -258,3 +258,63 @@ def test_digest_is_the_files_sha256(tmp_path):
   expected = 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad'
   assert face_model.digest(str(tmp_path / 'abc')) == expected
   assert face_model.digest(BUNDLE) == face_model.SHA256
+
+
+# --- extraction with the landmarker --------------------------------------------------------------
+
+
+def test_extraction_with_the_landmarker_reads_carphone_from_the_bundle_at_a_path(
+  tmp_path, monkeypatch
+):
+  from extraction_media import write_clip
+
+  from extraction import clip as clip_lib
+  from extraction import pipeline
+  from extraction import schema
+
+  # Nothing to fall back on: the bundle must come from the path given, and no download is tried
+  # (the URL points at a closed local port, so a download would fail the run).
+  monkeypatch.delenv(face_model.ENV_VAR, raising=False)
+  monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path / 'empty-cache'))
+  monkeypatch.setattr(face_model, 'URL', _unreachable_url())
+  root = str(tmp_path / 'corpus')
+  write_clip(root, 'HELLO', 'train', 'HELLO_00001', 'Text: HELLO\nStart: 1.0\nEnd: 2.0\n')
+  write_clip(root, 'THERE', 'train', 'THERE_00001', 'Text: THERE\nStart: 0.2\nEnd: 0.8\n')
+  settings = clip_lib.Settings(landmarks=clip_lib.LANDMARKER, mirror_average=False)
+  out = str(tmp_path / 'data')
+  report = pipeline.run(root, out, workers=1, progress=False, settings=settings, face_model=BUNDLE)
+  assert report['written'] == 2 and report['failed'] == 0
+  assert report['splits']['train']['face_detection_rate'] == 1.0
+  recorded = schema.DatasetMeta.load(out).extraction
+  assert recorded['settings']['landmarks'] == 'landmarker'
+  assert recorded['face_model']['sha256'] == face_model.SHA256
+  assert not os.path.exists(face_model.cache_path())
+  # The legacy tracker's data set of the same clips is another data set: nothing is reused.
+  legacy = pipeline.run(root, out, workers=1, progress=False, settings=clip_lib.Settings())
+  assert legacy['frames_processed'] > 0
+
+
+def test_a_corrupt_bundle_on_the_command_line_is_one_line_naming_it(tmp_path):
+  from commands import last_line
+  from commands import run_module
+  from extraction_media import write_clip
+
+  root = str(tmp_path / 'corpus')
+  write_clip(root, 'HELLO', 'train', 'HELLO_00001', 'Text: HELLO\nStart: 1.0\nEnd: 2.0\n')
+  write_clip(root, 'THERE', 'train', 'THERE_00001', 'Text: THERE\nStart: 0.2\nEnd: 0.8\n')
+  damaged = _corrupt_copy(tmp_path / 'damaged.task')
+  result = run_module(
+    'extraction',
+    '--input',
+    root,
+    '--out',
+    str(tmp_path / 'data'),
+    '--landmarks',
+    'landmarker',
+    '--face_model',
+    damaged,
+  )
+  assert result.returncode == 2, result.stderr[-2000:]
+  line = last_line(result)
+  assert line.startswith(f'extraction: error: {damaged}: ') and 'Traceback' not in result.stderr
+  assert not os.path.exists(tmp_path / 'data' / 'dataset_info.json')
