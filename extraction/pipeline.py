@@ -188,7 +188,7 @@ def _speech(clip: sources.Clip) -> clip_lib.Speech:
       f'{clip.transcript_path}: transcript says {transcript.text!r} '
       f'but the clip is labelled {clip.label!r}'
     )
-  return clip_lib.Speech(transcript=transcript)
+  return clip_lib.Speech(transcript=transcript, whole=clip.text is not None)
 
 
 def _extract_video(clips: list[sources.Clip], settings: clip_lib.Settings) -> tuple[list, int]:

@@ -2,7 +2,8 @@
 
 LRW-style folder:  DIR/WORD/{train,val,test}/WORD_00001.mp4 (+ WORD_00001.txt)
 GRID folder:       speaker folders of videos and .align word timings (extraction/grid.py)
-CSV manifest:      header `path,label,split,speaker,start,end`; `path` relative to
+CSV manifest:      header `path,label,split,speaker,start,end` (or `text` in place of
+                   `label`: a sentence manifest, each row an utterance); `path` relative to
                    the manifest's folder; empty start/end means "read the .txt
                    transcript beside the video". speaker may be empty. Several
                    rows may name one video (its words): each is an example, keyed
@@ -19,9 +20,12 @@ import os
 import unicodedata
 
 from extraction import schema
+from extraction import tokens
 
 VIDEO_EXTENSIONS = ('.mp4', '.avi', '.mov', '.mkv', '.webm', '.mpg', '.mpeg')
 MANIFEST_COLUMNS = ('path', 'label', 'split', 'speaker', 'start', 'end')
+# A sentence manifest (the generator's sentences.csv): `text` in place of `label`.
+SENTENCE_COLUMNS = ('path', 'text', 'split', 'speaker', 'start', 'end')
 UNKNOWN_SPEAKER = 'unknown'
 
 
@@ -97,7 +101,8 @@ def _row_clip(row: dict, number: int, manifest: str) -> Clip:
   base = os.path.dirname(os.path.abspath(manifest))
   raw_path = (row.get('path') or '').strip()
   path = raw_path if os.path.isabs(raw_path) else os.path.join(base, raw_path)
-  label = (row.get('label') or '').strip().upper()
+  text = ' '.join((row.get('text') or '').split()).lower() if 'text' in row else None
+  label = (row.get('label') or '').strip().upper() if text is None else (text or '').upper()
   split = (row.get('split') or '').strip()
   speaker = (row.get('speaker') or '').strip() or UNKNOWN_SPEAKER
   video_id = os.path.splitext(raw_path)[0] or f'row{number}'
@@ -109,12 +114,18 @@ def _row_clip(row: dict, number: int, manifest: str) -> Clip:
     speaker=speaker,
     video_id=video_id,
     transcript_path=_transcript_beside(path),
+    text=text,
   )
   problems = []
   if not raw_path:
     problems.append('empty path')
   if not label:
-    problems.append('empty label')
+    problems.append('empty text' if text is not None else 'empty label')
+  if text:
+    try:
+      tokens.encode(text)
+    except ValueError as error:
+      problems.append(str(error))
   if split not in schema.SPLITS:
     problems.append(f'split {split!r} is not one of {schema.SPLITS}')
   for column, value in (('label', label), ('speaker', speaker)):
@@ -180,11 +191,11 @@ def from_manifest(path: str) -> list[Clip]:
     with open(path, newline='', encoding='utf-8-sig') as f:
       reader = csv.DictReader(f)
       columns = [c.strip() for c in reader.fieldnames or []]
-      required = ('path', 'label', 'split')
-      if any(c not in columns for c in required):
+      required = ('path', 'text' if 'text' in columns else 'label', 'split')
+      if any(c not in columns for c in required) or {'label', 'text'} <= set(columns):
         raise SourceError(
-          f'{path}: manifest header must have columns {MANIFEST_COLUMNS} '
-          f'(at least {required}); found {columns}'
+          f'{path}: manifest header must have columns {MANIFEST_COLUMNS} (words) or '
+          f'{SENTENCE_COLUMNS} (sentences), at least {required}; found {columns}'
         )
       rows = [{k.strip(): v for k, v in row.items() if k} for row in reader]
   except (OSError, UnicodeDecodeError, csv.Error) as error:

@@ -355,3 +355,36 @@ def test_bad_running_speech_settings_are_one_line_errors(tmp_path):
     if flags[0] == '--background_fraction':
       assert 'needs --context_words K > 0' in result.stderr
   assert not os.path.exists(out)
+
+
+def test_the_generators_sentences_manifest_extracts_as_a_sentence_data_set(generated, tmp_path):
+  out_dir, _ = generated
+  rows = {r['path']: r for r in _rows(os.path.join(out_dir, 'sentences.csv'))}
+  longest = max(int(r['frames']) for r in rows.values())
+  data_dir = str(tmp_path / 'sentences')
+  report = pipeline.run(
+    os.path.join(out_dir, 'sentences.csv'),
+    data_dir,
+    workers=1,
+    progress=False,
+    settings=clip_lib.Settings(max_frames=longest),
+  )
+  assert report['written'] == 3 and report['failed'] == 0
+  meta = schema.DatasetMeta.load(data_dir)
+  assert meta.is_sentences and meta.class_names == []
+  from lipjax import data_source
+
+  for split in ('train', 'val', 'test'):
+    (example,) = data_source.SplitSource(data_dir, split).__getitems__([0])
+    row = rows[example['video_id'] + '.mp4']
+    assert example['text'] == row['text'].lower() and example['length'] == int(row['frames'])
+  # A window too short for an utterance is reported, not cut short: here every one.
+  with pytest.raises(sources.SourceError, match='no data set written'):
+    pipeline.run(
+      os.path.join(out_dir, 'sentences.csv'), str(tmp_path / 'short'), workers=1, progress=False
+    )
+  with open(tmp_path / 'short' / pipeline.REPORT_NAME) as f:
+    short = json.load(f)
+  reasons = [s['reason'] for split in short['splits'].values() for s in split['skipped']]
+  assert len(reasons) == 3
+  assert all('does not fit in a window of max_frames=29' in r for r in reasons)
