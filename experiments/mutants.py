@@ -131,7 +131,7 @@ MUTANTS = (
   Mutant(
     'augmentation keyed by local row, not global row',
     'lipjax/train.py',
-    "rows=parallel.global_rows(batch['label'].shape[0]),",
+    "rows=parallel.global_rows(batch['length'].shape[0]),",
     'rows=None,',
     ('tests/lipjax/test_train.py', '-k', 'two_devices'),
   ),

@@ -10,9 +10,16 @@ of the others as they were.
 
 A clip is the dict of one example (input_pipeline.MODEL_DTYPES): `landmarks`
 [T, N, 3] in [0, 1], `au` [T, A], `geometry` [T, G], `frame_mask`, `face_mask`,
-`speech_mask` [T] (float 0/1), `length`, `label` (int32 scalars). Per-clip
+`speech_mask` [T] (float 0/1), `length`, `label` (int32 scalars); a sentence's
+clip has `tokens` [K] and `token_length` in place of `label`. Per-clip
 augmentations see one clip (vmapped over the batch); mixing ones see the whole
 global batch (gathered over devices) to draw a partner from.
+
+Sentences (CTC): every token must stay in the clip, so on a clip with `tokens` the
+time shift moves it only as far as the silence around its speech allows and the
+speed change never plays its speech past the last frame nor leaves fewer frames
+than CTC needs to spell its tokens; mixing two clips, which mixes their labels,
+is refused (a sentence has no label to mix).
 """
 
 import zlib
@@ -107,11 +114,30 @@ def shift_time(clip, shift):
   return out
 
 
-def time_shift(clip, key, max_shift: int):
-  """Shifts the clip by up to max_shift frames: where the word sits then identifies no clip."""
-  return shift_time(
-    clip, jax.random.randint(stream(key, 'time_shift'), (), -max_shift, max_shift + 1)
-  )
+def speech_room(clip):
+  """(frames before the first speech frame, frames after the last), within the real frames.
+
+  A clip without speech frames has no room: all its frames may hold speech.
+  """
+  t = _frames(clip)
+  speech = (clip['speech_mask'] > 0) & (t < clip['length'])  # [T]
+  any_speech = jnp.any(speech)
+  first = jnp.where(any_speech, jnp.argmax(speech), 0)
+  last = jnp.where(any_speech, t.shape[0] - 1 - jnp.argmax(speech[::-1]), clip['length'] - 1)
+  return first, clip['length'] - 1 - last
+
+
+def time_shift(clip, key, max_shift: int, keep_speech: bool = False):
+  """Shifts the clip by up to max_shift frames: where the word sits then identifies no clip.
+
+  keep_speech: a shift pushes only silence out of the clip (speech_room), so a
+  sentence keeps every token's frames.
+  """
+  shift = jax.random.randint(stream(key, 'time_shift'), (), -max_shift, max_shift + 1)
+  if keep_speech:
+    before, after = speech_room(clip)
+    shift = jnp.clip(shift, -before, after)
+  return shift_time(clip, shift)
 
 
 def warp_time(clip, log_slopes):
@@ -150,9 +176,30 @@ def change_speed(clip, rate):
   return resample(clip, t * rate, frame_mask)
 
 
+def ctc_frames(tokens, token_length):
+  """The fewest frames CTC needs to spell tokens [K]: one per token, a blank between repeats."""
+  k = jnp.arange(tokens.shape[0] - 1)
+  repeats = jnp.sum((tokens[1:] == tokens[:-1]) & (k + 1 < token_length))
+  return token_length + repeats
+
+
 def speed(clip, key, amount: float):
-  """Plays the clip at a rate in [1 - amount, 1 + amount]."""
-  return change_speed(clip, _uniform(key, 'speed', 1.0 - amount, 1.0 + amount))
+  """Plays the clip at a rate in [1 - amount, 1 + amount].
+
+  A sentence's rate is kept where its speech still ends inside the clip (slower
+  playback lengthens it past the last frame otherwise) and its frames still hold
+  its tokens under CTC (faster playback leaves fewer frames).
+  """
+  rate = _uniform(key, 'speed', 1.0 - amount, 1.0 + amount)
+  if 'tokens' in clip:
+    steps = clip['frame_mask'].shape[0]
+    _, after = speech_room(clip)
+    last_speech = (clip['length'] - 1 - after).astype(jnp.float32)
+    needed = jnp.maximum(ctc_frames(clip['tokens'], clip['token_length']), 1)
+    slowest = last_speech / (steps - 1)
+    fastest = clip['length'].astype(jnp.float32) / needed.astype(jnp.float32)
+    rate = jnp.clip(rate, slowest, jnp.maximum(fastest, slowest))
+  return change_speed(clip, rate)
 
 
 def freeze_frames(clip, start, width):
@@ -441,7 +488,7 @@ def paste_frames(clip, partner, start, width):
 def augment_clip(clip, key, augment, mirror_perm):
   """Every per-clip augmentation switched on in config.augment, in a fixed order."""
   if augment.time_shift > 0:
-    clip = time_shift(clip, key, augment.time_shift)
+    clip = time_shift(clip, key, augment.time_shift, keep_speech='tokens' in clip)
   if augment.time_warp > 0:
     clip = time_warp(clip, key, augment.time_warp, augment.time_warp_parts)
   if augment.speed > 0:
@@ -503,22 +550,38 @@ def time_cutmix(clip, key, global_batch, step_key, max_fraction: float):
   )
 
 
+def check_mixing(augment, sentences: bool) -> None:
+  """Raises ValueError for mixing settings that cannot train: both at once, or any on sentences."""
+  if augment.mixup_alpha > 0 and augment.time_cutmix > 0:
+    raise ValueError(
+      'config.augment: mixup_alpha and time_cutmix both mix two clips; switch one of them off'
+    )
+  if sentences:
+    for name in ('mixup_alpha', 'time_cutmix'):
+      if augment[name] > 0:
+        raise ValueError(
+          f'config.augment.{name}={augment[name]}: it mixes two clips and their labels, '
+          f'which a sentence data set (CTC over tokens) cannot; set --config.augment.{name}=0'
+        )
+
+
 def augment_batch(batch, step_key, augment, mirror_perm, rows=None, gather=None):
-  """The training augmentation of a batch [B, ...]; adds `mix_label` and `mix_weight`.
+  """The training augmentation of a batch [B, ...]; a word batch gains `mix_label` and `mix_weight`.
 
   step_key: this step's key (the run's augmentation key folded with the step).
   rows [B]: each example's row in the global batch (default 0 .. B - 1: the batch
   is the global one); gather: collects the per-clip augmented slices of every
   device into the global batch (parallel.all_gather; default: the batch itself).
+  A sentence batch (with `tokens`) passes through the per-clip augmentations only.
   """
-  if augment.mixup_alpha > 0 and augment.time_cutmix > 0:
-    raise ValueError(
-      'config.augment: mixup_alpha and time_cutmix both mix two clips; switch one of them off'
-    )
-  size = batch['label'].shape[0]
+  sentences = 'tokens' in batch
+  check_mixing(augment, sentences)
+  size = batch['length'].shape[0]
   rows = jnp.arange(size) if rows is None else rows
   keys = jax.vmap(lambda row: jax.random.fold_in(step_key, row))(rows)  # one per clip
   batch = jax.vmap(lambda clip, key: augment_clip(clip, key, augment, mirror_perm))(batch, keys)
+  if sentences:
+    return batch
   batch = dict(batch, mix_label=batch['label'], mix_weight=jnp.ones(size, jnp.float32))
   if augment.mixup_alpha > 0 or augment.time_cutmix > 0:
     global_batch = batch if gather is None else gather(batch)

@@ -1,4 +1,7 @@
-"""Orbax checkpoints of a workdir: the latest few for resuming, the best by val accuracy.
+"""Orbax checkpoints of a workdir: the latest few for resuming, the best on val.
+
+Best: by val accuracy for a word classifier, by lowest val CER for a sentence
+reader (the metrics each best checkpoint is saved with say which: `best_score`).
 
 Each checkpoint holds the host train state and a JSON progress record (the data
 stream's position and early stopping's counters), so a resumed run continues
@@ -16,8 +19,15 @@ LATEST = 'latest'
 BEST = 'best'
 
 
+def best_score(metrics: dict) -> float:
+  """What the best checkpoint maximises: val accuracy (words), or minus val CER (sentences)."""
+  if 'val_accuracy' in metrics:
+    return metrics['val_accuracy']
+  return -metrics['val_cer']
+
+
 def managers(workdir: str, keep: int) -> tuple[ocp.CheckpointManager, ocp.CheckpointManager]:
-  """(latest, best): the last `keep` checkpoints for resuming, and the best by val accuracy."""
+  """(latest, best): the last `keep` checkpoints for resuming, and the best on val (best_score)."""
   root = workdir_lib.absolute(workdir_lib.path(workdir, workdir_lib.CHECKPOINTS))
   latest = ocp.CheckpointManager(
     root / LATEST,
@@ -29,7 +39,7 @@ def managers(workdir: str, keep: int) -> tuple[ocp.CheckpointManager, ocp.Checkp
     root / BEST,
     options=ocp.CheckpointManagerOptions(
       max_to_keep=1,
-      best_fn=lambda m: m['val_accuracy'],
+      best_fn=best_score,
       best_mode='max',
       create=True,
       enable_async_checkpointing=False,

@@ -35,17 +35,25 @@ _TFRECORD_HEADER = struct.Struct('<QI')  # length, masked CRC of the length
 _TFRECORD_FOOTER = struct.Struct('<I')  # masked CRC of the data
 
 
-# The numeric fields of a shard's example as the model reads them (the rest are strings).
+# The numeric fields of a word data set's example as the model reads them (the rest are strings).
 MODEL_DTYPES = {
   **{key: np.float32 for key in schema.FRAME_KEYS},
   'length': np.int32,
   'label': np.int32,
 }
+# A sentence data set's targets, in place of `label` (schema.py).
+SENTENCE_DTYPES = {'tokens': np.int32, 'token_length': np.int32}
 
 
 def model_example(example: dict) -> dict:
-  """One decoded example's numeric fields as float32 masks / int32 labels, plus `example_mask` 1."""
-  parsed = {key: np.asarray(example[key], dtype) for key, dtype in MODEL_DTYPES.items()}
+  """One decoded example's numeric fields as float32 masks / int32 targets, plus `example_mask` 1.
+
+  The targets are a word's `label`, or a sentence's `tokens` and `token_length`.
+  """
+  dtypes = MODEL_DTYPES
+  if 'tokens' in example:
+    dtypes = {**{k: v for k, v in MODEL_DTYPES.items() if k != 'label'}, **SENTENCE_DTYPES}
+  parsed = {key: np.asarray(example[key], dtype) for key, dtype in dtypes.items()}
   return dict(parsed, example_mask=np.float32(1.0))
 
 

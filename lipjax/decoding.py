@@ -186,6 +186,12 @@ def _constraint(num_tokens: int, lexicon, grammar) -> Constraint:
   return _cached_grammar(tuple(slots))
 
 
+def min_frames(lexicon=None, grammar=None) -> int:
+  """The fewest frames that hold a complete reading under a lexicon or grammar (0 for neither)."""
+  constraint = _constraint(tokens.NUM_TOKENS, lexicon, grammar)
+  return int(constraint.frames_after_blank[constraint.start])
+
+
 def _frames(log_probs, length) -> np.ndarray:
   """The first `length` frames of one utterance's log-probabilities, checked.  # [length, K]"""
   log_probs = np.asarray(log_probs, np.float64)

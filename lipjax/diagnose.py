@@ -615,6 +615,7 @@ def diagnose_workdir(
   from lipjax import graphs
 
   config, meta = workdir_lib.load(workdir)
+  workdir_lib.require_words(workdir, meta, 'lipjax.diagnose')
   curves = read_metrics(workdir)
   evidence = overfitting_evidence(curves, meta.num_classes)
 

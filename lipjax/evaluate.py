@@ -5,6 +5,12 @@ data set's shards; writes eval_{split}.json (accuracy, macro-F1, top-5,
 per-class accuracy, per-speaker accuracy, confusion matrix) and
 confusion_{split}.png into the workdir. Per speaker, because a held-out face the
 model fails on is what a speaker-independent mean hides.
+
+A sentence reader's workdir (CTC): eval_{split}.json holds the WER and CER of
+greedy decoding, of beam search (`--beam_width`), and of beam search within a
+grammar (`--grammar grid`) or a lexicon (`--lexicon FILE`) when given; each
+decoding's WER and CER per speaker; a few misread utterances (reference and
+reading) per decoding; and every utterance's readings.
 """
 
 import json
@@ -23,9 +29,11 @@ from lipjax import metrics as metrics_lib
 from lipjax import models
 from lipjax import parallel
 from lipjax import plots
+from lipjax import sentences
 from lipjax import workdir as workdir_lib
 
 FLAGS = flags.FLAGS
+SHOWN_ERRORS = 10  # misread utterances kept per decoding in a sentence report
 
 
 def define_flags() -> None:
@@ -33,6 +41,7 @@ def define_flags() -> None:
   flags.DEFINE_string('workdir', None, 'Training workdir to evaluate.')
   flags.DEFINE_string('split', 'test', 'Split to evaluate (train, val or test).')
   flags.DEFINE_string('data_dir', None, 'Data set directory (default: the one in config.json).')
+  sentences.define_flags()
 
 
 def restore_model(workdir: str):
@@ -70,8 +79,93 @@ def evaluation_report(
   }
 
 
-def evaluate_workdir(workdir: str, split: str = 'test', data_dir: str | None = None) -> dict:
-  """Evaluates the workdir's best checkpoint on a split and writes JSON + PNG reports."""
+def sentence_report(
+  result: dict,
+  readings: dict[str, list[str]],
+  split: str,
+  step: int,
+  which: str,
+  speakers: list[str],
+  video_ids: list[str],
+) -> dict[str, Any]:
+  """The JSON-ready report of a sentence reader's evaluation; readings: texts per decoding."""
+  references = result['references']
+  if not len(speakers) == len(video_ids) == len(references):
+    raise ValueError(
+      f'{len(speakers)} speakers and {len(video_ids)} ids for {len(references)} utterances'
+    )
+  decodings, per_speaker, errors = {}, {}, {}
+  for name, hypotheses in readings.items():
+    decodings[name] = {
+      'wer': metrics_lib.word_error_rate(references, hypotheses),
+      'cer': metrics_lib.character_error_rate(references, hypotheses),
+    }
+    per_speaker[name] = metrics_lib.error_rates_by_group(references, hypotheses, speakers)
+    misread = [i for i, (r, h) in enumerate(zip(references, hypotheses)) if r != h]
+    errors[name] = [
+      {
+        'video_id': video_ids[i],
+        'speaker': speakers[i],
+        'reference': references[i],
+        'reading': hypotheses[i],
+      }
+      for i in misread[:SHOWN_ERRORS]
+    ]
+  return {
+    'split': split,
+    'checkpoint': which,
+    'step': int(step),
+    'examples': result['count'],
+    'loss': result['loss'],
+    'decodings': decodings,
+    'per_speaker': per_speaker,
+    'errors': errors,
+    'utterances': [
+      {
+        'video_id': video_id,
+        'speaker': speaker,
+        'reference': reference,
+        **{name: texts[i] for name, texts in readings.items()},
+      }
+      for i, (video_id, speaker, reference) in enumerate(zip(video_ids, speakers, references))
+    ],
+  }
+
+
+def read_sentences(
+  result: dict, beam_width: int = 16, grammar: str | None = None, lexicon: str | None = None
+) -> dict[str, list[str]]:
+  """Each decoding's texts of an evaluate_sentences result: greedy, beam, beam within each constraint."""
+  log_probs, lengths = result['log_probs'], result['lengths']
+  readings = {
+    'greedy': result['hypotheses'],
+    'beam': sentences.read(log_probs, lengths, 'beam', beam_width),
+  }
+  if grammar:
+    readings[f'beam+grammar:{grammar}'] = sentences.read(
+      log_probs, lengths, 'beam', beam_width, grammar=sentences.grammar_named(grammar)
+    )
+  if lexicon:
+    readings['beam+lexicon'] = sentences.read(
+      log_probs, lengths, 'beam', beam_width, lexicon=sentences.read_lexicon(lexicon)
+    )
+  return readings
+
+
+def evaluate_workdir(
+  workdir: str,
+  split: str = 'test',
+  data_dir: str | None = None,
+  beam_width: int = 16,
+  grammar: str | None = None,
+  lexicon: str | None = None,
+) -> dict:
+  """Evaluates the workdir's best checkpoint on a split and writes its reports.
+
+  A word classifier: eval_{split}.json and confusion_{split}.png. A sentence
+  reader: eval_{split}.json with greedy and beam decoding, and beam search within
+  `grammar` (a name of sentences.GRAMMARS) or `lexicon` (a file) when given.
+  """
   config, meta, model, params, step, which = restore_model(workdir)
   if data_dir:
     config.data_dir = data_dir
@@ -79,7 +173,29 @@ def evaluate_workdir(workdir: str, split: str = 'test', data_dir: str | None = N
     raise FileNotFoundError(
       f'data set {config.data_dir} (from {workdir}/config.json) does not exist; pass --data_dir'
     )
+  if (grammar or lexicon) and not meta.is_sentences:
+    raise ValueError(f'{workdir} holds a word classifier; a grammar or lexicon reads sentences')
+  if lexicon:
+    sentences.read_lexicon(lexicon)  # a bad file stops here, before the model runs
   examples = input_pipeline.load_split(config, split)
+  if meta.is_sentences:
+    result = evaluation.evaluate_sentences(
+      evaluation.parallel_evaluate_step(model.apply, sentence_reader=True),
+      parallel.replicate(params),
+      input_pipeline.eval_iterator(config, split, parallel.num_devices(), examples=examples),
+    )
+    readings = read_sentences(result, beam_width, grammar, lexicon)
+    report = sentence_report(
+      result,
+      readings,
+      split,
+      step,
+      which,
+      examples.strings('speaker'),
+      examples.strings('video_id'),
+    )
+    workdir_lib.path(workdir, f'eval_{split}.json').write_text(json.dumps(report, indent=1))
+    return report
   result = evaluation.evaluate_model(
     evaluation.parallel_evaluate_step(model.apply),
     parallel.replicate(params),
@@ -99,6 +215,23 @@ def evaluate_workdir(workdir: str, split: str = 'test', data_dir: str | None = N
   return report
 
 
+def print_sentence_summary(report: dict, workdir: str) -> None:
+  """A sentence evaluation's lines: WER and CER per decoding, the weakest speaker, a few misreadings."""
+  split = report['split']
+  rates = '; '.join(
+    f'{name} WER {r["wer"]:.4f} CER {r["cer"]:.4f}' for name, r in report['decodings'].items()
+  )
+  last = list(report['decodings'])[-1]
+  weakest, stats = next(iter(report['per_speaker'][last].items()))
+  print(
+    f'{split}: {rates} on {report["examples"]} utterances ({report["checkpoint"]} checkpoint, '
+    f'step {report["step"]}); weakest of {len(report["per_speaker"][last])} speakers ({last}): '
+    f'{weakest} WER {stats["wer"]:.4f}; wrote {workdir}/eval_{split}.json'
+  )
+  for error in report['errors'][last][:3]:
+    print(f'  {error["video_id"]}: read {error["reading"]!r} for {error["reference"]!r} ({last})')
+
+
 def main(argv):
   """Prints one summary line; a user error becomes one line on stderr and exit status 2."""
   if len(argv) > 1:
@@ -106,7 +239,14 @@ def main(argv):
   if not FLAGS.workdir:
     raise app.UsageError('--workdir is required')
   cli.quiet_third_party_logs()
-  report = evaluate_workdir(FLAGS.workdir, FLAGS.split, FLAGS.data_dir)
+  _, meta = workdir_lib.load(FLAGS.workdir)
+  sentences.check_flags(FLAGS, meta.is_sentences)
+  report = evaluate_workdir(
+    FLAGS.workdir, FLAGS.split, FLAGS.data_dir, FLAGS.beam_width, FLAGS.grammar, FLAGS.lexicon
+  )
+  if meta.is_sentences:
+    print_sentence_summary(report, FLAGS.workdir)
+    return
   weakest, weakest_stats = next(iter(report['per_speaker'].items()))
   print(
     f'{FLAGS.split}: accuracy {report["accuracy"]:.4f}, macro-F1 {report["macro_f1"]:.4f}, '

@@ -2,6 +2,8 @@
 
 Used by training (validation), `lipjax.evaluate` (a workdir's best checkpoint)
 and the experiments; the metrics themselves are pure functions in metrics.py.
+Words: `evaluate_model` (loss, accuracy, macro-F1, top-5). Sentences:
+`evaluate_sentences` (CTC loss, and WER and CER of greedy decoding on the host).
 """
 
 from typing import Any
@@ -13,6 +15,7 @@ import optax
 
 from lipjax import metrics as metrics_lib
 from lipjax import parallel
+from lipjax import sentences
 
 
 def evaluate_step(params, batch, apply_fn):
@@ -60,6 +63,48 @@ def evaluate_model(p_evaluate_step, params, batches, num_classes: int) -> dict[s
   }
 
 
-def parallel_evaluate_step(apply_fn):
-  """evaluate_step compiled over the local devices for a model's apply function."""
-  return parallel.data_parallel(lambda params, batch: evaluate_step(params, batch, apply_fn))
+def sentence_evaluate_step(params, batch, apply_fn):
+  """Per-utterance CTC loss and per-frame log-probabilities of a device's slice of an eval batch."""
+  logits = apply_fn({'params': params}, batch, train=False)  # [B, T, K]
+  return {
+    'loss': sentences.ctc_loss(logits, batch['frame_mask'], batch['tokens'], batch['token_length']),
+    'log_probs': jax.nn.log_softmax(logits),  # [B, T, K]
+    'length': batch['length'],
+    'tokens': batch['tokens'],
+    'token_length': batch['token_length'],
+    'example_mask': batch['example_mask'],
+  }
+
+
+def evaluate_sentences(p_evaluate_step, params, batches) -> dict[str, Any]:
+  """Runs a whole split once; returns CTC loss and the WER and CER of greedy decoding.
+
+  Also, in the split's index order, padding dropped: each utterance's reference
+  and greedy text ('references', 'hypotheses'), log-probabilities [E, T, K] and
+  frame count ('log_probs', 'lengths'), for other decoders. Arguments as
+  evaluate_model's, with p_evaluate_step a sentence_evaluate_step.
+  """
+  outputs = [parallel.to_host(p_evaluate_step(params, batch)) for batch in batches]
+  out = {key: np.concatenate([o[key] for o in outputs]) for key in outputs[0]}
+  out = parallel.gather_batches(out, len(outputs))
+  keep = out['example_mask'] > 0
+  count = int(keep.sum())
+  references = sentences.reference_texts(out['tokens'][keep], out['token_length'][keep])
+  hypotheses = sentences.read(out['log_probs'][keep], out['length'][keep], 'greedy')
+  return {
+    # where, not a product: a padding utterance's loss is not read at all.
+    'loss': float(np.where(keep, out['loss'], 0.0).sum() / max(count, 1)),
+    'wer': metrics_lib.word_error_rate(references, hypotheses),
+    'cer': metrics_lib.character_error_rate(references, hypotheses),
+    'count': count,
+    'references': references,
+    'hypotheses': hypotheses,
+    'log_probs': out['log_probs'][keep],
+    'lengths': out['length'][keep],
+  }
+
+
+def parallel_evaluate_step(apply_fn, sentence_reader: bool = False):
+  """evaluate_step (or sentence_evaluate_step) compiled over the local devices for a model."""
+  step = sentence_evaluate_step if sentence_reader else evaluate_step
+  return parallel.data_parallel(lambda params, batch: step(params, batch, apply_fn))

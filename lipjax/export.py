@@ -297,12 +297,14 @@ def export_workdir(workdir: str, out: str, overwrite: bool = False, tflite: bool
   at the end, so a failed export leaves no partial --out behind.
   """
   from lipjax import evaluate
+  from lipjax import workdir as workdir_lib
 
   started = time.perf_counter()
   if not os.path.isdir(workdir):
     raise FileNotFoundError(f'--workdir {workdir} does not exist')
   check_out(out, overwrite)
   config, meta, model, params, step, which = evaluate.restore_model(workdir)
+  workdir_lib.require_words(workdir, meta, 'lipjax.export')
   reference_batch = sample_batch(meta, 3)
   reference = np.asarray(model.apply({'params': params}, reference_batch, train=False))  # [3, C]
 

@@ -91,6 +91,28 @@ def character_error_rate(references, hypotheses) -> float:
   return _error_rate(references, hypotheses, lambda text: ' '.join(text.split()), 'characters')
 
 
+def error_rates_by_group(references, hypotheses, groups) -> dict[str, dict]:
+  """WER, CER and utterance count of each group (a speaker, say), the highest WER first.
+
+  Ties keep the groups' sorted order, so the result is deterministic.
+  """
+  references, hypotheses, groups = list(references), list(hypotheses), list(groups)
+  if not len(references) == len(hypotheses) == len(groups):
+    raise ValueError(
+      f'{len(references)} references, {len(hypotheses)} hypotheses and {len(groups)} groups differ'
+    )
+  stats = {}
+  for group in sorted(set(map(str, groups))):
+    members = [i for i, g in enumerate(groups) if str(g) == group]
+    refs, hyps = [references[i] for i in members], [hypotheses[i] for i in members]
+    stats[group] = {
+      'examples': len(members),
+      'wer': word_error_rate(refs, hyps),
+      'cer': character_error_rate(refs, hyps),
+    }
+  return dict(sorted(stats.items(), key=lambda item: -item[1]['wer']))
+
+
 def _error_rate(references, hypotheses, units, what: str) -> float:
   """Total edit distance between the units of paired texts over the reference units' number."""
   if isinstance(references, str) or isinstance(hypotheses, str):

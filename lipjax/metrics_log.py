@@ -3,7 +3,9 @@
 One JSON object per line, one line per evaluation during training, ordered by
 step: `step`, `epoch`, `train_loss`, `train_accuracy`, `val_loss`,
 `val_accuracy`, `val_macro_f1`, `val_top5`, `val_examples`, `learning_rate`,
-`steps_per_sec`, `examples_per_sec`, `devices` (over all processes). Training, diagnose, the plots,
+`steps_per_sec`, `examples_per_sec`, `devices` (over all processes); a sentence
+reader's records have `val_wer` and `val_cer` (greedy decoding) in place of the
+accuracies, F1 and top-5. Training, diagnose, the plots,
 the notebook and the experiments read it through `read`; training writes
 it through `append` (TensorBoard gets the same values through tensorboard.MetricWriter).
 """
@@ -14,6 +16,8 @@ from typing import Any, Mapping
 from lipjax import workdir as workdir_lib
 
 REQUIRED_KEYS = ('step', 'epoch', 'train_loss', 'train_accuracy', 'val_loss', 'val_accuracy')
+# A sentence reader's record: one with `val_cer`.
+SENTENCE_KEYS = ('step', 'epoch', 'train_loss', 'val_loss', 'val_wer', 'val_cer')
 
 
 def append(workdir: str, record: Mapping[str, Any]) -> None:
@@ -37,7 +41,8 @@ def parse(lines: list[str], source: str) -> list[dict[str, Any]]:
       record = json.loads(line)
     except json.JSONDecodeError as e:
       raise ValueError(f'{source}:{number}: not a JSON line ({e.msg})') from None
-    missing = [k for k in REQUIRED_KEYS if k not in record]
+    required = SENTENCE_KEYS if 'val_cer' in record else REQUIRED_KEYS
+    missing = [k for k in required if k not in record]
     if missing:
       raise ValueError(f'{source}:{number}: evaluation record lacks {missing}')
     records.append(record)

@@ -1,7 +1,10 @@
-"""Networks only: a GCN per frame over the landmark graph, a temporal model, a classifier.
+"""Networks only: a GCN per frame over the landmark graph, a temporal model, and one of two heads.
 
 Inputs are the batch dict of input_pipeline.py (`landmarks` [B, T, N, 3], `au`,
-`geometry`, `frame_mask`, `speech_mask`, `length`); outputs are logits [B, C].
+`geometry`, `frame_mask`, `speech_mask`, `length`). The head is the data set's:
+a word classifier (logits [B, C] of the speech-pooled sequence) for a word data
+set, a sentence reader (CTC logits [B, T, K] over extraction/tokens.py's tokens,
+one row per frame) for a sentence data set. Both share every layer before the head.
 No training logic lives here.
 """
 
@@ -21,6 +24,8 @@ MASK_MODES = ('speech', 'frames', 'none')
 GLOBALS_MODES = ('globals', 'broadcast')
 SPATIAL_MODES = ('gcn', 'none')
 TEMPORAL_MODES = ('bilstm', 'transformer', 'seed_fusion')
+# 'classifier': a word per clip; 'ctc': a token distribution per frame (sentences).
+HEADS = ('classifier', 'ctc')
 
 
 DTYPES = ('float32', 'bfloat16')
@@ -159,13 +164,13 @@ class SeedFusion(nn.Module):
 
 
 class LipReader(nn.Module):
-  """Landmark graphs per frame -> GCN -> BiLSTM or transformer -> masked pooling -> logits.
+  """Landmark graphs per frame -> GCN -> BiLSTM or transformer -> pooled word logits or CTC logits.
 
-  Every setting comes from config.model (create_model): the configs are the one
-  home of their values. Settings of a temporal model not in use may be None.
+  Every setting but the head comes from config.model (create_model): the configs
+  are the one home of their values. Settings of a temporal model not in use may be None.
   """
 
-  num_classes: int
+  num_classes: int  # the head's outputs: words (classifier) or tokens with the blank (ctc)
   senders: Sequence[int]
   receivers: Sequence[int]
   # The train split's mean node positions [N][3] (metadata): the Procrustes reference face.
@@ -203,6 +208,9 @@ class LipReader(nn.Module):
   conv_layers: int | None = None
   conv_kernel: int | None = None
   fusion_dim: int | None = None
+  # HEADS; chosen by the data set (create_model), not by config: the parameters of a word
+  # classifier keep their names, and its checkpoints load, whatever the sentence reader adds.
+  head: str = 'classifier'
 
   def frame_embeddings(self, batch, train: bool):
     """Per-frame embeddings: the GCN vmapped over batch and time, or flattened nodes.  # [B, T, D]"""
@@ -259,24 +267,18 @@ class LipReader(nn.Module):
     )(graph)  # [B*T, D]
     return frames.reshape(b, t, -1) * frame_mask[..., None]
 
-  @nn.compact
-  def __call__(self, batch, train: bool = False):
-    frames = self.frame_embeddings(batch, train)  # [B, T, D]
-    if self.boundary_input:
-      boundary = (batch['speech_mask'] * batch['frame_mask']).astype(frames.dtype)  # [B, T]
-      frames = jnp.concatenate([frames, boundary[..., None]], axis=-1)  # [B, T, D + 1]
-    lengths = batch['length']  # [B]
-    pool_mask = pooling_mask(batch['frame_mask'], batch['speech_mask'], self.mask_mode)  # [B, T]
+  def frame_sequence(self, frames, batch, train: bool):
+    """The temporal model's output at every frame: BiLSTM or transformer.  # [B, T, D]"""
     if self.temporal == 'bilstm':
       sequence = frames
       for _ in range(self.lstm_layers):
         sequence = lstm_lib.BiLSTM(self.lstm_hidden, self.lstm_unroll, sequence.dtype)(
-          sequence, lengths
+          sequence, batch['length']
         )
         sequence = nn.Dropout(self.dropout_rate, deterministic=not train)(sequence)
-      pooled = normalization.masked_mean(sequence, pool_mask)  # [B, 2H]
-    elif self.temporal == 'transformer':
-      sequence = transformer_lib.TransformerEncoder(
+      return sequence  # [B, T, 2H]
+    if self.temporal == 'transformer':
+      return transformer_lib.TransformerEncoder(
         self.transformer_width,
         self.transformer_layers,
         self.transformer_heads,
@@ -286,31 +288,55 @@ class LipReader(nn.Module):
         frames.dtype,
         name='transformer',
       )(frames, batch['frame_mask'], train)  # [B, T, W]
-      pooled = normalization.masked_mean(sequence, pool_mask)  # [B, W]
-    elif self.temporal == 'seed_fusion':
-      pooled = SeedFusion(
-        self.lstm_hidden,
-        self.attention_dim,
-        self.attention_heads,
-        self.conv_features,
-        self.conv_layers,
-        self.conv_kernel,
-        self.fusion_dim,
-        self.dropout_rate,
-      )(frames, lengths, batch['frame_mask'], pool_mask, train)
+    if self.temporal == 'seed_fusion':
+      raise ValueError(
+        "config model.temporal='seed_fusion' pools over time inside itself; the sentence "
+        "reader (CTC) needs an output per frame: use 'bilstm' or 'transformer'"
+      )
+    raise ValueError(f'config model.temporal={self.temporal!r}; expected one of {TEMPORAL_MODES}')
+
+  @nn.compact
+  def __call__(self, batch, train: bool = False):
+    if self.head not in HEADS:
+      raise ValueError(f'LipReader.head={self.head!r}; expected one of {HEADS}')
+    frames = self.frame_embeddings(batch, train)  # [B, T, D]
+    if self.boundary_input:
+      boundary = (batch['speech_mask'] * batch['frame_mask']).astype(frames.dtype)  # [B, T]
+      frames = jnp.concatenate([frames, boundary[..., None]], axis=-1)  # [B, T, D + 1]
+    if self.head == 'ctc':
+      hidden = self.frame_sequence(frames, batch, train)  # [B, T, D]
     else:
-      raise ValueError(f'config model.temporal={self.temporal!r}; expected one of {TEMPORAL_MODES}')
-    hidden = pooled
+      pool_mask = pooling_mask(batch['frame_mask'], batch['speech_mask'], self.mask_mode)  # [B, T]
+      if self.temporal == 'seed_fusion':
+        hidden = SeedFusion(
+          self.lstm_hidden,
+          self.attention_dim,
+          self.attention_heads,
+          self.conv_features,
+          self.conv_layers,
+          self.conv_kernel,
+          self.fusion_dim,
+          self.dropout_rate,
+        )(frames, batch['length'], batch['frame_mask'], pool_mask, train)  # [B, fusion]
+      else:
+        sequence = self.frame_sequence(frames, batch, train)  # [B, T, D]
+        hidden = normalization.masked_mean(sequence, pool_mask)  # [B, D]
+    # The same hidden layers per clip (classifier) or per frame (ctc: Dense maps the last axis).
     for features in self.head_hidden:
       hidden = nn.Dropout(self.dropout_rate, deterministic=not train)(
         nn.relu(nn.Dense(features, dtype=hidden.dtype)(hidden))
       )
     # Logits in float32 whatever the compute dtype: softmax and loss need the range.
-    return nn.Dense(self.num_classes, dtype=jnp.float32, name='classifier')(hidden)  # [B, C]
+    name = 'classifier' if self.head == 'classifier' else 'ctc_head'
+    return nn.Dense(self.num_classes, dtype=jnp.float32, name=name)(hidden)  # [B, C] or [B, T, K]
 
 
 def create_model(config, meta) -> LipReader:
-  """Builds the network from a config; classes and graph edges come from the data set's metadata."""
+  """Builds the network from a config; head, outputs and graph edges come from the data set's metadata.
+
+  A sentence data set (meta.is_sentences) gets the CTC head over its token set,
+  a word data set the classifier over its classes.
+  """
   senders, receivers = graphs_lib.edges_for(meta, config.model.edges, config.model.knn_k)
   fields = {
     key: tuple(value) if isinstance(value, list) else value
@@ -321,7 +347,8 @@ def create_model(config, meta) -> LipReader:
   if reference.shape != (meta.num_nodes, 3):  # metadata written without it
     reference = np.full((meta.num_nodes, 3), 0.5)
   return LipReader(
-    num_classes=meta.num_classes,
+    num_classes=len(meta.token_set) if meta.is_sentences else meta.num_classes,
+    head='ctc' if meta.is_sentences else 'classifier',
     senders=tuple(map(int, senders)),
     receivers=tuple(map(int, receivers)),
     reference=tuple(tuple(float(v) for v in row) for row in reference),
@@ -355,6 +382,13 @@ def parameter_counts(params, depth: int = 2) -> list[tuple[str, int]]:
 def dummy_batch(meta, batch_size: int = 1) -> dict[str, np.ndarray]:
   """A zero batch with a data set's shapes (input_pipeline's batch dict), for model.init."""
   t, n = meta.max_frames, meta.num_nodes
+  if meta.is_sentences:
+    targets = {
+      'tokens': np.zeros((batch_size, meta.max_tokens), np.int32),
+      'token_length': np.zeros((batch_size,), np.int32),
+    }
+  else:
+    targets = {'label': np.zeros((batch_size,), np.int32)}
   return {
     'landmarks': np.zeros((batch_size, t, n, 3), np.float32),
     'au': np.zeros((batch_size, t, len(meta.au_names)), np.float32),
@@ -363,5 +397,5 @@ def dummy_batch(meta, batch_size: int = 1) -> dict[str, np.ndarray]:
     'face_mask': np.ones((batch_size, t), np.float32),
     'speech_mask': np.ones((batch_size, t), np.float32),
     'length': np.full((batch_size,), t, np.int32),
-    'label': np.zeros((batch_size,), np.int32),
+    **targets,
   }

@@ -30,14 +30,18 @@ def _epoch_axis(ax, steps_per_epoch: float | None) -> None:
 
 
 def learning_curves(curves, png_path, evidence: dict | None = None) -> None:
-  """Train/val loss and accuracy over steps; with diagnose's evidence, its marks and verdict.
+  """Train/val loss and accuracy (a sentence reader's: val WER and CER) over steps.
 
-  curves: metrics_log records, or diagnose's arrays per key; evidence marks the
-  val-loss minimum, the val accuracy peak and chance.
+  curves: metrics_log records, or diagnose's arrays per key; evidence (diagnose's,
+  words only) marks the val-loss minimum, the val accuracy peak and chance, and
+  gives the verdict.
   """
   if isinstance(curves, list):
     curves = {k: [r[k] for r in curves] for k in curves[0]} if curves else {}
   if not curves:
+    return
+  if 'val_cer' in curves:
+    _sentence_curves(curves, png_path)
     return
   steps = curves['step']  # [E] one entry per evaluation
   fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(12, 4.8))
@@ -94,6 +98,25 @@ def learning_curves(curves, png_path, evidence: dict | None = None) -> None:
     ax.grid(alpha=0.3)
   loss_ax.legend(fontsize=8)
   acc_ax.legend(fontsize=8, loc='lower right')
+  fig.tight_layout()
+  _save(fig, png_path)
+
+
+def _sentence_curves(curves: dict, png_path) -> None:
+  """A sentence reader's CTC losses and val error rates of greedy decoding over steps."""
+  steps = curves['step']  # [E]
+  fig, (loss_ax, error_ax) = plt.subplots(1, 2, figsize=(12, 4.8))
+  loss_ax.plot(steps, curves['train_loss'], 'o-', ms=3, label='train CTC loss (augmented batches)')
+  loss_ax.plot(steps, curves['val_loss'], 's-', ms=3, label='val CTC loss')
+  error_ax.plot(steps, curves['val_wer'], 's-', ms=3, label='val WER (greedy)')
+  error_ax.plot(steps, curves['val_cer'], 'o-', ms=3, label='val CER (greedy)')
+  loss_ax.set(title='Loss', xlabel='step', ylabel='CTC loss per utterance')
+  loss_ax.set_ylim(bottom=0)
+  error_ax.set(title='Error rates', xlabel='step', ylabel='edits per reference unit')
+  error_ax.set_ylim(bottom=0)
+  for ax in (loss_ax, error_ax):
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
   fig.tight_layout()
   _save(fig, png_path)
 

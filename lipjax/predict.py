@@ -1,4 +1,4 @@
-"""Reads words from face videos: `python -m lipjax.predict VIDEO ... (--workdir DIR | --model DIR)`.
+"""Reads words or sentences from face videos: `python -m lipjax.predict VIDEO ... --workdir DIR`.
 
 Each video goes through the same code as training data (`extraction.clip.extract_clip`
 with the settings recorded in the data set's metadata: same ROI, normalisation,
@@ -7,11 +7,16 @@ orbax checkpoint under JAX, or a model exported by `python -m lipjax.export`
 (`--model DIR [--backend savedmodel|tflite]`), which runs on TensorFlow alone: that
 path never imports JAX. With a workdir all videos are scored in fixed-size batches
 by one jitted function, so the model compiles once however many videos are given.
+A sentence reader's workdir prints each video's sentence, read by beam search
+(`--decoder greedy` for the best path), within a grammar (`--grammar grid`) or a
+lexicon (`--lexicon FILE`) when given; `--start`/`--end` then give the speech's
+span, which the reader's rest-pose centring reads (without them every frame counts).
 This is the one lipjax entry point that needs mediapipe.
 """
 
 import json
 import sys
+from typing import Any
 
 from absl import app
 from absl import flags
@@ -22,6 +27,7 @@ from extraction import clip as clip_lib
 from lipjax import cli
 from lipjax import data_source
 from lipjax import exported
+from lipjax import sentences
 
 FLAGS = flags.FLAGS
 
@@ -38,11 +44,24 @@ def define_flags() -> None:
     exported.BACKENDS,
     'With --model: the SavedModel, or the TFLite model where the export wrote one.',
   )
-  flags.DEFINE_float('start', None, 'Start of the spoken word in seconds (all videos).')
-  flags.DEFINE_float('end', None, 'End of the spoken word in seconds (all videos).')
+  flags.DEFINE_float(
+    'start', None, 'Start of the spoken word (or sentence) in seconds (all videos).'
+  )
+  flags.DEFINE_float('end', None, 'End of the spoken word (or sentence) in seconds (all videos).')
   flags.DEFINE_integer('top_k', 5, 'How many words to print per video.')
+  flags.DEFINE_enum(
+    'decoder', 'beam', sentences.DECODERS, 'Sentence workdirs: beam search, or the best path.'
+  )
+  sentences.define_flags()
   flags.DEFINE_bool('json', False, 'Print one JSON document instead of text lines.')
   flags.DEFINE_integer('batch_size', 16, 'Videos scored per jitted call.')
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+  """Log-probabilities of logits [..., K] over the last axis (float32, max-shifted).  # [..., K]"""
+  shifted = np.asarray(logits, np.float32)
+  shifted = shifted - shifted.max(axis=-1, keepdims=True)
+  return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -101,9 +120,8 @@ class Predictor:
     )
     return data_source.model_example(example)
 
-  def probabilities(self, examples: list[dict], batch_size: int) -> np.ndarray:
-    """Class probabilities for parsed examples, in batches of batch_size.  # [V, C]"""
-    out = []
+  def _batched_logits(self, examples: list[dict], batch_size: int):
+    """The model's logits of parsed examples, batch by batch ([b, C] or [b, T, K] each)."""
     for start in range(0, len(examples), batch_size):
       chunk = examples[start : start + batch_size]
       padded = chunk
@@ -111,8 +129,22 @@ class Predictor:
         # Pad with copies of the first example so every call has the same shape (one compile).
         padded = chunk + [chunk[0]] * (batch_size - len(chunk))
       batch = {key: np.stack([e[key] for e in padded]) for key in chunk[0]}
-      out.append(softmax(self._logits(batch)[: len(chunk)]))
+      yield self._logits(batch)[: len(chunk)]
+
+  def probabilities(self, examples: list[dict], batch_size: int) -> np.ndarray:
+    """Class probabilities for parsed examples, in batches of batch_size.  # [V, C]"""
+    out = [softmax(logits) for logits in self._batched_logits(examples, batch_size)]
     return np.concatenate(out) if out else np.zeros((0, self.meta.num_classes), np.float32)
+
+  def read(self, examples: list[dict], batch_size: int, decoder: str = 'beam', **options):
+    """A sentence reader's text of each parsed example (options: sentences.read's)."""
+    texts = []
+    for start, logits in zip(
+      range(0, len(examples), batch_size), self._batched_logits(examples, batch_size)
+    ):
+      lengths = [e['length'] for e in examples[start : start + batch_size]]
+      texts += sentences.read(log_softmax(logits), lengths, decoder, **options)
+    return texts
 
 
 def predict_videos(
@@ -123,10 +155,13 @@ def predict_videos(
   batch_size: int = 16,
   model_dir: str | None = None,
   backend: str = exported.SAVEDMODEL,
+  reading: dict | None = None,
 ) -> list[dict]:
-  """Returns, per video, either its top-k words with probabilities or the error.
+  """Returns, per video, its top-k words with probabilities (a sentence reader: its text) or the error.
 
   The model: a workdir's best checkpoint, or (workdir None) the export in model_dir.
+  reading: a sentence reader's decoding, Predictor.read's decoder and options
+  (default beam search, unconstrained).
   """
   from extraction import facemesh
   from extraction import native_stderr
@@ -146,6 +181,13 @@ def predict_videos(
         results.append({'video': path})
       except clip_lib.ClipError as error:
         results.append({'video': path, 'error': str(error)})
+  checkpoint = {'which': predictor.checkpoint, 'step': int(predictor.step)}
+  if predictor.meta.is_sentences:
+    texts = iter(predictor.read(examples, batch_size, **(reading or {})))
+    for result in results:
+      if 'error' not in result:
+        result.update(text=next(texts), checkpoint=checkpoint)
+    return results
   probabilities = iter(predictor.probabilities(examples, batch_size))
   names = predictor.meta.class_names
   for result in results:
@@ -154,12 +196,49 @@ def predict_videos(
     p = next(probabilities)
     order = np.argsort(-p, kind='stable')[:top_k]
     result['top_k'] = [{'word': names[k], 'probability': float(p[k])} for k in order]
-    result['checkpoint'] = {'which': predictor.checkpoint, 'step': int(predictor.step)}
+    result['checkpoint'] = checkpoint
   return results
 
 
+def reading_options(
+  decoder: str, beam_width: int, grammar: str | None, lexicon: str | None
+) -> dict[str, Any]:
+  """Predictor.read's decoder and options from the command line's names (a grammar, a file)."""
+  if decoder == 'greedy' and (grammar or lexicon):
+    raise app.UsageError('--grammar and --lexicon constrain beam search; drop --decoder greedy')
+  if grammar and lexicon:
+    raise app.UsageError('give --grammar or --lexicon, not both (a grammar names its own words)')
+  options: dict[str, Any] = {'decoder': decoder}
+  if decoder == 'beam':
+    options['beam_width'] = beam_width
+  if grammar:
+    options['grammar'] = sentences.grammar_named(grammar)
+  if lexicon:
+    options['lexicon'] = sentences.read_lexicon(lexicon)
+  return options
+
+
+def flag_reading() -> dict[str, Any] | None:
+  """A sentence workdir's decoding from the flags (None for words); flags of the other kind refused."""
+  if not FLAGS.workdir:
+    if any(FLAGS[name].present for name in sentences.FLAGS + ('decoder',)):
+      raise app.UsageError('--decoder, --beam_width, --grammar and --lexicon go with a --workdir')
+    return None
+  from lipjax import workdir as workdir_lib
+
+  is_sentences = workdir_lib.load(FLAGS.workdir)[1].is_sentences
+  sentences.check_flags(FLAGS, is_sentences)
+  if FLAGS['decoder'].present and not is_sentences:
+    raise app.UsageError('--decoder: for sentence workdirs; this workdir reads words')
+  if FLAGS['top_k'].present and is_sentences:
+    raise app.UsageError('--top_k: for word workdirs; this workdir reads sentences')
+  if not is_sentences:
+    return None
+  return reading_options(FLAGS.decoder, FLAGS.beam_width, FLAGS.grammar, FLAGS.lexicon)
+
+
 def main(argv):
-  """Prints the top-k words per video; a bad video is one line on stderr and exit status 1."""
+  """Prints the top-k words (or the sentence) per video; a bad video is one line on stderr, exit 1."""
   videos = argv[1:]
   if not videos:
     raise app.UsageError('give one or more video files')
@@ -181,6 +260,7 @@ def main(argv):
     FLAGS.batch_size,
     model_dir=FLAGS.model or None,
     backend=FLAGS.backend,
+    reading=flag_reading(),
   )
   if FLAGS.json:
     print(json.dumps(results, indent=1))
@@ -188,6 +268,8 @@ def main(argv):
     for result in results:
       if 'error' in result:
         print(f'{result["video"]}: error: {result["error"]}', file=sys.stderr)
+      elif 'text' in result:
+        print(f'{result["video"]}: {result["text"]}')
       else:
         words = ', '.join(f'{w["word"]} {w["probability"]:.3f}' for w in result['top_k'])
         print(f'{result["video"]}: {words}')

@@ -85,10 +85,16 @@ def load_predictor(
   The stream needs its meta, settings and probabilities(examples, batch_size).
   """
   from lipjax import predict
+  from lipjax import workdir as workdir_lib
 
   if (workdir is None) == (model is None):
     raise ValueError('give exactly one of --workdir and --model')
-  return predict.Predictor(workdir) if workdir else predict.Predictor.from_export(model, backend)
+  predictor = (
+    predict.Predictor(workdir) if workdir else predict.Predictor.from_export(model, backend)
+  )
+  # Spotting scores words: a sentence reader has none.
+  workdir_lib.require_words(workdir or model, predictor.meta, 'lipjax.stream')
+  return predictor
 
 
 # --- frames: a file as fast as possible, a live source without falling behind ----------------

@@ -4,6 +4,11 @@
 with configs/test.py); `python -m lipjax.train --config configs/small.py` runs it
 from the command line (lipjax/main.py). The workdir's layout is in workdir.py,
 its checkpoints in checkpoints.py, its metrics record in metrics_log.py.
+
+The data set decides what is trained: a word classifier (cross-entropy; the best
+checkpoint and early stopping by val accuracy) or, for a sentence data set, a
+sentence reader (CTC over extraction/tokens.py's characters; by the lowest val
+CER of greedy decoding, WER reported beside it). One loop runs both.
 """
 
 import contextlib
@@ -22,6 +27,7 @@ import optax
 import tqdm
 
 from extraction import schema
+from extraction import tokens as tokens_lib
 from lipjax import augment
 from lipjax import checkpoints
 from lipjax import evaluation
@@ -30,6 +36,7 @@ from lipjax import metrics_log
 from lipjax import models
 from lipjax import parallel
 from lipjax import plots
+from lipjax import sentences
 from lipjax import tensorboard
 from lipjax import workdir as workdir_lib
 
@@ -52,11 +59,14 @@ def validate(
   """Raises ValueError for a config that cannot train on this data set and these devices."""
   if config.num_train_steps <= 0:
     raise ValueError(f'config.num_train_steps={config.num_train_steps}; it must be positive')
-  if meta.num_classes < 2:
+  if meta.is_sentences:
+    validate_sentences(config, meta)
+  elif meta.num_classes < 2:
     raise ValueError(
       f'data set {config.data_dir} has {meta.num_classes} class(es) '
       f'({meta.class_names}); a classifier needs at least 2'
     )
+  augment.check_mixing(config.augment, meta.is_sentences)
   input_pipeline.steps_per_epoch(meta, config.batch_size, host_count)
   if (config.batch_size // host_count) % num_devices:
     raise ValueError(
@@ -66,6 +76,21 @@ def validate(
     raise ValueError(
       f'eval_batch_size={config.eval_batch_size} is not divisible by '
       f'{host_count * num_devices} devices'
+    )
+
+
+def validate_sentences(config: ml_collections.ConfigDict, meta: schema.DatasetMeta) -> None:
+  """Raises ValueError for a sentence data set or config the sentence reader cannot train on."""
+  if tuple(meta.token_set) != tokens_lib.TOKENS:
+    raise ValueError(
+      f'data set {config.data_dir} spells its sentences in {len(meta.token_set)} tokens '
+      f'{meta.token_set[:6]}..., not the {tokens_lib.NUM_TOKENS} of extraction/tokens.py '
+      'that decoding reads; extract it again with this version'
+    )
+  if config.model.temporal == 'seed_fusion':
+    raise ValueError(
+      "config.model.temporal='seed_fusion' pools over time inside itself; a sentence data set "
+      "needs an output per frame: use 'bilstm' or 'transformer'"
     )
 
 
@@ -125,6 +150,29 @@ def mixed_cross_entropy(logits, batch, label_smoothing: float):
   ) * cross_entropy(logits, batch['mix_label'], label_smoothing)
 
 
+def record_best(progress: dict, val: dict) -> bool:
+  """Updates progress's best val figure with an evaluation; True if it improved (ties do not).
+
+  Words: the highest val accuracy; sentences (an evaluation with 'cer'): the lowest val CER.
+  """
+  if 'cer' in val:
+    improved = progress['best_val_cer'] is None or val['cer'] < progress['best_val_cer']
+    if improved:
+      progress['best_val_cer'] = val['cer']
+    return improved
+  improved = val['accuracy'] > progress['best_val_accuracy']
+  progress['best_val_accuracy'] = max(val['accuracy'], progress['best_val_accuracy'])
+  return improved
+
+
+def best_figure(progress: dict) -> str:
+  """The best val figure so far, in words, for log lines."""
+  if 'best_val_cer' in progress:
+    best = progress['best_val_cer']
+    return 'val CER ' + ('-' if best is None else f'{best:.4f}')
+  return f'val accuracy {progress["best_val_accuracy"]:.4f}'
+
+
 def run_keys(seed: int):
   """(init key, {'dropout': key, 'augment': key}) of a run: everything random is a function of seed.
 
@@ -143,13 +191,16 @@ def train_step(state, batch, roots, label_smoothing: float, augment_config, mirr
 
   roots: {'dropout': key, 'augment': key}. Augmentation is keyed by (seed, step,
   global row), dropout by (seed, step, device), so a resumed run draws the same.
+  A sentence batch (with `tokens`) trains the CTC head: its metrics are the loss
+  alone; a word batch's are the loss and accuracy.
   """
+  sentence_batch = 'tokens' in batch
   batch = augment.augment_batch(
     batch,
     jax.random.fold_in(roots['augment'], state.step),
     augment_config,
     mirror_perm,
-    rows=parallel.global_rows(batch['label'].shape[0]),
+    rows=parallel.global_rows(batch['length'].shape[0]),
     gather=parallel.all_gather,
   )
   dropout_rng = jax.random.fold_in(
@@ -158,10 +209,17 @@ def train_step(state, batch, roots, label_smoothing: float, augment_config, mirr
 
   def loss_fn(params):
     logits = state.apply_fn({'params': params}, batch, train=True, rngs={'dropout': dropout_rng})
+    if sentence_batch:
+      losses = sentences.ctc_loss(  # [B]
+        logits, batch['frame_mask'], batch['tokens'], batch['token_length']
+      )
+      return jnp.mean(losses), logits
     return jnp.mean(mixed_cross_entropy(logits, batch, label_smoothing)), logits
 
   (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   state = state.apply_gradients(grads=parallel.pmean(grads))
+  if sentence_batch:
+    return state, parallel.pmean({'loss': loss})
   accuracy = jnp.mean(jnp.argmax(logits, -1) == batch['label'])
   return state, parallel.pmean({'loss': loss, 'accuracy': accuracy})
 
@@ -182,7 +240,13 @@ def data_position(step: int, per_epoch: int) -> dict[str, int]:
 
 
 def eval_line(record: dict) -> str:
-  """One readable line summarising an evaluation."""
+  """One readable line summarising an evaluation (a word classifier's or a sentence reader's)."""
+  if 'val_cer' in record:
+    return (
+      f'step {record["step"]}: train loss {record["train_loss"]:.3f} | val loss '
+      f'{record["val_loss"]:.3f} WER {record["val_wer"]:.3f} CER {record["val_cer"]:.3f} '
+      f'(greedy) | {record["steps_per_sec"]:.2f} steps/s {record["examples_per_sec"]:.0f} ex/s'
+    )
   return (
     f'step {record["step"]}: train loss {record["train_loss"]:.3f} '
     f'acc {record["train_accuracy"]:.3f} | val loss {record["val_loss"]:.3f} '
@@ -235,15 +299,18 @@ def _train(config, meta: schema.DatasetMeta, workdir: str, is_primary: bool) -> 
   model = models.create_model(config, meta)
   init_rng, keys = run_keys(config.seed)
   state = create_train_state(config, meta, model, init_rng)
+  sentence_reader = meta.is_sentences
   logging.info(
-    'Parameters by module (%s, %d classes):\n%s',
+    'Parameters by module (%s, %s):\n%s',
     config.model.temporal,
-    meta.num_classes,
+    f'CTC over {model.num_classes} tokens' if sentence_reader else f'{meta.num_classes} classes',
     parameter_summary(state.params),
   )
 
   latest, best = checkpoints.managers(workdir, config.keep_checkpoints)
-  progress = {'step': 0, 'best_val_accuracy': -1.0, 'evals_since_best': 0, 'stopped_early': False}
+  # The best val figure so far (record_best): none yet for a sentence reader's CER.
+  best_so_far = {'best_val_cer': None} if sentence_reader else {'best_val_accuracy': -1.0}
+  progress = {'step': 0, **best_so_far, 'evals_since_best': 0, 'stopped_early': False}
   if latest.latest_step() is not None:
     state, progress = checkpoints.restore(latest, state)
     logging.info(
@@ -263,7 +330,7 @@ def _train(config, meta: schema.DatasetMeta, workdir: str, is_primary: bool) -> 
     return metrics_log.last(workdir)
 
   p_train_step = parallel.data_parallel(step_function(config, meta), donate_argnums=(0,))
-  p_evaluate_step = evaluation.parallel_evaluate_step(model.apply)
+  p_evaluate_step = evaluation.parallel_evaluate_step(model.apply, sentence_reader)
   train_batches = parallel.prefetch(
     input_pipeline.train_iterator(config, meta, start_step, num_devices, host_index, host_count)
   )
@@ -292,15 +359,13 @@ def _train(config, meta: schema.DatasetMeta, workdir: str, is_primary: bool) -> 
         train = jax.tree.map(lambda *x: float(np.mean([v[0] for v in x])), *train_history)
         examples_per_sec = window_steps * config.batch_size / (time.perf_counter() - window_start)
         bar.set_postfix(
-          loss=f'{train["loss"]:.3f}',
-          acc=f'{train["accuracy"]:.3f}',
+          **{('acc' if k == 'accuracy' else k): f'{v:.3f}' for k, v in train.items()},
           ex_s=f'{examples_per_sec:.0f}',
         )
         writer.write_scalars(
           step,
           {
-            'train/loss': train['loss'],
-            'train/accuracy': train['accuracy'],
+            **{f'train/{k}': v for k, v in train.items()},
             'train/examples_per_sec': examples_per_sec,
           },
         )
@@ -309,11 +374,15 @@ def _train(config, meta: schema.DatasetMeta, workdir: str, is_primary: bool) -> 
         val_batches = input_pipeline.eval_iterator(
           config, 'val', num_devices, host_index, host_count, val_examples
         )
-        val = evaluation.evaluate_model(
-          p_evaluate_step, replicated.params, val_batches, meta.num_classes
-        )
-        improved = val['accuracy'] > progress['best_val_accuracy']
-        progress['best_val_accuracy'] = max(val['accuracy'], progress['best_val_accuracy'])
+        if sentence_reader:
+          val = evaluation.evaluate_sentences(p_evaluate_step, replicated.params, val_batches)
+          val_scalars = {k: val[k] for k in ('loss', 'wer', 'cer')}
+        else:
+          val = evaluation.evaluate_model(
+            p_evaluate_step, replicated.params, val_batches, meta.num_classes
+          )
+          val_scalars = {k: val[k] for k in ('loss', 'accuracy', 'macro_f1', 'top5')}
+        improved = record_best(progress, val)
         progress['evals_since_best'] = 0 if improved else progress['evals_since_best'] + 1
         progress['stopped_early'] = (
           progress['evals_since_best'] >= config.patience and step >= config.min_train_steps
@@ -321,12 +390,8 @@ def _train(config, meta: schema.DatasetMeta, workdir: str, is_primary: bool) -> 
         record = {
           'step': step,
           'epoch': step / per_epoch,
-          'train_loss': train['loss'],
-          'train_accuracy': train['accuracy'],
-          'val_loss': val['loss'],
-          'val_accuracy': val['accuracy'],
-          'val_macro_f1': val['macro_f1'],
-          'val_top5': val['top5'],
+          **{f'train_{k}': v for k, v in train.items()},
+          **{f'val_{k}': v for k, v in val_scalars.items()},
           'val_examples': val['count'],
           'learning_rate': float(learning_rate_fn(step)),
           'steps_per_sec': examples_per_sec / config.batch_size,
@@ -335,9 +400,7 @@ def _train(config, meta: schema.DatasetMeta, workdir: str, is_primary: bool) -> 
         }
         if is_primary:
           metrics_log.append(workdir, record)
-        writer.write_scalars(
-          step, {f'val/{k}': val[k] for k in ('loss', 'accuracy', 'macro_f1', 'top5')}
-        )
+        writer.write_scalars(step, {f'val/{k}': v for k, v in val_scalars.items()})
         writer.flush()
         bar.write(eval_line(record))
         if improved:  # ties keep the earlier checkpoint, the step early stopping counts from
@@ -346,7 +409,10 @@ def _train(config, meta: schema.DatasetMeta, workdir: str, is_primary: bool) -> 
             step,
             parallel.unreplicate(replicated),
             dict(progress, **data_position(step, per_epoch)),
-            metrics={'val_accuracy': val['accuracy']},
+            # checkpoints.best_score reads whichever of the two it is given.
+            metrics={'val_cer': val['cer']}
+            if sentence_reader
+            else {'val_accuracy': val['accuracy']},
           )
 
       if step % config.checkpoint_every_steps == 0 or is_last or progress['stopped_early']:
@@ -357,8 +423,8 @@ def _train(config, meta: schema.DatasetMeta, workdir: str, is_primary: bool) -> 
         train_history, window_start, window_steps = [], time.perf_counter(), 0
       if progress['stopped_early']:
         bar.write(
-          f'Early stop at step {step}: val accuracy has not improved for '
-          f'{progress["evals_since_best"]} evaluations (best {progress["best_val_accuracy"]:.4f})'
+          f'Early stop at step {step}: no better val figure for {progress["evals_since_best"]} '
+          f'evaluations (best {best_figure(progress)})'
         )
         break
 
@@ -369,12 +435,7 @@ def _train(config, meta: schema.DatasetMeta, workdir: str, is_primary: bool) -> 
     plots.learning_curves(
       metrics_log.read(workdir), workdir_lib.path(workdir, workdir_lib.TRAINING_CURVES)
     )
-  logging.info(
-    'Finished at step %d; best val accuracy %.4f; workdir %s',
-    step,
-    progress['best_val_accuracy'],
-    workdir,
-  )
+  logging.info('Finished at step %d; best %s; workdir %s', step, best_figure(progress), workdir)
   return record
 
 

@@ -64,10 +64,11 @@ def write(workdir: str, config: ml_collections.ConfigDict, meta: schema.DatasetM
 
 
 def identity(config: ml_collections.ConfigDict, meta: schema.DatasetMeta) -> dict[str, Any]:
-  """What a workdir's parameters are tied to: the classes, input shapes, edges and model config."""
+  """What a workdir's parameters are tied to: the classes or tokens, shapes, edges and model config."""
   model = json.loads(ml_collections.ConfigDict(config.model).to_json_best_effort())
   return {
     'classes': list(meta.class_names),
+    'token_set': list(meta.token_set),
     'max_frames': int(meta.max_frames),
     'nodes': int(meta.num_nodes),
     'au_names': list(meta.au_names),
@@ -82,19 +83,40 @@ def _describe(key: str, value: Any) -> str:
   if key == 'classes':
     shown = ', '.join(value[:6]) + (', ...' if len(value) > 6 else '')
     return f'{len(value)} classes ({shown})'
+  if key == 'token_set':
+    return f'a token set of {len(value)}'
   if key == 'edges':
     return f'{len(value[0])} edges'
   text = json.dumps(value, sort_keys=True)
   return text if len(text) < 120 else text[:117] + '...'
 
 
+def _kind(meta: schema.DatasetMeta) -> str:
+  """What a workdir trained on a data set is, in words."""
+  return 'sentence reader (CTC)' if meta.is_sentences else 'word classifier'
+
+
+def require_words(workdir: str, meta: schema.DatasetMeta, program: str) -> None:
+  """Refuses (WorkdirError) a sentence reader's workdir in a program that reads word classifiers."""
+  if meta.is_sentences:
+    raise WorkdirError(
+      f'{workdir} holds a sentence reader (CTC); {program} reads word classifiers only '
+      '(python -m lipjax.evaluate and lipjax.predict read sentences)'
+    )
+
+
 def check_compatible(
   workdir: str, config: ml_collections.ConfigDict, meta: schema.DatasetMeta
 ) -> None:
-  """Refuses (WorkdirError) to resume a workdir trained on other classes, shapes or model."""
+  """Refuses (WorkdirError) to resume a workdir trained on other classes, tokens, shapes or model."""
   if not path(workdir, CONFIG).exists() or not path(workdir, DATASET_META).exists():
     return
   old_config, old_meta = load(workdir)
+  if old_meta.is_sentences != meta.is_sentences:
+    raise WorkdirError(
+      f"{workdir} holds a {_kind(old_meta)}, this run's data set {config.data_dir} is "
+      f'a {"sentence" if meta.is_sentences else "word"} data set; use another --workdir'
+    )
   old, new = identity(old_config, old_meta), identity(config, meta)
   for key in old:
     if key == 'model':

@@ -214,5 +214,5 @@ def test_bad_landmark_arrays_are_refused_on_write(tmp_path):
   ):
     landmark_files.write(str(tmp_path / 'x.mp4'), np.zeros((5, 68, 2)))
   assert clip_lib.Settings(landmarks='dlib').problems() == [
-    ('landmarks', "must be one of ('facemesh', 'file'), got 'dlib'")
+    ('landmarks', "must be one of ('facemesh', 'landmarker', 'file'), got 'dlib'")
   ]

@@ -1,8 +1,9 @@
-"""A tiny data set written as real ArrayRecord shards with tfds metadata, shared by the tests.
+"""Tiny data sets written as real ArrayRecord shards with tfds metadata, shared by the tests.
 
 Content is made up but learnable (extraction/random_examples.py): each word opens
 the mouth with its own rhythm, and AU/geometry carry a weak word-dependent
-offset. The graph is a fixed connected ring with chords over the 88 ROI nodes.
+offset; a made-up sentence is a few such words in a row with still frames around
+them. The graph is a fixed connected ring with chords over the 88 ROI nodes.
 """
 
 import os
@@ -33,6 +34,22 @@ def write_synthetic_dataset(
     num_shards=2,
     edges=graphs.ring_edges(schema.NUM_NODES),
     file_format=file_format,
+    seed=seed,
+  )
+
+
+SENTENCE_MAX_FRAMES = 36
+SENTENCE_SPLITS = {'train': 64, 'val': 13, 'test': 11}
+
+
+def write_sentence_dataset(data_dir: str, seed: int = 0) -> schema.DatasetMeta:
+  """Writes made-up sentence splits (tokens, token_length, text; no label); returns the metadata."""
+  return random_examples.write_sentence_dataset(
+    data_dir,
+    SENTENCE_SPLITS,
+    SENTENCE_MAX_FRAMES,
+    num_shards=2,
+    edges=graphs.ring_edges(schema.NUM_NODES),
     seed=seed,
   )
 
@@ -70,6 +87,34 @@ def tfrecord_twin(tmp_path_factory):
   data_dir = str(tmp_path_factory.mktemp('tfrecord') / 'synthetic')
   write_synthetic_dataset(data_dir, file_format=shards.TFRECORD)
   return data_dir
+
+
+@pytest.fixture(scope='session')
+def sentence_dataset(tmp_path_factory):
+  """(data_dir, meta) of the shared made-up sentence data set."""
+  data_dir = str(tmp_path_factory.mktemp('sentences') / 'synthetic')
+  return data_dir, write_sentence_dataset(data_dir)
+
+
+def sentence_config(data_dir: str):
+  """configs/test.py for the made-up sentences: no mixing, CTC's usual fast start.
+
+  A larger learning rate (3e-2) and LSTM (64) than the words' and no hidden head
+  layer take the reader past CTC's all-blank plateau within about 150 steps; the
+  plain centring keeps the words' AU offsets, which rest centring would remove.
+  """
+  from configs import test as test_config_lib
+
+  config = test_config_lib.get_config()
+  config.data_dir = data_dir
+  config.augment.mixup_alpha = 0.0
+  config.model.centre = 'none'
+  config.model.mask_mode = 'frames'
+  config.model.head_hidden = ()
+  config.model.lstm_hidden = 64
+  config.learning_rate = 3e-2
+  config.warmup_steps = 20
+  return config
 
 
 @pytest.fixture()

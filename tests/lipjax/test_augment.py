@@ -421,3 +421,69 @@ def test_scale_motion_scales_each_axis_of_the_movement_about_the_clip_mean_and_k
     out[real] - mean, (clip['landmarks'][real] - mean) * [2, 1, 0], atol=1e-5
   )
   assert not out[~real].any()
+
+
+def sentence_batch(size=16, seed=0):
+  """Random clips as a sentence data set's: T = 10, speech in frames 2..7, 5 tokens (one repeat)."""
+  batch = random_batch(size, seed)
+  batch.pop('label')
+  t = np.arange(10, dtype=np.float32)
+  batch['length'] = np.full(size, 10, np.int32)
+  batch['frame_mask'] = np.ones((size, 10), np.float32)
+  batch['face_mask'] = np.ones((size, 10), np.float32)
+  batch['speech_mask'] = np.broadcast_to(((t >= 2) & (t <= 7)).astype(np.float32), (size, 10))
+  # Each frame's values are its index + 1, so a frame's presence shows in the output.
+  batch['au'] = np.broadcast_to((t + 1)[None, :, None], (size, 10, 18)).astype(np.float32)
+  batch['tokens'] = np.broadcast_to(np.array([3, 3, 1, 4, 5, 0], np.int32), (size, 6)).copy()
+  batch['token_length'] = np.full(size, 5, np.int32)
+  return batch
+
+
+def test_ctc_frames_counts_a_blank_between_repeats_within_the_length():
+  tokens = jnp.array([3, 3, 1, 4, 4, 0])
+  assert int(augment.ctc_frames(tokens, 5)) == 7  # 'bb', 'cc': two blanks between repeats
+  assert int(augment.ctc_frames(tokens, 4)) == 5  # the second repeat lies past the length
+  assert int(augment.ctc_frames(tokens, 0)) == 0
+
+
+def test_time_shift_of_a_sentence_keeps_every_speech_frame():
+  batch = sentence_batch(size=64)
+  out = augmented(batch, only(time_shift=6))
+  shifts = set()
+  for clip in range(64):
+    values = out['au'][clip, :, 0]
+    shifted = values[out['speech_mask'][clip] > 0]
+    np.testing.assert_array_equal(shifted, np.arange(3, 9))  # frames 2..7 (values 3..8), all there
+    shifts.add(int(np.argmax(out['speech_mask'][clip])) - 2)
+  # Room: 2 still frames before the speech, 2 after: every shift in [-2, 2], clipped, occurs.
+  assert shifts == {-2, -1, 0, 1, 2}
+
+
+def test_speed_of_a_sentence_keeps_its_speech_and_frames_for_its_tokens():
+  batch = sentence_batch(size=64)
+  out = augmented(batch, only(speed=0.6))
+  # 5 tokens with one repeat need 6 frames: at most 10 / 6 faster; speech ends at frame 7 of 10:
+  # at most 9 / 7 slower, or the last speech frame would be played past the last frame.
+  assert out['length'].min() == 6
+  assert len(set(out['length'].tolist())) > 2  # the rate was drawn, not pinned
+  for clip in range(64):
+    last_read = out['au'][clip, out['length'][clip] - 1, 0]
+    assert last_read >= 8 - 1e-5  # the last speech frame (value 8) is still read
+  words = augmented(dict(random_batch(size=64)), only(speed=0.6))
+  assert words['length'].min() < 6  # a word clip keeps the full range: the bounds are sentences'
+
+
+@pytest.mark.parametrize('switch', [{'mixup_alpha': 0.4}, {'time_cutmix': 0.3}])
+def test_mixing_a_sentence_batch_is_refused(switch):
+  with pytest.raises(
+    ValueError, match=r'config.augment.\w+=0.\d: it mixes two clips and their labels'
+  ):
+    augmented(sentence_batch(), only(**switch))
+
+
+def test_a_sentence_batch_passes_through_switched_off_augmentation_without_mix_labels():
+  batch = sentence_batch()
+  out = augmented(batch, NO_AUGMENTATION)
+  assert set(out) == set(batch)
+  for key, value in batch.items():
+    np.testing.assert_array_equal(out[key], value, err_msg=key)

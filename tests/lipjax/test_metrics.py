@@ -101,3 +101,16 @@ def test_error_rates_refuse_unpaired_or_empty_references():
     metrics.character_error_rate([], [])
   with pytest.raises(ValueError, match='got a string'):
     metrics.character_error_rate('bin blue', 'bin blu')
+
+
+def test_error_rates_by_group_per_speaker_highest_wer_first():
+  references = ['bin blue', 'set red', 'lay green', 'bin red']
+  hypotheses = ['bin blue', 'set rad', 'lay', 'bin red']
+  report = metrics.error_rates_by_group(references, hypotheses, ['s2', 's1', 's1', 's2'])
+  assert list(report) == ['s1', 's2']
+  # s1: words 'set red' / 'set rad' (1 of 2) and 'lay green' / 'lay' (1 of 2): 2 of 4 words;
+  # characters: 1 of 7 and 6 of 9 ('lay green' loses ' green'): 7 of 16.
+  assert report['s1'] == {'examples': 2, 'wer': 0.5, 'cer': 7 / 16}
+  assert report['s2'] == {'examples': 2, 'wer': 0.0, 'cer': 0.0}
+  with pytest.raises(ValueError, match='differ'):
+    metrics.error_rates_by_group(references, hypotheses, ['s1'])

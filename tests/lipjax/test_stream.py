@@ -107,12 +107,17 @@ class ReplayTracker:
 
   def __init__(self, frames, points, detected):
     self.frames, self.points, self.detected = frames, points, detected
-    self.first = None
+    self.first = self.next = None
 
-  def landmarks(self, frames):
-    window = slice(self.first, self.first + len(frames))
-    np.testing.assert_array_equal(frames, self.frames[window])  # predict read the same pixels
-    return self.points[window], self.detected[window]
+  def reset(self):
+    """A pass over predict's window starts: replay from the hop's first frame."""
+    self.next = self.first
+
+  def track(self, frame):
+    """The stream's landmarks of the next frame, which must be the frame predict read."""
+    np.testing.assert_array_equal(frame, self.frames[self.next])  # predict read the same pixels
+    self.next += 1
+    return self.points[self.next - 1] if self.detected[self.next - 1] else None
 
 
 def test_each_window_is_scored_exactly_as_predict_scores_the_same_frames(workdir, talk, streamed):
