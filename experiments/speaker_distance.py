@@ -7,7 +7,7 @@ now (faces.sample_variation: geometry, appearance, head pose, camera, speaking
 style) and as GENERATOR_VERSION 3 did (face width and height, appearance and
 camera only; every speaker talked alike). Every speaker says the same words with
 the same clip randomness (seeded by word, not speaker), the frames go through
-real FaceMesh and extraction's own normalisation (clip.face_frame,
+the tracker of extraction's default settings and its own normalisation (clip.face_frame,
 clip.window_arrays: the 88 ROI landmarks), and each clip is centred and scaled
 as the model's 'window_scaled' centring does (minus its mean frame, over its RMS
 movement). Two distances between two speakers, averaged over the words:
@@ -30,6 +30,7 @@ import numpy as np
 
 from extraction import cli
 from extraction import clip as clip_lib
+from extraction import face_model
 from extraction import facemesh
 from extraction import native_stderr
 from extraction.synthetic import dataset
@@ -124,9 +125,10 @@ def main(argv: list[str]) -> None:
   words = args.words.upper().split(',')
   settings = dataclasses.replace(dataset.Settings(), seed=args.seed)
   # MediaPipe's graph threads print to file descriptor 2: kept off the terminal.
+  model_path = face_model.resolve()
   with native_stderr.silenced():
-    detector = facemesh.FaceMeshDetector()
-    tracker = facemesh.FaceMeshTracker()
+    detector = facemesh.FaceLandmarkerDetector(model_path)
+    tracker = facemesh.tracker_for(clip_lib.Settings(), model_path)
     try:
       photos = faces.builtin_photos() + faces.lfw_photos(args.lfw_faces)
       face_list, _ = faces.load_faces(photos, detector)
@@ -147,7 +149,9 @@ def main(argv: list[str]) -> None:
   print('|---|---|---|---|---|---|---|---|')
   for scheme, (count, pairs) in rows.items():
     within, across = pairs['within'].mean(axis=0), pairs['across'].mean(axis=0)
-    label = 'GENERATOR_VERSION 3' if scheme == 'v3' else 'now (version 4)'
+    label = (
+      'GENERATOR_VERSION 3' if scheme == 'v3' else f'now (version {dataset.GENERATOR_VERSION})'
+    )
     print(
       f'| {label} | {count} | {within[0]:.3f} | {across[0]:.3f} | {within[0] / across[0]:.2f} '
       f'| {within[1]:.4f} | {across[1]:.4f} | {within[1] / across[1]:.2f} |'

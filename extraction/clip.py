@@ -30,6 +30,11 @@ LANDMARK_SOURCES = (FACEMESH, LANDMARKER, LANDMARK_FILE)
 TRACKERS = (FACEMESH, LANDMARKER)  # the sources that track faces in the frames
 
 
+# Whether extraction averages each frame's landmarks with its mirror image's by default. Off:
+# on GRID s1 (experiments/README.md, "GRID") it bought the Face Landmarker +1.4 points of word
+# accuracy (val and test pooled, one seed) at twice the tracking time; --mirror_average buys it.
+MIRROR_AVERAGE = False
+
 # Settings added after data sets were first made, with the value those data sets used.
 ADDED_LATER = {'landmarks': FACEMESH, 'refine_landmarks': False, 'mirror_average': False}
 
@@ -49,17 +54,18 @@ class Settings:
   min_frames: int = 4
   min_detection_confidence: float = 0.5
   min_tracking_confidence: float = 0.5
-  # Where the landmarks come from: the legacy FaceMesh or the Face Landmarker on the frames
-  # (facemesh.py; the landmarker's bundle: face_model.py), or a file beside each video
-  # (landmark_files: landmarks found by another tracker, or the generator's own).
-  landmarks: str = FACEMESH
-  # FaceMesh's attention model: lip and eye contours placed again by its own sub-model. It
-  # reads mouth width and lip opening closer to their drawn size on generated faces, and
-  # held-out accuracy at 100 words rose from 0.39 to 0.45 (experiments/README.md).
+  # Where the landmarks come from: the Face Landmarker (MediaPipe's maintained tracker; its
+  # bundle: face_model.py) or the legacy FaceMesh (mediapipe < 1) on the frames (facemesh.py),
+  # or a file beside each video (landmark_files: another tracker's, or the generator's own).
+  # The landmarker by default: chosen against the legacy model on GRID s1 (experiments/README.md).
+  landmarks: str = LANDMARKER
+  # The legacy FaceMesh's attention model (the landmarker always runs its own): lip and eye
+  # contours placed again by a sub-model; on generated faces held-out accuracy at 100 words
+  # rose from 0.39 to 0.45 with it (experiments/README.md).
   refine_landmarks: bool = True
-  # FaceMesh on every frame and on its mirror image, the two estimates averaged
-  # (facemesh.FaceMeshTracker): twice FaceMesh's time; with it 100 words rose to 0.49.
-  mirror_average: bool = True
+  # The tracker on every frame and on its mirror image, the two estimates averaged
+  # (facemesh.py): twice the tracker's time.
+  mirror_average: bool = MIRROR_AVERAGE
 
   @classmethod
   def from_record(cls, recorded: dict) -> 'Settings':
@@ -68,6 +74,14 @@ class Settings:
     known = {f.name for f in dataclasses.fields(cls)}
     given = {**ADDED_LATER, **{k: v for k, v in recorded.items() if k in known}}
     return cls(**given)
+
+  def for_video(self) -> 'Settings':
+    """These settings as a new video is read with them (predict, stream): landmark files,
+    found by another tracker or drawn by the generator, have no tracker of their own, so the
+    default tracker reads the video; everything else as recorded."""
+    if self.landmarks in TRACKERS:
+      return self
+    return dataclasses.replace(self, landmarks=Settings().landmarks)
 
   def problems(self) -> list[tuple[str, str]]:
     """(setting, what is wrong) for every value no clip could be extracted with."""

@@ -4,7 +4,7 @@
 missing. Videos go to a cache folder beside it (data_dir + '_videos') and are
 reused while their generator settings are unchanged; extraction itself is
 resumable, so an interrupted build picks up where it stopped. The whole build
-is 1,360 clips: 10 words said once by each of 88 training people and three
+is 1,370 clips: 10 words said once by each of 89 training people and three
 times by each of 8 val and 8 test people (more people rather than more clips of
 each carries best to new faces: experiments/README.md); the README's results
 give what it costs. From the command line: `python -m extraction.demo DATA_DIR`.
@@ -24,8 +24,9 @@ from extraction import pipeline
 from extraction import schema
 from extraction.synthetic import dataset
 
-# The default vocabulary; every built-in face photo and 100 of scikit-image's LFW crops
-# (104 people), each person one speaker; held-out people say each word three times.
+# The default vocabulary; every built-in face photo and the 98 of scikit-image's 100 LFW
+# crops the face landmarker finds a face in (105 speakers), each photo one speaker; held-out
+# people say each word three times.
 DEMO_SETTINGS = dataset.Settings(
   lfw_faces=100,
   clips_per_speaker=1,
@@ -109,5 +110,5 @@ def main(argv: list[str]) -> int:
 
 if __name__ == '__main__':
   # `python -m extraction.demo DATA_DIR`: the demo set where `lipjax.train` would build it,
-  # from an environment with the extraction stack (the Colab notebook's extract_env).
+  # from an environment with the extraction stack (the Colab notebook's data cell).
   cli.run(main, 'extraction.demo')

@@ -9,8 +9,9 @@ replacement, the Tasks API's Face Landmarker, from a model bundle that face_mode
 finds. One tracker lives per worker process and is reset between clips, so tracking never
 carries across clips; by default it tracks every frame and its mirror image and averages
 the two, as extraction's settings say.
-`FaceMeshDetector` (still-image mode, the plain model, so generated videos do not change
-with extraction's settings) finds the faces the synthetic generator animates.
+`FaceLandmarkerDetector` (the Face Landmarker in IMAGE mode, under every mediapipe version
+and whatever extraction's settings, so generated videos depend on neither) finds the faces
+the synthetic generator animates.
 
 mediapipe is imported only where a tracker is made, so this module imports under any
 mediapipe version; the legacy trackers say so when the installed one has no FaceMesh.
@@ -62,26 +63,37 @@ def _landmark_array(landmark_list) -> np.ndarray:
   return np.array([(p.x, p.y, p.z) for p in mesh], np.float32)
 
 
+class LegacyFaceMeshMissing(ValueError):
+  """The legacy FaceMesh was asked for, and the installed mediapipe (>= 1) has none."""
+
+
+def legacy_facemesh_installed() -> bool:
+  """True if the installed mediapipe has the legacy FaceMesh (mp.solutions: mediapipe < 1)."""
+  import mediapipe as mp
+
+  return hasattr(mp, 'solutions')
+
+
 def _face_mesh(
-  static_image_mode: bool,
   min_detection_confidence: float,
   min_tracking_confidence: float = 0.5,
   refine_landmarks: bool = False,
 ):
-  """mediapipe's FaceMesh graph for one face.
+  """mediapipe's FaceMesh graph for one face, in video mode.
 
   refine_landmarks: the attention model, which places the lip and eye contours again
   with its own sub-model (and adds 10 iris landmarks, dropped by _landmark_array).
   """
   import mediapipe as mp
 
-  if not hasattr(mp, 'solutions'):
-    raise ImportError(
+  if not legacy_facemesh_installed():
+    raise LegacyFaceMeshMissing(
       f'the legacy FaceMesh needs mediapipe < 1 (mediapipe {mp.__version__} is installed, '
-      'which has no mp.solutions); use the face landmarker (facemesh.FaceLandmarkerTracker)'
+      'which has no mp.solutions): a data set extracted with it is read from video by '
+      'installing mediapipe==0.10.21 beside it, or re-extracted with --landmarks landmarker'
     )
   return mp.solutions.face_mesh.FaceMesh(
-    static_image_mode=static_image_mode,
+    static_image_mode=False,
     max_num_faces=1,
     refine_landmarks=refine_landmarks,
     min_detection_confidence=min_detection_confidence,
@@ -143,7 +155,7 @@ class FaceMeshTracker:
     refine_landmarks: bool = True,
     mirror_average: bool = True,
   ):
-    settings = (False, min_detection_confidence, min_tracking_confidence, refine_landmarks)
+    settings = (min_detection_confidence, min_tracking_confidence, refine_landmarks)
     self._mesh = _face_mesh(*settings)
     self._mirror = _face_mesh(*settings) if mirror_average else None
     self._mirror_index = roi.mesh_mirror()
@@ -206,14 +218,19 @@ class FaceMeshTracker:
 _FRAME_INTERVAL_MS = 10_000_000
 
 
-def _face_landmarker(model_path: str, min_detection_confidence: float, min_presence: float):
-  """The Tasks API's Face Landmarker in VIDEO mode, one face, from the bundle at model_path."""
+def _face_landmarker(
+  model_path: str, min_detection_confidence: float, min_presence: float, video: bool = True
+):
+  """The Tasks API's Face Landmarker for one face, from the bundle at model_path.
+
+  video: VIDEO mode (a track across frames); else IMAGE mode (every image on its own).
+  """
   from mediapipe.tasks.python import BaseOptions
   from mediapipe.tasks.python import vision
 
   options = vision.FaceLandmarkerOptions(
     base_options=BaseOptions(model_asset_path=model_path),
-    running_mode=vision.RunningMode.VIDEO,
+    running_mode=vision.RunningMode.VIDEO if video else vision.RunningMode.IMAGE,
     num_faces=1,
     min_face_detection_confidence=min_detection_confidence,
     # The legacy FaceMesh's min_tracking_confidence is the landmark model's face presence
@@ -364,24 +381,44 @@ def tracker_for(settings, face_model_path: str | None = None):
   return None
 
 
-class FaceMeshDetector:
-  """FaceMesh in still-image mode, for photos; one instance per process (it is not thread safe)."""
+def tracker_for_video(settings, face_model_path: str | None = None):
+  """The tracker that reads a new video as a data set's landmarks were found (predict, stream).
 
-  def __init__(self, min_detection_confidence: float = 0.5):
-    self._mesh = _face_mesh(True, min_detection_confidence)
+  settings: the data set's recorded extraction settings as a video is read with them
+  (clip.Settings.for_video). The landmarker's bundle: face_model.resolve(face_model_path).
+  """
+  landmarker = settings.landmarks == 'landmarker'
+  return tracker_for(settings, face_model.resolve(face_model_path) if landmarker else None)
+
+
+class FaceLandmarkerDetector:
+  """The Face Landmarker in IMAGE mode, for photos; one instance per process (not thread safe).
+
+  Under every mediapipe version (0.10 and 1.x run the same bundle), so the faces the
+  generator animates do not depend on the installed one.
+  """
+
+  def __init__(self, model_path: str, min_detection_confidence: float = 0.5):
+    self._model_path = model_path
+    # No track to lose in IMAGE mode: the landmark model's face presence takes the same bar.
+    self._landmarker = _face_landmarker(
+      model_path, min_detection_confidence, min_detection_confidence, video=False
+    )
 
   def landmarks(self, image_bgr: np.ndarray) -> np.ndarray | None:
-    """Returns FaceMesh landmarks in pixels [468, 2] float64, or None where no face is found."""
+    """Returns the face's 468 FaceMesh landmarks in pixels [468, 2] float64, or None (no face)."""
     import cv2
+    import mediapipe as mp
 
-    result = self._mesh.process(cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB))
-    if not result.multi_face_landmarks:
+    rgb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)
+    result = self._landmarker.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb))
+    if not result.face_landmarks:
       return None
     height, width = image_bgr.shape[:2]
-    # float32 landmarks widened before scaling: the same doubles as scaling each proto float.
-    points = _landmark_array(result.multi_face_landmarks[0])[:, :2].astype(np.float64)
-    return points * np.array([width, height], np.float64)
+    # float32 landmarks widened before scaling: the same doubles as scaling each float.
+    points = _task_landmark_array(result.face_landmarks[0], self._model_path)[:, :2]
+    return points.astype(np.float64) * np.array([width, height], np.float64)
 
   def close(self) -> None:
-    """Releases the graph."""
-    self._mesh.close()
+    """Releases the landmarker."""
+    self._landmarker.close()

@@ -13,12 +13,14 @@ words, the speech mask their span: a sentence data set as extraction writes one
 (tokens, token_length and text, no label), which CTC learns in a few hundred steps.
 """
 
+import dataclasses
 import os
 import zlib
 
 import numpy as np
 import tqdm
 
+from extraction import clip
 from extraction import roi
 from extraction import schema
 from extraction import shards
@@ -152,7 +154,14 @@ def write_dataset(
     senders=senders,
     receivers=receivers,
     mean_landmarks=face().tolist(),  # the clips' mean shape, but for the mouth's movement
-    extraction={'source': 'extraction/random_examples.py'},
+    # No tracker made these landmarks: a video read for such a model is tracked with the
+    # default tracker (facemesh.tracker_for_video), cut to the clips' length.
+    extraction={
+      'source': 'extraction/random_examples.py',
+      'settings': dataclasses.asdict(
+        clip.Settings(max_frames=max_frames, landmarks=clip.LANDMARK_FILE)
+      ),
+    },
     **({'token_set': list(tokens.TOKENS), 'max_tokens': max_tokens} if sentences else {}),
   )
   spec = schema.features(max_frames, meta.class_names, max_tokens)

@@ -194,14 +194,17 @@ def anatomical_edges() -> tuple[np.ndarray, np.ndarray]:
   symmetric but for six edges, so flip augmentation stays exact). Sorted by
   (sender, receiver), so the list is deterministic.
   """
-  # Imported here: only extraction needs mediapipe, and only for this constant.
-  from mediapipe.python.solutions import face_mesh_connections
+  # Imported here: only extraction needs mediapipe, and only for this constant. The Tasks
+  # API's FaceMesh topology: the legacy mp.solutions.face_mesh_connections' edges exactly
+  # (mediapipe 0.10 has both; 1.x only this), so data sets agree whichever mediapipe made them.
+  from mediapipe.tasks.python.vision.face_landmarker import FaceLandmarksConnections
 
-  connections = (
-    face_mesh_connections.FACEMESH_TESSELATION
-    | face_mesh_connections.FACEMESH_LIPS
-    | face_mesh_connections.FACEMESH_FACE_OVAL
-  )
+  connections = {
+    (c.start, c.end)
+    for c in FaceLandmarksConnections.FACE_LANDMARKS_TESSELATION
+    + FaceLandmarksConnections.FACE_LANDMARKS_LIPS
+    + FaceLandmarksConnections.FACE_LANDMARKS_FACE_OVAL
+  }
   mirror = facemesh_mirror()
   roi = set(ROI_INDICES)
   undirected = set()

@@ -55,6 +55,12 @@ def define_flags() -> None:
   sentences.define_flags()
   flags.DEFINE_bool('json', False, 'Print one JSON document instead of text lines.')
   flags.DEFINE_integer('batch_size', 16, 'Videos scored per jitted call.')
+  flags.DEFINE_string(
+    'face_model',
+    None,
+    "The Face Landmarker's bundle, face_landmarker.task, where the data set was extracted with "
+    'it. Default: $LIPJAX_FACE_MODEL, else the user cache, else one checked download.',
+  )
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -107,8 +113,9 @@ class Predictor:
     return predictor
 
   def _set_settings(self) -> None:
-    """The extraction settings the data set's metadata records (defaults where absent)."""
-    self.settings = clip_lib.Settings.from_record(self.meta.extraction.get('settings', {}))
+    """The extraction settings the data set records (defaults where absent), as video is read."""
+    recorded = self.meta.extraction.get('settings', {})
+    self.settings = clip_lib.Settings.from_record(recorded).for_video()
 
   def features(self, video_path: str, tracker, interval=None) -> dict:
     """Extracts one video into a padded, parsed example (ClipError if unusable)."""
@@ -156,12 +163,14 @@ def predict_videos(
   model_dir: str | None = None,
   backend: str = exported.SAVEDMODEL,
   reading: dict | None = None,
+  face_model: str | None = None,
 ) -> list[dict]:
   """Returns, per video, its top-k words with probabilities (a sentence reader: its text) or the error.
 
   The model: a workdir's best checkpoint, or (workdir None) the export in model_dir.
   reading: a sentence reader's decoding, Predictor.read's decoder and options
-  (default beam search, unconstrained).
+  (default beam search, unconstrained). face_model: the Face Landmarker's bundle
+  (face_model.resolve), where the data set's tracker is the landmarker.
   """
   from extraction import facemesh
   from extraction import native_stderr
@@ -173,7 +182,7 @@ def predict_videos(
   # MediaPipe's and FFmpeg's own stderr lines are noise here; a bad video's reason is in its error.
   with (
     native_stderr.silenced(),
-    facemesh.FaceMeshTracker.from_settings(predictor.settings) as tracker,
+    facemesh.tracker_for_video(predictor.settings, face_model) as tracker,
   ):
     for path in videos:
       try:
@@ -261,6 +270,7 @@ def main(argv):
     model_dir=FLAGS.model or None,
     backend=FLAGS.backend,
     reading=flag_reading(),
+    face_model=FLAGS.face_model,
   )
   if FLAGS.json:
     print(json.dumps(results, indent=1))

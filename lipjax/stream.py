@@ -72,6 +72,12 @@ def define_flags() -> None:
   )
   flags.DEFINE_bool('json', False, 'Print one JSON object per word instead of text lines.')
   flags.DEFINE_bool('show', False, 'Draw the mouth graph and the top words in an OpenCV window.')
+  flags.DEFINE_string(
+    'face_model',
+    None,
+    "The Face Landmarker's bundle, face_landmarker.task, where the data set was extracted with "
+    'it. Default: $LIPJAX_FACE_MODEL, else the user cache, else one checked download.',
+  )
 
 
 # --- the model: a workdir (JAX) or an exported model (TensorFlow), both through predict ---------
@@ -434,14 +440,18 @@ def spot_file(
   threshold: float = 0.5,
   min_gap: float = 0.3,
   word_seconds: float = DEFAULT_WORD_SECONDS,
+  face_model: str | None = None,
 ):
-  """Runs a video file through the stream in-process; returns (hops, summary)."""
+  """Runs a video file through the stream in-process; returns (hops, summary).
+
+  face_model: the Face Landmarker's bundle (face_model.resolve), for a landmarker data set.
+  """
   from extraction import facemesh
 
   window = WindowStream(scorer, hop, threshold, min_gap, word_seconds)
   capture, _ = open_capture(path)
   hops = []
-  with facemesh.FaceMeshTracker.from_settings(scorer.settings) as tracker:
+  with facemesh.tracker_for_video(scorer.settings, face_model) as tracker:
     summary = run(file_frames(capture, window.fps), tracker, window, on_hop=hops.append)
   return hops, summary
 
@@ -520,7 +530,7 @@ def main(argv):
   with native_stderr.silenced():
     capture, live = open_capture(source)
     frames = LiveFrames(capture, window.fps) if live else file_frames(capture, window.fps)
-    with facemesh.FaceMeshTracker.from_settings(scorer.settings) as tracker:
+    with facemesh.tracker_for_video(scorer.settings, FLAGS.face_model) as tracker:
       summary = Summary(fps=window.fps, live=live)
       try:
         run(frames, tracker, window, on_hop, on_frame if display else None, summary)

@@ -44,12 +44,15 @@ PROGRAMS = [
     'experiments/bench_stream.py spotting',
     '--tolerance',
   ),
+  (['experiments/grid_trackers.py', 'track'], 'experiments/grid_trackers.py track', '--landmarks'),
+  (['experiments/grid_trackers.py', 'layout'], 'experiments/grid_trackers.py layout', '--tracks'),
+  (['experiments/grid_trackers.py', 'jitter'], 'experiments/grid_trackers.py jitter', '--tracks'),
 ] + [
   ([path], path, '--')
   for path in sorted(
     os.path.relpath(p, REPO) for p in glob.glob(os.path.join(REPO, 'experiments', '*.py'))
   )
-  if not path.endswith('bench_stream.py')
+  if not path.endswith(('bench_stream.py', 'grid_trackers.py'))  # programs of commands, above
 ]
 # One program of each kind runs in the fast tier; the sweep over the others is slow (~40 s).
 FAST = ('lipjax.diagnose', 'extraction', 'extraction.synthetic generate', 'experiments/ablate.py')

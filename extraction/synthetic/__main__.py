@@ -13,6 +13,7 @@ import sys
 from absl import flags
 
 from extraction import cli
+from extraction import face_model
 from extraction import schema
 from extraction.synthetic import contact_sheet
 from extraction.synthetic import dataset
@@ -73,6 +74,13 @@ def _define_settings_flags() -> None:
   flags.mark_flags_as_mutual_exclusive(['words', 'vocabulary_size'])
   flags.DEFINE_string(
     'faces', None, 'Folder of face photos, one identity each (default: built-in faces).'
+  )
+  flags.DEFINE_string(
+    'face_model',
+    None,
+    "The Face Landmarker's bundle, face_landmarker.task, that finds the faces to animate. "
+    f'Default: ${face_model.ENV_VAR}, else the user cache ({face_model.cache_path()}), else '
+    "downloaded once from MediaPipe's published URL and checked.",
   )
   flags.DEFINE_integer('seed', d.seed, 'Seed of every random draw (clips, speakers, splits).')
   flags.DEFINE_float('fps', d.fps, 'Frame rate of the videos.')
@@ -233,7 +241,13 @@ def generate(argv: list[str]) -> int:
   del argv  # takes no arguments
   cli.require('out')
   report = dataset.generate(
-    FLAGS.out, _settings(), FLAGS.faces, FLAGS.workers, _speech(), FLAGS.save_landmarks
+    FLAGS.out,
+    _settings(),
+    FLAGS.faces,
+    FLAGS.workers,
+    _speech(),
+    FLAGS.save_landmarks,
+    FLAGS.face_model,
   )
   for message in report['skipped_photos']:
     print(f'skipped: {message}', file=sys.stderr)
@@ -256,7 +270,7 @@ def sheet(argv: list[str]) -> None:
   contact_sheet.write_sheet(
     FLAGS.out,
     contact_sheet.make_sheet(
-      _settings(), FLAGS.faces, FLAGS.rows, FLAGS.step, _speech(), FLAGS.photo
+      _settings(), FLAGS.faces, FLAGS.rows, FLAGS.step, _speech(), FLAGS.photo, FLAGS.face_model
     ),
   )
   print(f'wrote {FLAGS.rows} clips as a contact sheet to {os.path.abspath(FLAGS.out)}')

@@ -60,10 +60,12 @@ def make_sheet(
   step: int,
   speech: running.RunningSpeech | None = None,
   photo: str | None = None,
+  face_model: str | None = None,
 ) -> np.ndarray:
   """Renders `rows` clips cycling through speakers and words; returns the sheet (BGR).
 
   photo: only that photo's speakers (one row each, in variant order, while they last).
+  face_model: the Face Landmarker's bundle (dataset.build_identities).
   """
   speech = speech or running.RunningSpeech()
   speech.check(settings.num_frames, settings.fps)
@@ -71,7 +73,7 @@ def make_sheet(
   lexicon = (
     lexicon_lib.context_lexicon(words, speech.lexicon_size) if speech.context_words else None
   )
-  identities, _, _ = dataset.build_identities(settings, faces_dir)
+  identities, _, _ = dataset.build_identities(settings, faces_dir, face_model)
   if photo is not None:
     identities = [i for i in identities if i.source == photo]
     if not identities:

@@ -46,6 +46,7 @@ import cv2
 import numpy as np
 import tqdm
 
+from extraction import face_model as face_model_lib
 from extraction import facemesh
 from extraction import grid
 from extraction import landmark_files
@@ -62,7 +63,8 @@ from extraction.synthetic import running
 DEFAULT_WORDS = ('BAT', 'PAT', 'MAT', 'FAN', 'VAN', 'CHEESE', 'MOON', 'WATCH', 'YES', 'SHOE')
 SPLITS = ('train', 'val', 'test')
 # Bumped when the same settings would generate a different set (the demo cache checks it).
-GENERATOR_VERSION = 4
+# 5: faces found by the Face Landmarker (IMAGE mode) instead of the legacy FaceMesh.
+GENERATOR_VERSION = 5
 MANIFEST_COLUMNS = ('path', 'label', 'split', 'speaker', 'start', 'end')
 SENTENCE_COLUMNS = ('path', 'split', 'speaker', 'frames', 'text')
 SENTENCES_DIR = 'sentences'
@@ -560,7 +562,7 @@ def plan_clips(
   return jobs
 
 
-_VARIATION_TRIES = 5  # draws of a variation before a speaker is given up (FaceMesh lost the face)
+_VARIATION_TRIES = 5  # draws of a variation before a speaker is given up (the face was lost)
 
 
 def _photos(settings: Settings, faces_dir: str | None) -> list[tuple[str, np.ndarray, str, str]]:
@@ -572,22 +574,24 @@ def _photos(settings: Settings, faces_dir: str | None) -> list[tuple[str, np.nda
 
 
 def build_identities(
-  settings: Settings, faces_dir: str | None
+  settings: Settings, faces_dir: str | None, face_model: str | None = None
 ) -> tuple[list[faces_lib.Identity], list[str], dict]:
-  """Finds faces (FaceMesh once each) and draws speakers from them.
+  """Finds faces (the Face Landmarker once each) and draws speakers from them.
 
   Returns (identities, skipped-photo messages, speaker -> variation). Variant 0 of
   each face is the photo as it was taken (with a speaking style of its own);
-  further variants draw everything (faces.sample_variation). A variation FaceMesh
+  further variants draw everything (faces.sample_variation). A variation the detector
   cannot find the face in is drawn again (up to _VARIATION_TRIES times). Built-in
-  faces: the seven photos, then the first `lfw_faces` LFW crops FaceMesh finds a
+  faces: the seven photos, then the first `lfw_faces` LFW crops it finds a
   face in (those it does not are skipped without a message; --faces ignores it).
+  face_model: the Face Landmarker's bundle; None: face_model.resolve finds it.
   """
   if not 0 <= settings.lfw_faces <= faces_lib.LFW_FACES:
     raise ValueError(f'--lfw_faces must be in [0, {faces_lib.LFW_FACES}], got {settings.lfw_faces}')
+  model_path = face_model_lib.resolve(face_model)
   # MediaPipe prints its start-up lines (glog) to file descriptor 2: kept off the terminal.
   with native_stderr.silenced():
-    detector = facemesh.FaceMeshDetector()
+    detector = facemesh.FaceLandmarkerDetector(model_path)
     try:
       identities, variations, skipped, lfw_found = [], {}, [], 0
       for name, photo, person, kind in _photos(settings, faces_dir):
@@ -621,7 +625,7 @@ def build_identities(
     finally:
       detector.close()
   if not identities:
-    raise ValueError('FaceMesh found no usable face in any photo: ' + '; '.join(skipped))
+    raise ValueError('the face landmarker found no usable face in any photo: ' + '; '.join(skipped))
   return identities, skipped, variations
 
 
@@ -759,7 +763,7 @@ class Progress:
   """An unfinished generate run's record, so that running it again goes on where it stopped.
 
   `out_dir/.generate-progress.jsonl`: the first line is the run's plan (generator
-  version, settings, running speech, faces), each further line the manifest row of
+  version, settings, running speech, faces, face model), each further line the manifest row of
   a clip whose video and transcript were both written. Every clip has its own seeded
   random stream (`clip_rng`), so a clip rendered after a restart is the clip an
   uninterrupted run makes, byte for byte. A record with another plan (or none) starts
@@ -870,12 +874,14 @@ def generate(
   workers: int | None = None,
   speech: running.RunningSpeech | None = None,
   save_landmarks: bool = False,
+  face_model: str | None = None,
 ) -> dict:
   """Generates the whole data set into out_dir; returns the generator.json contents.
 
   save_landmarks: also write where the renderer put each clip's 468 landmarks, beside its
   video (extraction/landmark_files.py), so `python -m extraction --landmarks file` can
   extract the set without FaceMesh.
+  face_model: the bundle of the Face Landmarker that finds the faces (build_identities).
   """
   speech = speech or running.RunningSpeech()
   words = tuple(w.upper() for w in settings.words)
@@ -891,7 +897,9 @@ def generate(
   lexicon = (
     lexicon_lib.context_lexicon(words, speech.lexicon_size) if speech.uses_lexicon() else None
   )
-  identities, skipped, variations = build_identities(settings, faces_dir)
+  face_model = face_model_lib.resolve(face_model)
+  face_model_sha256 = face_model_lib.digest(face_model)
+  identities, skipped, variations = build_identities(settings, faces_dir, face_model)
   person_of = {i.speaker: i.person for i in identities}
   split_of = assign_splits(person_of, settings, {i.person: i.kind for i in identities})
   jobs = plan_clips(settings, split_of, speech)
@@ -905,6 +913,8 @@ def generate(
     'running_speech': dataclasses.asdict(speech),
     'faces': None if faces_dir is None else os.path.abspath(faces_dir),
     'landmark_files': save_landmarks,
+    # The faces' landmarks, and so every frame, depend on the bundle that found them.
+    'face_model_sha256': face_model_sha256,
   }
   progress = Progress(out_dir, plan)
   todo = [job for job in jobs if job.relpath not in progress.rows]
@@ -950,6 +960,7 @@ def generate(
     'viseme_table': 'MPEG-4 visemes (ISO/IEC 14496-2); see extraction/synthetic/phonetics.py',
     **info,
     'generator_version': GENERATOR_VERSION,
+    'face_model_sha256': face_model_sha256,
     'speakers': {split: sorted(s for s, sp in split_of.items() if sp == split) for split in SPLITS},
     'people': {
       split: sorted({person_of[s] for s, sp in split_of.items() if sp == split}) for split in SPLITS

@@ -1,4 +1,4 @@
-"""Real face photos -> FaceMesh landmarks once -> speakers, each drawn as a person of their own.
+"""Real face photos -> face landmarks once -> speakers, each drawn as a person of their own.
 
 A `Face` is a square crop of one real photo with its 468 FaceMesh landmarks.
 An `Identity` (one speaker) is a face after a variation drawn for that speaker
@@ -6,8 +6,9 @@ An `Identity` (one speaker) is a face after a variation drawn for that speaker
 thickness, jaw length and width, mouth height, a turned head), appearance (skin
 tone, light, mirroring), camera (blur, resolution, noise, JPEG, distance) and
 speaking `Style` (articulation strength per channel, asymmetry, rate,
-coarticulation, mouth at rest, head motion). FaceMesh finds the landmarks once
-on the varied image, so the mouth rig starts from what FaceMesh sees.
+coarticulation, mouth at rest, head motion). The Face Landmarker (IMAGE mode) finds
+FaceMesh's 468 landmarks once on the varied image, so the mouth rig starts from what a
+tracker sees.
 
 Built-in faces come from installed packages, each photo of a `kind` (a sharp
 colour photo, a low-resolution video frame, a tiny grey LFW crop) that the
@@ -22,7 +23,7 @@ import cv2
 import numpy as np
 
 from extraction import roi
-from extraction.facemesh import FaceMeshDetector
+from extraction.facemesh import FaceLandmarkerDetector
 from extraction.synthetic import render
 
 CROP_SIZE = 256  # pixels; LRW's frame size
@@ -106,7 +107,7 @@ class Identity:
   speaker: str
   source: str  # the photo's name
   image: np.ndarray  # BGR uint8 [S, S, 3]
-  landmarks: np.ndarray  # [468, 2] pixels, found by FaceMesh on `image`
+  landmarks: np.ndarray  # [468, 2] pixels, found by the face landmarker on `image`
   blur_sigma: float  # px
   noise_sigma: float  # grey levels per frame
   jpeg_quality: int  # 100 = no JPEG stage
@@ -118,14 +119,14 @@ class Identity:
 
 
 class NoFaceError(ValueError):
-  """FaceMesh found no face in a photo."""
+  """The face landmarker found no face in a photo."""
 
 
-def crop_face(name: str, photo: np.ndarray, detector: FaceMeshDetector) -> Face:
+def crop_face(name: str, photo: np.ndarray, detector: FaceLandmarkerDetector) -> Face:
   """Returns the square face crop of a photo, landmarks found again on the crop."""
   landmarks = detector.landmarks(photo)
   if landmarks is None:
-    raise NoFaceError(f'{name}: FaceMesh found no face')
+    raise NoFaceError(f'{name}: no face found')
   lo, hi = landmarks.min(axis=0), landmarks.max(axis=0)
   center = 0.5 * (lo + hi)
   side = _FACE_SPAN * float(np.max(hi - lo))
@@ -142,7 +143,7 @@ def crop_face(name: str, photo: np.ndarray, detector: FaceMeshDetector) -> Face:
   )
   crop_landmarks = detector.landmarks(crop)
   if crop_landmarks is None:
-    raise NoFaceError(f'{name}: FaceMesh lost the face after cropping')
+    raise NoFaceError(f'{name}: the face was lost after cropping')
   return Face(name, crop, crop_landmarks)
 
 
@@ -254,7 +255,7 @@ def folder_photos(faces_dir: str) -> list[tuple[str, np.ndarray]]:
   return [(os.path.splitext(n)[0], _read_photo(os.path.join(faces_dir, n))) for n in names]
 
 
-def load_faces(photos, detector: FaceMeshDetector) -> tuple[list[Face], list[str]]:
+def load_faces(photos, detector: FaceLandmarkerDetector) -> tuple[list[Face], list[str]]:
   """Crops every photo to its face; returns (faces, one message per skipped photo)."""
   faces, skipped = [], []
   for name, photo in photos:
@@ -441,14 +442,14 @@ def vary_image(face: Face, variation: dict) -> np.ndarray:
 
 
 def make_identity(
-  face: Face, speaker: str, variation: dict, detector: FaceMeshDetector
+  face: Face, speaker: str, variation: dict, detector: FaceLandmarkerDetector
 ) -> Identity:
-  """Builds a speaker from a face and a variation; FaceMesh runs once on the result."""
+  """Builds a speaker from a face and a variation; the detector runs once on the result."""
   v = {**NO_VARIATION, **variation}
   image = vary_image(face, v)
   landmarks = detector.landmarks(image)
   if landmarks is None:
-    raise NoFaceError(f'{face.name}: FaceMesh lost the face after variation {variation}')
+    raise NoFaceError(f'{face.name}: the face was lost after variation {variation}')
   return Identity(
     speaker,
     face.name,

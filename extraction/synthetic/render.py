@@ -300,8 +300,9 @@ def warp_mesh(
   for index, triangle in enumerate(scaled):
     cv2.fillConvexPoly(ids, triangle, index, cv2.LINE_8, shift=4)
   chosen = table[ids]  # [ny, nx, 3, 2]
-  xs = (left + step * np.arange(nx, dtype=np.float32))[None, :, None]
-  ys = (top + step * np.arange(ny, dtype=np.float32))[:, None, None]
+  # float32 throughout, as cv2.remap needs (numpy 2 would widen to left's float64).
+  xs = (np.float32(left) + step * np.arange(nx, dtype=np.float32))[None, :, None]
+  ys = (np.float32(top) + step * np.arange(ny, dtype=np.float32))[:, None, None]
   coarse = xs * chosen[..., 0, :] + ys * chosen[..., 1, :] + chosen[..., 2, :]  # [ny, nx, 2]
   fine = _upsample(coarse, step)[step : step + y1 - y0 + 1, step : step + x1 - x0 + 1]
   out[y0 : y1 + 1, x0 : x1 + 1] = cv2.remap(

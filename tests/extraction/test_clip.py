@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from extraction import clip as clip_lib
+from extraction import face_model
 from extraction import facemesh
 
 
@@ -32,7 +33,7 @@ def test_speech_mask_after_the_cut_marks_the_hand_computed_frames(
   interval, first_frame, speech_frames
 ):
   del first_frame  # documents the hand computation
-  with facemesh.FaceMeshTracker() as tracker:
+  with facemesh.FaceLandmarkerTracker(face_model.resolve()) as tracker:
     arrays = clip_lib.extract_clip(
       carphone_path(), tracker, clip_lib.Settings(), intervals=[interval]
     )

@@ -60,13 +60,9 @@ def test_the_landmarker_tracks_a_talking_face_and_its_lips_move(frames):
   assert opening[:50].max() < 6 and opening[55:].max() > 12  # closed, then open
 
 
-def _has_legacy_facemesh():
-  import mediapipe
-
-  return hasattr(mediapipe, 'solutions')
-
-
-@pytest.mark.skipif(not _has_legacy_facemesh(), reason='mediapipe >= 1 has no legacy FaceMesh')
+@pytest.mark.skipif(
+  not facemesh.legacy_facemesh_installed(), reason='mediapipe >= 1 has no legacy FaceMesh'
+)
 def test_the_landmarker_places_the_mouth_where_facemesh_does(frames):
   clip = frames[30:]  # the mouth still, then opening
   new, _ = _tracked(clip)
@@ -271,6 +267,7 @@ def test_extraction_with_the_landmarker_reads_carphone_from_the_bundle_at_a_path
   from extraction import clip as clip_lib
   from extraction import pipeline
   from extraction import schema
+  from extraction import sources
 
   # Nothing to fall back on: the bundle must come from the path given, and no download is tried
   # (the URL points at a closed local port, so a download would fail the run).
@@ -290,8 +287,14 @@ def test_extraction_with_the_landmarker_reads_carphone_from_the_bundle_at_a_path
   assert recorded['face_model']['sha256'] == face_model.SHA256
   assert not os.path.exists(face_model.cache_path())
   # The legacy tracker's data set of the same clips is another data set: nothing is reused.
-  legacy = pipeline.run(root, out, workers=1, progress=False, settings=clip_lib.Settings())
-  assert legacy['frames_processed'] > 0
+  legacy_settings = clip_lib.Settings(landmarks=clip_lib.FACEMESH)
+  for clip in sources.discover(root):
+    assert pipeline.cache_key(clip, legacy_settings) != pipeline.cache_key(
+      clip, settings, face_model_sha256=face_model.SHA256
+    )
+  if facemesh.legacy_facemesh_installed():  # mediapipe < 1 runs it too
+    legacy = pipeline.run(root, out, workers=1, progress=False, settings=legacy_settings)
+    assert legacy['frames_processed'] > 0
 
 
 def test_a_corrupt_bundle_on_the_command_line_is_one_line_naming_it(tmp_path):

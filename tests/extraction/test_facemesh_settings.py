@@ -2,6 +2,7 @@
 
 from extraction_media import write_clip
 import numpy as np
+import pytest
 
 from extraction import clip as clip_lib
 from extraction import facemesh
@@ -13,8 +14,12 @@ from extraction import sources
 from extraction import transcripts
 from extraction.synthetic.faces import carphone_path
 
-REFINED = clip_lib.Settings(refine_landmarks=True)
-PLAIN = clip_lib.Settings(refine_landmarks=False)
+REFINED = clip_lib.Settings(landmarks=clip_lib.FACEMESH, refine_landmarks=True)
+PLAIN = clip_lib.Settings(landmarks=clip_lib.FACEMESH, refine_landmarks=False)
+# Tests that run the legacy FaceMesh, which mediapipe 1.x no longer has.
+legacy_facemesh = pytest.mark.skipif(
+  not facemesh.legacy_facemesh_installed(), reason='mediapipe >= 1 has no legacy FaceMesh'
+)
 
 
 def _read(data_dir, split):
@@ -24,6 +29,7 @@ def _read(data_dir, split):
   return {e['video_id']: e for e in source.__getitems__(range(len(source)))}
 
 
+@legacy_facemesh
 def test_refined_extraction_is_the_attention_models_and_is_recorded(tmp_path):
   corpus = str(tmp_path / 'corpus')
   write_clip(corpus, 'HELLO', 'train', 'HELLO_00001', 'Text: HELLO\nStart: 1.0\nEnd: 2.0\n')
@@ -83,6 +89,7 @@ def _carphone_frames(count=12):
   return np.stack(frames)
 
 
+@legacy_facemesh
 def test_mirror_average_is_the_mean_of_the_frames_and_their_flips_estimates():
   frames = _carphone_frames()
   flipped = np.ascontiguousarray(frames[:, :, ::-1])
@@ -105,11 +112,12 @@ def test_mirror_average_is_the_mean_of_the_frames_and_their_flips_estimates():
   assert np.abs(plain - averaged).max() > 0.1  # not the plain estimate
 
 
+@legacy_facemesh
 def test_mirror_averaged_extraction_is_recorded_and_cached_apart(tmp_path):
   corpus = str(tmp_path / 'corpus')
   write_clip(corpus, 'HELLO', 'train', 'HELLO_00001', 'Text: HELLO\nStart: 1.0\nEnd: 2.0\n')
   write_clip(corpus, 'THERE', 'test', 'THERE_00001', 'Text: THERE\nStart: 0.2\nEnd: 0.8\n')
-  settings = clip_lib.Settings(mirror_average=True)
+  settings = clip_lib.Settings(landmarks=clip_lib.FACEMESH, mirror_average=True)
   out = str(tmp_path / 'data')
   assert pipeline.run(corpus, out, workers=1, settings=settings, progress=False)['written'] == 2
   record = schema.DatasetMeta.load(out).extraction['settings']
@@ -121,7 +129,7 @@ def test_mirror_averaged_extraction_is_recorded_and_cached_apart(tmp_path):
     )
   (written,) = _read(out, 'train').values()
   np.testing.assert_array_equal(written['landmarks'][: len(arrays.landmarks)], arrays.landmarks)
-  single = clip_lib.Settings(mirror_average=False)
+  single = clip_lib.Settings(landmarks=clip_lib.FACEMESH, mirror_average=False)
   assert pipeline.cache_key(clip, settings) != pipeline.cache_key(clip, single)
 
 

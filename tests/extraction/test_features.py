@@ -11,11 +11,12 @@ from extraction import normalize
 def carphone_face():
   from extraction_media import carphone_path
 
+  from extraction import face_model
   from extraction import facemesh
   from extraction import video
 
   frames, _ = video.read_frames(carphone_path())
-  with facemesh.FaceMeshTracker() as tracker:
+  with facemesh.FaceLandmarkerTracker(face_model.resolve()) as tracker:
     points, detected = tracker.landmarks(frames[::4])
   return normalize.normalize_track(points, detected, 0.7)
 

