@@ -714,7 +714,10 @@ def test_demo_dataset_builds_within_its_budget(tmp_path):
 
   began = time.time()
   demo.build_demo_dataset(str(tmp_path / 'demo'), workers=2)
-  assert time.time() - began < DEMO_BUILD_BUDGET_S
+  # The budget is a time alone on the machine (.ci/run runs this test on its own, `-n 0`):
+  # beside other xdist workers on the same cores only the build itself is checked.
+  if int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1')) <= 1:
+    assert time.time() - began < DEMO_BUILD_BUDGET_S
   with open(tmp_path / 'demo' / 'extraction_report.json') as f:
     report = json.load(f)
   # 10 words x (89 training people x 1 + 16 held-out people x 3)
