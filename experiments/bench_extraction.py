@@ -34,7 +34,6 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 from extraction import cli
 from extraction import clip as clip_lib
-from extraction import face_model
 from extraction import facemesh
 from extraction import native_stderr
 from extraction import pipeline
@@ -118,9 +117,7 @@ def main(argv: list[str]) -> None:
   settings = clip_lib.Settings(max_frames=MAX_FRAMES, landmarks=FLAGS.landmarks)
   if settings.landmarks == clip_lib.FACEMESH and not facemesh.legacy_facemesh_installed():
     raise ValueError('--landmarks facemesh: the legacy FaceMesh needs mediapipe < 1')
-  face_model_path = (
-    face_model.resolve(FLAGS.face_model) if settings.landmarks == clip_lib.LANDMARKER else None
-  )
+  face_model_path = facemesh.bundle_for(settings, FLAGS.face_model)
   name = settings.landmarks
   median = lambda values: float(np.median(values))
   samples = {'unpinned': [], 'pinned': [], 'floor': [], 'cpu_ms': []}

@@ -33,7 +33,6 @@ import numpy as np
 
 from extraction import cli
 from extraction import clip as clip_lib
-from extraction import face_model
 from extraction import facemesh
 from extraction import grid
 from extraction import landmark_files
@@ -95,7 +94,7 @@ def track(argv) -> None:
   del argv
   cli.require('input', 'out')
   print(f'$ {shlex.join(["python", PROGRAM] + sys.argv[1:])}')
-  model_path = face_model.resolve(FLAGS.face_model) if FLAGS.landmarks == 'landmarker' else None
+  model_path = facemesh.bundle_for(clip_lib.Settings(landmarks=FLAGS.landmarks), FLAGS.face_model)
   videos, _ = grid.find(FLAGS.input)
   jobs = [
     (path, os.path.join(FLAGS.out, speaker, name + '.npz'))

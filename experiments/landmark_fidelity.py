@@ -36,7 +36,6 @@ import numpy as np
 from extraction import cli
 from extraction import clip as clip_lib
 from extraction import demo
-from extraction import face_model
 from extraction import facemesh
 from extraction import native_stderr
 from extraction import normalize
@@ -131,14 +130,13 @@ def sweep(
 
 
 def _tracker():
-  """The tracker the flags describe (extraction.facemesh.tracker_for)."""
+  """The tracker the flags describe, its bundle resolved (facemesh.tracker_for_video)."""
   settings = clip_lib.Settings(
     landmarks=FLAGS.landmarks,
     refine_landmarks=FLAGS.refine_landmarks,
     mirror_average=FLAGS.mirror_average,
   )
-  path = face_model.resolve(FLAGS.face_model) if FLAGS.landmarks == clip_lib.LANDMARKER else None
-  return facemesh.tracker_for(settings, path)
+  return facemesh.tracker_for_video(settings, FLAGS.face_model)
 
 
 def define_flags() -> None:

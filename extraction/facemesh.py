@@ -381,14 +381,18 @@ def tracker_for(settings, face_model_path: str | None = None):
   return None
 
 
+def bundle_for(settings, face_model_path: str | None = None) -> str | None:
+  """The Face Landmarker bundle the settings need (face_model.resolve), or None (another source)."""
+  return face_model.resolve(face_model_path) if settings.landmarks == 'landmarker' else None
+
+
 def tracker_for_video(settings, face_model_path: str | None = None):
   """The tracker that reads a new video as a data set's landmarks were found (predict, stream).
 
   settings: the data set's recorded extraction settings as a video is read with them
-  (clip.Settings.for_video). The landmarker's bundle: face_model.resolve(face_model_path).
+  (clip.Settings.for_video). The landmarker's bundle: bundle_for(settings, face_model_path).
   """
-  landmarker = settings.landmarks == 'landmarker'
-  return tracker_for(settings, face_model.resolve(face_model_path) if landmarker else None)
+  return tracker_for(settings, bundle_for(settings, face_model_path))
 
 
 class FaceLandmarkerDetector:
